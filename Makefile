@@ -1,0 +1,76 @@
+# dbpool -- a host-wide connection cap for SQLite.
+#
+#   make            build everything into build/
+#   make test       build and run the test suite (what CI runs)
+#   make bench      print benchmark figures (ratios measured in one run)
+#   make clean
+#
+# Respects CC, CFLAGS, LDFLAGS, PREFIX, DESTDIR. SANITIZE=address,undefined or
+# SANITIZE=thread builds everything with that sanitizer (into build-<name>/).
+
+VERSION := $(shell cat VERSION)
+PREFIX ?= /usr/local
+CC ?= cc
+CFLAGS ?= -O2 -g
+LDFLAGS ?=
+PYTHON ?= /usr/bin/python3
+
+ifdef SANITIZE
+B ?= build-$(firstword $(subst $(comma), ,$(SANITIZE)))
+SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+else
+B ?= build
+SAN_FLAGS :=
+endif
+comma := ,
+
+MACHINE := $(shell $(CC) -dumpmachine)
+ifneq (,$(findstring x86_64,$(MACHINE)))
+ARCH_FLAGS := -mcx16
+endif
+
+WARN := -Wall -Wextra -Werror
+BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) -fPIC -fvisibility=hidden -pthread \
+  -Iinclude $(ARCH_FLAGS) $(SAN_FLAGS) -DDBPOOL_VERSION='"$(VERSION)"'
+LIB_CFLAGS := $(BASE_CFLAGS) -DDBPOOL_BUILDING
+ALL_LDFLAGS := -pthread $(SAN_FLAGS) $(LDFLAGS)
+
+COORD_SRC := $(sort $(wildcard coordinator/*.c))
+LIB_OBJ := $(COORD_SRC:%.c=$(B)/lib/%.o)
+
+TEST_SRC := $(sort $(wildcard tests/coord/*.c))
+TEST_BIN := $(TEST_SRC:tests/coord/%.c=$(B)/tests/%)
+TEST_UTIL := tests/lib/testutil.h
+
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
+
+.PHONY: all test bench clean check-sanitizers
+all: $(B)/libdbpool.a $(TEST_BIN) $(BENCH_BIN)
+
+$(B)/lib/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/libdbpool.a: $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/tests/%: tests/coord/%.c $(B)/libdbpool.a $(TEST_UTIL)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -Itests/lib $(CFLAGS) $< -o $@ $(B)/libdbpool.a $(ALL_LDFLAGS)
+
+$(B)/bench/%: bench/%.c $(B)/libdbpool.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $< -o $@ $(B)/libdbpool.a $(ALL_LDFLAGS)
+
+test: all
+	B=$(B) PYTHON=$(PYTHON) tests/run.sh
+
+bench: all
+	B=$(B) bench/run.sh
+
+clean:
+	rm -rf build build-*
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

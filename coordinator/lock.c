@@ -1,0 +1,102 @@
+/*
+** lock.c -- the pool's robust process-shared mutex, and recovery when the
+** process holding it died.
+**
+** Everything the lock guards is either written with the gate's helping
+** protocol or can be rebuilt from the records: the wait queue (records in
+** WAITING state, ordered by ticket), the free-record stack (unowned records),
+** per-process record counts and the count of held slots. So recovery does
+** not need to know what the dead owner was doing: it rebuilds.
+*/
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+
+#include "internal.h"
+
+int dbp_lock(dbpool_coord *c, int64_t deadline_mono_ns)
+{
+  int rc;
+  if (deadline_mono_ns < 0) {
+    rc = pthread_mutex_lock(&c->hdr->lock);
+  } else {
+    struct timespec ts = dbp_ts(deadline_mono_ns);
+    rc = pthread_mutex_clocklock(&c->hdr->lock, CLOCK_MONOTONIC, &ts);
+  }
+  if (rc == 0) return 0;
+  if (rc == EOWNERDEAD) {
+    dbp_recover(c);
+    pthread_mutex_consistent(&c->hdr->lock);
+    return 0;
+  }
+  if (rc == ETIMEDOUT) return -ETIMEDOUT;
+  if (rc == ENOTRECOVERABLE)
+    return dbp_err(-ENOTRECOVERABLE,
+                   "dbpool: the lock of pool %s is unrecoverable; remove the "
+                   "pool (dbpoolctl rm --force)", c->name);
+  return dbp_err(-EBADMSG, "dbpool: the lock of pool %s is corrupt (%s)",
+                 c->name, strerror(rc));
+}
+
+void dbp_unlock(dbpool_coord *c) { pthread_mutex_unlock(&c->hdr->lock); }
+
+static bool owner_live(dbpool_coord *c, uint32_t owner)
+{
+  return owner >= 1 && owner <= DBP_PROCESSES &&
+         atomic_load(&c->procs[owner - 1].state) == PROC_LIVE;
+}
+
+void dbp_recover(dbpool_coord *c)
+{
+  dbp_header *h = c->hdr;
+  /* Freeze the fast paths so that the gate changes only here. */
+  dbp_gate_set_flags(c, G_SLOW, 0);
+  dbp_gate g = dbp_gate_load(h);
+  dbp_gate_help(c, g);
+
+  if (h->reclaim_journal_seq && g.seq >= h->reclaim_journal_seq &&
+      atomic_load(&h->total_reclaimed) < h->reclaim_journal_after)
+    atomic_store(&h->total_reclaimed, h->reclaim_journal_after);
+  h->reclaim_journal_seq = 0;
+
+  if (h->record_hwm > DBP_RECORDS) h->record_hwm = DBP_RECORDS;
+  if (h->process_hwm > DBP_PROCESSES) h->process_hwm = DBP_PROCESSES;
+  for (uint32_t p = 0; p < DBP_PROCESSES; p++) c->procs[p].n_records = 0;
+
+  h->free_head = DBP_REC_NONE;
+  for (uint32_t i = h->record_hwm; i-- > 0;) {
+    dbp_record *r = &c->recs[i];
+    uint32_t owner = atomic_load(&r->owner);
+    if (owner_live(c, owner)) {
+      c->procs[owner - 1].n_records++;
+      continue;
+    }
+    /* Owned by no live process entry: give back whatever it held. */
+    if (REC_STATE(atomic_load(&r->word)) != REC_FREE)
+      dbp_reclaim_record_locked(c, i, true);
+    atomic_store(&r->owner, 0);
+    r->free_next = h->free_head;
+    h->free_head = i;
+  }
+  dbp_queue_rebuild(c);
+
+  /* The gate's count must equal the HELD records; repair garbage. */
+  unsigned held = 0;
+  for (uint32_t i = 0; i < h->record_hwm; i++)
+    held += REC_STATE(atomic_load(&c->recs[i].word)) == REC_HELD;
+  g = dbp_gate_load(h);
+  while (g_active(g.bits) != held) {
+    dbp_gate n = {.seq = g.seq, .bits = g_with(g.bits, G_ACTIVE_SHIFT, held)};
+    if (dbp_gate_cas(h, &g, n)) break;
+  }
+  if (g_max(g.bits) < 1 || g_max(g.bits) > DBPOOL_MAX_CONNECTIONS_LIMIT) {
+    dbp_gate n = {.seq = g.seq, .bits = g_with(g.bits, G_MAX_SHIFT, 1)};
+    while (!dbp_gate_cas(h, &g, n))
+      n = (dbp_gate){.seq = g.seq, .bits = g_with(g.bits, G_MAX_SHIFT, 1)};
+  }
+
+  uint32_t woken[64];
+  unsigned n = dbp_grant_waiters(c, woken, 64);
+  dbp_update_slow(c);
+  dbp_wake_records(c, woken, n);
+}

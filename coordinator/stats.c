@@ -1,0 +1,212 @@
+/*
+** stats.c -- keeping and reading the pool's statistics (shown elsewhere: the
+** extension's pool_stats, dbpoolctl).
+**
+** Nothing here adds work to the fast path. The gate's 64-bit sequence number
+** counts every acquire and release, and its active field the difference, so
+** total_acquired = (seq + active) / 2 and all releases = (seq - active) / 2,
+** exact and consistent with each other at every instant, for free. Waits are
+** recorded by waiters after they wake (atomics, no lock) in a log-linear
+** histogram: 8 buckets per power of two (at most 12.5% wide) from 1 us up;
+** acquires that did not wait are bucket 0, derived as the remainder.
+*/
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define HIST_SUB_BITS 3
+#define HIST_FIRST_EXP 10 /* bucket 1 starts at 2^10 ns */
+
+unsigned dbp_hist_bucket(uint64_t ns)
+{
+  if (ns < (UINT64_C(1) << HIST_FIRST_EXP)) return 0;
+  unsigned e = 63u - (unsigned)__builtin_clzll(ns);
+  unsigned sub = (unsigned)(ns >> (e - HIST_SUB_BITS)) & ((1u << HIST_SUB_BITS) - 1);
+  unsigned b = 1 + ((e - HIST_FIRST_EXP) << HIST_SUB_BITS) + sub;
+  return b < DBPOOL_HIST_BUCKETS ? b : DBPOOL_HIST_BUCKETS - 1;
+}
+
+uint64_t dbpool_hist_lower_ns(unsigned b)
+{
+  if (b == 0) return 0;
+  if (b > DBPOOL_HIST_BUCKETS) b = DBPOOL_HIST_BUCKETS;
+  unsigned e = HIST_FIRST_EXP + ((b - 1) >> HIST_SUB_BITS);
+  unsigned sub = (b - 1) & ((1u << HIST_SUB_BITS) - 1);
+  return (uint64_t)((1u << HIST_SUB_BITS) + sub) << (e - HIST_SUB_BITS);
+}
+
+void dbp_record_wait(dbp_header *h, uint64_t ns)
+{
+  atomic_fetch_add_explicit(&h->total_wait_ns, ns, memory_order_relaxed);
+  atomic_fetch_add_explicit(&h->hist[dbp_hist_bucket(ns)], 1, memory_order_relaxed);
+  uint64_t m = atomic_load_explicit(&h->max_wait_ns, memory_order_relaxed);
+  while (ns > m && !atomic_compare_exchange_weak(&h->max_wait_ns, &m, ns)) {
+  }
+}
+
+static void totals(dbp_gate g, uint64_t *acquired, uint64_t *released_all)
+{
+  uint64_t active = g_active(g.bits);
+  *acquired = (g.seq + active) / 2;
+  *released_all = g.seq >= active ? (g.seq - active) / 2 : 0;
+}
+
+int dbpool_coord_histogram(dbpool_coord *c, uint64_t *counts)
+{
+  if (!c || !counts) return dbp_err(-EINVAL, "dbpool: histogram: NULL argument");
+  uint64_t acquired, rel, waited = 0;
+  totals(dbp_gate_snapshot(c->hdr), &acquired, &rel);
+  for (unsigned b = 1; b < DBPOOL_HIST_BUCKETS; b++) {
+    counts[b] = atomic_load_explicit(&c->hdr->hist[b], memory_order_relaxed);
+    waited += counts[b];
+  }
+  counts[0] = acquired > waited ? acquired - waited : 0;
+  return 0;
+}
+
+/* The wait below which a fraction q of all acquires fell: the middle of the
+** bucket holding that rank, never above the largest wait seen. */
+static uint64_t percentile(const uint64_t *counts, uint64_t total, double q,
+                           uint64_t max_ns)
+{
+  if (total == 0) return 0;
+  uint64_t rank = (uint64_t)(q * (double)total + 0.999999), seen = 0;
+  if (rank == 0) rank = 1;
+  for (unsigned b = 0; b < DBPOOL_HIST_BUCKETS; b++) {
+    seen += counts[b];
+    if (seen < rank) continue;
+    if (b == 0) return 0;
+    uint64_t lo = dbpool_hist_lower_ns(b), hi = dbpool_hist_lower_ns(b + 1);
+    uint64_t mid = lo + (hi - lo) / 2;
+    return mid < max_ns ? mid : max_ns;
+  }
+  return max_ns;
+}
+
+int dbpool_coord_stats(dbpool_coord *c, dbpool_stats *out)
+{
+  if (!c || !out) return dbp_err(-EINVAL, "dbpool: stats: NULL argument");
+  dbp_header *h = c->hdr;
+  memset(out, 0, sizeof *out);
+  dbp_gate g = dbp_gate_snapshot(h);
+  uint64_t released_all;
+  totals(g, &out->total_acquired, &released_all);
+  out->max_connections = g_max(g.bits);
+  out->active = g_active(g.bits);
+  out->peak_active = g_peak(g.bits);
+  out->paused = (g.bits & G_PAUSED) != 0;
+  out->waiting = atomic_load(&h->n_waiting);
+  out->acquire_timeout_ms = atomic_load(&h->acquire_timeout_ms);
+  out->total_reclaimed = atomic_load(&h->total_reclaimed);
+  out->total_released = released_all > out->total_reclaimed
+                            ? released_all - out->total_reclaimed : 0;
+  out->total_timeouts = atomic_load(&h->total_timeouts);
+  out->total_wait_ns = atomic_load(&h->total_wait_ns);
+  out->max_wait_ns = atomic_load(&h->max_wait_ns);
+  out->created_at_ns = h->created_ns;
+  out->processes = (uint32_t)dbp_live_process_count(c, true);
+
+  uint32_t hwm = atomic_load(&h->record_hwm);
+  if (hwm > DBP_RECORDS) hwm = DBP_RECORDS;
+  for (uint32_t i = 0; i < hwm; i++) {
+    dbp_record *r = &c->recs[i];
+    if (REC_STATE(atomic_load(&r->word)) == REC_HELD &&
+        (atomic_load_explicit(&r->flags, memory_order_relaxed) & REC_FLAG_IDLE))
+      out->idle++;
+  }
+
+  uint64_t *counts = malloc(DBPOOL_HIST_BUCKETS * sizeof *counts);
+  if (!counts) return dbp_err(-ENOMEM, "dbpool: stats: out of memory");
+  dbpool_coord_histogram(c, counts);
+  uint64_t total = 0;
+  for (unsigned b = 0; b < DBPOOL_HIST_BUCKETS; b++) total += counts[b];
+  out->p50_wait_ns = percentile(counts, total, 0.50, out->max_wait_ns);
+  out->p95_wait_ns = percentile(counts, total, 0.95, out->max_wait_ns);
+  out->p99_wait_ns = percentile(counts, total, 0.99, out->max_wait_ns);
+  free(counts);
+  return 0;
+}
+
+typedef struct { uint64_t ticket; dbpool_holder_info info; } waiter_row;
+
+static int by_ticket(const void *a, const void *b)
+{
+  const waiter_row *x = a, *y = b;
+  return x->ticket < y->ticket ? -1 : x->ticket > y->ticket;
+}
+
+static void fill_info(dbpool_coord *c, uint32_t i, dbpool_holder_state state,
+                      dbpool_holder_info *o)
+{
+  dbp_record *r = &c->recs[i];
+  memset(o, 0, sizeof *o);
+  o->slot = i;
+  o->state = state;
+  o->tid = atomic_load_explicit(&r->tid, memory_order_relaxed);
+  o->since_ns = atomic_load_explicit(&r->since_ns, memory_order_relaxed);
+  dbp_label_load(r->label, DBP_LABEL_WORDS, o->label);
+  uint32_t owner = atomic_load(&r->owner);
+  if (owner >= 1 && owner <= DBP_PROCESSES) {
+    dbp_process *p = &c->procs[owner - 1];
+    o->pid = atomic_load(&p->pid);
+    dbp_label_load(p->comm, DBP_COMM_WORDS, o->process);
+  }
+}
+
+int dbpool_coord_holders(dbpool_coord *c, dbpool_holder_info *buf, size_t cap)
+{
+  if (!c || (cap && !buf)) return dbp_err(-EINVAL, "dbpool: holders: NULL argument");
+  uint32_t hwm = atomic_load(&c->hdr->record_hwm);
+  if (hwm > DBP_RECORDS) hwm = DBP_RECORDS;
+  size_t n = 0, nw = 0;
+  waiter_row *w = malloc((size_t)hwm * sizeof *w + 1);
+  if (!w) return dbp_err(-ENOMEM, "dbpool: holders: out of memory");
+  for (uint32_t i = 0; i < hwm; i++) {
+    dbp_record *r = &c->recs[i];
+    unsigned st = REC_STATE(atomic_load_explicit(&r->word, memory_order_acquire));
+    if (st == REC_HELD) {
+      dbpool_holder_state hs =
+          (atomic_load_explicit(&r->flags, memory_order_relaxed) & REC_FLAG_IDLE)
+              ? DBPOOL_HOLDER_IDLE : DBPOOL_HOLDER_ACTIVE;
+      if (n < cap) fill_info(c, i, hs, &buf[n]);
+      n++;
+    } else if (st == REC_WAITING) {
+      w[nw].ticket = atomic_load_explicit(&r->ticket, memory_order_relaxed);
+      fill_info(c, i, DBPOOL_HOLDER_WAITING, &w[nw].info);
+      nw++;
+    }
+  }
+  qsort(w, nw, sizeof *w, by_ticket);
+  for (size_t k = 0; k < nw; k++, n++)
+    if (n < cap) buf[n] = w[k].info;
+  free(w);
+  return n > (size_t)0x7fffffff ? 0x7fffffff : (int)n;
+}
+
+unsigned dbpool_coord_waiting(const dbpool_coord *c)
+{
+  return c ? atomic_load_explicit(&c->hdr->n_waiting, memory_order_acquire) : 0;
+}
+
+int dbpool_coord_wait_for_waiter(dbpool_coord *c, int timeout_ms)
+{
+  if (!c) return 0;
+  dbp_header *h = c->hdr;
+  if (atomic_load(&h->n_waiting) > 0) return 1;
+  if (timeout_ms == 0 || c->readonly) return 0;
+  int64_t deadline = timeout_ms < 0 ? -1 : dbp_mono_ns() + (int64_t)timeout_ms * 1000000;
+  atomic_fetch_add(&h->event_listeners, 1);
+  int someone = 0;
+  for (;;) {
+    uint32_t v = atomic_load(&h->waiter_event);
+    if ((someone = atomic_load(&h->n_waiting) > 0)) break;
+    if (dbp_futex_wait(&h->waiter_event, v, deadline) == -ETIMEDOUT) {
+      someone = atomic_load(&h->n_waiting) > 0;
+      break;
+    }
+  }
+  atomic_fetch_sub(&h->event_listeners, 1);
+  return someone;
+}

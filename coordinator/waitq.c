@@ -1,0 +1,324 @@
+/*
+** waitq.c -- the slow paths: the FIFO wait queue, grants and timeouts.
+**
+** A waiter queues its own record (state WAITING, a ticket from next_ticket)
+** under the lock, sets the gate's SLOW flag, and sleeps on the record's wake
+** futex. Whoever frees a slot while SLOW is set (a release, a raised limit, a
+** resume, a reap) grants it to the queue's head under the lock: a gate
+** "acquire" op on the waiter's record, then a wake. The waiter never needs
+** the lock to learn it was granted; it needs it only to leave the queue on
+** timeout. Waiters wake every DBP_POLL_MS to reclaim slots of dead
+** processes, so a dead holder costs them at most that much.
+*/
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+static void q_append(dbpool_coord *c, uint32_t i)
+{
+  dbp_header *h = c->hdr;
+  dbp_record *r = &c->recs[i];
+  r->q_next = DBP_REC_NONE;
+  r->q_prev = h->q_tail;
+  if (dbp_rec_ok(h->q_tail))
+    c->recs[h->q_tail].q_next = i;
+  else
+    h->q_head = i;
+  h->q_tail = i;
+  atomic_fetch_add(&h->n_waiting, 1);
+}
+
+/* Unlink record i, whose state the caller has already moved out of
+** WAITING. Links that do not check out (garbage, or a dead lock holder's
+** half-done edit) make us rebuild the queue from the records instead. */
+void dbp_queue_remove(dbpool_coord *c, uint32_t i)
+{
+  dbp_header *h = c->hdr;
+  dbp_record *r = &c->recs[i];
+  uint32_t prev = r->q_prev, next = r->q_next;
+  bool ok = (h->q_head == i) ? !dbp_rec_ok(prev)
+                             : (dbp_rec_ok(prev) && c->recs[prev].q_next == i);
+  ok = ok && ((h->q_tail == i) ? !dbp_rec_ok(next)
+                               : (dbp_rec_ok(next) && c->recs[next].q_prev == i));
+  if (!ok || atomic_load(&h->n_waiting) == 0) {
+    dbp_queue_rebuild(c);
+    return;
+  }
+  if (dbp_rec_ok(prev)) c->recs[prev].q_next = next; else h->q_head = next;
+  if (dbp_rec_ok(next)) c->recs[next].q_prev = prev; else h->q_tail = prev;
+  r->q_prev = r->q_next = DBP_REC_NONE;
+  atomic_fetch_sub(&h->n_waiting, 1);
+}
+
+typedef struct { uint64_t ticket; uint32_t idx; } q_entry;
+
+static int by_ticket(const void *a, const void *b)
+{
+  const q_entry *x = a, *y = b;
+  if (x->ticket != y->ticket) return x->ticket < y->ticket ? -1 : 1;
+  return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Relink the queue from the WAITING records, in ticket order. */
+void dbp_queue_rebuild(dbpool_coord *c)
+{
+  dbp_header *h = c->hdr;
+  uint32_t hwm = h->record_hwm < DBP_RECORDS ? h->record_hwm : DBP_RECORDS;
+  unsigned n = 0;
+  for (uint32_t i = 0; i < hwm; i++)
+    n += REC_STATE(atomic_load(&c->recs[i].word)) == REC_WAITING;
+  h->q_head = h->q_tail = DBP_REC_NONE;
+  atomic_store(&h->n_waiting, 0);
+  q_entry *e = n ? malloc(n * sizeof *e) : NULL;
+  unsigned k = 0;
+  uint64_t max_ticket = 0;
+  for (uint32_t i = 0; i < hwm && k < n; i++) {
+    dbp_record *r = &c->recs[i];
+    if (REC_STATE(atomic_load(&r->word)) != REC_WAITING) continue;
+    uint64_t t = atomic_load(&r->ticket);
+    if (t > max_ticket) max_ticket = t;
+    if (e) e[k] = (q_entry){t, i};
+    else q_append(c, i); /* no memory: index order beats losing waiters */
+    k++;
+  }
+  if (e) {
+    qsort(e, k, sizeof *e, by_ticket);
+    for (unsigned j = 0; j < k; j++) q_append(c, e[j].idx);
+    free(e);
+  }
+  if (h->next_ticket <= max_ticket) h->next_ticket = max_ticket + 1;
+}
+
+/* Under the lock: SLOW is set exactly while someone waits or the pool is
+** paused or removed. */
+void dbp_update_slow(dbpool_coord *c)
+{
+  dbp_gate g = dbp_gate_load(c->hdr);
+  bool want = atomic_load(&c->hdr->n_waiting) > 0 ||
+              (g.bits & (G_PAUSED | G_REMOVED));
+  if (want)
+    dbp_gate_set_flags(c, G_SLOW, 0);
+  else
+    dbp_gate_set_flags(c, 0, G_SLOW);
+}
+
+void dbp_wake_records(dbpool_coord *c, const uint32_t *idx, unsigned n)
+{
+  for (unsigned k = 0; k < n; k++)
+    if (dbp_rec_ok(idx[k])) dbp_futex_wake(&c->recs[idx[k]].wake, INT_MAX);
+}
+
+/* Under the lock, with SLOW set whenever the queue is not empty: give free
+** slots to the queue's head, in order. Records to wake after unlocking go to
+** woken (up to cap; the rest are woken at once). Returns how many are in
+** woken. */
+unsigned dbp_grant_waiters(dbpool_coord *c, uint32_t *woken, unsigned cap)
+{
+  dbp_header *h = c->hdr;
+  unsigned n = 0, guard = 0;
+  while (atomic_load(&h->n_waiting) > 0 && guard++ < 2 * DBP_RECORDS) {
+    dbp_gate g = dbp_gate_load(h);
+    if ((g.bits & (G_PAUSED | G_REMOVED)) || g_active(g.bits) >= g_max(g.bits))
+      break;
+    uint32_t w = h->q_head;
+    if (!dbp_rec_ok(w) ||
+        REC_STATE(atomic_load(&c->recs[w].word)) != REC_WAITING) {
+      dbp_queue_rebuild(c);
+      continue;
+    }
+    dbp_gate_help(c, g);
+    dbp_gate ng = dbp_gate_op(g, w, false);
+    if (!dbp_gate_cas(h, &g, ng)) continue;
+    dbp_record *r = &c->recs[w];
+    atomic_store(&r->since_ns, dbp_real_coarse_ns());
+    atomic_store_explicit(&r->word, REC_WORD(REC_HELD, ng.seq),
+                          memory_order_release);
+    dbp_queue_remove(c, w);
+    atomic_fetch_add_explicit(&r->wake, 1, memory_order_release);
+    if (n < cap)
+      woken[n++] = w;
+    else
+      dbp_futex_wake(&r->wake, INT_MAX);
+  }
+  return n;
+}
+
+static int64_t deadline_of(int64_t start, int timeout_ms)
+{
+  return timeout_ms < 0 ? -1 : start + (int64_t)timeout_ms * 1000000;
+}
+
+static int timed_out(dbpool_holder *hd, int64_t start, bool tried_once)
+{
+  dbpool_coord *c = hd->c;
+  dbp_gate g = dbp_gate_snapshot(c->hdr);
+  long long waited = (dbp_mono_ns() - start) / 1000000;
+  return dbp_err(tried_once ? -EAGAIN : -ETIMEDOUT,
+                 "dbpool: all %u connections to %s are in use (waited %lld ms)",
+                 g_max(g.bits), c->path, waited);
+}
+
+static void notify_waiter_listeners(dbp_header *h)
+{
+  atomic_fetch_add(&h->waiter_event, 1);
+  if (atomic_load(&h->event_listeners) > 0)
+    dbp_futex_wake(&h->waiter_event, INT_MAX);
+}
+
+/* Leave the queue (timeout, or the pool was removed). Returns 0 if the slot
+** was granted before we got the lock: then we keep it. */
+static int leave_queue(dbpool_holder *hd, bool count_timeout)
+{
+  dbpool_coord *c = hd->c;
+  dbp_record *r = hd->rec;
+  int rc = dbp_lock(c, -1);
+  if (rc) return rc;
+  uint64_t w = atomic_load(&r->word);
+  if (REC_STATE(w) == REC_HELD) {
+    dbp_unlock(c);
+    return 0;
+  }
+  if (REC_STATE(w) == REC_WAITING) {
+    atomic_store(&r->word, REC_WORD(REC_FREE, REC_SEQ(w)));
+    dbp_queue_remove(c, hd->idx);
+  }
+  if (count_timeout) atomic_fetch_add(&c->hdr->total_timeouts, 1);
+  uint32_t woken[16];
+  unsigned n = dbp_grant_waiters(c, woken, 16);
+  dbp_update_slow(c);
+  dbp_unlock(c);
+  dbp_wake_records(c, woken, n);
+  return 1;
+}
+
+int dbp_acquire_slow(dbpool_holder *hd, int timeout_ms)
+{
+  dbpool_coord *c = hd->c;
+  dbp_header *h = c->hdr;
+  dbp_record *r = hd->rec;
+  int64_t start = dbp_mono_ns();
+  if (timeout_ms == DBPOOL_TIMEOUT_DEFAULT) {
+    timeout_ms = atomic_load(&h->acquire_timeout_ms);
+    if (timeout_ms < 0 || timeout_ms > DBPOOL_ACQUIRE_TIMEOUT_LIMIT)
+      timeout_ms = DBPOOL_ACQUIRE_TIMEOUT_LIMIT;
+  }
+  int64_t deadline = deadline_of(start, timeout_ms);
+
+  int rc = dbp_lock(c, deadline);
+  if (rc == -ETIMEDOUT) {
+    atomic_fetch_add(&h->total_timeouts, 1);
+    return timed_out(hd, start, false);
+  }
+  if (rc) return rc;
+  for (;;) {
+    dbp_gate g = dbp_gate_load(h);
+    dbp_gate_help(c, g);
+    if (g.bits & G_REMOVED) {
+      dbp_unlock(c);
+      return dbp_err(-ESTALE, "dbpool: pool %s of %s was removed; reopen it",
+                     c->name, c->path);
+    }
+    if (!(g.bits & G_PAUSED) && atomic_load(&h->n_waiting) == 0 &&
+        g_active(g.bits) < g_max(g.bits)) {
+      dbp_gate n = dbp_gate_op(g, hd->idx, false);
+      if (!dbp_gate_cas(h, &g, n)) continue;
+      atomic_store_explicit(&r->word, REC_WORD(REC_HELD, n.seq),
+                            memory_order_release);
+      dbp_unlock(c);
+      hd->held = true;
+      return 0;
+    }
+    if (timeout_ms == 0) {
+      atomic_fetch_add(&h->total_timeouts, 1);
+      dbp_unlock(c);
+      return timed_out(hd, start, true);
+    }
+    if (g.bits & G_SLOW) break;
+    dbp_gate n = {.seq = g.seq, .bits = g.bits | G_SLOW};
+    if (dbp_gate_cas(h, &g, n)) break;
+  }
+
+  /* Queue up. */
+  uint64_t w = atomic_load(&r->word);
+  atomic_store(&r->ticket, h->next_ticket++);
+  atomic_store(&r->since_ns, dbp_real_coarse_ns());
+  atomic_store_explicit(&r->word, REC_WORD(REC_WAITING, REC_SEQ(w)),
+                        memory_order_release);
+  q_append(c, hd->idx);
+  hd->waiting = true;
+  dbp_unlock(c);
+  notify_waiter_listeners(h);
+
+  for (;;) {
+    uint32_t v = atomic_load_explicit(&r->wake, memory_order_acquire);
+    if (REC_STATE(atomic_load_explicit(&r->word, memory_order_acquire)) ==
+        REC_HELD)
+      break;
+    bool removed = dbp_gate_snapshot(h).bits & G_REMOVED;
+    int64_t now = dbp_mono_ns();
+    if (removed || (deadline >= 0 && now >= deadline)) {
+      rc = leave_queue(hd, !removed);
+      if (rc == 0) break; /* granted just in time */
+      hd->waiting = false;
+      if (rc < 0) return rc;
+      if (removed)
+        return dbp_err(-ESTALE, "dbpool: pool %s of %s was removed; reopen it",
+                       c->name, c->path);
+      return timed_out(hd, start, false);
+    }
+    int64_t slice = now + (int64_t)DBP_POLL_MS * 1000000;
+    if (deadline >= 0 && deadline < slice) slice = deadline;
+    if (dbp_futex_wait(&r->wake, v, slice) == -ETIMEDOUT && slice != deadline)
+      dbp_maybe_reap(c);
+  }
+  hd->waiting = false;
+  hd->held = true;
+  dbp_record_wait(h, (uint64_t)(dbp_mono_ns() - start));
+  return 0;
+}
+
+int dbp_release_slow(dbpool_holder *hd)
+{
+  dbpool_coord *c = hd->c;
+  dbp_header *h = c->hdr;
+  int rc = dbp_lock(c, -1);
+  if (rc) return rc;
+  dbp_gate g = dbp_gate_load(h);
+  for (;;) {
+    dbp_gate_help(c, g);
+    if (REC_STATE(atomic_load(&hd->rec->word)) != REC_HELD) {
+      /* Taken from us (only recovery from garbage does that). */
+      dbp_unlock(c);
+      hd->held = false;
+      return dbp_err(-EBADMSG, "dbpool: pool %s no longer records holder %u "
+                     "as holding a slot", c->name, hd->idx);
+    }
+    if (g_active(g.bits) == 0) {
+      /* The gate says nothing is held while we hold: repair from records. */
+      dbp_recover(c);
+      g = dbp_gate_load(h);
+      if (g_active(g.bits) == 0) {
+        dbp_unlock(c);
+        hd->held = false;
+        return dbp_err(-EBADMSG, "dbpool: pool %s lost track of holder %u",
+                       c->name, hd->idx);
+      }
+      continue;
+    }
+    dbp_gate n = dbp_gate_op(g, hd->idx, true);
+    if (dbp_gate_cas(h, &g, n)) {
+      atomic_store_explicit(&hd->rec->word, REC_WORD(REC_FREE, n.seq),
+                            memory_order_release);
+      break;
+    }
+  }
+  hd->held = false;
+  uint32_t woken[16];
+  unsigned n = dbp_grant_waiters(c, woken, 16);
+  dbp_update_slow(c);
+  dbp_unlock(c);
+  dbp_wake_records(c, woken, n);
+  return 0;
+}

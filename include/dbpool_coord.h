@@ -1,0 +1,362 @@
+/*
+** dbpool_coord.h -- the host-wide connection cap, independent of SQLite.
+**
+** One pool exists per database file on the host, kept in a POSIX shared
+** memory segment keyed by the file's (st_dev, st_ino). Every process that
+** attaches to it shares one limit (max_connections), one FIFO queue of
+** waiters, live settings and cumulative statistics. Slots held or waited for
+** by a process that dies (SIGKILL included) are reclaimed by the survivors.
+**
+** Vocabulary
+**   pool     the shared state of one database file (a dbpool_coord handle
+**            is this process's attachment to it);
+**   holder   one record in the pool that can hold one slot or wait for one
+**            (the SQLite extension keeps one per connection, the C pool one
+**            per pooled connection); it is created once and then acquires
+**            and releases any number of times;
+**   slot     one unit of max_connections.
+**
+** Errors: every function that can fail returns 0 (or a count) on success and
+** a negative errno value on failure; dbpool_strerror() names it and
+** dbpool_last_error() gives this thread's detailed message for the last
+** failure (naming the path, value or limit involved). The library never
+** prints, never calls abort() or exit().
+**
+** Process and thread safety: all functions are thread-safe unless a comment
+** says otherwise. A dbpool_holder must not be used by two threads at the same
+** time (acquire from one thread and release from another is fine). Handles
+** are per process: after fork() the child must not use holders created by the
+** parent (it gets -EPERM and the parent's slots are untouched); a child that
+** opens pools or creates holders attaches as itself.
+*/
+#ifndef DBPOOL_COORD_H
+#define DBPOOL_COORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(DBPOOL_BUILDING) && defined(__GNUC__)
+#define DBPOOL_EXTERN __attribute__((visibility("default")))
+#else
+#define DBPOOL_EXTERN /* nothing */
+#endif
+
+/* Limits of a pool. */
+#define DBPOOL_MAX_CONNECTIONS_LIMIT 4096 /* highest max_connections */
+#define DBPOOL_ACQUIRE_TIMEOUT_LIMIT 86400000 /* highest acquire_timeout_ms */
+#define DBPOOL_LABEL_MAX 48  /* label bytes including the terminating NUL */
+#define DBPOOL_PROCESS_NAME_MAX 16 /* process name bytes including the NUL */
+#define DBPOOL_PATH_MAX 1024 /* recorded database path, including the NUL */
+
+/* Environment variables read by the library. */
+#define DBPOOL_ENV_NAMESPACE "DBPOOL_NAMESPACE"
+#define DBPOOL_ENV_MAX_CONNECTIONS "DBPOOL_MAX_CONNECTIONS"
+#define DBPOOL_ENV_ACQUIRE_TIMEOUT_MS "DBPOOL_ACQUIRE_TIMEOUT_MS"
+
+/* Timeouts for dbpool_holder_acquire(). */
+#define DBPOOL_TIMEOUT_DEFAULT (-2147483647 - 1) /* the pool's setting */
+#define DBPOOL_TIMEOUT_INFINITE (-1)             /* any negative value */
+
+typedef struct dbpool_coord dbpool_coord;
+typedef struct dbpool_holder dbpool_holder;
+
+/* ---------------------------------------------------------------- errors */
+
+/*
+** dbpool_strerror: a short, static description of a negative errno value as
+** this library uses it (e.g. -ETIMEDOUT: "timed out waiting for a slot").
+** Never returns NULL. Thread-safe.
+*/
+DBPOOL_EXTERN const char *dbpool_strerror(int err);
+
+/*
+** dbpool_last_error: this thread's message for the last failure of any
+** dbpool function, e.g. "dbpool: max_connections=0 is out of range
+** (1..4096)". Empty string if none. Valid until the thread's next dbpool
+** call. Thread-safe (thread-local).
+*/
+DBPOOL_EXTERN const char *dbpool_last_error(void);
+
+/* ----------------------------------------------------------- attaching */
+
+enum {
+  DBPOOL_OPEN_READONLY = 1, /* map read-only: statistics and listing only */
+  DBPOOL_OPEN_NOCREATE = 2  /* fail with -ENOENT if the pool does not exist */
+};
+
+/*
+** dbpool_coord_open: attach to the pool of the database file at db_path
+** (relative paths, symlinks and hard links all reach the same pool), creating
+** and initialising it atomically if it does not exist yet. The segment is
+** created with the read/write permission bits of the database file; a
+** segment with an unexpected owner or mode, or one that fails validation, is
+** refused. Opening the same pool twice in a process returns two handles to
+** one attachment.
+**
+** Returns 0 and *out, or: -ENOENT (no such database file, or no pool with
+** DBPOOL_OPEN_NOCREATE), -EACCES (permissions), -EBADMSG (segment fails
+** validation), -EINVAL (bad argument or environment variable), -ENOMEM,
+** or another negative errno from the system.
+*/
+DBPOOL_EXTERN int dbpool_coord_open(const char *db_path, unsigned flags,
+                                    dbpool_coord **out);
+
+/*
+** dbpool_coord_open_segment: attach to a pool by segment name (as given by
+** dbpool_coord_list), e.g. to show pools whose database is elsewhere.
+** Same returns as dbpool_coord_open; never creates.
+*/
+DBPOOL_EXTERN int dbpool_coord_open_segment(const char *segment_name,
+                                            unsigned flags,
+                                            dbpool_coord **out);
+
+/*
+** dbpool_coord_close: drop this handle. When the process's last handle and
+** last holder of the pool are gone, its process record is removed. Holders
+** created from the handle keep the attachment alive until they are freed.
+** NULL is ignored.
+*/
+DBPOOL_EXTERN void dbpool_coord_close(dbpool_coord *c);
+
+/*
+** dbpool_coord_segment_name: the shared memory object name of the pool,
+** e.g. "/dbpool.803.1a2f". Valid while the handle is open.
+*/
+DBPOOL_EXTERN const char *dbpool_coord_segment_name(const dbpool_coord *c);
+
+/*
+** dbpool_coord_database: the database path recorded in the pool (absolute,
+** as first resolved). Copies at most cap bytes, NUL-terminated.
+*/
+DBPOOL_EXTERN void dbpool_coord_database(const dbpool_coord *c, char *buf,
+                                         size_t cap);
+
+/*
+** dbpool_coord_remove: remove the pool of db_path (or, when db_path is NULL,
+** the pool named segment_name). Refused with -EBUSY while a live process is
+** attached, unless force is non-zero; slots of dead processes are reclaimed
+** first. Processes still attached to a force-removed pool move to the new
+** pool on their next acquire; waiters are woken and move too.
+** Returns 0, -ENOENT (no such pool), -EBUSY, -EACCES or another -errno.
+*/
+DBPOOL_EXTERN int dbpool_coord_remove(const char *db_path,
+                                      const char *segment_name, int force);
+
+/*
+** dbpool_coord_list: call cb once per pool segment in this namespace that
+** exists in /dev/shm (readable or not), with its segment name. Before
+** listing, pools whose database file no longer exists and that no live
+** process uses are removed. A non-zero return from cb stops the walk and
+** is returned. Returns 0, cb's value, or a negative errno.
+*/
+typedef int (*dbpool_coord_list_cb)(const char *segment_name, void *arg);
+DBPOOL_EXTERN int dbpool_coord_list(dbpool_coord_list_cb cb, void *arg);
+
+/*
+** dbpool_coord_namespace: the namespace in effect (DBPOOL_NAMESPACE), "" for
+** the default. Returns -EINVAL if the variable holds an invalid value.
+*/
+DBPOOL_EXTERN int dbpool_coord_namespace(const char **out);
+
+/* ------------------------------------------------------- holders, slots */
+
+/*
+** dbpool_holder_new: create a holder in the pool for this process (the
+** process is registered in the pool on its first holder). It holds nothing.
+** Returns 0 and *out, -ENOSPC when the pool has no free holder record,
+** -EROFS on a read-only handle, -ENOMEM, or another -errno.
+*/
+DBPOOL_EXTERN int dbpool_holder_new(dbpool_coord *c, dbpool_holder **out);
+
+/*
+** dbpool_holder_free: release the slot if held, and free the holder.
+** NULL is ignored. A holder inherited across fork() is only freed in the
+** child's memory; the parent's slot is untouched.
+*/
+DBPOOL_EXTERN void dbpool_holder_free(dbpool_holder *h);
+
+/*
+** dbpool_holder_acquire: take one slot. Waiters are served in arrival order
+** across all processes and threads; an arrival never overtakes a waiter.
+** timeout_ms: 0 tries once; > 0 waits at most that long (an absolute
+** deadline: signals neither fail the call nor extend it); negative waits
+** forever; DBPOOL_TIMEOUT_DEFAULT uses the pool's acquire_timeout_ms.
+** Uncontended, this takes no lock and makes no system call.
+** Returns 0, -EAGAIN (timeout 0 and no slot free), -ETIMEDOUT, -EALREADY
+** (the holder already holds or waits), -EPERM (holder of another process),
+** -EBADMSG (corrupt segment), or another -errno.
+*/
+DBPOOL_EXTERN int dbpool_holder_acquire(dbpool_holder *h, int timeout_ms);
+
+/*
+** dbpool_holder_release: give the slot back; the longest waiter gets it.
+** Returns 0, -ENOENT (not held), -EPERM (holder of another process).
+*/
+DBPOOL_EXTERN int dbpool_holder_release(dbpool_holder *h);
+
+/* dbpool_holder_held: 1 if the holder holds a slot, else 0. */
+DBPOOL_EXTERN int dbpool_holder_held(const dbpool_holder *h);
+
+/*
+** dbpool_holder_set_label: set the short label shown with this holder
+** (NULL or "" clears it). Longer labels are truncated to
+** DBPOOL_LABEL_MAX - 1 bytes. Returns 0 or -EPERM.
+*/
+DBPOOL_EXTERN int dbpool_holder_set_label(dbpool_holder *h, const char *label);
+
+/*
+** dbpool_holder_set_idle: mark a held slot as idle in an in-process pool
+** (1) or in use (0). A store to shared memory; no lock, no system call.
+*/
+DBPOOL_EXTERN void dbpool_holder_set_idle(dbpool_holder *h, int idle);
+
+/* dbpool_holder_slot: the holder's record number, as in dbpool_holder_info. */
+DBPOOL_EXTERN unsigned dbpool_holder_slot(const dbpool_holder *h);
+
+/* dbpool_holder_coord: the pool a holder belongs to. */
+DBPOOL_EXTERN dbpool_coord *dbpool_holder_coord(const dbpool_holder *h);
+
+/* ------------------------------------------------------------ settings */
+
+typedef enum dbpool_setting {
+  DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS = 0,
+  DBPOOL_SETTING_MAX_CONNECTIONS = 1,
+  DBPOOL_SETTING_PAUSED = 2,
+  DBPOOL_SETTING_COUNT = 3
+} dbpool_setting;
+
+typedef struct dbpool_setting_info {
+  const char *name;        /* "max_connections" */
+  int64_t default_value;   /* before the environment variable */
+  int64_t min_value, max_value;
+  const char *env;         /* variable read when a pool is created, or NULL */
+  const char *description; /* one sentence */
+} dbpool_setting_info;
+
+/*
+** dbpool_setting_describe: the descriptor of setting s (settings are in
+** alphabetical order), or NULL if s is out of range. Thread-safe.
+*/
+DBPOOL_EXTERN const dbpool_setting_info *dbpool_setting_describe(int s);
+
+/*
+** dbpool_setting_lookup: the setting named name. Returns it (>= 0) or
+** -EINVAL with a message naming the unknown setting.
+*/
+DBPOOL_EXTERN int dbpool_setting_lookup(const char *name);
+
+/*
+** dbpool_setting_parse: parse text as a value of setting s: a decimal
+** integer within the setting's range ("on"/"off"/"true"/"false" too for
+** paused). Returns 0 and *value, or -EINVAL / -ERANGE with a message that
+** names the setting, the value and the range. Changes nothing.
+*/
+DBPOOL_EXTERN int dbpool_setting_parse(int s, const char *text,
+                                       int64_t *value);
+
+/*
+** dbpool_coord_get / dbpool_coord_set: read or change a live setting of the
+** pool, visible to every process at once. Lowering max_connections below the
+** number held revokes nothing; new acquires wait until below the limit.
+** Raising it or resuming lets waiters in at once. set returns 0, -EINVAL
+** (unknown setting), -ERANGE (value out of range; nothing changed), -EROFS.
+*/
+DBPOOL_EXTERN int dbpool_coord_get(dbpool_coord *c, int s, int64_t *value);
+DBPOOL_EXTERN int dbpool_coord_set(dbpool_coord *c, int s, int64_t value);
+
+/* ---------------------------------------------------------- statistics */
+
+typedef struct dbpool_stats {
+  uint32_t max_connections;
+  uint32_t active;        /* slots held now, idle ones included */
+  uint32_t idle;          /* held slots marked idle (in-process pools) */
+  uint32_t waiting;       /* waiters queued now */
+  uint32_t peak_active;
+  uint32_t processes;     /* live processes attached */
+  int32_t acquire_timeout_ms;
+  int32_t paused;
+  uint64_t total_acquired;
+  uint64_t total_released;  /* given back by their holders */
+  uint64_t total_timeouts;  /* acquires that failed for lack of a slot */
+  uint64_t total_reclaimed; /* slots taken back from dead processes */
+  uint64_t total_wait_ns;
+  uint64_t max_wait_ns;
+  uint64_t p50_wait_ns, p95_wait_ns, p99_wait_ns; /* over all acquires */
+  int64_t created_at_ns;    /* CLOCK_REALTIME */
+} dbpool_stats;
+
+/*
+** dbpool_coord_stats: a snapshot of the pool's statistics. Lock-free: takes
+** no lock and does not disturb acquirers. Returns 0 or -EBADMSG.
+*/
+DBPOOL_EXTERN int dbpool_coord_stats(dbpool_coord *c, dbpool_stats *out);
+
+/*
+** Wait-time histogram: bucket b counts acquires whose wait was in
+** [dbpool_hist_lower_ns(b), dbpool_hist_lower_ns(b + 1)). Bucket 0 holds
+** acquires that did not wait (under 1024 ns). DBPOOL_HIST_BUCKETS buckets.
+** dbpool_coord_histogram fills counts[0..DBPOOL_HIST_BUCKETS-1].
+*/
+#define DBPOOL_HIST_BUCKETS 265
+DBPOOL_EXTERN uint64_t dbpool_hist_lower_ns(unsigned b);
+DBPOOL_EXTERN int dbpool_coord_histogram(dbpool_coord *c, uint64_t *counts);
+
+typedef enum dbpool_holder_state {
+  DBPOOL_HOLDER_ACTIVE = 1,
+  DBPOOL_HOLDER_IDLE = 2,
+  DBPOOL_HOLDER_WAITING = 3
+} dbpool_holder_state;
+
+typedef struct dbpool_holder_info {
+  unsigned slot;           /* record number (dbpool_holder_slot) */
+  int32_t pid;
+  int32_t tid;
+  char process[DBPOOL_PROCESS_NAME_MAX];
+  dbpool_holder_state state;
+  int64_t since_ns;        /* CLOCK_REALTIME: held or waiting since */
+  char label[DBPOOL_LABEL_MAX];
+} dbpool_holder_info;
+
+/*
+** dbpool_coord_holders: every holder that holds or waits, waiters in queue
+** order after holders. Fills at most cap entries and returns the total count
+** (which may exceed cap), or a negative errno. Lock-free.
+*/
+DBPOOL_EXTERN int dbpool_coord_holders(dbpool_coord *c,
+                                       dbpool_holder_info *buf, size_t cap);
+
+/* ------------------------------------------------------ waiting, reaping */
+
+/*
+** dbpool_coord_waiting: how many waiters are queued now. One atomic load:
+** cheap enough for every release of an in-process pool.
+*/
+DBPOOL_EXTERN unsigned dbpool_coord_waiting(const dbpool_coord *c);
+
+/*
+** dbpool_coord_wait_for_waiter: block until a waiter is queued in the pool
+** (or is already queued), timeout_ms elapses (0 polls, negative waits
+** forever) or a signal arrives. Returns 1 if someone waits, 0 otherwise.
+** Lets an in-process pool give back idle slots on demand.
+*/
+DBPOOL_EXTERN int dbpool_coord_wait_for_waiter(dbpool_coord *c,
+                                               int timeout_ms);
+
+/*
+** dbpool_coord_reap: reclaim now the slots and queue places of processes
+** that died. Waiters do this by themselves every 25 ms while they wait.
+** Returns the number of slots reclaimed (>= 0) or a negative errno.
+*/
+DBPOOL_EXTERN int dbpool_coord_reap(dbpool_coord *c);
+
+/* dbpool_version_string: the library version, e.g. "0.1.0". */
+DBPOOL_EXTERN const char *dbpool_version_string(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DBPOOL_COORD_H */

@@ -1,0 +1,405 @@
+/*
+** unit.c -- the coordinator's API, one behaviour per test, in one process
+** (multi-process behaviour has its own programs).
+*/
+#include <pthread.h>
+
+#include "testutil.h"
+
+TEST(missing_database_is_an_error)
+{
+  dbpool_coord *c = NULL;
+  char path[512];
+  snprintf(path, sizeof path, "%s/nope.db", tu_dir);
+  CHECK_RC(dbpool_coord_open(path, 0, &c), -ENOENT);
+  CHECK(c == NULL);
+  CHECK(strstr(dbpool_last_error(), "nope.db does not exist") != NULL);
+  CHECK(tu_count_segments() == 0);
+}
+
+TEST(acquire_release_counts)
+{
+  dbpool_coord *c;
+  dbpool_holder *a, *b;
+  dbpool_stats st;
+  CHECK_RC(dbpool_coord_open(tu_db("counts.db"), 0, &c), 0);
+  CHECK_RC(dbpool_holder_new(c, &a), 0);
+  CHECK_RC(dbpool_holder_new(c, &b), 0);
+  CHECK_RC(dbpool_holder_acquire(a, 0), 0);
+  CHECK_RC(dbpool_holder_acquire(a, 0), -EALREADY);
+  CHECK_RC(dbpool_holder_acquire(b, 0), 0);
+  CHECK_RC(dbpool_coord_stats(c, &st), 0);
+  CHECK(st.active == 2 && st.total_acquired == 2 && st.peak_active == 2);
+  CHECK(st.max_connections == 10 && st.acquire_timeout_ms == 5000);
+  CHECK(st.processes == 1 && st.waiting == 0 && st.paused == 0);
+  CHECK_RC(dbpool_holder_release(a), 0);
+  CHECK_RC(dbpool_holder_release(a), -ENOENT);
+  CHECK_RC(dbpool_coord_stats(c, &st), 0);
+  CHECK(st.active == 1 && st.total_released == 1 && st.peak_active == 2);
+  dbpool_holder_free(b); /* releases */
+  CHECK_RC(dbpool_coord_stats(c, &st), 0);
+  CHECK(st.active == 0 && st.total_released == 2 && st.total_acquired == 2);
+  dbpool_holder_free(a);
+  dbpool_coord_close(c);
+}
+
+TEST(try_once_and_timeout)
+{
+  dbpool_coord *c;
+  dbpool_holder *a, *b;
+  dbpool_stats st;
+  CHECK_RC(dbpool_coord_open(tu_db("timeout.db"), 0, &c), 0);
+  CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 1), 0);
+  CHECK_RC(dbpool_holder_new(c, &a), 0);
+  CHECK_RC(dbpool_holder_new(c, &b), 0);
+  CHECK_RC(dbpool_holder_acquire(a, -1), 0);
+  CHECK_RC(dbpool_holder_acquire(b, 0), -EAGAIN);
+  CHECK(strstr(dbpool_last_error(), "all 1 connections to ") != NULL);
+  double t0 = tu_now_ms();
+  CHECK_RC(dbpool_holder_acquire(b, 120), -ETIMEDOUT);
+  double took = tu_now_ms() - t0;
+  CHECK(took >= 119.0);
+  CHECK(strstr(dbpool_last_error(), "timeout.db are in use (waited 1") != NULL);
+  CHECK_RC(dbpool_coord_stats(c, &st), 0);
+  CHECK(st.total_timeouts == 2 && st.waiting == 0 && st.active == 1);
+  CHECK_RC(dbpool_holder_release(a), 0);
+  CHECK_RC(dbpool_holder_acquire(b, 0), 0);
+  dbpool_holder_free(a);
+  dbpool_holder_free(b);
+  dbpool_coord_close(c);
+}
+
+TEST(same_file_same_pool)
+{
+  const char *db = tu_db("same.db");
+  char link_path[512], hard[512], rel[512];
+  snprintf(link_path, sizeof link_path, "%s/symlink.db", tu_dir);
+  snprintf(hard, sizeof hard, "%s/hard.db", tu_dir);
+  CHECK(symlink(db, link_path) == 0);
+  CHECK(link(db, hard) == 0);
+  dbpool_coord *a, *b, *c, *d;
+  int before = tu_count_segments();
+  CHECK_RC(dbpool_coord_open(db, 0, &a), 0);
+  CHECK_RC(dbpool_coord_open(link_path, 0, &b), 0);
+  CHECK_RC(dbpool_coord_open(hard, 0, &c), 0);
+  char cwd[512];
+  CHECK(getcwd(cwd, sizeof cwd) != NULL);
+  CHECK(chdir(tu_dir) == 0);
+  snprintf(rel, sizeof rel, "./same.db");
+  CHECK_RC(dbpool_coord_open(rel, 0, &d), 0);
+  CHECK(chdir(cwd) == 0);
+  CHECK_STR(dbpool_coord_segment_name(a), dbpool_coord_segment_name(b));
+  CHECK_STR(dbpool_coord_segment_name(a), dbpool_coord_segment_name(c));
+  CHECK_STR(dbpool_coord_segment_name(a), dbpool_coord_segment_name(d));
+  CHECK_RC(dbpool_coord_set(b, DBPOOL_SETTING_MAX_CONNECTIONS, 7), 0);
+  int64_t v = 0;
+  CHECK_RC(dbpool_coord_get(d, DBPOOL_SETTING_MAX_CONNECTIONS, &v), 0);
+  CHECK(v == 7);
+  char recorded[1024];
+  dbpool_coord_database(a, recorded, sizeof recorded);
+  CHECK(recorded[0] == '/' && strstr(recorded, "same.db") != NULL);
+  CHECK(tu_count_segments() == before + 1);
+  dbpool_coord_close(a);
+  dbpool_coord_close(b);
+  dbpool_coord_close(c);
+  dbpool_coord_close(d);
+}
+
+TEST(settings_validation)
+{
+  dbpool_coord *c;
+  int64_t v;
+  CHECK_RC(dbpool_coord_open(tu_db("settings.db"), 0, &c), 0);
+  CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 0), -ERANGE);
+  CHECK_STR(dbpool_last_error(), "dbpool: max_connections=0 is out of range (1..4096)");
+  CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 4097), -ERANGE);
+  CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS, -1), -ERANGE);
+  CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_PAUSED, 2), -ERANGE);
+  CHECK_RC(dbpool_coord_set(c, 99, 1), -EINVAL);
+  CHECK_RC(dbpool_coord_get(c, DBPOOL_SETTING_MAX_CONNECTIONS, &v), 0);
+  CHECK(v == 10);
+  CHECK_RC(dbpool_setting_lookup("max_connections"), DBPOOL_SETTING_MAX_CONNECTIONS);
+  CHECK_RC(dbpool_setting_lookup("max_conections"), -EINVAL);
+  CHECK(strstr(dbpool_last_error(), "unknown setting 'max_conections'") != NULL);
+  CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_MAX_CONNECTIONS, "abc", &v), -EINVAL);
+  CHECK_STR(dbpool_last_error(),
+            "dbpool: invalid value 'abc' for max_connections: expected an integer from 1 to 4096");
+  CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_MAX_CONNECTIONS, "12x", &v), -EINVAL);
+  CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_MAX_CONNECTIONS, "", &v), -EINVAL);
+  CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_MAX_CONNECTIONS, "-3", &v), -ERANGE);
+  CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_MAX_CONNECTIONS, "99999999999999999999", &v), -ERANGE);
+  CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_MAX_CONNECTIONS, "20", &v), 0);
+  CHECK(v == 20);
+  CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_PAUSED, "on", &v), 0);
+  CHECK(v == 1);
+  for (int s = 0; s < DBPOOL_SETTING_COUNT; s++) {
+    const dbpool_setting_info *d = dbpool_setting_describe(s);
+    CHECK(d && d->name && d->description && d->min_value <= d->default_value &&
+          d->default_value <= d->max_value);
+    if (s > 0) CHECK(strcmp(dbpool_setting_describe(s - 1)->name, d->name) < 0);
+  }
+  CHECK(dbpool_setting_describe(DBPOOL_SETTING_COUNT) == NULL);
+  dbpool_coord_close(c);
+}
+
+TEST(environment_defaults)
+{
+  dbpool_coord *c;
+  dbpool_stats st;
+  setenv("DBPOOL_MAX_CONNECTIONS", "3", 1);
+  setenv("DBPOOL_ACQUIRE_TIMEOUT_MS", "250", 1);
+  CHECK_RC(dbpool_coord_open(tu_db("env.db"), 0, &c), 0);
+  CHECK_RC(dbpool_coord_stats(c, &st), 0);
+  CHECK(st.max_connections == 3 && st.acquire_timeout_ms == 250);
+  dbpool_coord_close(c);
+  setenv("DBPOOL_MAX_CONNECTIONS", "0", 1);
+  CHECK_RC(dbpool_coord_open(tu_db("env-bad.db"), 0, &c), -ERANGE);
+  CHECK(strstr(dbpool_last_error(), "DBPOOL_MAX_CONNECTIONS='0' is invalid") != NULL);
+  unsetenv("DBPOOL_MAX_CONNECTIONS");
+  unsetenv("DBPOOL_ACQUIRE_TIMEOUT_MS");
+  setenv("DBPOOL_NAMESPACE", "bad/namespace", 1);
+  CHECK_RC(dbpool_coord_open(tu_db("env-ns.db"), 0, &c), -EINVAL);
+  CHECK(strstr(dbpool_last_error(), "DBPOOL_NAMESPACE='bad/namespace' is invalid") != NULL);
+  setenv("DBPOOL_NAMESPACE", tu_ns, 1);
+}
+
+TEST(lower_limit_revokes_nothing)
+{
+  dbpool_coord *c;
+  dbpool_holder *h[4];
+  dbpool_stats st;
+  CHECK_RC(dbpool_coord_open(tu_db("lower.db"), 0, &c), 0);
+  for (int i = 0; i < 4; i++) CHECK_RC(dbpool_holder_new(c, &h[i]), 0);
+  for (int i = 0; i < 3; i++) CHECK_RC(dbpool_holder_acquire(h[i], 0), 0);
+  CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 1), 0);
+  CHECK_RC(dbpool_coord_stats(c, &st), 0);
+  CHECK(st.active == 3 && st.max_connections == 1);
+  CHECK_RC(dbpool_holder_acquire(h[3], 0), -EAGAIN);
+  CHECK_RC(dbpool_holder_release(h[0]), 0);
+  CHECK_RC(dbpool_holder_acquire(h[3], 0), -EAGAIN); /* 2 held > 1 */
+  CHECK_RC(dbpool_holder_release(h[1]), 0);
+  CHECK_RC(dbpool_holder_acquire(h[3], 0), -EAGAIN); /* 1 held = 1 */
+  CHECK_RC(dbpool_holder_release(h[2]), 0);
+  CHECK_RC(dbpool_holder_acquire(h[3], 0), 0);
+  for (int i = 0; i < 4; i++) dbpool_holder_free(h[i]);
+  dbpool_coord_close(c);
+}
+
+typedef struct {
+  dbpool_holder *h;
+  int timeout;
+  int rc;
+  double took;
+} waiter_arg;
+
+static void *waiter_thread(void *p)
+{
+  waiter_arg *w = p;
+  double t0 = tu_now_ms();
+  w->rc = dbpool_holder_acquire(w->h, w->timeout);
+  w->took = tu_now_ms() - t0;
+  return NULL;
+}
+
+static unsigned wait_for_waiters(dbpool_coord *c, unsigned n)
+{
+  for (int i = 0; i < 5000 && dbpool_coord_waiting(c) < n; i++) tu_sleep_ms(1);
+  return dbpool_coord_waiting(c);
+}
+
+TEST(raise_limit_and_resume_let_waiters_in)
+{
+  dbpool_coord *c;
+  dbpool_holder *a, *b;
+  pthread_t t;
+  CHECK_RC(dbpool_coord_open(tu_db("raise.db"), 0, &c), 0);
+  CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 1), 0);
+  CHECK_RC(dbpool_holder_new(c, &a), 0);
+  CHECK_RC(dbpool_holder_new(c, &b), 0);
+  CHECK_RC(dbpool_holder_acquire(a, 0), 0);
+  waiter_arg w = {b, 10000, 1, 0};
+  pthread_create(&t, NULL, waiter_thread, &w);
+  CHECK(wait_for_waiters(c, 1) == 1);
+  CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 2), 0);
+  pthread_join(t, NULL);
+  CHECK_RC(w.rc, 0);
+  CHECK(w.took < 5000);
+  CHECK_RC(dbpool_holder_release(b), 0);
+
+  /* Paused: even with room, acquires wait; resume lets them in. */
+  CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_PAUSED, 1), 0);
+  CHECK_RC(dbpool_holder_acquire(b, 0), -EAGAIN);
+  w = (waiter_arg){b, 10000, 1, 0};
+  pthread_create(&t, NULL, waiter_thread, &w);
+  CHECK(wait_for_waiters(c, 1) == 1);
+  tu_sleep_ms(30);
+  CHECK(!dbpool_holder_held(b));
+  CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_PAUSED, 0), 0);
+  pthread_join(t, NULL);
+  CHECK_RC(w.rc, 0);
+  dbpool_stats st;
+  CHECK_RC(dbpool_coord_stats(c, &st), 0);
+  CHECK(st.active == 2 && st.waiting == 0 && st.max_wait_ns >= 30000000u);
+  /* 3 acquires, 2 of them waited: p50 is the short wait, p99 the paused one. */
+  CHECK(st.total_acquired == 3 && st.p50_wait_ns > 0 && st.p99_wait_ns >= 25000000u);
+  dbpool_holder_free(a);
+  dbpool_holder_free(b);
+  dbpool_coord_close(c);
+}
+
+TEST(holders_list_and_labels)
+{
+  dbpool_coord *c;
+  dbpool_holder *a, *b, *w;
+  dbpool_holder_info info[8];
+  pthread_t t;
+  CHECK_RC(dbpool_coord_open(tu_db("holders.db"), 0, &c), 0);
+  CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 2), 0);
+  CHECK_RC(dbpool_holder_new(c, &a), 0);
+  CHECK_RC(dbpool_holder_new(c, &b), 0);
+  CHECK_RC(dbpool_holder_new(c, &w), 0);
+  CHECK_RC(dbpool_holder_set_label(a, "nightly-report"), 0);
+  CHECK_RC(dbpool_holder_set_label(w, "a label that is far too long to fit in forty-seven bytes"), 0);
+  CHECK_RC(dbpool_holder_acquire(a, 0), 0);
+  CHECK_RC(dbpool_holder_acquire(b, 0), 0);
+  dbpool_holder_set_idle(b, 1);
+  waiter_arg wa = {w, 10000, 1, 0};
+  pthread_create(&t, NULL, waiter_thread, &wa);
+  CHECK(wait_for_waiters(c, 1) == 1);
+  int n = dbpool_coord_holders(c, info, 8);
+  CHECK(n == 3);
+  if (n == 3) {
+    CHECK(info[0].state == DBPOOL_HOLDER_ACTIVE && info[0].pid == getpid());
+    CHECK_STR(info[0].label, "nightly-report");
+    CHECK(info[0].slot == dbpool_holder_slot(a));
+    CHECK(info[1].state == DBPOOL_HOLDER_IDLE);
+    CHECK(info[2].state == DBPOOL_HOLDER_WAITING && info[2].slot == dbpool_holder_slot(w));
+    CHECK(strlen(info[2].label) == DBPOOL_LABEL_MAX - 1);
+    CHECK(info[0].process[0] != 0 && info[0].tid > 0);
+    CHECK(info[0].since_ns > 0);
+  }
+  dbpool_stats st;
+  CHECK_RC(dbpool_coord_stats(c, &st), 0);
+  CHECK(st.idle == 1 && st.waiting == 1 && st.active == 2);
+  CHECK(dbpool_coord_wait_for_waiter(c, 0) == 1);
+  CHECK_RC(dbpool_coord_holders(c, info, 1), 3); /* count beyond cap */
+  CHECK_RC(dbpool_holder_release(b), 0);
+  pthread_join(t, NULL);
+  CHECK_RC(wa.rc, 0);
+  dbpool_holder_free(a);
+  dbpool_holder_free(b);
+  dbpool_holder_free(w);
+  dbpool_coord_close(c);
+}
+
+TEST(remove_refuses_while_in_use)
+{
+  const char *db = tu_db("remove.db");
+  dbpool_coord *c;
+  dbpool_holder *h;
+  int before = tu_count_segments();
+  CHECK_RC(dbpool_coord_open(db, 0, &c), 0);
+  CHECK_RC(dbpool_holder_new(c, &h), 0);
+  CHECK_RC(dbpool_coord_remove(db, NULL, 0), -EBUSY);
+  CHECK(strstr(dbpool_last_error(), "in use by 1 live process") != NULL);
+  CHECK(tu_count_segments() == before + 1);
+  dbpool_holder_free(h);
+  dbpool_coord_close(c);
+  CHECK_RC(dbpool_coord_remove(db, NULL, 0), 0);
+  CHECK(tu_count_segments() == before);
+  CHECK_RC(dbpool_coord_remove(db, NULL, 0), -ENOENT);
+}
+
+TEST(settings_outlive_processes)
+{
+  const char *db = tu_db("persist.db");
+  dbpool_coord *c;
+  CHECK_RC(dbpool_coord_open(db, 0, &c), 0);
+  CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 4), 0);
+  dbpool_coord_close(c);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dbpool_coord *cc;
+    int64_t v = 0;
+    _exit(dbpool_coord_open(db, 0, &cc) == 0 &&
+                  dbpool_coord_get(cc, DBPOOL_SETTING_MAX_CONNECTIONS, &v) == 0 && v == 4
+              ? 0 : 1);
+  }
+  CHECK(tu_wait_child(pid, 10000) == 0);
+}
+
+static int count_cb(const char *name, void *arg)
+{
+  (void)name;
+  ++*(int *)arg;
+  return 0;
+}
+
+TEST(list_collects_pools_of_deleted_databases)
+{
+  const char *keep = tu_db("keep.db"), *gone = tu_db("gone.db");
+  dbpool_coord *c;
+  CHECK_RC(dbpool_coord_open(keep, 0, &c), 0);
+  dbpool_coord_close(c);
+  CHECK_RC(dbpool_coord_open(gone, 0, &c), 0);
+  dbpool_coord_close(c);
+  int before = tu_count_segments();
+  CHECK(unlink(gone) == 0);
+  int n = 0;
+  CHECK_RC(dbpool_coord_list(count_cb, &n), 0);
+  CHECK(tu_count_segments() == before - 1);
+  CHECK(n == before - 1);
+  /* A pool still in use is not collected even if its file is gone. */
+  const char *busy = tu_db("busy-gone.db");
+  dbpool_holder *h;
+  CHECK_RC(dbpool_coord_open(busy, 0, &c), 0);
+  CHECK_RC(dbpool_holder_new(c, &h), 0);
+  CHECK(unlink(busy) == 0);
+  before = tu_count_segments();
+  n = 0;
+  CHECK_RC(dbpool_coord_list(count_cb, &n), 0);
+  CHECK(tu_count_segments() == before);
+  dbpool_holder_free(h);
+  dbpool_coord_close(c);
+}
+
+TEST(strerror_names_every_error)
+{
+  int errs[] = {EAGAIN, ETIMEDOUT, ENOENT, EACCES, EPERM, EBADMSG, EINVAL,
+                ERANGE, ENOSPC, EBUSY, EALREADY, EROFS, ESTALE};
+  for (size_t i = 0; i < sizeof errs / sizeof *errs; i++)
+    CHECK(dbpool_strerror(-errs[i])[0] != 0);
+  CHECK_STR(dbpool_strerror(-ETIMEDOUT), "timed out waiting for a slot");
+  CHECK_STR(dbpool_strerror(0), "success");
+  CHECK_STR(dbpool_version_string(), DBPOOL_VERSION);
+}
+
+TEST(histogram_buckets_are_contiguous)
+{
+  CHECK(dbpool_hist_lower_ns(0) == 0 && dbpool_hist_lower_ns(1) == 1024);
+  for (unsigned b = 1; b + 1 < DBPOOL_HIST_BUCKETS; b++) {
+    uint64_t lo = dbpool_hist_lower_ns(b), hi = dbpool_hist_lower_ns(b + 1);
+    CHECK(hi > lo);
+    CHECK((double)(hi - lo) / (double)lo <= 0.125 + 1e-9);
+  }
+}
+
+int main(void)
+{
+  tu_init("unit");
+  RUN(missing_database_is_an_error);
+  RUN(acquire_release_counts);
+  RUN(try_once_and_timeout);
+  RUN(same_file_same_pool);
+  RUN(settings_validation);
+  RUN(environment_defaults);
+  RUN(lower_limit_revokes_nothing);
+  RUN(raise_limit_and_resume_let_waiters_in);
+  RUN(holders_list_and_labels);
+  RUN(remove_refuses_while_in_use);
+  RUN(settings_outlive_processes);
+  RUN(list_collects_pools_of_deleted_databases);
+  RUN(strerror_names_every_error);
+  RUN(histogram_buckets_are_contiguous);
+  return tu_finish();
+}

@@ -1,0 +1,205 @@
+/*
+** testutil.h -- a tiny test harness for dbpool's C tests.
+**
+** Every test program runs in its own pool namespace (DBPOOL_NAMESPACE), makes
+** its database files in a private temporary directory, and at exit removes
+** every pool segment of its namespace and fails if one is left over.
+**
+**   TEST(name) { CHECK(x == 1); CHECK_RC(dbpool_..., 0); }
+**   int main(void) { tu_init("unit"); RUN(name); return tu_finish(); }
+*/
+#ifndef DBPOOL_TESTUTIL_H
+#define DBPOOL_TESTUTIL_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dbpool_coord.h"
+
+static int tu_failures, tu_checks;
+static char tu_dir[256];
+static char tu_ns[64];
+static const char *tu_current = "";
+
+#define TEST(name) static void name(void)
+#define RUN(name)                                                    \
+  do {                                                               \
+    int before_ = tu_failures;                                       \
+    tu_current = #name;                                              \
+    name();                                                          \
+    printf("%s %s\n", tu_failures == before_ ? "ok  " : "FAIL", #name); \
+    fflush(stdout);                                                  \
+  } while (0)
+
+#define CHECK(cond)                                                       \
+  do {                                                                    \
+    tu_checks++;                                                          \
+    if (!(cond)) {                                                        \
+      tu_failures++;                                                      \
+      fprintf(stderr, "%s:%d: [%s] check failed: %s\n", __FILE__,         \
+              __LINE__, tu_current, #cond);                               \
+    }                                                                     \
+  } while (0)
+
+#define CHECK_RC(expr, want)                                              \
+  do {                                                                    \
+    long got_ = (long)(expr);                                             \
+    tu_checks++;                                                          \
+    if (got_ != (long)(want)) {                                           \
+      tu_failures++;                                                      \
+      fprintf(stderr, "%s:%d: [%s] %s = %ld (%s), want %ld; last error: %s\n", \
+              __FILE__, __LINE__, tu_current, #expr, got_,                \
+              dbpool_strerror((int)got_), (long)(want), dbpool_last_error()); \
+    }                                                                     \
+  } while (0)
+
+#define CHECK_STR(got, want)                                              \
+  do {                                                                    \
+    const char *g_ = (got), *w_ = (want);                                 \
+    tu_checks++;                                                          \
+    if (strcmp(g_, w_) != 0) {                                            \
+      tu_failures++;                                                      \
+      fprintf(stderr, "%s:%d: [%s] %s = \"%s\", want \"%s\"\n", __FILE__, \
+              __LINE__, tu_current, #got, g_, w_);                        \
+    }                                                                     \
+  } while (0)
+
+/* A fatal condition: stop the program (test code only). */
+#define REQUIRE(cond)                                                     \
+  do {                                                                    \
+    if (!(cond)) {                                                        \
+      fprintf(stderr, "%s:%d: [%s] required: %s (%s)\n", __FILE__,        \
+              __LINE__, tu_current, #cond, dbpool_last_error());          \
+      tu_cleanup();                                                       \
+      _exit(2);                                                           \
+    }                                                                     \
+  } while (0)
+
+static inline double tu_now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static inline void tu_sleep_ms(double ms)
+{
+  struct timespec ts = {(time_t)(ms / 1000), (long)((ms - (time_t)(ms / 1000) * 1000) * 1e6)};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+/* Segments of our namespace left in /dev/shm. */
+static inline int tu_count_segments(void)
+{
+  char prefix[96];
+  snprintf(prefix, sizeof prefix, "dbpool.%s.", tu_ns);
+  DIR *d = opendir("/dev/shm");
+  int n = 0;
+  struct dirent *e;
+  while (d && (e = readdir(d)))
+    if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) n++;
+  if (d) closedir(d);
+  return n;
+}
+
+static inline int tu_remove_cb(const char *name, void *arg)
+{
+  (void)arg;
+  dbpool_coord_remove(NULL, name, 1);
+  return 0;
+}
+
+static inline void tu_cleanup(void)
+{
+  dbpool_coord_list(tu_remove_cb, NULL);
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tu_dir);
+  if (tu_dir[0] && system(cmd) != 0) fprintf(stderr, "cleanup of %s failed\n", tu_dir);
+}
+
+/* A fresh database file (empty is fine: the coordinator never reads it). */
+static inline const char *tu_db(const char *name)
+{
+  static char paths[64][512];
+  static int n;
+  char *p = paths[n++ % 64];
+  snprintf(p, 512, "%s/%s", tu_dir, name);
+  int fd = open(p, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  if (fd >= 0) close(fd);
+  return p;
+}
+
+static inline void tu_init(const char *suite)
+{
+  snprintf(tu_ns, sizeof tu_ns, "t%d-%s", (int)getpid(), suite);
+  setenv("DBPOOL_NAMESPACE", tu_ns, 1);
+  unsetenv("DBPOOL_MAX_CONNECTIONS");
+  unsetenv("DBPOOL_ACQUIRE_TIMEOUT_MS");
+  snprintf(tu_dir, sizeof tu_dir, "/tmp/dbpool-test-%s-XXXXXX", suite);
+  if (!mkdtemp(tu_dir)) {
+    perror("mkdtemp");
+    exit(2);
+  }
+  chmod(tu_dir, 0755);
+  setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
+static inline int tu_finish(void)
+{
+  tu_cleanup();
+  int left = tu_count_segments();
+  if (left) {
+    fprintf(stderr, "%d pool segment(s) of namespace %s left in /dev/shm\n", left, tu_ns);
+    tu_failures++;
+  }
+  printf("%s: %d checks, %d failures\n", tu_failures ? "FAILED" : "passed",
+         tu_checks, tu_failures);
+  return tu_failures ? 1 : 0;
+}
+
+/* Shared memory for children to report into (anonymous, inherited). */
+static inline void *tu_shared(size_t size)
+{
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    perror("mmap");
+    exit(2);
+  }
+  return p;
+}
+
+/* Wait for a child; returns its exit status, or 128+signal. Kills it after
+** timeout_ms (a hung child is a failure, not a hung suite). */
+static inline int tu_wait_child(pid_t pid, double timeout_ms)
+{
+  double end = tu_now_ms() + timeout_ms;
+  int status;
+  for (;;) {
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) break;
+    if (r < 0 && errno != EINTR) return -1;
+    if (tu_now_ms() > end) {
+      fprintf(stderr, "[%s] child %d hung; killing it\n", tu_current, (int)pid);
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -2;
+    }
+    tu_sleep_ms(1);
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + WTERMSIG(status);
+}
+
+#endif
