@@ -45,7 +45,7 @@ TEST_UTIL := tests/lib/testutil.h
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
-.PHONY: all test bench clean check-sanitizers
+.PHONY: all test test-c bench clean
 all: $(B)/libdbpool.a $(TEST_BIN) $(BENCH_BIN)
 
 $(B)/lib/%.o: %.c
@@ -62,10 +62,14 @@ $(B)/tests/%: tests/coord/%.c $(B)/libdbpool.a $(TEST_UTIL)
 
 $(B)/bench/%: bench/%.c $(B)/libdbpool.a
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) $< -o $@ $(B)/libdbpool.a $(ALL_LDFLAGS)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $< -o $@ $(B)/libdbpool.a $(ALL_LDFLAGS) -lm
 
 test: all
 	B=$(B) PYTHON=$(PYTHON) tests/run.sh
+
+# The C test programs only (what the sanitizer builds run).
+test-c: all
+	B=$(B) TEST_ONLY_C=1 tests/run.sh
 
 bench: all
 	B=$(B) bench/run.sh

@@ -14,10 +14,27 @@
 
 #include "internal.h"
 
+/* Critical sections are a few hundred ns; sleeping on the mutex costs a
+** context switch (~30 us cross-CPU here). Spin briefly first. */
+#define DBP_LOCK_SPINS 200
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
 int dbp_lock(dbpool_coord *c, int64_t deadline_mono_ns)
 {
-  int rc;
-  if (deadline_mono_ns < 0) {
+  int rc = EBUSY;
+  for (int i = 0; i < DBP_LOCK_SPINS && rc == EBUSY; i++) {
+    rc = pthread_mutex_trylock(&c->hdr->lock);
+    if (rc == EBUSY) cpu_relax();
+  }
+  if (rc != EBUSY) {
+    /* got it (or an error to report below) */
+  } else if (deadline_mono_ns < 0) {
     rc = pthread_mutex_lock(&c->hdr->lock);
   } else {
     struct timespec ts = dbp_ts(deadline_mono_ns);
