@@ -38,6 +38,13 @@ ALL_LDFLAGS := -pthread $(SAN_FLAGS) $(LDFLAGS)
 COORD_SRC := $(sort $(wildcard coordinator/*.c))
 LIB_OBJ := $(COORD_SRC:%.c=$(B)/lib/%.o)
 
+# The extension carries its own hidden copy of the coordinator (no
+# DBPOOL_BUILDING: nothing but sqlite3_dbpool_init is exported) and uses the
+# host's SQLite through sqlite3ext.h: it is linked with -z defs and without
+# -lsqlite3, so a stray direct SQLite call fails the build.
+EXT_SRC := $(sort $(wildcard ext/*.c))
+EXT_OBJ := $(EXT_SRC:%.c=$(B)/ext/%.o) $(COORD_SRC:%.c=$(B)/ext/%.o)
+
 TEST_SRC := $(sort $(wildcard tests/coord/*.c))
 TEST_BIN := $(TEST_SRC:tests/coord/%.c=$(B)/tests/%)
 TEST_UTIL := tests/lib/testutil.h
@@ -46,11 +53,18 @@ BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
 .PHONY: all test test-c bench clean
-all: $(B)/libdbpool.a $(TEST_BIN) $(BENCH_BIN)
+all: $(B)/libdbpool.a $(B)/dbpool.so $(TEST_BIN) $(BENCH_BIN)
 
 $(B)/lib/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(LIB_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/ext/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -Iext $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/dbpool.so: $(EXT_OBJ)
+	$(CC) -shared -Wl,-z,defs -o $@ $^ $(ALL_LDFLAGS)
 
 $(B)/libdbpool.a: $(LIB_OBJ)
 	@rm -f $@

@@ -329,3 +329,31 @@ void dbpool_holder_set_idle(dbpool_holder *hd, int idle)
   atomic_store_explicit(&hd->rec->flags, idle ? REC_FLAG_IDLE : 0,
                         memory_order_relaxed);
 }
+
+int dbpool_coord_set_slot_label(dbpool_coord *c, unsigned slot, const char *label)
+{
+  if (!c || slot >= DBP_RECORDS)
+    return dbp_err(-EINVAL, "dbpool: set_slot_label: no slot %u", slot);
+  if (c->readonly)
+    return dbp_err(-EROFS, "dbpool: pool of %s is attached read-only", c->path);
+  dbp_record *r = &c->recs[slot];
+  uint32_t owner = atomic_load(&r->owner);
+  if (owner < 1 || owner > DBP_PROCESSES ||
+      atomic_load(&c->procs[owner - 1].pid) != dbp_pid())
+    return dbp_err(-EPERM, "dbpool: slot %u of %s is not held by this "
+                   "process", slot, c->path);
+  dbp_label_store(r->label, DBP_LABEL_WORDS, label);
+  return 0;
+}
+
+int dbpool_coord_slot_label(dbpool_coord *c, unsigned slot, char *buf, size_t cap)
+{
+  char tmp[DBPOOL_LABEL_MAX];
+  if (!buf || cap == 0) return dbp_err(-EINVAL, "dbpool: slot_label: no buffer");
+  buf[0] = 0;
+  if (!c || slot >= DBP_RECORDS)
+    return dbp_err(-EINVAL, "dbpool: slot_label: no slot %u", slot);
+  dbp_label_load(c->recs[slot].label, DBP_LABEL_WORDS, tmp);
+  snprintf(buf, cap, "%s", tmp);
+  return 0;
+}

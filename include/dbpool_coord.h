@@ -214,6 +214,18 @@ DBPOOL_EXTERN int dbpool_holder_set_label(dbpool_holder *h, const char *label);
 */
 DBPOOL_EXTERN void dbpool_holder_set_idle(dbpool_holder *h, int idle);
 
+/*
+** dbpool_coord_set_slot_label / dbpool_coord_slot_label: set or read the
+** label of the holder with record number slot (dbpool_holder_slot), for code
+** that knows a slot but not its dbpool_holder (e.g. the SQLite extension for
+** connections of an in-process pool). Setting is allowed only for holders
+** of the calling process: -EPERM otherwise, -EINVAL for a bad slot.
+*/
+DBPOOL_EXTERN int dbpool_coord_set_slot_label(dbpool_coord *c, unsigned slot,
+                                              const char *label);
+DBPOOL_EXTERN int dbpool_coord_slot_label(dbpool_coord *c, unsigned slot,
+                                          char *buf, size_t cap);
+
 /* dbpool_holder_slot: the holder's record number, as in dbpool_holder_info. */
 DBPOOL_EXTERN unsigned dbpool_holder_slot(const dbpool_holder *h);
 

@@ -1,0 +1,65 @@
+/*
+** common.c -- small helpers the extension's SQL objects share: error codes,
+** timestamps, the one-line stats summary, and applying a setting given as
+** text (so PRAGMA and pool_settings validate identically).
+*/
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "ext.h"
+SQLITE_EXTENSION_INIT3
+
+int dbpool_errno_to_sqlite(int err)
+{
+  switch (-err) {
+  case 0: return SQLITE_OK;
+  case ETIMEDOUT:
+  case EAGAIN: return SQLITE_BUSY;
+  case EACCES:
+  case EPERM: return SQLITE_PERM;
+  case ENOMEM: return SQLITE_NOMEM;
+  case EROFS: return SQLITE_READONLY;
+  case ENOENT: return SQLITE_CANTOPEN;
+  default: return SQLITE_ERROR;
+  }
+}
+
+char *dbpool_iso8601(int64_t ns)
+{
+  time_t secs = (time_t)(ns / 1000000000);
+  struct tm tm;
+  if (ns <= 0 || !gmtime_r(&secs, &tm)) return NULL;
+  return sqlite3_mprintf("%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                         tm.tm_sec, (int)(ns / 1000000 % 1000));
+}
+
+char *dbpool_stats_summary(dbpool_coord *c)
+{
+  dbpool_stats st;
+  if (dbpool_coord_stats(c, &st) != 0) return NULL;
+  return sqlite3_mprintf(
+      "max_connections=%u active=%u idle=%u waiting=%u peak_active=%u "
+      "processes=%u total_acquired=%llu total_timeouts=%llu "
+      "total_reclaimed=%llu p99_wait_ms=%.3f paused=%d",
+      st.max_connections, st.active, st.idle, st.waiting, st.peak_active,
+      st.processes, (unsigned long long)st.total_acquired,
+      (unsigned long long)st.total_timeouts,
+      (unsigned long long)st.total_reclaimed, (double)st.p99_wait_ns / 1e6,
+      st.paused);
+}
+
+int dbpool_set_setting_text(dbpool_coord *c, const char *name,
+                            const char *text, char **pzErr)
+{
+  int64_t v;
+  int s = dbpool_setting_lookup(name);
+  int rc = s < 0 ? s : dbpool_setting_parse(s, text, &v);
+  if (rc == 0) rc = dbpool_coord_set(c, s, v);
+  if (rc) {
+    *pzErr = sqlite3_mprintf("%s", dbpool_last_error());
+    return SQLITE_ERROR;
+  }
+  return SQLITE_OK;
+}

@@ -1,0 +1,90 @@
+/*
+** dbpool.c -- entry point of the dbpool SQLite extension.
+**
+** After loading, the loading connection and every connection this process
+** opens afterwards to a database file holds one slot of that database's
+** host-wide pool until it closes: when all max_connections slots are held by
+** any processes on the host, opening waits (FIFO) up to the acquire timeout,
+** then fails with SQLITE_BUSY. SQL shows and steers the pools.
+**
+**   $ sqlite3 app.db
+**   sqlite> .load ./build/dbpool
+**   sqlite> SELECT database, active, max_connections, waiting FROM pool_stats;
+**   sqlite> SELECT pid, process, state, duration_ms FROM pool_connections;
+**   sqlite> UPDATE pool_settings SET value = 20 WHERE name = 'max_connections';
+**   sqlite> .open app.db
+**   sqlite> PRAGMA dbpool_max_connections;
+**
+** What it adds: the VFS shim "dbpool" (made the default, so that connections
+** opened afterwards answer PRAGMA dbpool_*; vfs_shim.c), an automatic
+** extension that counts each new connection (connection.c), the eponymous
+** tables pool_stats, pool_connections and pool_settings, and the functions
+** dbpool_version() and dbpool_label(text).
+**
+** LIMITATIONS
+**   - The cap is cooperative: connections of processes that did not load
+**     dbpool are not counted.
+**   - In-memory and temporary databases are not counted.
+**   - The loading connection does not go through the VFS shim (it was opened
+**     before), so PRAGMA dbpool_* works on it only after .open again.
+**   - A process must be able to write the pool segment (that is, the
+**     database file) to open connections once dbpool is loaded.
+*/
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+
+#include <sqlite3ext.h>
+SQLITE_EXTENSION_INIT1
+
+#include "ext.h"
+
+static pthread_mutex_t g_install_lock = PTHREAD_MUTEX_INITIALIZER;
+static int g_installed;
+
+/* Runs for every connection opened after the first successful load. */
+static int dbpool_auto_init(sqlite3 *db, char **pzErrMsg,
+                            const sqlite3_api_routines *pApi)
+{
+  (void)pApi;
+  return dbpool_conn_attach(db, pzErrMsg);
+}
+
+/* Never unload: connections opened through our VFS and holding our
+** functions outlive the connection that loaded us. SQLite itself dlcloses
+** the library when an initialisation fails. */
+static void pin_library(void)
+{
+  Dl_info info;
+  if (dladdr((void *)pin_library, &info) && info.dli_fname)
+    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
+__attribute__((visibility("default")))
+int sqlite3_dbpool_init(sqlite3 *db, char **pzErrMsg,
+                        const sqlite3_api_routines *pApi)
+{
+  int rc;
+  SQLITE_EXTENSION_INIT2(pApi);
+  pin_library();
+  /* The loading connection first: if its pool is full, nothing is
+  ** installed and the load fails with the pool's message. */
+  rc = dbpool_conn_attach(db, pzErrMsg);
+  if (rc != SQLITE_OK) return rc;
+  pthread_mutex_lock(&g_install_lock);
+  if (!g_installed) {
+    rc = dbpool_vfs_install();
+    if (rc == SQLITE_OK) {
+      rc = sqlite3_auto_extension((void (*)(void))dbpool_auto_init);
+      if (rc != SQLITE_OK) dbpool_vfs_uninstall();
+    }
+    if (rc == SQLITE_OK) g_installed = 1;
+  }
+  pthread_mutex_unlock(&g_install_lock);
+  if (rc != SQLITE_OK) {
+    *pzErrMsg = sqlite3_mprintf("dbpool: cannot install the VFS shim and "
+                                "automatic extension (%s)", sqlite3_errstr(rc));
+    return rc;
+  }
+  return SQLITE_OK_LOAD_PERMANENTLY;
+}

@@ -1,0 +1,57 @@
+/*
+** ext.h -- what the files of the dbpool SQLite extension share.
+**
+** The extension uses the host's SQLite through sqlite3ext.h: dbpool.c holds
+** SQLITE_EXTENSION_INIT1, every other file SQLITE_EXTENSION_INIT3. It never
+** links libsqlite3.
+*/
+#ifndef DBPOOL_EXT_H
+#define DBPOOL_EXT_H
+
+#include <sqlite3ext.h>
+
+#include "dbpool_coord.h"
+
+/* The URI parameter by which dbpool's in-process C pool marks connections
+** whose slot it already holds (value: the holder's slot number). */
+#define DBPOOL_URI_SLOT "dbpool_slot"
+/* Per-connection acquire timeout override, in ms. */
+#define DBPOOL_URI_TIMEOUT "dbpool_timeout"
+
+/* Per-connection state, alive from open (or load) until close. */
+typedef struct dbpool_conn {
+  sqlite3 *db;
+  dbpool_coord *coord;   /* pool of the main database; NULL if in-memory */
+  dbpool_holder *holder; /* our slot; NULL if not counted by us */
+  unsigned slot;         /* the slot counted for this connection, or ~0u */
+  char *path;            /* main database path, or NULL */
+  int refs;              /* SQL objects registered (plus one while attaching) */
+} dbpool_conn;
+
+#define DBPOOL_NO_SLOT (~0u)
+
+/* connection.c: every SQL object registered for a connection holds a
+** reference to its dbpool_conn; the last one, dropped when the connection
+** closes, releases the slot. */
+int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg);
+void dbpool_conn_ref(dbpool_conn *conn);
+void dbpool_conn_unref(void *conn);
+
+/* One function per SQL object, each in the file named after it. */
+int dbpool_register_pool_stats(sqlite3 *db, dbpool_conn *conn);
+int dbpool_register_pool_connections(sqlite3 *db, dbpool_conn *conn);
+int dbpool_register_pool_settings(sqlite3 *db, dbpool_conn *conn);
+int dbpool_register_functions(sqlite3 *db, dbpool_conn *conn);
+
+/* vfs_shim.c */
+int dbpool_vfs_install(void);
+void dbpool_vfs_uninstall(void);
+
+/* common.c: helpers the tables share. */
+int dbpool_errno_to_sqlite(int err);
+char *dbpool_iso8601(int64_t realtime_ns); /* sqlite3_malloc'd */
+char *dbpool_stats_summary(dbpool_coord *c); /* sqlite3_malloc'd */
+int dbpool_set_setting_text(dbpool_coord *c, const char *name,
+                            const char *text, char **pzErr);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+** functions.c -- the SQL functions dbpool_version() and dbpool_label(text).
+**
+**   .load ./build/dbpool
+**   SELECT dbpool_version();                 -- '0.1.0'
+**   SELECT dbpool_label('nightly-report');    -- label this connection
+**   SELECT label FROM pool_connections WHERE current;
+**
+** dbpool_label sets the label shown with the calling connection in
+** pool_connections (and dbpoolctl): NULL or '' clears it; labels longer than
+** 47 bytes are cut at a character boundary. It returns the label stored
+** (NULL when cleared).
+**
+** LIMITATIONS
+**   - A connection to an in-memory or temporary database holds no slot and
+**     so cannot be labelled (an error says so).
+*/
+#include <string.h>
+
+#include "ext.h"
+SQLITE_EXTENSION_INIT3
+
+static void version_func(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+  (void)argc;
+  (void)argv;
+  sqlite3_result_text(ctx, dbpool_version_string(), -1, SQLITE_STATIC);
+}
+
+static void label_func(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+  dbpool_conn *conn = sqlite3_user_data(ctx);
+  const char *label = (const char *)sqlite3_value_text(argv[0]);
+  int rc;
+  (void)argc;
+  if (conn->slot == DBPOOL_NO_SLOT) {
+    sqlite3_result_error(ctx, "dbpool_label: this connection holds no slot "
+                         "(in-memory or temporary database)", -1);
+    return;
+  }
+  if (conn->holder)
+    rc = dbpool_holder_set_label(conn->holder, label);
+  else
+    rc = dbpool_coord_set_slot_label(conn->coord, conn->slot, label);
+  if (rc) {
+    sqlite3_result_error(ctx, dbpool_last_error(), -1);
+    return;
+  }
+  char stored[DBPOOL_LABEL_MAX];
+  dbpool_coord_slot_label(conn->coord, conn->slot, stored, sizeof stored);
+  if (stored[0]) sqlite3_result_text(ctx, stored, -1, SQLITE_TRANSIENT);
+  else sqlite3_result_null(ctx);
+}
+
+int dbpool_register_functions(sqlite3 *db, dbpool_conn *conn)
+{
+  int rc = sqlite3_create_function_v2(db, "dbpool_version", 0,
+                                      SQLITE_UTF8 | SQLITE_INNOCUOUS |
+                                          SQLITE_DETERMINISTIC,
+                                      NULL, version_func, NULL, NULL, NULL);
+  if (rc == SQLITE_OK) {
+    dbpool_conn_ref(conn);
+    rc = sqlite3_create_function_v2(db, "dbpool_label", 1,
+                                    SQLITE_UTF8 | SQLITE_DIRECTONLY, conn,
+                                    label_func, NULL, NULL, dbpool_conn_unref);
+  }
+  return rc;
+}

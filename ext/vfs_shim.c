@@ -1,0 +1,348 @@
+/*
+** vfs_shim.c -- the VFS "dbpool": a pass-through shim over the default VFS
+** that answers PRAGMA dbpool_* on every database file opened through it.
+** Loading the extension makes it the default VFS, so every connection the
+** process opens afterwards goes through it.
+**
+**   .load ./build/dbpool
+**   .open app.db
+**   PRAGMA dbpool_max_connections;          -- 10
+**   PRAGMA dbpool_max_connections = 20;     -- host-wide, at once
+**   PRAGMA dbpool_acquire_timeout_ms = 2000;
+**   PRAGMA dbpool_paused = 1;
+**   PRAGMA dbpool_stats;                    -- a one-line summary
+**
+** Pragmas reach the shim through SQLITE_FCNTL_PRAGMA on the file of the
+** schema named (main by default). An unknown PRAGMA dbpool_* name is an
+** error (SQLite itself ignores unknown pragmas silently). Setting a value
+** returns no row; reading returns one.
+**
+** LIMITATIONS
+**   - Connections opened before the extension was loaded, or with an
+**     explicit other VFS, do not see these pragmas (pool_settings works
+**     everywhere).
+*/
+#include <string.h>
+
+#include "ext.h"
+SQLITE_EXTENSION_INIT3
+
+typedef struct shim_file {
+  sqlite3_file base;
+  sqlite3_file *real;   /* the root VFS's file, allocated right after us */
+  const char *zName;    /* valid until xClose (SQLite's guarantee) */
+  dbpool_coord *coord;  /* the file's pool, opened at the first pragma */
+} shim_file;
+
+static sqlite3_vfs *g_root;
+static sqlite3_vfs g_shim;
+
+#define REAL(f) (((shim_file *)(f))->real)
+
+static int shim_close(sqlite3_file *f)
+{
+  shim_file *p = (shim_file *)f;
+  int rc = p->real->pMethods ? p->real->pMethods->xClose(p->real) : SQLITE_OK;
+  dbpool_coord_close(p->coord);
+  p->coord = NULL;
+  return rc;
+}
+
+static int shim_read(sqlite3_file *f, void *buf, int n, sqlite3_int64 off)
+{
+  return REAL(f)->pMethods->xRead(REAL(f), buf, n, off);
+}
+
+static int shim_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off)
+{
+  return REAL(f)->pMethods->xWrite(REAL(f), buf, n, off);
+}
+
+static int shim_truncate(sqlite3_file *f, sqlite3_int64 size)
+{
+  return REAL(f)->pMethods->xTruncate(REAL(f), size);
+}
+
+static int shim_sync(sqlite3_file *f, int flags)
+{
+  return REAL(f)->pMethods->xSync(REAL(f), flags);
+}
+
+static int shim_file_size(sqlite3_file *f, sqlite3_int64 *size)
+{
+  return REAL(f)->pMethods->xFileSize(REAL(f), size);
+}
+
+static int shim_lock(sqlite3_file *f, int level)
+{
+  return REAL(f)->pMethods->xLock(REAL(f), level);
+}
+
+static int shim_unlock(sqlite3_file *f, int level)
+{
+  return REAL(f)->pMethods->xUnlock(REAL(f), level);
+}
+
+static int shim_check_reserved(sqlite3_file *f, int *out)
+{
+  return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
+}
+
+/* PRAGMA dbpool_<setting> [= value] and PRAGMA dbpool_stats. az[1] is the
+** name, az[2] the value or NULL; the answer or the error goes in az[0]. */
+static int shim_pragma(shim_file *p, char **az)
+{
+  const char *name = az[1], *arg = az[2];
+  if (sqlite3_strnicmp(name, "dbpool_", 7) != 0) return SQLITE_NOTFOUND;
+  const char *what = name + 7;
+  if (!p->coord) {
+    int rc = dbpool_coord_open(p->zName, 0, &p->coord);
+    if (rc) {
+      az[0] = sqlite3_mprintf("%s", dbpool_last_error());
+      return dbpool_errno_to_sqlite(rc);
+    }
+  }
+  if (sqlite3_stricmp(what, "stats") == 0) {
+    if (arg) {
+      az[0] = sqlite3_mprintf("dbpool: PRAGMA dbpool_stats takes no value");
+      return SQLITE_ERROR;
+    }
+    az[0] = dbpool_stats_summary(p->coord);
+    return az[0] ? SQLITE_OK : SQLITE_ERROR;
+  }
+  int s = -1;
+  for (int i = 0; i < DBPOOL_SETTING_COUNT; i++)
+    if (sqlite3_stricmp(what, dbpool_setting_describe(i)->name) == 0) s = i;
+  if (s < 0) {
+    az[0] = sqlite3_mprintf("dbpool: unknown pragma '%s' (pragmas: "
+                            "dbpool_acquire_timeout_ms, dbpool_max_connections, "
+                            "dbpool_paused, dbpool_stats)", name);
+    return SQLITE_ERROR;
+  }
+  if (!arg) {
+    int64_t v;
+    if (dbpool_coord_get(p->coord, s, &v) != 0) {
+      az[0] = sqlite3_mprintf("%s", dbpool_last_error());
+      return SQLITE_ERROR;
+    }
+    az[0] = sqlite3_mprintf("%lld", (long long)v);
+    return SQLITE_OK;
+  }
+  return dbpool_set_setting_text(p->coord, dbpool_setting_describe(s)->name, arg, &az[0]);
+}
+
+static int shim_file_control(sqlite3_file *f, int op, void *arg)
+{
+  shim_file *p = (shim_file *)f;
+  if (op == SQLITE_FCNTL_PRAGMA && p->zName) {
+    int rc = shim_pragma(p, (char **)arg);
+    if (rc != SQLITE_NOTFOUND) return rc;
+  }
+  int rc = p->real->pMethods->xFileControl(p->real, op, arg);
+  if (op == SQLITE_FCNTL_VFSNAME && rc == SQLITE_OK) /* shims stack names */
+    *(char **)arg = sqlite3_mprintf("dbpool/%z", *(char **)arg);
+  return rc;
+}
+
+static int shim_sector_size(sqlite3_file *f)
+{
+  return REAL(f)->pMethods->xSectorSize(REAL(f));
+}
+
+static int shim_device_characteristics(sqlite3_file *f)
+{
+  return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
+}
+
+static int shim_shm_map(sqlite3_file *f, int pg, int pgsz, int extend, void volatile **pp)
+{
+  return REAL(f)->pMethods->xShmMap(REAL(f), pg, pgsz, extend, pp);
+}
+
+static int shim_shm_lock(sqlite3_file *f, int offset, int n, int flags)
+{
+  return REAL(f)->pMethods->xShmLock(REAL(f), offset, n, flags);
+}
+
+static void shim_shm_barrier(sqlite3_file *f)
+{
+  REAL(f)->pMethods->xShmBarrier(REAL(f));
+}
+
+static int shim_shm_unmap(sqlite3_file *f, int delete_flag)
+{
+  return REAL(f)->pMethods->xShmUnmap(REAL(f), delete_flag);
+}
+
+static int shim_fetch(sqlite3_file *f, sqlite3_int64 off, int amt, void **pp)
+{
+  return REAL(f)->pMethods->xFetch(REAL(f), off, amt, pp);
+}
+
+static int shim_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
+{
+  return REAL(f)->pMethods->xUnfetch(REAL(f), off, p);
+}
+
+/* One method table per io_methods version, so that we never offer a method
+** the real file lacks. */
+#define SHIM_METHODS(version)                                                 \
+  {                                                                           \
+    version, shim_close, shim_read, shim_write, shim_truncate, shim_sync,     \
+        shim_file_size, shim_lock, shim_unlock, shim_check_reserved,          \
+        shim_file_control, shim_sector_size, shim_device_characteristics,     \
+        version >= 2 ? shim_shm_map : 0, version >= 2 ? shim_shm_lock : 0,    \
+        version >= 2 ? shim_shm_barrier : 0,                                  \
+        version >= 2 ? shim_shm_unmap : 0, version >= 3 ? shim_fetch : 0,     \
+        version >= 3 ? shim_unfetch : 0                                       \
+  }
+static const sqlite3_io_methods shim_methods[3] = {
+    SHIM_METHODS(1), SHIM_METHODS(2), SHIM_METHODS(3)};
+
+static int shim_open(sqlite3_vfs *vfs, const char *zName, sqlite3_file *f,
+                     int flags, int *out_flags)
+{
+  shim_file *p = (shim_file *)f;
+  (void)vfs;
+  memset(p, 0, sizeof *p);
+  p->real = (sqlite3_file *)&p[1];
+  int rc = g_root->xOpen(g_root, zName, p->real, flags, out_flags);
+  if (rc != SQLITE_OK || !p->real->pMethods) {
+    f->pMethods = NULL;
+    return rc;
+  }
+  if (flags & SQLITE_OPEN_MAIN_DB) p->zName = zName;
+  int v = p->real->pMethods->iVersion;
+  f->pMethods = &shim_methods[(v < 1 ? 1 : v > 3 ? 3 : v) - 1];
+  return SQLITE_OK;
+}
+
+static int shim_delete(sqlite3_vfs *v, const char *z, int sync)
+{
+  (void)v;
+  return g_root->xDelete(g_root, z, sync);
+}
+
+static int shim_access(sqlite3_vfs *v, const char *z, int flags, int *out)
+{
+  (void)v;
+  return g_root->xAccess(g_root, z, flags, out);
+}
+
+static int shim_full_pathname(sqlite3_vfs *v, const char *z, int n, char *out)
+{
+  (void)v;
+  return g_root->xFullPathname(g_root, z, n, out);
+}
+
+static void *shim_dlopen(sqlite3_vfs *v, const char *z)
+{
+  (void)v;
+  return g_root->xDlOpen(g_root, z);
+}
+
+static void shim_dlerror(sqlite3_vfs *v, int n, char *z)
+{
+  (void)v;
+  g_root->xDlError(g_root, n, z);
+}
+
+static void (*shim_dlsym(sqlite3_vfs *v, void *h, const char *z))(void)
+{
+  (void)v;
+  return g_root->xDlSym(g_root, h, z);
+}
+
+static void shim_dlclose(sqlite3_vfs *v, void *h)
+{
+  (void)v;
+  g_root->xDlClose(g_root, h);
+}
+
+static int shim_randomness(sqlite3_vfs *v, int n, char *z)
+{
+  (void)v;
+  return g_root->xRandomness(g_root, n, z);
+}
+
+static int shim_sleep(sqlite3_vfs *v, int us)
+{
+  (void)v;
+  return g_root->xSleep(g_root, us);
+}
+
+static int shim_current_time(sqlite3_vfs *v, double *t)
+{
+  (void)v;
+  return g_root->xCurrentTime(g_root, t);
+}
+
+static int shim_get_last_error(sqlite3_vfs *v, int n, char *z)
+{
+  (void)v;
+  return g_root->xGetLastError ? g_root->xGetLastError(g_root, n, z) : 0;
+}
+
+static int shim_current_time_int64(sqlite3_vfs *v, sqlite3_int64 *t)
+{
+  (void)v;
+  return g_root->xCurrentTimeInt64(g_root, t);
+}
+
+static int shim_set_system_call(sqlite3_vfs *v, const char *z, sqlite3_syscall_ptr f)
+{
+  (void)v;
+  return g_root->xSetSystemCall(g_root, z, f);
+}
+
+static sqlite3_syscall_ptr shim_get_system_call(sqlite3_vfs *v, const char *z)
+{
+  (void)v;
+  return g_root->xGetSystemCall(g_root, z);
+}
+
+static const char *shim_next_system_call(sqlite3_vfs *v, const char *z)
+{
+  (void)v;
+  return g_root->xNextSystemCall(g_root, z);
+}
+
+int dbpool_vfs_install(void)
+{
+  sqlite3_vfs *root = sqlite3_vfs_find(NULL);
+  if (!root) return SQLITE_ERROR;
+  if (root == &g_shim) return SQLITE_OK;
+  g_root = root;
+  memset(&g_shim, 0, sizeof g_shim);
+  g_shim.iVersion = root->iVersion < 3 ? root->iVersion : 3;
+  g_shim.szOsFile = (int)sizeof(shim_file) + root->szOsFile;
+  g_shim.mxPathname = root->mxPathname;
+  g_shim.zName = "dbpool";
+  g_shim.xOpen = shim_open;
+  g_shim.xDelete = shim_delete;
+  g_shim.xAccess = shim_access;
+  g_shim.xFullPathname = shim_full_pathname;
+  g_shim.xDlOpen = root->xDlOpen ? shim_dlopen : 0;
+  g_shim.xDlError = root->xDlError ? shim_dlerror : 0;
+  g_shim.xDlSym = root->xDlSym ? shim_dlsym : 0;
+  g_shim.xDlClose = root->xDlClose ? shim_dlclose : 0;
+  g_shim.xRandomness = shim_randomness;
+  g_shim.xSleep = shim_sleep;
+  g_shim.xCurrentTime = shim_current_time;
+  g_shim.xGetLastError = shim_get_last_error;
+  if (g_shim.iVersion >= 2) g_shim.xCurrentTimeInt64 = shim_current_time_int64;
+  if (g_shim.iVersion >= 3) {
+    g_shim.xSetSystemCall = shim_set_system_call;
+    g_shim.xGetSystemCall = shim_get_system_call;
+    g_shim.xNextSystemCall = shim_next_system_call;
+  }
+  return sqlite3_vfs_register(&g_shim, 1);
+}
+
+void dbpool_vfs_uninstall(void)
+{
+  if (g_root) {
+    sqlite3_vfs_unregister(&g_shim);
+    sqlite3_vfs_register(g_root, 1);
+  }
+}
