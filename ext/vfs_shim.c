@@ -7,15 +7,15 @@
 **   .load ./build/dbpool
 **   .open app.db
 **   PRAGMA dbpool_max_connections;          -- 10
-**   PRAGMA dbpool_max_connections = 20;     -- host-wide, at once
+**   PRAGMA dbpool_max_connections = 20;     -- 20, host-wide, at once
 **   PRAGMA dbpool_acquire_timeout_ms = 2000;
 **   PRAGMA dbpool_paused = 1;
 **   PRAGMA dbpool_stats;                    -- a one-line summary
 **
 ** Pragmas reach the shim through SQLITE_FCNTL_PRAGMA on the file of the
 ** schema named (main by default). An unknown PRAGMA dbpool_* name is an
-** error (SQLite itself ignores unknown pragmas silently). Setting a value
-** returns no row; reading returns one.
+** error (SQLite itself ignores unknown pragmas silently). Reading and
+** setting both return one row: the value in effect.
 **
 ** LIMITATIONS
 **   - Connections opened before the extension was loaded, or with an
@@ -128,7 +128,15 @@ static int shim_pragma(shim_file *p, char **az)
     az[0] = sqlite3_mprintf("%lld", (long long)v);
     return SQLITE_OK;
   }
-  return dbpool_set_setting_text(p->coord, dbpool_setting_describe(s)->name, arg, &az[0]);
+  int rc = dbpool_set_setting_text(p->coord, dbpool_setting_describe(s)->name,
+                                   arg, &az[0]);
+  if (rc != SQLITE_OK) return rc;
+  /* Answer with the new value: a pragma that returns SQLITE_OK must name
+  ** its column (clients such as Python fail on a NULL column name). */
+  int64_t v = 0;
+  dbpool_coord_get(p->coord, s, &v);
+  az[0] = sqlite3_mprintf("%lld", (long long)v);
+  return SQLITE_OK;
 }
 
 static int shim_file_control(sqlite3_file *f, int op, void *arg)

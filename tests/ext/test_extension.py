@@ -1,0 +1,259 @@
+"""The SQLite extension across real processes: sqlite3 shells and Python
+processes holding connections against one host-wide cap.
+
+Run by tests/suites/python.sh with Debian's /usr/bin/python3 (its sqlite3
+module can load extensions). Each test gets its own database file and pool
+namespace, and removes its pool segments.
+"""
+import glob
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.join(ROOT, os.environ.get("B", "build"))
+EXT = os.path.join(BUILD, "dbpool")  # SQLite appends .so
+
+
+def wait_until(predicate, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError("timed out waiting for " + what)
+
+
+class ExtensionTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="dbpool-py-")
+        self.db = os.path.join(self.dir, "app.db")
+        self.ns = "py%d%s" % (os.getpid(), self._testMethodName[-12:].replace("_", ""))
+        self.env = dict(os.environ, DBPOOL_NAMESPACE=self.ns, DBPOOL_MAX_CONNECTIONS="3")
+        self.env.pop("DBPOOL_ACQUIRE_TIMEOUT_MS", None)
+        os.environ["DBPOOL_NAMESPACE"] = self.ns
+        # Made by a shell without the extension: once a test has loaded it,
+        # every connection this process opens to a file counts.
+        subprocess.run(["sqlite3", self.db, "CREATE TABLE t(x)"], check=True)
+        self.procs = []
+        # An observer: the extension loaded in an in-memory connection, which
+        # holds no slot; this process never opens the file itself.
+        os.environ["DBPOOL_MAX_CONNECTIONS"] = "3"
+        self.view = sqlite3.connect(":memory:")
+        self.view.enable_load_extension(True)
+        self.view.load_extension(EXT)
+
+    def tearDown(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        self.view.close()
+        for seg in glob.glob("/dev/shm/dbpool.%s.*" % self.ns):
+            os.unlink(seg)
+        subprocess.run(["rm", "-rf", self.dir])
+
+    # -- helpers -------------------------------------------------------------
+
+    def stats(self):
+        rows = self.view.execute(
+            "SELECT active, waiting, max_connections, total_reclaimed, processes,"
+            " total_timeouts FROM pool_stats WHERE database = ?", (self.db,)).fetchall()
+        return rows[0] if rows else None
+
+    def holders(self):
+        return self.view.execute(
+            "SELECT pid, process, state, current FROM pool_connections"
+            " WHERE database = ?", (self.db,)).fetchall()
+
+    def shell(self):
+        """A sqlite3 shell that loads dbpool and keeps its connection open."""
+        p = subprocess.Popen(["sqlite3", self.db], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=self.env, text=True)
+        p.stdin.write(".load %s\n" % EXT)
+        p.stdin.flush()
+        self.procs.append(p)
+        wait_until(lambda: any(h[0] == p.pid for h in self.holders()),
+                   what="shell %d to hold a slot" % p.pid)
+        return p
+
+    def python(self, code, *args):
+        """A Python process running code (with EXT, DB in its globals)."""
+        prelude = ("import sqlite3, sys, time\nEXT=%r\nDB=%r\n"
+                   "boot = sqlite3.connect(':memory:')\n"
+                   "boot.enable_load_extension(True)\nboot.load_extension(EXT)\n"
+                   % (EXT, self.db))
+        p = subprocess.Popen(["/usr/bin/python3", "-c", prelude + code] + list(args),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=self.env, text=True)
+        self.procs.append(p)
+        return p
+
+    def close_shell(self, p):
+        p.stdin.write(".quit\n")
+        p.stdin.flush()
+        p.wait(timeout=10)
+
+    # -- tests ---------------------------------------------------------------
+
+    def test_fourth_open_fails_after_its_timeout_with_the_message(self):
+        for _ in range(3):
+            self.shell()
+        self.assertEqual(self.stats()[0], 3)
+        p = self.python(
+            "t0 = time.monotonic()\n"
+            "try:\n"
+            "    sqlite3.connect('file:' + DB + '?dbpool_timeout=300', uri=True)\n"
+            "    print('connected')\n"
+            "except sqlite3.OperationalError as e:\n"
+            "    print('%.0f|%s' % ((time.monotonic() - t0) * 1000, e))\n")
+        out, err = p.communicate(timeout=30)
+        self.assertEqual(err, "")
+        elapsed, message = out.strip().split("|", 1)
+        self.assertGreaterEqual(float(elapsed), 300)
+        m = re.fullmatch(r"automatic extension loading failed: dbpool: all 3 "
+                         r"connections to (.*) are in use \(waited (\d+) ms\)", message)
+        self.assertIsNotNone(m, message)
+        self.assertEqual(m.group(1), self.db)
+        self.assertGreaterEqual(int(m.group(2)), 300)
+        self.assertEqual(self.stats()[0], 3)
+        self.assertGreaterEqual(self.stats()[5], 1)
+
+    def test_load_in_a_full_pool_fails_with_the_message(self):
+        shells = [self.shell() for _ in range(3)]
+        shells[0].stdin.write(
+            "UPDATE pool_settings SET value = 200 WHERE name = 'acquire_timeout_ms';\n")
+        shells[0].stdin.flush()
+        wait_until(lambda: self.view.execute(
+            "SELECT acquire_timeout_ms FROM pool_stats WHERE database = ?",
+            (self.db,)).fetchone()[0] == 200, what="timeout 200")
+        s = subprocess.run(["sqlite3", self.db], input=".load %s\n" % EXT,
+                           capture_output=True, text=True, env=self.env, timeout=30)
+        self.assertIn("dbpool: all 3 connections to %s are in use (waited" % self.db, s.stderr)
+        self.assertEqual(self.stats()[0], 3)
+
+    def test_a_waiter_gets_in_when_a_holder_closes(self):
+        shells = [self.shell() for _ in range(3)]
+        p = self.python(
+            "c = sqlite3.connect('file:' + DB + '?dbpool_timeout=20000', uri=True)\n"
+            "print(c.execute('SELECT count(*) FROM t').fetchone()[0])\n")
+        wait_until(lambda: self.stats()[1] == 1, what="a waiter")
+        self.assertEqual([h[2] for h in self.holders()].count("waiting"), 1)
+        self.close_shell(shells[0])
+        out, err = p.communicate(timeout=30)
+        self.assertEqual((out.strip(), err), ("0", ""))
+        self.assertEqual(self.stats()[:2], (2, 0))
+
+    def test_a_sigkilled_shell_gives_its_slot_back(self):
+        shells = [self.shell() for _ in range(3)]
+        p = self.python(
+            "c = sqlite3.connect('file:' + DB + '?dbpool_timeout=20000', uri=True)\n"
+            "print('in')\n")
+        wait_until(lambda: self.stats()[1] == 1, what="a waiter")
+        shells[1].send_signal(signal.SIGKILL)
+        out, err = p.communicate(timeout=30)
+        self.assertEqual((out.strip(), err), ("in", ""))
+        st = self.stats()
+        self.assertEqual(st[0], 2)  # two shells left; the Python process exited
+        self.assertGreaterEqual(st[3], 1)  # total_reclaimed
+
+    def test_pool_connections_lists_other_processes(self):
+        shells = [self.shell() for _ in range(2)]
+        p = self.python(
+            "c = sqlite3.connect(DB)\n"
+            "for row in c.execute('SELECT pid, process, state, current FROM pool_connections"
+            " WHERE database = ? ORDER BY pid', (DB,)):\n"
+            "    print('%d|%s|%s|%d' % row)\n")
+        out, err = p.communicate(timeout=30)
+        self.assertEqual(err, "")
+        rows = [line.split("|") for line in out.split()]
+        pids = {int(r[0]) for r in rows}
+        self.assertTrue({s.pid for s in shells} <= pids, (rows, [s.pid for s in shells]))
+        self.assertIn(p.pid, pids)
+        for pid, process, state, current in rows:
+            self.assertEqual(state, "active")
+            self.assertEqual(current, "1" if int(pid) == p.pid else "0")
+            if int(pid) != p.pid:
+                self.assertEqual(process, "sqlite3")
+        self.assertEqual(self.stats()[4], 2)  # processes: the shells
+
+    def test_a_setting_changed_in_one_process_shows_in_another(self):
+        s = self.shell()
+        s.stdin.write("UPDATE pool_settings SET value = 7 WHERE name = 'max_connections';\n")
+        s.stdin.flush()
+        wait_until(lambda: self.stats()[2] == 7, what="max_connections = 7")
+        p = self.python(
+            "c = sqlite3.connect(DB)\n"
+            "print(c.execute('PRAGMA dbpool_max_connections').fetchone()[0])\n"
+            "c.execute('PRAGMA dbpool_max_connections = 5')\n")
+        out, err = p.communicate(timeout=30)
+        self.assertEqual((out.strip(), err), ("7", ""))
+        self.assertEqual(self.stats()[2], 5)
+
+    def test_python_threads_share_the_cap(self):
+        limit, threads = 3, 8
+        lock = threading.Lock()
+        state = {"open": 0, "max": 0, "ok": 0, "errors": []}
+
+        def worker():
+            try:
+                c = sqlite3.connect("file:%s?dbpool_timeout=20000" % self.db, uri=True,
+                                    check_same_thread=False)
+                with lock:
+                    state["open"] += 1
+                    state["max"] = max(state["max"], state["open"])
+                c.execute("SELECT count(*) FROM t").fetchone()
+                time.sleep(0.05)
+                with lock:
+                    state["open"] -= 1
+                c.close()
+                with lock:
+                    state["ok"] += 1
+            except Exception as e:  # reported below
+                state["errors"].append(repr(e))
+
+        # The extension is loaded in this process: its file connections count.
+        ts = [threading.Thread(target=worker) for _ in range(threads)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+        self.assertEqual(state["errors"], [])
+        self.assertEqual(state["ok"], threads)
+        self.assertLessEqual(state["max"], limit)
+        st = self.stats()
+        self.assertEqual(st[0], 0)
+        total = self.view.execute("SELECT total_acquired FROM pool_stats WHERE database = ?",
+                                  (self.db,)).fetchone()[0]
+        self.assertEqual(total, threads)
+
+    def test_memory_databases_are_not_counted(self):
+        s = self.shell()
+        m = sqlite3.connect(":memory:")
+        self.assertEqual(m.execute("SELECT count(*) FROM pool_settings").fetchone()[0], 0)
+        m.close()
+        self.assertEqual(self.stats()[0], 1)
+        self.close_shell(s)
+        self.assertEqual(self.stats()[0], 0)
+
+    def test_invalid_dbpool_timeout_is_rejected(self):
+        with self.assertRaises(sqlite3.OperationalError) as cm:
+            sqlite3.connect("file:%s?dbpool_timeout=soon" % self.db, uri=True)
+        self.assertEqual(str(cm.exception),
+                         "automatic extension loading failed: dbpool: invalid "
+                         "dbpool_timeout 'soon' for %s: expected milliseconds "
+                         "from 0 to 86400000" % self.db)
+        self.assertIsNone(self.stats())  # nothing happened: not even a pool
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
