@@ -56,6 +56,9 @@ class ExtensionTest(unittest.TestCase):
             if p.poll() is None:
                 p.kill()
             p.wait()
+            for f in (p.stdin, p.stdout, p.stderr):
+                if f:
+                    f.close()
         self.view.close()
         for seg in glob.glob("/dev/shm/dbpool.%s.*" % self.ns):
             os.unlink(seg)
