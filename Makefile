@@ -74,9 +74,11 @@ $(B)/tests/%: tests/coord/%.c $(B)/libdbpool.a $(TEST_UTIL)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Itests/lib $(CFLAGS) $< -o $@ $(B)/libdbpool.a $(ALL_LDFLAGS)
 
-$(B)/bench/%: bench/%.c $(B)/libdbpool.a
+# Benchmarks that are SQLite applications link the host's libsqlite3.
+$(B)/bench/ext_bench: BENCH_LIBS := -lsqlite3
+$(B)/bench/%: bench/%.c $(B)/libdbpool.a $(B)/dbpool.so
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) $< -o $@ $(B)/libdbpool.a $(ALL_LDFLAGS) -lm
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $< -o $@ $(B)/libdbpool.a $(BENCH_LIBS) $(ALL_LDFLAGS) -lm
 
 test: all
 	B=$(B) PYTHON=$(PYTHON) tests/run.sh

@@ -11,3 +11,18 @@ for b in "$B"/bench/*; do
   "$b" $mode
   echo
 done
+
+# Instruction counts are exact where timings are noisy: the extension's cost
+# on a point SELECT, counted by callgrind inside the SELECT loop alone.
+if command -v valgrind >/dev/null && [ -x "$B/bench/ext_bench" ]; then
+  count() {
+    local out; out=$(mktemp)
+    B=$B valgrind --tool=callgrind --toggle-collect=point_selects \
+      --callgrind-out-file="$out" "$B/bench/ext_bench" count "$1" >/dev/null 2>&1
+    awk '/^summary:/ {print $2}' "$out"; rm -f "$out"
+  }
+  plain=$(count plain); pooled=$(count pooled)
+  if [ -n "$plain" ] && [ -n "$pooled" ]; then
+    awk -v a="$plain" -v b="$pooled" 'BEGIN { printf "point SELECT, instructions per query (callgrind): without %.0f, with %.0f   overhead %+.2f%%   (goal <= 2%%)\n", a/20000, b/20000, (b/a-1)*100 }'
+  fi
+fi

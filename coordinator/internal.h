@@ -28,8 +28,10 @@ struct dbpool_coord {
   bool readonly;
   char name[DBP_SEGMENT_NAME_MAX]; /* "/dbpool.<dev>.<ino>" */
   char path[DBPOOL_PATH_MAX];      /* database path, as recorded at attach */
-  uint64_t dev, ino;
-  int refs;          /* guarded by the registry lock */
+  uint64_t dev, ino;     /* the database file's key */
+  uint64_t seg_dev, seg_ino; /* the segment file mapped */
+  int refs;          /* handles + holders; guarded by the registry lock */
+  int holders;       /* holders alive; guarded by the registry lock */
   unsigned fork_gen; /* fork generation of the process that mapped it */
   int proc_idx;      /* our process record, -1 until the first holder */
   uint32_t proc_gen; /* its generation */
@@ -120,6 +122,7 @@ DBP_HIDDEN int dbp_live_process_count(dbpool_coord *c, bool check);
 DBP_HIDDEN int dbp_segment_attach(const char *db_path, const char *seg_name,
                                   unsigned flags, dbpool_coord **out);
 DBP_HIDDEN void dbp_segment_unmap(dbpool_coord *c);
+DBP_HIDDEN bool dbp_segment_still_linked(const dbpool_coord *c);
 DBP_HIDDEN int dbp_segment_name_for(const char *db_path,
                                     char out[DBP_SEGMENT_NAME_MAX],
                                     uint64_t *dev, uint64_t *ino);

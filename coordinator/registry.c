@@ -2,10 +2,12 @@
 ** registry.c -- this process's attachments and holders.
 **
 ** A process maps each pool once: handles opened for the same database share
-** one refcounted attachment (every handle and every holder is a reference).
+** one refcounted attachment (every handle and every holder is a reference),
+** and the mapping stays cached when the last reference goes, so that a
+** process opening and closing connections does not map and unmap each time.
 ** The process registers itself in the pool (a process record carrying its
-** identity) when it creates its first holder, so that observers that only
-** read statistics never appear as users. After fork() the child sees its
+** identity) while it has holders, so that observers that only read
+** statistics never appear as users. After fork() the child sees its
 ** parent's attachments as foreign: it maps and registers anew.
 */
 #include <errno.h>
@@ -48,14 +50,32 @@ void dbp_label_load(_Atomic uint64_t *src, unsigned words, char *dst)
   dst[words * 8 - 1] = 0;
 }
 
+/* Under the registry lock: drop a cached attachment nobody uses. */
+static void forget(dbpool_coord *c)
+{
+  for (dbpool_coord **pp = &g_list; *pp; pp = &(*pp)->next)
+    if (*pp == c) {
+      *pp = c->next;
+      break;
+    }
+  dbp_segment_unmap(c);
+  free(c);
+}
+
 static dbpool_coord *find(const char *name, unsigned flags)
 {
   unsigned gen = dbp_fork_gen();
-  for (dbpool_coord *c = g_list; c; c = c->next)
-    if (c->fork_gen == gen && strcmp(c->name, name) == 0 &&
-        (!c->readonly || (flags & DBPOOL_OPEN_READONLY)) &&
-        !(dbp_gate_snapshot(c->hdr).bits & G_REMOVED))
-      return c;
+  dbpool_coord *next;
+  for (dbpool_coord *c = g_list; c; c = next) {
+    next = c->next;
+    if (c->fork_gen != gen || strcmp(c->name, name) != 0) continue;
+    if ((dbp_gate_snapshot(c->hdr).bits & G_REMOVED) ||
+        !dbp_segment_still_linked(c)) {
+      if (c->refs == 0) forget(c);
+      continue;
+    }
+    if (!c->readonly || (flags & DBPOOL_OPEN_READONLY)) return c;
+  }
   return NULL;
 }
 
@@ -87,6 +107,7 @@ static int open_common(const char *db_path, const char *seg_name,
       g_list = c;
     }
   }
+  /* A read-only handle on a pool we can write: fine, we just don't write. */
   dbp_registry_unlock();
   if (rc == 0) *out = c;
   return rc;
@@ -137,22 +158,17 @@ static void detach_process(dbpool_coord *c)
   c->proc_idx = -1;
 }
 
+/* Drop one reference. The mapping stays cached for the next open, unless
+** it is a parent's (after fork) or its pool was removed. */
 static void unref(dbpool_coord *c)
 {
   dbp_registry_lock();
-  if (--c->refs > 0) {
-    dbp_registry_unlock();
-    return;
+  if (--c->refs == 0 && (c->fork_gen != dbp_fork_gen() ||
+                         (dbp_gate_snapshot(c->hdr).bits & G_REMOVED))) {
+    detach_process(c); /* only if this process (not a parent) registered */
+    forget(c);
   }
-  for (dbpool_coord **pp = &g_list; *pp; pp = &(*pp)->next)
-    if (*pp == c) {
-      *pp = c->next;
-      break;
-    }
-  detach_process(c); /* only if this process (not a parent) registered */
   dbp_registry_unlock();
-  dbp_segment_unmap(c);
-  free(c);
 }
 
 void dbpool_coord_close(dbpool_coord *c)
@@ -160,16 +176,30 @@ void dbpool_coord_close(dbpool_coord *c)
   if (c) unref(c);
 }
 
+/* A holder is gone: the last one of this process leaves the pool. */
+static void drop_holder(dbpool_coord *c)
+{
+  dbp_registry_lock();
+  if (--c->holders == 0 && c->proc_fork_gen == dbp_fork_gen()) detach_process(c);
+  dbp_registry_unlock();
+  unref(c);
+}
+
 /* Register this process in the pool, once per process. Registry lock held. */
 int dbp_register_process(dbpool_coord *c)
 {
   unsigned fgen = dbp_fork_gen();
   if (c->proc_idx >= 0 && c->proc_fork_gen == fgen) return 0;
-  uint32_t kind;
-  uint64_t ident;
-  char comm[DBPOOL_PROCESS_NAME_MAX];
-  dbp_self_identity(&kind, &ident);
-  dbp_self_comm(comm);
+  /* Who we are: computed once per process (registry lock held). */
+  static unsigned cached_gen;
+  static uint32_t kind;
+  static uint64_t ident;
+  static char comm[DBPOOL_PROCESS_NAME_MAX];
+  if (cached_gen != fgen) {
+    dbp_self_identity(&kind, &ident);
+    dbp_self_comm(comm);
+    cached_gen = fgen;
+  }
   for (int attempt = 0; attempt < 2; attempt++) {
     int rc = dbp_lock(c, -1);
     if (rc) return rc;
@@ -243,7 +273,10 @@ int dbpool_holder_new(dbpool_coord *c, dbpool_holder **out)
 
   dbp_registry_lock();
   int rc = dbp_register_process(c);
-  if (rc == 0) c->refs++;
+  if (rc == 0) {
+    c->refs++;
+    c->holders++;
+  }
   dbp_registry_unlock();
   if (rc) {
     free(hd);
@@ -272,7 +305,7 @@ int dbpool_holder_new(dbpool_coord *c, dbpool_holder **out)
                  "(%u in use)", c->path, DBP_RECORDS);
   if (rc) {
     free(hd);
-    unref(c);
+    drop_holder(c);
     return rc;
   }
   hd->c = c;
@@ -305,7 +338,7 @@ void dbpool_holder_free(dbpool_holder *hd)
     }
   }
   free(hd);
-  unref(c);
+  drop_holder(c);
 }
 
 int dbpool_holder_held(const dbpool_holder *hd) { return hd && hd->held; }

@@ -404,6 +404,8 @@ int dbp_segment_attach(const char *db_path, const char *seg_name,
       if (!db_path) return dbp_err(-ENOENT, "dbpool: pool %s was removed", name);
       continue;
     }
+    struct stat seg_st;
+    if (fstat(fd, &seg_st) != 0) memset(&seg_st, 0, sizeof seg_st);
     close(fd);
     dbpool_coord *c = calloc(1, sizeof *c);
     if (!c) {
@@ -417,6 +419,8 @@ int dbp_segment_attach(const char *db_path, const char *seg_name,
     c->readonly = ro;
     c->dev = dev;
     c->ino = ino;
+    c->seg_dev = (uint64_t)seg_st.st_dev;
+    c->seg_ino = (uint64_t)seg_st.st_ino;
     c->proc_idx = -1;
     c->fork_gen = dbp_fork_gen();
     snprintf(c->name, sizeof c->name, "%s", name);
@@ -439,6 +443,17 @@ int dbp_segment_attach(const char *db_path, const char *seg_name,
   }
   return dbp_err(-EAGAIN, "dbpool: pool %s kept being removed while "
                  "attaching; try again", name);
+}
+
+/* Is the segment we mapped still the one under its name? (Someone may have
+** deleted the file by hand, and a new pool taken the name.) */
+bool dbp_segment_still_linked(const dbpool_coord *c)
+{
+  char path[PATH_MAX];
+  struct stat st;
+  shm_path(c->name, path);
+  return stat(path, &st) == 0 && (uint64_t)st.st_ino == c->seg_ino &&
+         (uint64_t)st.st_dev == c->seg_dev;
 }
 
 void dbp_segment_unmap(dbpool_coord *c)

@@ -212,6 +212,10 @@ static int shim_open(sqlite3_vfs *vfs, const char *zName, sqlite3_file *f,
 {
   shim_file *p = (shim_file *)f;
   (void)vfs;
+  /* Journals, WAL and temporary files need no pragmas: open them as the
+  ** root VFS's own files (szOsFile leaves room), with no shim in the way. */
+  if (!(flags & SQLITE_OPEN_MAIN_DB))
+    return g_root->xOpen(g_root, zName, f, flags, out_flags);
   memset(p, 0, sizeof *p);
   p->real = (sqlite3_file *)&p[1];
   int rc = g_root->xOpen(g_root, zName, p->real, flags, out_flags);
@@ -219,7 +223,7 @@ static int shim_open(sqlite3_vfs *vfs, const char *zName, sqlite3_file *f,
     f->pMethods = NULL;
     return rc;
   }
-  if (flags & SQLITE_OPEN_MAIN_DB) p->zName = zName;
+  p->zName = zName;
   int v = p->real->pMethods->iVersion;
   f->pMethods = &shim_methods[(v < 1 ? 1 : v > 3 ? 3 : v) - 1];
   return SQLITE_OK;

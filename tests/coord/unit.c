@@ -328,6 +328,24 @@ TEST(settings_outlive_processes)
   CHECK(tu_wait_child(pid, 10000) == 0);
 }
 
+TEST(a_segment_deleted_by_hand_is_not_reused)
+{
+  const char *db = tu_db("by-hand.db");
+  dbpool_coord *c;
+  int64_t v = 0;
+  char path[256];
+  CHECK_RC(dbpool_coord_open(db, 0, &c), 0);
+  CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 5), 0);
+  snprintf(path, sizeof path, "/dev/shm%s", dbpool_coord_segment_name(c));
+  dbpool_coord_close(c); /* the mapping stays cached in this process */
+  CHECK(unlink(path) == 0);
+  CHECK_RC(dbpool_coord_open(db, 0, &c), 0); /* a new pool, not the cache */
+  CHECK_RC(dbpool_coord_get(c, DBPOOL_SETTING_MAX_CONNECTIONS, &v), 0);
+  CHECK(v == 10);
+  CHECK(access(path, F_OK) == 0);
+  dbpool_coord_close(c);
+}
+
 static int count_cb(const char *name, void *arg)
 {
   (void)name;
@@ -398,6 +416,7 @@ int main(void)
   RUN(holders_list_and_labels);
   RUN(remove_refuses_while_in_use);
   RUN(settings_outlive_processes);
+  RUN(a_segment_deleted_by_hand_is_not_reused);
   RUN(list_collects_pools_of_deleted_databases);
   RUN(strerror_names_every_error);
   RUN(histogram_buckets_are_contiguous);

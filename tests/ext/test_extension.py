@@ -33,10 +33,13 @@ def wait_until(predicate, timeout=10.0, what="condition"):
 
 
 class ExtensionTest(unittest.TestCase):
+    serial = 0
+
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="dbpool-py-")
         self.db = os.path.join(self.dir, "app.db")
-        self.ns = "py%d%s" % (os.getpid(), self._testMethodName[-12:].replace("_", ""))
+        ExtensionTest.serial += 1
+        self.ns = "py%d-%d" % (os.getpid(), ExtensionTest.serial)
         self.env = dict(os.environ, DBPOOL_NAMESPACE=self.ns, DBPOOL_MAX_CONNECTIONS="3")
         self.env.pop("DBPOOL_ACQUIRE_TIMEOUT_MS", None)
         os.environ["DBPOOL_NAMESPACE"] = self.ns
