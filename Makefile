@@ -36,7 +36,8 @@ LIB_CFLAGS := $(BASE_CFLAGS) -DDBPOOL_BUILDING
 ALL_LDFLAGS := -pthread $(SAN_FLAGS) $(LDFLAGS)
 
 COORD_SRC := $(sort $(wildcard coordinator/*.c))
-LIB_OBJ := $(COORD_SRC:%.c=$(B)/lib/%.o)
+POOL_SRC := $(sort $(wildcard pool/*.c))
+LIB_OBJ := $(COORD_SRC:%.c=$(B)/lib/%.o) $(POOL_SRC:%.c=$(B)/lib/%.o)
 
 # The extension carries its own hidden copy of the coordinator (no
 # DBPOOL_BUILDING: nothing but sqlite3_dbpool_init is exported) and uses the
@@ -46,7 +47,9 @@ EXT_SRC := $(sort $(wildcard ext/*.c))
 EXT_OBJ := $(EXT_SRC:%.c=$(B)/ext/%.o) $(COORD_SRC:%.c=$(B)/ext/%.o)
 
 TEST_SRC := $(sort $(wildcard tests/coord/*.c))
-TEST_BIN := $(TEST_SRC:tests/coord/%.c=$(B)/tests/%)
+POOL_TEST_SRC := $(sort $(wildcard tests/pool/*.c))
+TEST_BIN := $(TEST_SRC:tests/coord/%.c=$(B)/tests/%) \
+  $(POOL_TEST_SRC:tests/pool/%.c=$(B)/tests/pool-%)
 TEST_UTIL := tests/lib/testutil.h
 
 BENCH_SRC := $(sort $(wildcard bench/*.c))
@@ -75,6 +78,10 @@ $(B)/tests/%: tests/coord/%.c $(B)/libdbpool.a $(TEST_UTIL)
 	$(CC) $(BASE_CFLAGS) -Itests/lib $(CFLAGS) $< -o $@ $(B)/libdbpool.a $(ALL_LDFLAGS)
 
 # Benchmarks that are SQLite applications link the host's libsqlite3.
+$(B)/tests/pool-%: tests/pool/%.c $(B)/libdbpool.a $(TEST_UTIL)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -Itests/lib $(CFLAGS) $< -o $@ $(B)/libdbpool.a -lsqlite3 $(ALL_LDFLAGS)
+
 $(B)/bench/ext_bench: BENCH_LIBS := -lsqlite3
 $(B)/bench/%: bench/%.c $(B)/libdbpool.a $(B)/dbpool.so
 	@mkdir -p $(dir $@)

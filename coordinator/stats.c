@@ -11,6 +11,7 @@
 ** acquires that did not wait are bucket 0, derived as the remainder.
 */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,7 +86,7 @@ static uint64_t percentile(const uint64_t *counts, uint64_t total, double q,
   return max_ns;
 }
 
-int dbpool_coord_stats(dbpool_coord *c, dbpool_stats *out)
+int dbpool_coord_stats(dbpool_coord *c, dbpool_host_stats *out)
 {
   if (!c || !out) return dbp_err(-EINVAL, "dbpool: stats: NULL argument");
   dbp_header *h = c->hdr;
@@ -199,14 +200,19 @@ int dbpool_coord_wait_for_waiter(dbpool_coord *c, int timeout_ms)
   int64_t deadline = timeout_ms < 0 ? -1 : dbp_mono_ns() + (int64_t)timeout_ms * 1000000;
   atomic_fetch_add(&h->event_listeners, 1);
   int someone = 0;
-  for (;;) {
-    uint32_t v = atomic_load(&h->waiter_event);
-    if ((someone = atomic_load(&h->n_waiting) > 0)) break;
-    if (dbp_futex_wait(&h->waiter_event, v, deadline) == -ETIMEDOUT) {
-      someone = atomic_load(&h->n_waiting) > 0;
-      break;
-    }
+  uint32_t v = atomic_load(&h->waiter_event);
+  someone = atomic_load(&h->n_waiting) > 0;
+  if (!someone) {
+    dbp_futex_wait(&h->waiter_event, v, deadline); /* any bump ends it */
+    someone = atomic_load(&h->n_waiting) > 0;
   }
   atomic_fetch_sub(&h->event_listeners, 1);
   return someone;
+}
+
+void dbpool_coord_wake_listeners(dbpool_coord *c)
+{
+  if (!c || c->readonly) return;
+  atomic_fetch_add(&c->hdr->waiter_event, 1);
+  dbp_futex_wake(&c->hdr->waiter_event, INT_MAX);
 }

@@ -37,7 +37,7 @@ char *dbpool_iso8601(int64_t ns)
 
 char *dbpool_stats_summary(dbpool_coord *c)
 {
-  dbpool_stats st;
+  dbpool_host_stats st;
   if (dbpool_coord_stats(c, &st) != 0) return NULL;
   return sqlite3_mprintf(
       "max_connections=%u active=%u idle=%u waiting=%u peak_active=%u "

@@ -56,7 +56,7 @@ SQLITE_EXTENSION_INIT3
 
 typedef struct stats_row {
   char database[DBPOOL_PATH_MAX];
-  dbpool_stats st;
+  dbpool_host_stats st;
 } stats_row;
 
 typedef struct stats_vtab {
@@ -202,7 +202,7 @@ static int stats_column(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int col
 {
   stats_cursor *cur = (stats_cursor *)pCur;
   const stats_row *r = &cur->rows[cur->i];
-  const dbpool_stats *s = &r->st;
+  const dbpool_host_stats *s = &r->st;
   switch (col) {
   case COL_DATABASE: sqlite3_result_text(ctx, r->database, -1, SQLITE_TRANSIENT); break;
   case COL_MAX_CONNECTIONS: sqlite3_result_int64(ctx, s->max_connections); break;

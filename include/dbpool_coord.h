@@ -282,7 +282,7 @@ DBPOOL_EXTERN int dbpool_coord_set(dbpool_coord *c, int s, int64_t value);
 
 /* ---------------------------------------------------------- statistics */
 
-typedef struct dbpool_stats {
+typedef struct dbpool_host_stats {
   uint32_t max_connections;
   uint32_t active;        /* slots held now, idle ones included */
   uint32_t idle;          /* held slots marked idle (in-process pools) */
@@ -299,13 +299,17 @@ typedef struct dbpool_stats {
   uint64_t max_wait_ns;
   uint64_t p50_wait_ns, p95_wait_ns, p99_wait_ns; /* over all acquires */
   int64_t created_at_ns;    /* CLOCK_REALTIME */
-} dbpool_stats;
+} dbpool_host_stats;
+
+#ifndef DBPOOL_H /* TEMPORARY: old name, until every caller is renamed */
+typedef dbpool_host_stats dbpool_stats;
+#endif
 
 /*
 ** dbpool_coord_stats: a snapshot of the pool's statistics. Lock-free: takes
 ** no lock and does not disturb acquirers. Returns 0 or -EBADMSG.
 */
-DBPOOL_EXTERN int dbpool_coord_stats(dbpool_coord *c, dbpool_stats *out);
+DBPOOL_EXTERN int dbpool_coord_stats(dbpool_coord *c, dbpool_host_stats *out);
 
 /*
 ** Wait-time histogram: bucket b counts acquires whose wait was in
@@ -352,11 +356,16 @@ DBPOOL_EXTERN unsigned dbpool_coord_waiting(const dbpool_coord *c);
 /*
 ** dbpool_coord_wait_for_waiter: block until a waiter is queued in the pool
 ** (or is already queued), timeout_ms elapses (0 polls, negative waits
-** forever) or a signal arrives. Returns 1 if someone waits, 0 otherwise.
-** Lets an in-process pool give back idle slots on demand.
+** forever), or dbpool_coord_wake_listeners() is called. Returns 1 if
+** someone waits, 0 otherwise. Lets an in-process pool give back idle slots
+** on demand.
 */
 DBPOOL_EXTERN int dbpool_coord_wait_for_waiter(dbpool_coord *c,
                                                int timeout_ms);
+
+/* dbpool_coord_wake_listeners: make every dbpool_coord_wait_for_waiter call
+** on this pool (in any process) return now, e.g. to stop a thread. */
+DBPOOL_EXTERN void dbpool_coord_wake_listeners(dbpool_coord *c);
 
 /*
 ** dbpool_coord_reap: reclaim now the slots and queue places of processes

@@ -1,0 +1,152 @@
+/*
+** conn.c -- opening, checking, resetting and closing pooled connections.
+**
+** A connection is opened only with a host slot in hand: the entry's holder
+** acquires one (waiting FIFO with every other process), then sqlite3_open_v2
+** opens the file by URI with dbpool_slot=N, which tells the SQLite extension
+** (if this process loaded it) that the slot is already counted. init_sql
+** runs once; any failure closes the connection and gives the slot back.
+*/
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool_internal.h"
+
+/* "file:" + the path percent-encoded, so that '?', '#' and '%' in file names
+** survive, + "?" ready for parameters. */
+char *conn_uri_base(const char *path)
+{
+  static const char keep[] = "-._~/";
+  size_t n = strlen(path);
+  char *out = malloc(5 + 3 * n + 2), *o = out;
+  if (!out) return NULL;
+  o += sprintf(o, "file:");
+  for (const unsigned char *s = (const unsigned char *)path; *s; s++) {
+    if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+        (*s >= '0' && *s <= '9') || strchr(keep, *s))
+      *o++ = (char)*s;
+    else
+      o += sprintf(o, "%%%02X", *s);
+  }
+  *o++ = '?';
+  *o = 0;
+  return out;
+}
+
+int conn_open(dbpool *p, pool_entry *e, int timeout_ms)
+{
+  int rc;
+  if (!e->holder) {
+    rc = dbpool_holder_new(p->coord, &e->holder);
+    if (rc) return pool_err(SQLITE_CANTOPEN, "%s", dbpool_last_error());
+  }
+  rc = dbpool_holder_acquire(e->holder, timeout_ms);
+  if (rc == -ETIMEDOUT || rc == -EAGAIN)
+    return pool_err(SQLITE_BUSY, "%s", dbpool_last_error());
+  if (rc) return pool_err(SQLITE_CANTOPEN, "%s", dbpool_last_error());
+
+  char *uri = malloc(strlen(p->uri_base) + 32);
+  sqlite3 *db = NULL;
+  if (!uri) {
+    dbpool_holder_release(e->holder);
+    return pool_err(SQLITE_NOMEM, "dbpool: out of memory");
+  }
+  sprintf(uri, "%sdbpool_slot=%u", p->uri_base, dbpool_holder_slot(e->holder));
+  rc = sqlite3_open_v2(uri, &db, p->cfg.open_flags | SQLITE_OPEN_URI, p->vfs);
+  free(uri);
+  if (rc == SQLITE_OK && p->init_sql) {
+    char *msg = NULL;
+    rc = sqlite3_exec(db, p->init_sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+      pool_err(rc, "dbpool: init_sql failed on a new connection to %s: %s",
+               p->path, msg ? msg : sqlite3_errstr(rc));
+      sqlite3_free(msg);
+    }
+  } else if (rc != SQLITE_OK) {
+    pool_err(rc, "dbpool: cannot open %s: %s", p->path,
+             db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  }
+  if (rc != SQLITE_OK) {
+    sqlite3_close_v2(db);
+    dbpool_holder_release(e->holder);
+    return rc;
+  }
+  int64_t now = pool_mono_ms();
+  e->db = db;
+  e->retire = e->leak_reported = false;
+  e->expires_ms = 0;
+  if (p->cfg.max_lifetime_ms > 0) {
+    /* Up to 2.5% shorter, so that connections opened together do not all
+    ** expire together. */
+    int64_t life = p->cfg.max_lifetime_ms;
+    e->expires_ms = now + life - (int64_t)(rand() % (int)(life / 40 + 1));
+  }
+  e->idle_since_ms = e->checkout_ms = now;
+  return SQLITE_OK;
+}
+
+/* Would releasing db leave anything behind: a transaction, or a statement
+** not reset? Cheap: no mutex with SQLITE_OPEN_NOMUTEX, no system call. */
+int conn_needs_reset(sqlite3 *db)
+{
+  if (!sqlite3_get_autocommit(db)) return 1;
+  for (sqlite3_stmt *s = sqlite3_next_stmt(db, NULL); s; s = sqlite3_next_stmt(db, s))
+    if (sqlite3_stmt_busy(s)) return 1;
+  return 0;
+}
+
+/* Reset running statements and roll back. Returns 0 if clean after. */
+int conn_reset(sqlite3 *db)
+{
+  for (sqlite3_stmt *s = sqlite3_next_stmt(db, NULL); s; s = sqlite3_next_stmt(db, s))
+    if (sqlite3_stmt_busy(s)) sqlite3_reset(s);
+  if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  return conn_needs_reset(db);
+}
+
+/* Was the database file moved, deleted or replaced under the connection? */
+int conn_has_moved(sqlite3 *db)
+{
+  int moved = 0;
+  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) != SQLITE_OK)
+    return 0;
+  return moved;
+}
+
+/* The optional validation query: 0 if it succeeded. */
+int conn_validate(dbpool *p, sqlite3 *db)
+{
+  return sqlite3_exec(db, p->validation_sql, NULL, NULL, NULL) != SQLITE_OK;
+}
+
+/* Close e's connection and give its slot back. Outside the mutex; the entry
+** is in state CLOSING and owned by the caller. */
+void conn_close(dbpool *p, pool_entry *e)
+{
+  (void)p;
+  if (e->db) sqlite3_close_v2(e->db);
+  e->db = NULL;
+  if (dbpool_holder_held(e->holder)) dbpool_holder_release(e->holder);
+}
+
+/* Under the mutex: account for closing entry idx, already taken off the
+** idle stack or out of ENTRY_OUT by the caller, which then calls conn_close
+** outside the mutex and marks it EMPTY. */
+void entry_retire_locked(dbpool *p, int idx, close_reason why)
+{
+  pool_entry *e = &p->entries[idx];
+  e->state = ENTRY_CLOSING;
+  if (e->db) map_del(p, e->db);
+  p->st.closed++;
+  switch (why) {
+  case CLOSE_IDLE: p->st.closed_idle++; break;
+  case CLOSE_LIFETIME: p->st.closed_lifetime++; break;
+  case CLOSE_BROKEN: p->st.closed_broken++; break;
+  case CLOSE_RESET_FAILED: p->st.closed_reset_failed++; break;
+  case CLOSE_GIVEN_BACK: p->st.closed_given_back++; break;
+  case CLOSE_POOL_CLOSE: p->st.closed_pool_close++; break;
+  case CLOSE_OPEN_FAILED: p->st.closed--; break;
+  }
+}

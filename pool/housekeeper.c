@@ -1,0 +1,218 @@
+/*
+** housekeeper.c -- the one thread per pool that does everything time-based,
+** so that dbpool_acquire and dbpool_release never read a clock.
+**
+** It sleeps on the host pool's "someone is waiting" event (a futex in the
+** shared segment), with a timeout of hk_period_ms, and on each wake:
+**
+**   - refreshes the pool's coarse clock (used to stamp checkouts and idle
+**     times; its resolution is the period);
+**   - if another process waits for a host slot, closes idle connections
+**     beyond min_idle at once, giving their slots back (no hoarding);
+**   - closes idle connections past idle_timeout_ms (down to min_idle) or
+**     past their max lifetime, and marks checked-out ones past their
+**     lifetime to be closed when released;
+**   - reports connections held past leak_threshold_ms (once each);
+**   - about once a second, checks idle connections for a database file that
+**     was moved, deleted or replaced (SQLITE_FCNTL_HAS_MOVED: a stat, no
+**     query) and closes those;
+**   - opens connections up to min_idle, without waiting for host slots.
+**
+** Why a thread and not acquire/release: idle connections must be closed,
+** and slots given back, even when nobody calls the pool; and the fast path
+** stays free of clocks and system calls.
+*/
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "pool_internal.h"
+
+#define MOVED_CHECK_MS 1000
+
+typedef struct hk_work {
+  int *close_idx;  /* entries retired under the mutex, to close outside */
+  int nclose;
+  int *check_idx;  /* idle entries taken off for a moved-file check */
+  int ncheck;
+  int *open_idx;   /* entries reserved to open for min_idle */
+  int nopen;
+  dbpool_leak *leaks;
+  int nleaks;
+} hk_work;
+
+static int period_of(const dbpool_config *c)
+{
+  int period = 1000;
+  if (c->idle_timeout_ms > 0 && c->idle_timeout_ms / 4 < period) period = c->idle_timeout_ms / 4;
+  if (c->max_lifetime_ms > 0 && c->max_lifetime_ms / 10 < period) period = c->max_lifetime_ms / 10;
+  if (c->leak_threshold_ms > 0 && c->leak_threshold_ms / 4 < period)
+    period = c->leak_threshold_ms / 4;
+  return period < 10 ? 10 : period;
+}
+
+/* Under the mutex: walk the idle stack, keep what stays, retire the rest. */
+static void sweep_idle_locked(dbpool *p, int64_t now, bool give_back, bool check_moved,
+                              hk_work *w)
+{
+  int keep[p->cfg.max_size], nkeep = 0;
+  for (int i = p->idle_top; i >= 0; i = p->entries[i].idle_next) keep[nkeep++] = i;
+  /* keep[] is most recently used first; retire from the least recent end. */
+  int remaining = nkeep;
+  p->idle_top = -1;
+  int survivors[p->cfg.max_size], ns = 0;
+  for (int k = nkeep - 1; k >= 0; k--) {
+    int idx = keep[k];
+    pool_entry *e = &p->entries[idx];
+    close_reason why = CLOSE_IDLE;
+    bool go = false;
+    if (e->expires_ms && now >= e->expires_ms) {
+      go = true;
+      why = CLOSE_LIFETIME;
+    } else if (remaining > p->cfg.min_idle) {
+      if (give_back) {
+        go = true;
+        why = CLOSE_GIVEN_BACK;
+      } else if (p->cfg.idle_timeout_ms > 0 && now - e->idle_since_ms >= p->cfg.idle_timeout_ms) {
+        go = true;
+        why = CLOSE_IDLE;
+      }
+    }
+    if (go) {
+      remaining--;
+      p->n_idle--;
+      entry_retire_locked(p, idx, why);
+      w->close_idx[w->nclose++] = idx;
+    } else if (check_moved) {
+      p->n_idle--;
+      e->state = ENTRY_CHECKING;
+      w->check_idx[w->ncheck++] = idx;
+    } else {
+      survivors[ns++] = idx;
+    }
+  }
+  /* Rebuild the stack: least recent at the bottom. */
+  for (int k = 0; k < ns; k++) {
+    p->entries[survivors[k]].idle_next = p->idle_top;
+    p->idle_top = survivors[k];
+  }
+}
+
+static void *housekeeper_main(void *arg)
+{
+  dbpool *p = arg;
+  int n = p->cfg.max_size;
+  hk_work w = {malloc(n * sizeof(int)), 0, malloc(n * sizeof(int)), 0,
+               malloc(n * sizeof(int)), 0, malloc(n * sizeof(dbpool_leak)), 0};
+  int64_t next_moved_check = pool_mono_ms() + MOVED_CHECK_MS;
+  pthread_mutex_lock(&p->mu);
+  while (!p->hk_stop && w.close_idx && w.check_idx && w.open_idx && w.leaks) {
+    pthread_mutex_unlock(&p->mu);
+    int someone = dbpool_coord_wait_for_waiter(p->coord, p->hk_period_ms);
+    pthread_mutex_lock(&p->mu);
+    if (p->hk_stop) break;
+    int64_t now = pool_mono_ms();
+    atomic_store(&p->clock_ms, now);
+    bool check_moved = now >= next_moved_check;
+    if (check_moved) next_moved_check = now + MOVED_CHECK_MS;
+    w.nclose = w.ncheck = w.nopen = w.nleaks = 0;
+
+    sweep_idle_locked(p, now, someone, check_moved, &w);
+    for (int i = 0; i < n; i++) {
+      pool_entry *e = &p->entries[i];
+      if (e->state != ENTRY_OUT) continue;
+      if (e->expires_ms && now >= e->expires_ms) e->retire = true;
+      if (p->cfg.leak_threshold_ms > 0 && !e->leak_reported &&
+          now - e->checkout_ms >= p->cfg.leak_threshold_ms) {
+        e->leak_reported = true;
+        p->st.leaks_reported++;
+        w.leaks[w.nleaks++] = (dbpool_leak){
+            .db = e->db, .database = p->path, .thread = e->checkout_tid,
+            .acquired_at_ns = e->checkout_ms * 1000000 + p->real_minus_mono_ns,
+            .held_ms = now - e->checkout_ms, .returned = 0};
+      }
+    }
+    /* Open up to min_idle, unless others wait for the host. */
+    while (!someone && !p->closing && p->n_total < p->cfg.min_idle &&
+           p->n_total < p->cfg.max_size) {
+      int idx = 0;
+      while (p->entries[idx].state != ENTRY_EMPTY) idx++;
+      p->entries[idx].state = ENTRY_OPENING;
+      p->n_total++;
+      w.open_idx[w.nopen++] = idx;
+    }
+    pthread_mutex_unlock(&p->mu);
+
+    for (int k = 0; k < w.nclose; k++) {
+      conn_close(p, &p->entries[w.close_idx[k]]);
+      pthread_mutex_lock(&p->mu);
+      pool_entry_emptied_locked(p, w.close_idx[k]);
+      pthread_mutex_unlock(&p->mu);
+    }
+    for (int k = 0; k < w.nleaks; k++) pool_report_leak(p, &w.leaks[k]);
+    for (int k = 0; k < w.ncheck; k++) {
+      int idx = w.check_idx[k];
+      bool moved = conn_has_moved(p->entries[idx].db);
+      pthread_mutex_lock(&p->mu);
+      if (moved || p->closing) {
+        entry_retire_locked(p, idx, moved ? CLOSE_BROKEN : CLOSE_POOL_CLOSE);
+        pthread_mutex_unlock(&p->mu);
+        conn_close(p, &p->entries[idx]);
+        pthread_mutex_lock(&p->mu);
+        pool_entry_emptied_locked(p, idx);
+      } else {
+        pool_offer_locked(p, idx);
+      }
+      pthread_mutex_unlock(&p->mu);
+    }
+    for (int k = 0; k < w.nopen; k++) {
+      int idx = w.open_idx[k];
+      int rc = conn_open(p, &p->entries[idx], 0 /* never wait for the host */);
+      pthread_mutex_lock(&p->mu);
+      if (rc == SQLITE_OK) {
+        p->st.created++;
+        map_put(p, p->entries[idx].db, idx);
+        pool_offer_locked(p, idx);
+      } else {
+        if (rc != SQLITE_BUSY) p->st.open_failures++;
+        pool_entry_emptied_locked(p, idx);
+      }
+      pthread_mutex_unlock(&p->mu);
+    }
+
+    pthread_mutex_lock(&p->mu);
+    if (someone && w.nclose == 0 && !p->hk_stop) {
+      /* Others wait but we have nothing to give: do not spin on the event. */
+      int64_t dl = (int64_t)pool_mono_ms() + p->hk_period_ms;
+      struct timespec ts = {.tv_sec = dl / 1000, .tv_nsec = (dl % 1000) * 1000000};
+      pthread_cond_timedwait(&p->hk_cond, &p->mu, &ts);
+    }
+  }
+  pthread_mutex_unlock(&p->mu);
+  free(w.close_idx);
+  free(w.check_idx);
+  free(w.open_idx);
+  free(w.leaks);
+  return NULL;
+}
+
+int housekeeper_start(dbpool *p)
+{
+  p->hk_period_ms = period_of(&p->cfg);
+  int rc = pthread_create(&p->housekeeper, NULL, housekeeper_main, p);
+  if (rc) return pool_err(SQLITE_NOMEM, "dbpool: cannot start the housekeeping thread: error %d", rc);
+  p->hk_started = true;
+  return SQLITE_OK;
+}
+
+void housekeeper_stop(dbpool *p)
+{
+  if (!p->hk_started) return;
+  pthread_mutex_lock(&p->mu);
+  p->hk_stop = true;
+  pthread_cond_signal(&p->hk_cond);
+  pthread_mutex_unlock(&p->mu);
+  dbpool_coord_wake_listeners(p->coord);
+  pthread_join(p->housekeeper, NULL);
+  p->hk_started = false;
+}

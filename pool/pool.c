@@ -1,0 +1,638 @@
+/*
+** pool.c -- dbpool_open / acquire / release / close and statistics.
+**
+** Fast path: acquire pops the most recently used idle connection and
+** release pushes it back, each under the pool mutex with a handful of
+** stores and one store to shared memory (the holder's idle flag): no clock,
+** no system call. Everything else is the slow path:
+**
+** - No idle connection, room to open one: reserve an entry, unlock, take a
+**   host slot (FIFO with every process), open, run init_sql.
+** - Pool full: queue (FIFO) and sleep on a private condition variable. A
+**   release hands its connection straight to the head waiter; a connection
+**   closed while threads wait leaves its entry reserved for the head waiter
+**   to open. Either way no later arrival overtakes a waiter.
+** - Release of a dirty connection (open transaction, running statement):
+**   reset outside the mutex; if that fails, close it.
+** - Release while another process waits for the host and this pool has
+**   min_idle idle already: close it and give the slot back.
+*/
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pool_internal.h"
+
+static __thread char t_errmsg[512];
+static __thread int t_tid;
+static __thread unsigned t_tid_gen;
+static _Atomic unsigned g_fork_gen = 1;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static void after_fork_child(void) { atomic_fetch_add(&g_fork_gen, 1); }
+static void install_fork_handler(void) { pthread_atfork(NULL, NULL, after_fork_child); }
+
+int pool_err(int rc, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(t_errmsg, sizeof t_errmsg, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+const char *dbpool_errmsg(dbpool *pool)
+{
+  (void)pool;
+  return t_errmsg;
+}
+
+int64_t pool_mono_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int pool_tid(void)
+{
+  unsigned gen = atomic_load_explicit(&g_fork_gen, memory_order_relaxed);
+  if (t_tid == 0 || t_tid_gen != gen) {
+    t_tid = (int)syscall(SYS_gettid);
+    t_tid_gen = gen;
+  }
+  return t_tid;
+}
+
+static int inherited(void)
+{
+  return pool_err(SQLITE_MISUSE, "dbpool: this pool was inherited across "
+                  "fork(); a child must open its own pool");
+}
+
+static bool foreign(const dbpool *p)
+{
+  return p->fork_gen != atomic_load_explicit(&g_fork_gen, memory_order_relaxed);
+}
+
+void dbpool_config_init(dbpool_config *cfg)
+{
+  memset(cfg, 0, sizeof *cfg);
+  cfg->max_size = 10;
+  cfg->min_idle = 0;
+  cfg->acquire_timeout_ms = 5000;
+  cfg->idle_timeout_ms = 600000;
+  cfg->max_lifetime_ms = 1800000;
+  cfg->leak_threshold_ms = 0;
+  cfg->close_timeout_ms = 5000;
+  cfg->open_flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+}
+
+static int check_config(const dbpool_config *c)
+{
+#define BAD(...) return pool_err(SQLITE_MISUSE, __VA_ARGS__)
+  if (c->max_size < 1 || c->max_size > DBPOOL_MAX_CONNECTIONS_LIMIT)
+    BAD("dbpool: max_size=%d is out of range (1..%d)", c->max_size,
+        DBPOOL_MAX_CONNECTIONS_LIMIT);
+  if (c->min_idle < 0 || c->min_idle > c->max_size)
+    BAD("dbpool: min_idle=%d is out of range (0..max_size=%d)", c->min_idle, c->max_size);
+  if (c->idle_timeout_ms < 0) BAD("dbpool: idle_timeout_ms=%d is negative", c->idle_timeout_ms);
+  if (c->max_lifetime_ms < 0) BAD("dbpool: max_lifetime_ms=%d is negative", c->max_lifetime_ms);
+  if (c->leak_threshold_ms < 0)
+    BAD("dbpool: leak_threshold_ms=%d is negative", c->leak_threshold_ms);
+  if (c->close_timeout_ms < 0) BAD("dbpool: close_timeout_ms=%d is negative", c->close_timeout_ms);
+  if (!(c->open_flags & (SQLITE_OPEN_READWRITE | SQLITE_OPEN_READONLY)))
+    BAD("dbpool: open_flags=0x%x has neither SQLITE_OPEN_READWRITE nor "
+        "SQLITE_OPEN_READONLY", (unsigned)c->open_flags);
+#undef BAD
+  return SQLITE_OK;
+}
+
+static char *dup_or_null(const char *s, bool *oom)
+{
+  if (!s) return NULL;
+  char *d = strdup(s);
+  if (!d) *oom = true;
+  return d;
+}
+
+static void pool_free(dbpool *p)
+{
+  if (p->entries)
+    for (int i = 0; i < p->cfg.max_size; i++) dbpool_holder_free(p->entries[i].holder);
+  dbpool_coord_close(p->coord);
+  free(p->entries);
+  free(p->map);
+  free(p->path);
+  free(p->uri_base);
+  free(p->init_sql);
+  free(p->validation_sql);
+  free(p->vfs);
+  pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->drained);
+  pthread_cond_destroy(&p->hk_cond);
+  free(p);
+}
+
+static int init_cond(pthread_cond_t *c)
+{
+  pthread_condattr_t a;
+  pthread_condattr_init(&a);
+  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+  int rc = pthread_cond_init(c, &a);
+  pthread_condattr_destroy(&a);
+  return rc;
+}
+
+int dbpool_open(const char *path, const dbpool_config *cfg, dbpool **out)
+{
+  dbpool_config defaults;
+  if (!out) return pool_err(SQLITE_MISUSE, "dbpool: open: out is NULL");
+  *out = NULL;
+  if (!path) return pool_err(SQLITE_MISUSE, "dbpool: open: path is NULL");
+  if (!cfg) {
+    dbpool_config_init(&defaults);
+    cfg = &defaults;
+  }
+  int rc = check_config(cfg);
+  if (rc) return rc;
+  pthread_once(&g_once, install_fork_handler);
+
+  /* The host pool needs the file to exist; SQLite may create it. */
+  if (access(path, F_OK) != 0 && (cfg->open_flags & SQLITE_OPEN_CREATE)) {
+    sqlite3 *db = NULL;
+    rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, cfg->vfs);
+    if (rc != SQLITE_OK) {
+      pool_err(rc, "dbpool: cannot create %s: %s", path,
+               db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+      sqlite3_close(db);
+      return rc;
+    }
+    sqlite3_close(db);
+  }
+
+  dbpool *p = calloc(1, sizeof *p);
+  if (!p) return pool_err(SQLITE_NOMEM, "dbpool: out of memory");
+  p->cfg = *cfg;
+  bool oom = false;
+  p->path = dup_or_null(path, &oom);
+  p->init_sql = dup_or_null(cfg->init_sql, &oom);
+  p->validation_sql = dup_or_null(cfg->validation_sql, &oom);
+  p->vfs = dup_or_null(cfg->vfs, &oom);
+  p->cfg.init_sql = p->init_sql;
+  p->cfg.validation_sql = p->validation_sql;
+  p->cfg.vfs = p->vfs;
+  p->uri_base = conn_uri_base(path);
+  p->entries = calloc((size_t)cfg->max_size, sizeof *p->entries);
+  pthread_mutex_init(&p->mu, NULL);
+  init_cond(&p->drained);
+  init_cond(&p->hk_cond);
+  p->idle_top = -1;
+  p->fork_gen = atomic_load(&g_fork_gen);
+  atomic_store(&p->clock_ms, pool_mono_ms());
+  {
+    struct timespec r;
+    clock_gettime(CLOCK_REALTIME, &r);
+    p->real_minus_mono_ns = ((int64_t)r.tv_sec * 1000000000 + r.tv_nsec) - mono_ns();
+  }
+  if (oom || !p->uri_base || !p->entries || map_init(p) != 0) {
+    pool_free(p);
+    return pool_err(SQLITE_NOMEM, "dbpool: out of memory");
+  }
+  int crc = dbpool_coord_open(path, 0, &p->coord);
+  if (crc) {
+    rc = crc == -ENOENT ? SQLITE_CANTOPEN : crc == -EACCES ? SQLITE_PERM
+       : crc == -ENOMEM ? SQLITE_NOMEM : SQLITE_CANTOPEN;
+    pool_err(rc, "%s", dbpool_last_error());
+    pool_free(p);
+    return rc;
+  }
+  rc = housekeeper_start(p);
+  if (rc) {
+    pool_free(p);
+    return rc;
+  }
+  *out = p;
+  return SQLITE_OK;
+}
+
+/* ---------------------------------------------------------------- acquire */
+
+/* Under the mutex: an idle connection, checked out. */
+static int take_idle_locked(dbpool *p)
+{
+  int i = p->idle_top;
+  pool_entry *e = &p->entries[i];
+  p->idle_top = e->idle_next;
+  e->state = ENTRY_OUT;
+  p->n_idle--;
+  p->n_out++;
+  p->st.checkouts++;
+  e->checkout_ms = atomic_load_explicit(&p->clock_ms, memory_order_relaxed);
+  e->checkout_tid = pool_tid();
+  dbpool_holder_set_idle(e->holder, 0);
+  return i;
+}
+
+static void unqueue_locked(dbpool *p, pool_waiter *w)
+{
+  pool_waiter **pp = &p->wq_head, *prev = NULL;
+  for (; *pp; prev = *pp, pp = &(*pp)->next)
+    if (*pp == w) {
+      *pp = w->next;
+      if (p->wq_tail == w) p->wq_tail = prev;
+      p->n_waiting--;
+      w->queued = false;
+      return;
+    }
+}
+
+static pool_waiter *pop_waiter_locked(dbpool *p)
+{
+  pool_waiter *w = p->wq_head;
+  if (w) {
+    p->wq_head = w->next;
+    if (!p->wq_head) p->wq_tail = NULL;
+    p->n_waiting--;
+    w->queued = false;
+  }
+  return w;
+}
+
+/* Under the mutex: entry idx has no connection any more. If threads wait,
+** the head one gets the entry reserved to open a connection in it. */
+void pool_entry_emptied_locked(dbpool *p, int idx)
+{
+  pool_entry *e = &p->entries[idx];
+  pool_waiter *w = p->closing ? NULL : pop_waiter_locked(p);
+  if (w) {
+    e->state = ENTRY_OPENING;
+    w->entry = idx;
+    w->retry = true;
+    pthread_cond_signal(&w->cond);
+    return;
+  }
+  e->state = ENTRY_EMPTY;
+  p->n_total--;
+  if (p->closing && p->n_total == 0) pthread_cond_broadcast(&p->drained);
+}
+
+/* Under the mutex: entry idx holds a ready connection that nobody has
+** checked out (a release, a fresh min_idle connection, a checked one): the
+** longest waiter gets it, or it goes on the idle stack. */
+void pool_offer_locked(dbpool *p, int idx)
+{
+  pool_entry *e = &p->entries[idx];
+  pool_waiter *w = p->closing ? NULL : pop_waiter_locked(p);
+  if (w) {
+    e->state = ENTRY_OUT;
+    p->n_out++;
+    dbpool_holder_set_idle(e->holder, 0);
+    w->entry = idx;
+    w->retry = false;
+    pthread_cond_signal(&w->cond);
+    return;
+  }
+  e->state = ENTRY_IDLE;
+  e->idle_next = p->idle_top;
+  p->idle_top = idx;
+  p->n_idle++;
+  e->idle_since_ms = atomic_load_explicit(&p->clock_ms, memory_order_relaxed);
+  dbpool_holder_set_idle(e->holder, 1);
+}
+
+/* Close entry idx (already retired under the mutex) outside it. */
+static void close_entry(dbpool *p, int idx)
+{
+  pthread_mutex_unlock(&p->mu);
+  conn_close(p, &p->entries[idx]);
+  pthread_mutex_lock(&p->mu);
+  pool_entry_emptied_locked(p, idx);
+}
+
+static void record_wait_locked(dbpool *p, int64_t start_ns)
+{
+  uint64_t w = (uint64_t)(mono_ns() - start_ns);
+  p->st.total_wait_ns += w;
+  if (w > p->st.max_wait_ns) p->st.max_wait_ns = w;
+}
+
+/* Open a connection in reserved entry idx (state OPENING, counted in
+** n_total). Called and returns with the mutex held. */
+static int open_reserved(dbpool *p, int idx, int timeout_ms, int64_t start_ns,
+                         int *got)
+{
+  pool_entry *e = &p->entries[idx];
+  pthread_mutex_unlock(&p->mu);
+  int rc = conn_open(p, e, timeout_ms);
+  pthread_mutex_lock(&p->mu);
+  if (rc != SQLITE_OK) {
+    if (rc == SQLITE_BUSY) p->st.timeouts++;
+    else p->st.open_failures++;
+    pool_entry_emptied_locked(p, idx);
+    return rc;
+  }
+  p->st.created++;
+  map_put(p, e->db, idx);
+  if (p->closing) {
+    entry_retire_locked(p, idx, CLOSE_POOL_CLOSE);
+    close_entry(p, idx);
+    return pool_err(SQLITE_MISUSE, "dbpool: the pool of %s is closing", p->path);
+  }
+  e->state = ENTRY_OUT;
+  p->n_out++;
+  p->st.checkouts++;
+  e->checkout_ms = atomic_load_explicit(&p->clock_ms, memory_order_relaxed);
+  e->checkout_tid = pool_tid();
+  dbpool_holder_set_idle(e->holder, 0);
+  record_wait_locked(p, start_ns);
+  *got = idx;
+  return SQLITE_OK;
+}
+
+static int remaining_ms(int timeout_ms, int64_t start_ns)
+{
+  if (timeout_ms < 0) return -1;
+  int64_t left = (int64_t)timeout_ms - (mono_ns() - start_ns) / 1000000;
+  return left > 0 ? (int)left : 0;
+}
+
+/* Called and returns with the mutex held. */
+static int acquire_locked(dbpool *p, int timeout_ms, int64_t start_ns, int *got)
+{
+  pool_waiter w;
+  memset(&w, 0, sizeof w);
+  w.entry = -1;
+  bool cond_ready = false;
+  int rc = SQLITE_OK;
+  for (;;) {
+    if (p->closing) {
+      rc = pool_err(SQLITE_MISUSE, "dbpool: the pool of %s is closing", p->path);
+      break;
+    }
+    if (!p->wq_head && p->idle_top >= 0) {
+      *got = take_idle_locked(p);
+      record_wait_locked(p, start_ns);
+      break;
+    }
+    if (!p->wq_head && p->n_total < p->cfg.max_size) {
+      int idx = 0;
+      while (p->entries[idx].state != ENTRY_EMPTY) idx++;
+      p->entries[idx].state = ENTRY_OPENING;
+      p->n_total++;
+      rc = open_reserved(p, idx, remaining_ms(timeout_ms, start_ns), start_ns, got);
+      break;
+    }
+    int left = remaining_ms(timeout_ms, start_ns);
+    if (left == 0) {
+      p->st.timeouts++;
+      rc = pool_err(SQLITE_BUSY, "dbpool: all %d connections of the pool of %s "
+                    "are checked out (waited %lld ms)", p->cfg.max_size, p->path,
+                    (long long)((mono_ns() - start_ns) / 1000000));
+      break;
+    }
+    /* Queue and wait to be handed a connection or an entry to open. */
+    if (!cond_ready) {
+      init_cond(&w.cond);
+      cond_ready = true;
+    }
+    w.entry = -1;
+    w.retry = false;
+    w.queued = true;
+    w.next = NULL;
+    if (p->wq_tail) p->wq_tail->next = &w; else p->wq_head = &w;
+    p->wq_tail = &w;
+    p->n_waiting++;
+    struct timespec ts;
+    if (timeout_ms >= 0) {
+      int64_t dl = start_ns + (int64_t)timeout_ms * 1000000;
+      ts.tv_sec = dl / 1000000000;
+      ts.tv_nsec = dl % 1000000000;
+    }
+    while (w.entry < 0 && !p->closing) {
+      int wrc = timeout_ms < 0 ? pthread_cond_wait(&w.cond, &p->mu)
+                               : pthread_cond_timedwait(&w.cond, &p->mu, &ts);
+      if (wrc == ETIMEDOUT) break;
+    }
+    if (w.entry >= 0) {
+      int idx = w.entry;
+      if (w.retry) {
+        rc = open_reserved(p, idx, remaining_ms(timeout_ms, start_ns), start_ns, got);
+      } else { /* handed a checked-out connection */
+        pool_entry *e = &p->entries[idx];
+        e->checkout_ms = atomic_load_explicit(&p->clock_ms, memory_order_relaxed);
+        e->checkout_tid = pool_tid();
+        p->st.checkouts++;
+        record_wait_locked(p, start_ns);
+        *got = idx;
+      }
+      break;
+    }
+    if (w.queued) unqueue_locked(p, &w);
+    if (p->closing && p->n_waiting == 0) pthread_cond_broadcast(&p->drained);
+    /* closing, or timed out: the loop reports it */
+    if (!p->closing) {
+      p->st.timeouts++;
+      rc = pool_err(SQLITE_BUSY, "dbpool: no connection of the pool of %s came "
+                    "free within %d ms (max_size=%d, all checked out)", p->path,
+                    timeout_ms, p->cfg.max_size);
+      break;
+    }
+  }
+  if (cond_ready) pthread_cond_destroy(&w.cond);
+  return rc;
+}
+
+int dbpool_acquire_timeout(dbpool *p, sqlite3 **db, int timeout_ms)
+{
+  if (!p || !db) return pool_err(SQLITE_MISUSE, "dbpool: acquire: NULL argument");
+  *db = NULL;
+  if (foreign(p)) return inherited();
+  int64_t start_ns = 0;
+  int idx, rc = SQLITE_OK;
+  for (;;) {
+    pthread_mutex_lock(&p->mu);
+    if (!p->closing && !p->wq_head && p->idle_top >= 0) { /* the fast path */
+      idx = take_idle_locked(p);
+    } else {
+      if (!start_ns) start_ns = mono_ns();
+      rc = acquire_locked(p, timeout_ms, start_ns, &idx);
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (rc != SQLITE_OK) return rc;
+    if (!p->validation_sql) break;
+    /* The optional validation query, for those who asked for one. */
+    pool_entry *e = &p->entries[idx];
+    int bad = conn_validate(p, e->db);
+    pthread_mutex_lock(&p->mu);
+    if (!bad) {
+      p->st.validations_passed++;
+      pthread_mutex_unlock(&p->mu);
+      break;
+    }
+    p->st.validations_failed++;
+    p->n_out--;
+    entry_retire_locked(p, idx, CLOSE_BROKEN);
+    close_entry(p, idx);
+    pthread_mutex_unlock(&p->mu);
+    if (!start_ns) start_ns = mono_ns();
+    timeout_ms = timeout_ms < 0 ? timeout_ms : remaining_ms(timeout_ms, start_ns);
+  }
+  *db = p->entries[idx].db;
+  return SQLITE_OK;
+}
+
+int dbpool_acquire(dbpool *p, sqlite3 **db)
+{
+  return dbpool_acquire_timeout(p, db, p ? p->cfg.acquire_timeout_ms : 0);
+}
+
+/* ---------------------------------------------------------------- release */
+
+/* A leak report (built under the mutex, delivered outside it). */
+static dbpool_leak leak_of(dbpool *p, const pool_entry *e, int64_t held_ms, int returned)
+{
+  dbpool_leak leak = {.db = e->db, .database = p->path, .thread = e->checkout_tid,
+                      .acquired_at_ns = e->checkout_ms * 1000000 + p->real_minus_mono_ns,
+                      .held_ms = held_ms, .returned = returned};
+  return leak;
+}
+
+void pool_report_leak(dbpool *p, const dbpool_leak *leak)
+{
+  if (leak->returned)
+    sqlite3_log(SQLITE_WARNING, "dbpool: connection %p to %s, reported as "
+                "possibly leaked, came back after %lld ms (thread %d)",
+                (void *)leak->db, p->path, (long long)leak->held_ms, leak->thread);
+  else
+    sqlite3_log(SQLITE_WARNING, "dbpool: connection %p to %s has been held for "
+                "%lld ms by thread %d (leak_threshold_ms=%d): possible leak",
+                (void *)leak->db, p->path, (long long)leak->held_ms, leak->thread,
+                p->cfg.leak_threshold_ms);
+  if (p->cfg.on_leak) p->cfg.on_leak(p->cfg.on_leak_arg, leak);
+}
+
+int dbpool_release(dbpool *p, sqlite3 *db)
+{
+  if (!p) return pool_err(SQLITE_MISUSE, "dbpool: release: pool is NULL");
+  if (foreign(p)) return inherited();
+  pthread_mutex_lock(&p->mu);
+  int idx = db ? map_get(p, db) : -1;
+  if (idx < 0 || p->entries[idx].state != ENTRY_OUT) {
+    p->st.misuses++;
+    pthread_mutex_unlock(&p->mu);
+    return pool_err(SQLITE_MISUSE, "dbpool: release of connection %p, which is "
+                    "not checked out from the pool of %s (released twice, or "
+                    "never acquired from it)", (void *)db, p->path);
+  }
+  pool_entry *e = &p->entries[idx];
+  close_reason why = CLOSE_IDLE;
+  bool close_it = false;
+  if (conn_needs_reset(db)) {
+    e->state = ENTRY_RESETTING; /* refuses a second release meanwhile */
+    pthread_mutex_unlock(&p->mu);
+    int dirty = conn_reset(db);
+    pthread_mutex_lock(&p->mu);
+    p->st.resets++;
+    if (dirty) {
+      close_it = true;
+      why = CLOSE_RESET_FAILED;
+    }
+    e->state = ENTRY_OUT;
+  }
+  bool leaked = e->leak_reported;
+  dbpool_leak leak;
+  if (leaked) leak = leak_of(p, e, atomic_load(&p->clock_ms) - e->checkout_ms, 1);
+  e->leak_reported = false;
+  if (!close_it && (e->retire || p->closing)) {
+    close_it = true;
+    why = p->closing ? CLOSE_POOL_CLOSE : CLOSE_LIFETIME;
+  }
+  if (!close_it && !p->wq_head && p->n_idle >= p->cfg.min_idle &&
+      dbpool_coord_waiting(p->coord) > 0) {
+    close_it = true; /* another process waits for a slot: give ours back */
+    why = CLOSE_GIVEN_BACK;
+  }
+  p->n_out--;
+  if (close_it) {
+    entry_retire_locked(p, idx, why);
+    close_entry(p, idx);
+  } else {
+    pool_offer_locked(p, idx); /* the longest waiter, or the idle stack */
+  }
+  pthread_mutex_unlock(&p->mu);
+  if (leaked) pool_report_leak(p, &leak);
+  return SQLITE_OK;
+}
+
+/* ------------------------------------------------------------------ close */
+
+int dbpool_close(dbpool *p)
+{
+  if (!p) return SQLITE_OK;
+  if (foreign(p)) return inherited();
+  housekeeper_stop(p);
+  pthread_mutex_lock(&p->mu);
+  p->closing = true;
+  for (pool_waiter *w = p->wq_head; w; w = w->next) pthread_cond_signal(&w->cond);
+  while (p->idle_top >= 0) {
+    int idx = p->idle_top;
+    p->idle_top = p->entries[idx].idle_next;
+    p->n_idle--;
+    entry_retire_locked(p, idx, CLOSE_POOL_CLOSE);
+    close_entry(p, idx);
+  }
+  int64_t deadline = mono_ns() + (int64_t)p->cfg.close_timeout_ms * 1000000;
+  struct timespec ts = {.tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000};
+  while (p->n_total > 0 || p->n_waiting > 0)
+    if (pthread_cond_timedwait(&p->drained, &p->mu, &ts) == ETIMEDOUT) break;
+  int out = p->n_total;
+  pthread_mutex_unlock(&p->mu);
+  if (out > 0)
+    return pool_err(SQLITE_BUSY, "dbpool: close: %d connection%s of %s still "
+                    "checked out after %d ms; the pool stays open (closing) "
+                    "until they are released and dbpool_close is called again",
+                    out, out == 1 ? "" : "s", p->path, p->cfg.close_timeout_ms);
+  pool_free(p);
+  return SQLITE_OK;
+}
+
+/* ------------------------------------------------------------- statistics */
+
+int dbpool_get_stats(dbpool *p, dbpool_stats *out)
+{
+  if (!p || !out) return pool_err(SQLITE_MISUSE, "dbpool: get_stats: NULL argument");
+  pthread_mutex_lock(&p->mu);
+  *out = p->st;
+  out->max_size = p->cfg.max_size;
+  out->min_idle = p->cfg.min_idle;
+  out->active = p->n_out;
+  out->idle = p->n_idle;
+  out->total = p->n_total;
+  out->waiting = p->n_waiting;
+  out->available = p->n_idle + (p->cfg.max_size - p->n_total);
+  pthread_mutex_unlock(&p->mu);
+  out->utilization = (double)out->active / out->max_size;
+  out->avg_wait_ms = out->checkouts ? (double)out->total_wait_ns / 1e6 / (double)out->checkouts : 0;
+  return SQLITE_OK;
+}
+
+int dbpool_get_host_stats(dbpool *p, dbpool_host_stats *out)
+{
+  if (!p || !out) return pool_err(SQLITE_MISUSE, "dbpool: get_host_stats: NULL argument");
+  if (dbpool_coord_stats(p->coord, out) != 0)
+    return pool_err(SQLITE_CORRUPT, "%s", dbpool_last_error());
+  return SQLITE_OK;
+}

@@ -1,0 +1,118 @@
+/*
+** pool_internal.h -- the in-process connection pool's private structures.
+**
+** One mutex guards everything here; the critical sections are short, and no
+** SQLite call that can block, no system call, and no clock read happens
+** under it on the acquire/release fast path. Connections are opened,
+** closed and reset outside the mutex.
+*/
+#ifndef DBPOOL_POOL_INTERNAL_H
+#define DBPOOL_POOL_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "dbpool.h"
+
+#define POOL_HIDDEN __attribute__((visibility("hidden")))
+
+typedef enum entry_state {
+  ENTRY_EMPTY = 0, /* no connection */
+  ENTRY_OPENING,   /* being opened by an acquirer or the housekeeper */
+  ENTRY_IDLE,      /* open, on the idle stack */
+  ENTRY_OUT,       /* checked out */
+  ENTRY_RESETTING, /* being reset on release */
+  ENTRY_CHECKING,  /* taken off the idle stack by the housekeeper */
+  ENTRY_CLOSING    /* being closed */
+} entry_state;
+
+typedef struct pool_entry {
+  sqlite3 *db;
+  dbpool_holder *holder; /* our host slot record, kept across connections */
+  entry_state state;
+  int idle_next;         /* idle stack link (index, -1 ends) */
+  int64_t expires_ms;    /* max lifetime deadline (monotonic ms), 0 never */
+  int64_t idle_since_ms;
+  int64_t checkout_ms;
+  int checkout_tid;
+  bool retire;           /* close instead of reusing when released */
+  bool leak_reported;
+} pool_entry;
+
+/* A thread waiting in dbpool_acquire, served in arrival order. */
+typedef struct pool_waiter {
+  pthread_cond_t cond;
+  int entry;        /* handed a checked-out entry, or -1 */
+  bool retry;       /* told that a slot to open one came free */
+  bool queued;
+  struct pool_waiter *next;
+} pool_waiter;
+
+/* Why a connection is closed (for statistics). */
+typedef enum close_reason {
+  CLOSE_IDLE, CLOSE_LIFETIME, CLOSE_BROKEN, CLOSE_RESET_FAILED,
+  CLOSE_GIVEN_BACK, CLOSE_POOL_CLOSE, CLOSE_OPEN_FAILED
+} close_reason;
+
+struct dbpool {
+  pthread_mutex_t mu;
+  dbpool_config cfg;
+  char *path;     /* the database file */
+  char *uri_base; /* "file:<percent-encoded path>?" */
+  char *init_sql, *validation_sql, *vfs; /* owned copies */
+  dbpool_coord *coord;
+  unsigned fork_gen;
+
+  pool_entry *entries; /* cfg.max_size of them */
+  int idle_top;        /* idle stack (most recently used on top) */
+  int n_idle, n_out, n_total;
+  pool_waiter *wq_head, *wq_tail;
+  int n_waiting;
+  bool closing;
+  pthread_cond_t drained; /* n_out reached 0 while closing */
+
+  /* sqlite3* -> entry index: open addressing, linear probing. */
+  struct map_slot { sqlite3 *db; int idx; } *map;
+  unsigned map_mask;
+
+  _Atomic int64_t clock_ms;  /* monotonic ms, refreshed by the housekeeper */
+  int64_t real_minus_mono_ns; /* to report wall-clock times */
+  pthread_t housekeeper;
+  bool hk_started, hk_stop;
+  pthread_cond_t hk_cond;
+  int hk_period_ms;
+
+  dbpool_stats st; /* counters (the gauges are computed on demand) */
+};
+
+/* pool.c */
+POOL_HIDDEN int pool_err(int rc, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+POOL_HIDDEN int64_t pool_mono_ms(void);
+POOL_HIDDEN int pool_tid(void);
+POOL_HIDDEN void pool_report_leak(dbpool *p, const dbpool_leak *leak);
+POOL_HIDDEN void pool_entry_emptied_locked(dbpool *p, int idx);
+POOL_HIDDEN void pool_offer_locked(dbpool *p, int idx);
+
+/* conn.c: opening, resetting and closing connections. */
+POOL_HIDDEN int conn_open(dbpool *p, pool_entry *e, int timeout_ms);
+POOL_HIDDEN int conn_needs_reset(sqlite3 *db);
+POOL_HIDDEN int conn_reset(sqlite3 *db);
+POOL_HIDDEN int conn_has_moved(sqlite3 *db);
+POOL_HIDDEN int conn_validate(dbpool *p, sqlite3 *db);
+POOL_HIDDEN void conn_close(dbpool *p, pool_entry *e);
+POOL_HIDDEN void entry_retire_locked(dbpool *p, int idx, close_reason why);
+POOL_HIDDEN char *conn_uri_base(const char *path);
+
+/* map.c */
+POOL_HIDDEN int map_init(dbpool *p);
+POOL_HIDDEN void map_put(dbpool *p, sqlite3 *db, int idx);
+POOL_HIDDEN int map_get(const dbpool *p, sqlite3 *db);
+POOL_HIDDEN void map_del(dbpool *p, sqlite3 *db);
+
+/* housekeeper.c */
+POOL_HIDDEN int housekeeper_start(dbpool *p);
+POOL_HIDDEN void housekeeper_stop(dbpool *p);
+
+#endif
