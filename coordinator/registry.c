@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fastpath.h"
 #include "internal.h"
 
 #ifndef DBPOOL_VERSION
@@ -389,4 +390,15 @@ int dbpool_coord_slot_label(dbpool_coord *c, unsigned slot, char *buf, size_t ca
   dbp_label_load(c->recs[slot].label, DBP_LABEL_WORDS, tmp);
   snprintf(buf, cap, "%s", tmp);
   return 0;
+}
+
+_Atomic uint32_t *dbp_holder_flags_word(dbpool_holder *h)
+{
+  _Static_assert(DBP_FAST_IDLE_FLAG == REC_FLAG_IDLE, "one idle bit");
+  return &h->rec->flags;
+}
+
+const _Atomic uint32_t *dbp_coord_waiting_word(dbpool_coord *c)
+{
+  return &c->hdr->n_waiting;
 }

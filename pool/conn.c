@@ -41,6 +41,7 @@ int conn_open(dbpool *p, pool_entry *e, int timeout_ms)
   if (!e->holder) {
     rc = dbpool_holder_new(p->coord, &e->holder);
     if (rc) return pool_err(SQLITE_CANTOPEN, "%s", dbpool_last_error());
+    e->idle_word = dbp_holder_flags_word(e->holder);
   }
   rc = dbpool_holder_acquire(e->holder, timeout_ms);
   if (rc == -ETIMEDOUT || rc == -EAGAIN)

@@ -105,11 +105,11 @@ static void *housekeeper_main(void *arg)
   hk_work w = {malloc(n * sizeof(int)), 0, malloc(n * sizeof(int)), 0,
                malloc(n * sizeof(int)), 0, malloc(n * sizeof(dbpool_leak)), 0};
   int64_t next_moved_check = pool_mono_ms() + MOVED_CHECK_MS;
-  pthread_mutex_lock(&p->mu);
+  pool_lock_acquire(&p->lock);
   while (!p->hk_stop && w.close_idx && w.check_idx && w.open_idx && w.leaks) {
-    pthread_mutex_unlock(&p->mu);
+    pool_lock_release(&p->lock);
     int someone = dbpool_coord_wait_for_waiter(p->coord, p->hk_period_ms);
-    pthread_mutex_lock(&p->mu);
+    pool_lock_acquire(&p->lock);
     if (p->hk_stop) break;
     int64_t now = pool_mono_ms();
     atomic_store(&p->clock_ms, now);
@@ -141,54 +141,60 @@ static void *housekeeper_main(void *arg)
       p->n_total++;
       w.open_idx[w.nopen++] = idx;
     }
-    pthread_mutex_unlock(&p->mu);
+    pool_lock_release(&p->lock);
 
     for (int k = 0; k < w.nclose; k++) {
       conn_close(p, &p->entries[w.close_idx[k]]);
-      pthread_mutex_lock(&p->mu);
+      pool_lock_acquire(&p->lock);
       pool_entry_emptied_locked(p, w.close_idx[k]);
-      pthread_mutex_unlock(&p->mu);
+      pool_lock_release(&p->lock);
     }
     for (int k = 0; k < w.nleaks; k++) pool_report_leak(p, &w.leaks[k]);
     for (int k = 0; k < w.ncheck; k++) {
       int idx = w.check_idx[k];
       bool moved = conn_has_moved(p->entries[idx].db);
-      pthread_mutex_lock(&p->mu);
+      pool_lock_acquire(&p->lock);
       if (moved || p->closing) {
         entry_retire_locked(p, idx, moved ? CLOSE_BROKEN : CLOSE_POOL_CLOSE);
-        pthread_mutex_unlock(&p->mu);
+        pool_lock_release(&p->lock);
         conn_close(p, &p->entries[idx]);
-        pthread_mutex_lock(&p->mu);
+        pool_lock_acquire(&p->lock);
         pool_entry_emptied_locked(p, idx);
+        pool_lock_release(&p->lock);
       } else {
-        pool_offer_locked(p, idx);
+        pool_waiter *w = pool_offer_locked(p, idx);
+        pool_lock_release(&p->lock);
+        pool_wake(w);
       }
-      pthread_mutex_unlock(&p->mu);
     }
     for (int k = 0; k < w.nopen; k++) {
       int idx = w.open_idx[k];
       int rc = conn_open(p, &p->entries[idx], 0 /* never wait for the host */);
-      pthread_mutex_lock(&p->mu);
+      pool_lock_acquire(&p->lock);
+      pool_waiter *wake = NULL;
       if (rc == SQLITE_OK) {
         p->st.created++;
         map_put(p, p->entries[idx].db, idx);
-        pool_offer_locked(p, idx);
+        wake = pool_offer_locked(p, idx);
       } else {
         if (rc != SQLITE_BUSY) p->st.open_failures++;
         pool_entry_emptied_locked(p, idx);
       }
-      pthread_mutex_unlock(&p->mu);
+      pool_lock_release(&p->lock);
+      pool_wake(wake);
     }
 
-    pthread_mutex_lock(&p->mu);
+    pool_lock_acquire(&p->lock);
     if (someone && w.nclose == 0 && !p->hk_stop) {
       /* Others wait but we have nothing to give: do not spin on the event. */
-      int64_t dl = (int64_t)pool_mono_ms() + p->hk_period_ms;
-      struct timespec ts = {.tv_sec = dl / 1000, .tv_nsec = (dl % 1000) * 1000000};
-      pthread_cond_timedwait(&p->hk_cond, &p->mu, &ts);
+      uint32_t v = atomic_load(&p->hk_event);
+      int64_t dl = ((int64_t)pool_mono_ms() + p->hk_period_ms) * 1000000;
+      pool_lock_release(&p->lock);
+      pool_futex_wait(&p->hk_event, v, dl);
+      pool_lock_acquire(&p->lock);
     }
   }
-  pthread_mutex_unlock(&p->mu);
+  pool_lock_release(&p->lock);
   free(w.close_idx);
   free(w.check_idx);
   free(w.open_idx);
@@ -208,10 +214,11 @@ int housekeeper_start(dbpool *p)
 void housekeeper_stop(dbpool *p)
 {
   if (!p->hk_started) return;
-  pthread_mutex_lock(&p->mu);
+  pool_lock_acquire(&p->lock);
   p->hk_stop = true;
-  pthread_cond_signal(&p->hk_cond);
-  pthread_mutex_unlock(&p->mu);
+  atomic_fetch_add(&p->hk_event, 1);
+  pool_futex_wake(&p->hk_event, 1);
+  pool_lock_release(&p->lock);
   dbpool_coord_wake_listeners(p->coord);
   pthread_join(p->housekeeper, NULL);
   p->hk_started = false;

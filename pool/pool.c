@@ -140,20 +140,7 @@ static void pool_free(dbpool *p)
   free(p->init_sql);
   free(p->validation_sql);
   free(p->vfs);
-  pthread_mutex_destroy(&p->mu);
-  pthread_cond_destroy(&p->drained);
-  pthread_cond_destroy(&p->hk_cond);
   free(p);
-}
-
-static int init_cond(pthread_cond_t *c)
-{
-  pthread_condattr_t a;
-  pthread_condattr_init(&a);
-  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-  int rc = pthread_cond_init(c, &a);
-  pthread_condattr_destroy(&a);
-  return rc;
 }
 
 int dbpool_open(const char *path, const dbpool_config *cfg, dbpool **out)
@@ -196,9 +183,6 @@ int dbpool_open(const char *path, const dbpool_config *cfg, dbpool **out)
   p->cfg.vfs = p->vfs;
   p->uri_base = conn_uri_base(path);
   p->entries = calloc((size_t)cfg->max_size, sizeof *p->entries);
-  pthread_mutex_init(&p->mu, NULL);
-  init_cond(&p->drained);
-  init_cond(&p->hk_cond);
   p->idle_top = -1;
   p->fork_gen = atomic_load(&g_fork_gen);
   atomic_store(&p->clock_ms, pool_mono_ms());
@@ -219,6 +203,7 @@ int dbpool_open(const char *path, const dbpool_config *cfg, dbpool **out)
     pool_free(p);
     return rc;
   }
+  p->host_waiting = dbp_coord_waiting_word(p->coord);
   rc = housekeeper_start(p);
   if (rc) {
     pool_free(p);
@@ -230,8 +215,22 @@ int dbpool_open(const char *path, const dbpool_config *cfg, dbpool **out)
 
 /* ---------------------------------------------------------------- acquire */
 
-/* Under the mutex: an idle connection, checked out. */
-static int take_idle_locked(dbpool *p)
+#define STARVE_NS 1000000 /* a waiter this old switches releases to handoff */
+
+static inline void lock(dbpool *p) { pool_lock_acquire(&p->lock); }
+static inline void unlock(dbpool *p) { pool_lock_release(&p->lock); }
+
+/* Wake a waiter whose word was set under the lock. Called after unlocking:
+** the waiter may already be gone (it needs the lock to leave, which we no
+** longer hold), and a wake of a dead stack address only causes a spurious
+** wakeup somewhere, which every wait here tolerates. */
+void pool_wake(pool_waiter *w)
+{
+  if (w) pool_futex_wake(&w->word, 1);
+}
+
+/* Under the lock: an idle connection, checked out. */
+static inline int take_idle_locked(dbpool *p)
 {
   int i = p->idle_top;
   pool_entry *e = &p->entries[i];
@@ -240,10 +239,20 @@ static int take_idle_locked(dbpool *p)
   p->n_idle--;
   p->n_out++;
   p->st.checkouts++;
-  e->checkout_ms = atomic_load_explicit(&p->clock_ms, memory_order_relaxed);
-  e->checkout_tid = pool_tid();
-  dbpool_holder_set_idle(e->holder, 0);
+  if (p->cfg.leak_threshold_ms > 0) {
+    e->checkout_ms = atomic_load_explicit(&p->clock_ms, memory_order_relaxed);
+    e->checkout_tid = pool_tid();
+  }
+  entry_set_idle(e, 0);
   return i;
+}
+
+static void queue_emptied_locked(dbpool *p)
+{
+  if (!p->wq_head) {
+    p->wq_tail = NULL;
+    p->starving = false;
+  }
 }
 
 static void unqueue_locked(dbpool *p, pool_waiter *w)
@@ -255,8 +264,9 @@ static void unqueue_locked(dbpool *p, pool_waiter *w)
       if (p->wq_tail == w) p->wq_tail = prev;
       p->n_waiting--;
       w->queued = false;
-      return;
+      break;
     }
+  queue_emptied_locked(p);
 }
 
 static pool_waiter *pop_waiter_locked(dbpool *p)
@@ -264,16 +274,23 @@ static pool_waiter *pop_waiter_locked(dbpool *p)
   pool_waiter *w = p->wq_head;
   if (w) {
     p->wq_head = w->next;
-    if (!p->wq_head) p->wq_tail = NULL;
     p->n_waiting--;
     w->queued = false;
+    queue_emptied_locked(p);
   }
   return w;
 }
 
-/* Under the mutex: entry idx has no connection any more. If threads wait,
-** the head one gets the entry reserved to open a connection in it. */
-void pool_entry_emptied_locked(dbpool *p, int idx)
+static void drain_event_locked(dbpool *p)
+{
+  atomic_fetch_add(&p->drain_event, 1);
+  pool_futex_wake(&p->drain_event, 64);
+}
+
+/* Under the lock: entry idx has no connection any more. If threads wait,
+** the head one gets the entry reserved to open a connection in it (the
+** returned waiter, to wake after unlocking). */
+static pool_waiter *entry_emptied_locked(dbpool *p, int idx)
 {
   pool_entry *e = &p->entries[idx];
   pool_waiter *w = p->closing ? NULL : pop_waiter_locked(p);
@@ -281,44 +298,60 @@ void pool_entry_emptied_locked(dbpool *p, int idx)
     e->state = ENTRY_OPENING;
     w->entry = idx;
     w->retry = true;
-    pthread_cond_signal(&w->cond);
-    return;
+    atomic_store_explicit(&w->word, 1, memory_order_release);
+    return w;
   }
   e->state = ENTRY_EMPTY;
   p->n_total--;
-  if (p->closing && p->n_total == 0) pthread_cond_broadcast(&p->drained);
+  if (p->closing && p->n_total == 0) drain_event_locked(p);
+  return NULL;
 }
 
-/* Under the mutex: entry idx holds a ready connection that nobody has
-** checked out (a release, a fresh min_idle connection, a checked one): the
-** longest waiter gets it, or it goes on the idle stack. */
-void pool_offer_locked(dbpool *p, int idx)
+void pool_entry_emptied_locked(dbpool *p, int idx)
+{
+  pool_waiter *w = entry_emptied_locked(p, idx);
+  if (w) pool_futex_wake(&w->word, 1); /* rare path: wake under the lock */
+}
+
+/* Under the lock: entry idx holds a ready connection that nobody has
+** checked out. A starving head waiter gets it directly; otherwise it goes on
+** the idle stack and the head waiter is nudged to come and take it (an
+** arrival may take it first: that is what keeps throughput up, and the
+** STARVE_NS switch is what bounds the head's wait). Returns the waiter to
+** wake after unlocking. */
+pool_waiter *pool_offer_locked(dbpool *p, int idx)
 {
   pool_entry *e = &p->entries[idx];
-  pool_waiter *w = p->closing ? NULL : pop_waiter_locked(p);
-  if (w) {
+  pool_waiter *w = p->wq_head;
+  if (w && p->starving && !p->closing) {
+    pop_waiter_locked(p);
     e->state = ENTRY_OUT;
     p->n_out++;
-    dbpool_holder_set_idle(e->holder, 0);
+    entry_set_idle(e, 0);
     w->entry = idx;
     w->retry = false;
-    pthread_cond_signal(&w->cond);
-    return;
+    atomic_store_explicit(&w->word, 1, memory_order_release);
+    return w;
   }
   e->state = ENTRY_IDLE;
   e->idle_next = p->idle_top;
   p->idle_top = idx;
   p->n_idle++;
   e->idle_since_ms = atomic_load_explicit(&p->clock_ms, memory_order_relaxed);
-  dbpool_holder_set_idle(e->holder, 1);
+  entry_set_idle(e, 1);
+  if (w && atomic_load_explicit(&w->word, memory_order_relaxed) == 0) {
+    atomic_store_explicit(&w->word, 1, memory_order_release);
+    return w;
+  }
+  return NULL;
 }
 
-/* Close entry idx (already retired under the mutex) outside it. */
+/* Close entry idx (already retired under the lock) outside it. */
 static void close_entry(dbpool *p, int idx)
 {
-  pthread_mutex_unlock(&p->mu);
+  unlock(p);
   conn_close(p, &p->entries[idx]);
-  pthread_mutex_lock(&p->mu);
+  lock(p);
   pool_entry_emptied_locked(p, idx);
 }
 
@@ -329,15 +362,23 @@ static void record_wait_locked(dbpool *p, int64_t start_ns)
   if (w > p->st.max_wait_ns) p->st.max_wait_ns = w;
 }
 
+static void checked_out_locked(dbpool *p, pool_entry *e, int64_t start_ns)
+{
+  p->st.checkouts++;
+  e->checkout_ms = atomic_load_explicit(&p->clock_ms, memory_order_relaxed);
+  e->checkout_tid = pool_tid();
+  record_wait_locked(p, start_ns);
+}
+
 /* Open a connection in reserved entry idx (state OPENING, counted in
-** n_total). Called and returns with the mutex held. */
+** n_total). Called and returns with the lock held. */
 static int open_reserved(dbpool *p, int idx, int timeout_ms, int64_t start_ns,
                          int *got)
 {
   pool_entry *e = &p->entries[idx];
-  pthread_mutex_unlock(&p->mu);
+  unlock(p);
   int rc = conn_open(p, e, timeout_ms);
-  pthread_mutex_lock(&p->mu);
+  lock(p);
   if (rc != SQLITE_OK) {
     if (rc == SQLITE_BUSY) p->st.timeouts++;
     else p->st.open_failures++;
@@ -353,106 +394,136 @@ static int open_reserved(dbpool *p, int idx, int timeout_ms, int64_t start_ns,
   }
   e->state = ENTRY_OUT;
   p->n_out++;
-  p->st.checkouts++;
-  e->checkout_ms = atomic_load_explicit(&p->clock_ms, memory_order_relaxed);
-  e->checkout_tid = pool_tid();
-  dbpool_holder_set_idle(e->holder, 0);
-  record_wait_locked(p, start_ns);
+  entry_set_idle(e, 0);
+  checked_out_locked(p, e, start_ns);
   *got = idx;
   return SQLITE_OK;
 }
 
-static int remaining_ms(int timeout_ms, int64_t start_ns)
+/* Milliseconds to an absolute deadline (-1: none). */
+static int left_ms(int64_t deadline)
 {
-  if (timeout_ms < 0) return -1;
-  int64_t left = (int64_t)timeout_ms - (mono_ns() - start_ns) / 1000000;
+  if (deadline < 0) return -1;
+  int64_t left = (deadline - mono_ns()) / 1000000;
   return left > 0 ? (int)left : 0;
 }
 
-/* Called and returns with the mutex held. */
+static int closing_error(dbpool *p)
+{
+  return pool_err(SQLITE_MISUSE, "dbpool: the pool of %s is closing", p->path);
+}
+
+/* Called and returns with the lock held. */
 static int acquire_locked(dbpool *p, int timeout_ms, int64_t start_ns, int *got)
 {
-  pool_waiter w;
-  memset(&w, 0, sizeof w);
-  w.entry = -1;
-  bool cond_ready = false;
-  int rc = SQLITE_OK;
+  int64_t deadline = timeout_ms < 0 ? -1 : start_ns + (int64_t)timeout_ms * 1000000;
+  if (p->closing) return closing_error(p);
+  if (p->idle_top >= 0 && (!p->wq_head || !p->starving)) {
+    *got = take_idle_locked(p);
+    record_wait_locked(p, start_ns);
+    return SQLITE_OK;
+  }
+  if (!p->wq_head && p->n_total < p->cfg.max_size) {
+    int idx = 0;
+    while (p->entries[idx].state != ENTRY_EMPTY) idx++;
+    p->entries[idx].state = ENTRY_OPENING;
+    p->n_total++;
+    return open_reserved(p, idx, timeout_ms, start_ns, got);
+  }
+  if (timeout_ms == 0 || (deadline >= 0 && mono_ns() >= deadline)) {
+    p->st.timeouts++;
+    return pool_err(SQLITE_BUSY, "dbpool: all %d connections of the pool of %s "
+                    "are checked out", p->cfg.max_size, p->path);
+  }
+
+  /* Queue, then wait to be nudged, handed a connection, or handed an entry
+  ** to open. */
+  pool_waiter w = {.entry = -1, .queued = true, .since_ns = mono_ns()};
+  if (p->wq_tail) p->wq_tail->next = &w; else p->wq_head = &w;
+  p->wq_tail = &w;
+  p->n_waiting++;
   for (;;) {
-    if (p->closing) {
-      rc = pool_err(SQLITE_MISUSE, "dbpool: the pool of %s is closing", p->path);
-      break;
+    atomic_store_explicit(&w.word, 0, memory_order_relaxed);
+    int64_t until = deadline;
+    if (!p->starving) { /* wake when we would start starving */
+      int64_t starve_at = w.since_ns + STARVE_NS;
+      if (until < 0 || starve_at < until) until = starve_at;
     }
-    if (!p->wq_head && p->idle_top >= 0) {
+    unlock(p);
+    pool_futex_wait(&w.word, 0, until);
+    lock(p);
+    if (w.entry >= 0) { /* dequeued by whoever handed us something */
+      if (w.retry)
+        return open_reserved(p, w.entry, left_ms(deadline), start_ns, got);
+      checked_out_locked(p, &p->entries[w.entry], start_ns);
+      *got = w.entry;
+      /* Like Go's sync.Mutex: handoff mode ends once a waiter is served
+      ** before it starved (or the queue is empty). */
+      if (mono_ns() - w.since_ns < STARVE_NS) p->starving = false;
+      return SQLITE_OK;
+    }
+    if (p->closing) {
+      unqueue_locked(p, &w);
+      if (p->n_waiting == 0) drain_event_locked(p);
+      return closing_error(p);
+    }
+    int64_t now = mono_ns();
+    if (now - w.since_ns >= STARVE_NS) p->starving = true;
+    if (p->wq_head == &w && p->idle_top >= 0) {
+      pop_waiter_locked(p);
       *got = take_idle_locked(p);
       record_wait_locked(p, start_ns);
-      break;
-    }
-    if (!p->wq_head && p->n_total < p->cfg.max_size) {
-      int idx = 0;
-      while (p->entries[idx].state != ENTRY_EMPTY) idx++;
-      p->entries[idx].state = ENTRY_OPENING;
-      p->n_total++;
-      rc = open_reserved(p, idx, remaining_ms(timeout_ms, start_ns), start_ns, got);
-      break;
-    }
-    int left = remaining_ms(timeout_ms, start_ns);
-    if (left == 0) {
-      p->st.timeouts++;
-      rc = pool_err(SQLITE_BUSY, "dbpool: all %d connections of the pool of %s "
-                    "are checked out (waited %lld ms)", p->cfg.max_size, p->path,
-                    (long long)((mono_ns() - start_ns) / 1000000));
-      break;
-    }
-    /* Queue and wait to be handed a connection or an entry to open. */
-    if (!cond_ready) {
-      init_cond(&w.cond);
-      cond_ready = true;
-    }
-    w.entry = -1;
-    w.retry = false;
-    w.queued = true;
-    w.next = NULL;
-    if (p->wq_tail) p->wq_tail->next = &w; else p->wq_head = &w;
-    p->wq_tail = &w;
-    p->n_waiting++;
-    struct timespec ts;
-    if (timeout_ms >= 0) {
-      int64_t dl = start_ns + (int64_t)timeout_ms * 1000000;
-      ts.tv_sec = dl / 1000000000;
-      ts.tv_nsec = dl % 1000000000;
-    }
-    while (w.entry < 0 && !p->closing) {
-      int wrc = timeout_ms < 0 ? pthread_cond_wait(&w.cond, &p->mu)
-                               : pthread_cond_timedwait(&w.cond, &p->mu, &ts);
-      if (wrc == ETIMEDOUT) break;
-    }
-    if (w.entry >= 0) {
-      int idx = w.entry;
-      if (w.retry) {
-        rc = open_reserved(p, idx, remaining_ms(timeout_ms, start_ns), start_ns, got);
-      } else { /* handed a checked-out connection */
-        pool_entry *e = &p->entries[idx];
-        e->checkout_ms = atomic_load_explicit(&p->clock_ms, memory_order_relaxed);
-        e->checkout_tid = pool_tid();
-        p->st.checkouts++;
-        record_wait_locked(p, start_ns);
-        *got = idx;
+      if (now - w.since_ns < STARVE_NS) p->starving = false;
+      /* More idle and more waiters: pass the nudge on. */
+      if (p->wq_head && p->idle_top >= 0 &&
+          atomic_load_explicit(&p->wq_head->word, memory_order_relaxed) == 0) {
+        atomic_store_explicit(&p->wq_head->word, 1, memory_order_release);
+        pool_futex_wake(&p->wq_head->word, 1);
       }
-      break;
+      return SQLITE_OK;
     }
-    if (w.queued) unqueue_locked(p, &w);
-    if (p->closing && p->n_waiting == 0) pthread_cond_broadcast(&p->drained);
-    /* closing, or timed out: the loop reports it */
-    if (!p->closing) {
+    if (deadline >= 0 && now >= deadline) {
+      unqueue_locked(p, &w);
       p->st.timeouts++;
-      rc = pool_err(SQLITE_BUSY, "dbpool: no connection of the pool of %s came "
-                    "free within %d ms (max_size=%d, all checked out)", p->path,
-                    timeout_ms, p->cfg.max_size);
-      break;
+      return pool_err(SQLITE_BUSY, "dbpool: no connection of the pool of %s "
+                      "came free within %d ms (max_size=%d, all checked out)",
+                      p->path, timeout_ms, p->cfg.max_size);
     }
   }
-  if (cond_ready) pthread_cond_destroy(&w.cond);
-  return rc;
+}
+
+/* Everything but the fast path: waiting, opening, validation. */
+__attribute__((noinline)) static int acquire_slow(dbpool *p, sqlite3 **db, int timeout_ms)
+{
+  int64_t start_ns = mono_ns();
+  int idx, rc;
+  for (;;) {
+    lock(p);
+    rc = acquire_locked(p, timeout_ms, start_ns, &idx);
+    unlock(p);
+    if (rc != SQLITE_OK) return rc;
+    if (!p->validation_sql) break;
+    /* The optional validation query, for those who asked for one. */
+    pool_entry *e = &p->entries[idx];
+    int bad = conn_validate(p, e->db);
+    lock(p);
+    if (!bad) {
+      p->st.validations_passed++;
+      unlock(p);
+      break;
+    }
+    p->st.validations_failed++;
+    p->n_out--;
+    entry_retire_locked(p, idx, CLOSE_BROKEN);
+    close_entry(p, idx);
+    unlock(p);
+    if (timeout_ms > 0) {
+      int64_t left = (int64_t)timeout_ms - (mono_ns() - start_ns) / 1000000;
+      timeout_ms = left > 0 ? (int)left : 0;
+    }
+  }
+  *db = p->entries[idx].db;
+  return SQLITE_OK;
 }
 
 int dbpool_acquire_timeout(dbpool *p, sqlite3 **db, int timeout_ms)
@@ -460,38 +531,16 @@ int dbpool_acquire_timeout(dbpool *p, sqlite3 **db, int timeout_ms)
   if (!p || !db) return pool_err(SQLITE_MISUSE, "dbpool: acquire: NULL argument");
   *db = NULL;
   if (foreign(p)) return inherited();
-  int64_t start_ns = 0;
-  int idx, rc = SQLITE_OK;
-  for (;;) {
-    pthread_mutex_lock(&p->mu);
-    if (!p->closing && !p->wq_head && p->idle_top >= 0) { /* the fast path */
-      idx = take_idle_locked(p);
-    } else {
-      if (!start_ns) start_ns = mono_ns();
-      rc = acquire_locked(p, timeout_ms, start_ns, &idx);
-    }
-    pthread_mutex_unlock(&p->mu);
-    if (rc != SQLITE_OK) return rc;
-    if (!p->validation_sql) break;
-    /* The optional validation query, for those who asked for one. */
-    pool_entry *e = &p->entries[idx];
-    int bad = conn_validate(p, e->db);
-    pthread_mutex_lock(&p->mu);
-    if (!bad) {
-      p->st.validations_passed++;
-      pthread_mutex_unlock(&p->mu);
-      break;
-    }
-    p->st.validations_failed++;
-    p->n_out--;
-    entry_retire_locked(p, idx, CLOSE_BROKEN);
-    close_entry(p, idx);
-    pthread_mutex_unlock(&p->mu);
-    if (!start_ns) start_ns = mono_ns();
-    timeout_ms = timeout_ms < 0 ? timeout_ms : remaining_ms(timeout_ms, start_ns);
+  lock(p);
+  if (__builtin_expect(p->idle_top >= 0 && !p->starving && !p->closing &&
+                       !p->validation_sql, 1)) { /* the fast path */
+    int idx = take_idle_locked(p);
+    unlock(p);
+    *db = p->entries[idx].db;
+    return SQLITE_OK;
   }
-  *db = p->entries[idx].db;
-  return SQLITE_OK;
+  unlock(p);
+  return acquire_slow(p, db, timeout_ms);
 }
 
 int dbpool_acquire(dbpool *p, sqlite3 **db)
@@ -501,7 +550,7 @@ int dbpool_acquire(dbpool *p, sqlite3 **db)
 
 /* ---------------------------------------------------------------- release */
 
-/* A leak report (built under the mutex, delivered outside it). */
+/* A leak report (built under the lock, delivered outside it). */
 static dbpool_leak leak_of(dbpool *p, const pool_entry *e, int64_t held_ms, int returned)
 {
   dbpool_leak leak = {.db = e->db, .database = p->path, .thread = e->checkout_tid,
@@ -524,27 +573,28 @@ void pool_report_leak(dbpool *p, const dbpool_leak *leak)
   if (p->cfg.on_leak) p->cfg.on_leak(p->cfg.on_leak_arg, leak);
 }
 
-int dbpool_release(dbpool *p, sqlite3 *db)
+static int release_misuse(dbpool *p, sqlite3 *db)
 {
-  if (!p) return pool_err(SQLITE_MISUSE, "dbpool: release: pool is NULL");
-  if (foreign(p)) return inherited();
-  pthread_mutex_lock(&p->mu);
-  int idx = db ? map_get(p, db) : -1;
-  if (idx < 0 || p->entries[idx].state != ENTRY_OUT) {
-    p->st.misuses++;
-    pthread_mutex_unlock(&p->mu);
-    return pool_err(SQLITE_MISUSE, "dbpool: release of connection %p, which is "
-                    "not checked out from the pool of %s (released twice, or "
-                    "never acquired from it)", (void *)db, p->path);
-  }
+  p->st.misuses++;
+  unlock(p);
+  return pool_err(SQLITE_MISUSE, "dbpool: release of connection %p, which is "
+                  "not checked out from the pool of %s (released twice, or "
+                  "never acquired from it)", (void *)db, p->path);
+}
+
+/* A release that resets, closes, gives back or reports. Lock held; entry
+** idx is checked out. */
+__attribute__((noinline)) static int release_slow(dbpool *p, int idx)
+{
   pool_entry *e = &p->entries[idx];
+  sqlite3 *db = e->db;
   close_reason why = CLOSE_IDLE;
   bool close_it = false;
   if (conn_needs_reset(db)) {
     e->state = ENTRY_RESETTING; /* refuses a second release meanwhile */
-    pthread_mutex_unlock(&p->mu);
+    unlock(p);
     int dirty = conn_reset(db);
-    pthread_mutex_lock(&p->mu);
+    lock(p);
     p->st.resets++;
     if (dirty) {
       close_it = true;
@@ -561,20 +611,44 @@ int dbpool_release(dbpool *p, sqlite3 *db)
     why = p->closing ? CLOSE_POOL_CLOSE : CLOSE_LIFETIME;
   }
   if (!close_it && !p->wq_head && p->n_idle >= p->cfg.min_idle &&
-      dbpool_coord_waiting(p->coord) > 0) {
+      host_has_waiters(p)) {
     close_it = true; /* another process waits for a slot: give ours back */
     why = CLOSE_GIVEN_BACK;
   }
   p->n_out--;
+  pool_waiter *wake = NULL;
   if (close_it) {
     entry_retire_locked(p, idx, why);
     close_entry(p, idx);
   } else {
-    pool_offer_locked(p, idx); /* the longest waiter, or the idle stack */
+    wake = pool_offer_locked(p, idx);
   }
-  pthread_mutex_unlock(&p->mu);
+  unlock(p);
+  pool_wake(wake);
   if (leaked) pool_report_leak(p, &leak);
   return SQLITE_OK;
+}
+
+int dbpool_release(dbpool *p, sqlite3 *db)
+{
+  if (!p) return pool_err(SQLITE_MISUSE, "dbpool: release: pool is NULL");
+  if (foreign(p)) return inherited();
+  lock(p);
+  int idx = db ? map_get(p, db) : -1;
+  if (idx < 0 || p->entries[idx].state != ENTRY_OUT) return release_misuse(p, db);
+  pool_entry *e = &p->entries[idx];
+  /* The fast path: clean, nothing to report, nobody else to think of. */
+  if (__builtin_expect(!e->leak_reported && !e->retire && !p->closing &&
+                       !conn_needs_reset(db) &&
+                       (p->wq_head || p->n_idle < p->cfg.min_idle ||
+                        !host_has_waiters(p)), 1)) {
+    p->n_out--;
+    pool_waiter *wake = pool_offer_locked(p, idx);
+    unlock(p);
+    pool_wake(wake);
+    return SQLITE_OK;
+  }
+  return release_slow(p, idx);
 }
 
 /* ------------------------------------------------------------------ close */
@@ -584,9 +658,12 @@ int dbpool_close(dbpool *p)
   if (!p) return SQLITE_OK;
   if (foreign(p)) return inherited();
   housekeeper_stop(p);
-  pthread_mutex_lock(&p->mu);
+  lock(p);
   p->closing = true;
-  for (pool_waiter *w = p->wq_head; w; w = w->next) pthread_cond_signal(&w->cond);
+  for (pool_waiter *w = p->wq_head; w; w = w->next) {
+    atomic_store(&w->word, 1);
+    pool_futex_wake(&w->word, 1);
+  }
   while (p->idle_top >= 0) {
     int idx = p->idle_top;
     p->idle_top = p->entries[idx].idle_next;
@@ -595,12 +672,15 @@ int dbpool_close(dbpool *p)
     close_entry(p, idx);
   }
   int64_t deadline = mono_ns() + (int64_t)p->cfg.close_timeout_ms * 1000000;
-  struct timespec ts = {.tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000};
-  while (p->n_total > 0 || p->n_waiting > 0)
-    if (pthread_cond_timedwait(&p->drained, &p->mu, &ts) == ETIMEDOUT) break;
-  int out = p->n_total;
-  pthread_mutex_unlock(&p->mu);
-  if (out > 0)
+  while ((p->n_total > 0 || p->n_waiting > 0) && mono_ns() < deadline) {
+    uint32_t v = atomic_load(&p->drain_event);
+    unlock(p);
+    pool_futex_wait(&p->drain_event, v, deadline);
+    lock(p);
+  }
+  int out = p->n_total, waiting = p->n_waiting;
+  unlock(p);
+  if (out > 0 || waiting > 0)
     return pool_err(SQLITE_BUSY, "dbpool: close: %d connection%s of %s still "
                     "checked out after %d ms; the pool stays open (closing) "
                     "until they are released and dbpool_close is called again",
@@ -614,7 +694,7 @@ int dbpool_close(dbpool *p)
 int dbpool_get_stats(dbpool *p, dbpool_stats *out)
 {
   if (!p || !out) return pool_err(SQLITE_MISUSE, "dbpool: get_stats: NULL argument");
-  pthread_mutex_lock(&p->mu);
+  lock(p);
   *out = p->st;
   out->max_size = p->cfg.max_size;
   out->min_idle = p->cfg.min_idle;
@@ -623,7 +703,7 @@ int dbpool_get_stats(dbpool *p, dbpool_stats *out)
   out->total = p->n_total;
   out->waiting = p->n_waiting;
   out->available = p->n_idle + (p->cfg.max_size - p->n_total);
-  pthread_mutex_unlock(&p->mu);
+  unlock(p);
   out->utilization = (double)out->active / out->max_size;
   out->avg_wait_ms = out->checkouts ? (double)out->total_wait_ns / 1e6 / (double)out->checkouts : 0;
   return SQLITE_OK;

@@ -1,10 +1,10 @@
 /*
 ** pool_internal.h -- the in-process connection pool's private structures.
 **
-** One mutex guards everything here; the critical sections are short, and no
-** SQLite call that can block, no system call, and no clock read happens
-** under it on the acquire/release fast path. Connections are opened,
-** closed and reset outside the mutex.
+** One lock (sync.h) guards everything here; the critical sections are short,
+** and no SQLite call that can block, no system call, and no clock read
+** happens under it on the acquire/release fast path. Connections are
+** opened, closed and reset outside the lock.
 */
 #ifndef DBPOOL_POOL_INTERNAL_H
 #define DBPOOL_POOL_INTERNAL_H
@@ -14,6 +14,8 @@
 #include <stdbool.h>
 
 #include "dbpool.h"
+#include "../coordinator/fastpath.h"
+#include "sync.h"
 
 #define POOL_HIDDEN __attribute__((visibility("hidden")))
 
@@ -30,6 +32,7 @@ typedef enum entry_state {
 typedef struct pool_entry {
   sqlite3 *db;
   dbpool_holder *holder; /* our host slot record, kept across connections */
+  _Atomic uint32_t *idle_word; /* its idle flag in shared memory */
   entry_state state;
   int idle_next;         /* idle stack link (index, -1 ends) */
   int64_t expires_ms;    /* max lifetime deadline (monotonic ms), 0 never */
@@ -40,12 +43,16 @@ typedef struct pool_entry {
   bool leak_reported;
 } pool_entry;
 
-/* A thread waiting in dbpool_acquire, served in arrival order. */
+/* A thread waiting in dbpool_acquire (on its stack), queued in arrival
+** order. Only the head of the queue may take an idle connection; a release
+** nudges it (word = 1) or, once a waiter has waited STARVE_NS, hands the
+** connection to it directly. */
 typedef struct pool_waiter {
-  pthread_cond_t cond;
-  int entry;        /* handed a checked-out entry, or -1 */
-  bool retry;       /* told that a slot to open one came free */
+  _Atomic uint32_t word; /* futex: 1 = look again */
+  int entry;        /* handed a checked-out entry (or one to open), or -1 */
+  bool retry;       /* entry is reserved for us to open a connection in */
   bool queued;
+  int64_t since_ns;
   struct pool_waiter *next;
 } pool_waiter;
 
@@ -56,12 +63,13 @@ typedef enum close_reason {
 } close_reason;
 
 struct dbpool {
-  pthread_mutex_t mu;
+  pool_lock lock;
   dbpool_config cfg;
   char *path;     /* the database file */
   char *uri_base; /* "file:<percent-encoded path>?" */
   char *init_sql, *validation_sql, *vfs; /* owned copies */
   dbpool_coord *coord;
+  const _Atomic uint32_t *host_waiting; /* waiters queued for host slots */
   unsigned fork_gen;
 
   pool_entry *entries; /* cfg.max_size of them */
@@ -69,8 +77,9 @@ struct dbpool {
   int n_idle, n_out, n_total;
   pool_waiter *wq_head, *wq_tail;
   int n_waiting;
+  bool starving;  /* a waiter waited STARVE_NS: releases hand off directly */
   bool closing;
-  pthread_cond_t drained; /* n_out reached 0 while closing */
+  _Atomic uint32_t drain_event; /* futex: bumped as close's wait may end */
 
   /* sqlite3* -> entry index: open addressing, linear probing. */
   struct map_slot { sqlite3 *db; int idx; } *map;
@@ -80,7 +89,7 @@ struct dbpool {
   int64_t real_minus_mono_ns; /* to report wall-clock times */
   pthread_t housekeeper;
   bool hk_started, hk_stop;
-  pthread_cond_t hk_cond;
+  _Atomic uint32_t hk_event; /* futex: bumped to stop the housekeeper */
   int hk_period_ms;
 
   dbpool_stats st; /* counters (the gauges are computed on demand) */
@@ -93,7 +102,21 @@ POOL_HIDDEN int64_t pool_mono_ms(void);
 POOL_HIDDEN int pool_tid(void);
 POOL_HIDDEN void pool_report_leak(dbpool *p, const dbpool_leak *leak);
 POOL_HIDDEN void pool_entry_emptied_locked(dbpool *p, int idx);
-POOL_HIDDEN void pool_offer_locked(dbpool *p, int idx);
+POOL_HIDDEN pool_waiter *pool_offer_locked(dbpool *p, int idx);
+POOL_HIDDEN void pool_wake(pool_waiter *w);
+
+/* Mark entry e's slot idle (1) or in use (0) in the host pool. */
+static inline void entry_set_idle(pool_entry *e, int idle)
+{
+  atomic_store_explicit(e->idle_word, idle ? DBP_FAST_IDLE_FLAG : 0,
+                        memory_order_relaxed);
+}
+
+/* Is anyone (in any process) queued for a host slot? */
+static inline bool host_has_waiters(const dbpool *p)
+{
+  return atomic_load_explicit(p->host_waiting, memory_order_relaxed) != 0;
+}
 
 /* conn.c: opening, resetting and closing connections. */
 POOL_HIDDEN int conn_open(dbpool *p, pool_entry *e, int timeout_ms);
