@@ -46,6 +46,9 @@ LIB_OBJ := $(COORD_SRC:%.c=$(B)/lib/%.o) $(POOL_SRC:%.c=$(B)/lib/%.o)
 EXT_SRC := $(sort $(wildcard ext/*.c))
 EXT_OBJ := $(EXT_SRC:%.c=$(B)/ext/%.o) $(COORD_SRC:%.c=$(B)/ext/%.o)
 
+CLI_SRC := $(sort $(wildcard cli/*.c))
+CLI_OBJ := $(CLI_SRC:%.c=$(B)/cli-obj/%.o)
+
 TEST_SRC := $(sort $(wildcard tests/coord/*.c))
 POOL_TEST_SRC := $(sort $(wildcard tests/pool/*.c))
 TEST_BIN := $(TEST_SRC:tests/coord/%.c=$(B)/tests/%) \
@@ -56,7 +59,7 @@ BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
 .PHONY: all test test-c bench clean
-all: $(B)/libdbpool.a $(B)/dbpool.so $(TEST_BIN) $(BENCH_BIN)
+all: $(B)/libdbpool.a $(B)/dbpool.so $(B)/dbpoolctl $(TEST_BIN) $(BENCH_BIN)
 
 $(B)/lib/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -68,6 +71,14 @@ $(B)/ext/%.o: %.c
 
 $(B)/dbpool.so: $(EXT_OBJ)
 	$(CC) -shared -Wl,-z,defs -o $@ $^ $(ALL_LDFLAGS)
+
+$(B)/cli-obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# dbpoolctl needs only the coordinator: no SQLite.
+$(B)/dbpoolctl: $(CLI_OBJ) $(B)/libdbpool.a
+	$(CC) -o $@ $(CLI_OBJ) $(B)/libdbpool.a $(ALL_LDFLAGS)
 
 $(B)/libdbpool.a: $(LIB_OBJ)
 	@rm -f $@

@@ -514,7 +514,7 @@ static int remove_segment(dbpool_coord *c, bool force, bool only_if_orphan)
       off += (size_t)snprintf(list + off, sizeof list - off, "%s%d",
                               i ? ", " : "", pids[i]);
     return dbp_err(-EBUSY, "dbpool: pool of %s is in use by %d live "
-                   "process%s (pid %s%s); use force to remove it anyway",
+                   "process%s (pid %s%s)",
                    c->path, live, live == 1 ? "" : "es", list,
                    live > np ? ", ..." : "");
   }

@@ -1,0 +1,68 @@
+/*
+** cli.h -- what the files of dbpoolctl share.
+**
+** dbpoolctl shows and steers every pool on the host through the coordinator
+** library (no SQLite involved). One file per group of commands, a table of
+** command words in main.c (as pgbouncer's admin console does).
+*/
+#ifndef DBPOOLCTL_CLI_H
+#define DBPOOLCTL_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dbpool_coord.h"
+
+/* Exit statuses. */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+typedef struct cli_opts {
+  bool json;
+  bool force;
+  int interval_ms; /* watch */
+  int count;       /* watch: frames to draw, 0 = until q / Ctrl-C */
+} cli_opts;
+
+/* A pool opened for a command, with the snapshot the commands print. */
+typedef struct pool_view {
+  dbpool_coord *c;
+  char database[DBPOOL_PATH_MAX];
+  char segment[128];
+  dbpool_host_stats st;
+  dbpool_holder_info *holders;
+  int nholders;
+} pool_view;
+
+/* main.c */
+int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* view.c: opening pools and taking snapshots. */
+int view_open(const char *cmd, const char *db, bool writable, pool_view *v);
+int view_open_segment(const char *segment, pool_view *v);
+int view_refresh(pool_view *v);
+void view_close(pool_view *v);
+
+/* format.c */
+void fmt_iso8601(int64_t ns, char *buf, size_t cap);
+void fmt_json_string(FILE *f, const char *s);
+double ns_to_ms(uint64_t ns);
+const char *state_name(dbpool_holder_state s);
+
+/* The commands. argv[0] is the command word. */
+int cmd_list(int argc, char **argv, const cli_opts *o);
+int cmd_status(int argc, char **argv, const cli_opts *o);
+int cmd_watch(int argc, char **argv, const cli_opts *o);
+int cmd_set(int argc, char **argv, const cli_opts *o);
+int cmd_pause(int argc, char **argv, const cli_opts *o);
+int cmd_resume(int argc, char **argv, const cli_opts *o);
+int cmd_reap(int argc, char **argv, const cli_opts *o);
+int cmd_rm(int argc, char **argv, const cli_opts *o);
+int cmd_metrics(int argc, char **argv, const cli_opts *o);
+
+/* show.c, used by watch too */
+void print_stats_text(FILE *f, const pool_view *v);
+void print_holders_text(FILE *f, const pool_view *v, int64_t now_ns, int max_rows);
+
+#endif

@@ -1,0 +1,160 @@
+/*
+** metrics.c -- dbpoolctl metrics: the Prometheus text exposition format
+** (version 0.0.4) for every pool, or one.
+**
+** Each family is written once with its HELP and TYPE, then one sample per
+** pool labelled database="PATH". Counters end in _total. The wait-time
+** histogram dbpool_wait_seconds has buckets at powers of two from 1.024 us
+** to about 69 s (the library's buckets, 8 per power of two, summed), +Inf,
+** _sum and _count; acquires that did not wait fall in the first bucket.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define LE_BUCKETS 27 /* 2^10 .. 2^36 ns */
+
+typedef struct metric_pool {
+  pool_view v;
+  uint64_t hist[DBPOOL_HIST_BUCKETS];
+} metric_pool;
+
+typedef struct metric_acc {
+  metric_pool *pools;
+  int n, cap;
+} metric_acc;
+
+static void label(FILE *f, const char *database)
+{
+  fputs("{database=\"", f);
+  for (const char *p = database; *p; p++) {
+    if (*p == '\\') fputs("\\\\", f);
+    else if (*p == '"') fputs("\\\"", f);
+    else if (*p == '\n') fputs("\\n", f);
+    else fputc(*p, f);
+  }
+  fputc('"', f);
+}
+
+typedef double (*getter)(const metric_pool *m);
+
+static double g_max(const metric_pool *m) { return m->v.st.max_connections; }
+static double g_active(const metric_pool *m) { return m->v.st.active; }
+static double g_idle(const metric_pool *m) { return m->v.st.idle; }
+static double g_waiting(const metric_pool *m) { return m->v.st.waiting; }
+static double g_peak(const metric_pool *m) { return m->v.st.peak_active; }
+static double g_processes(const metric_pool *m) { return m->v.st.processes; }
+static double g_paused(const metric_pool *m) { return m->v.st.paused; }
+static double g_timeout(const metric_pool *m) { return m->v.st.acquire_timeout_ms / 1e3; }
+static double g_util(const metric_pool *m)
+{
+  return m->v.st.max_connections ? (double)m->v.st.active / m->v.st.max_connections : 0;
+}
+static double g_created(const metric_pool *m) { return (double)m->v.st.created_at_ns / 1e9; }
+static double c_acquired(const metric_pool *m) { return (double)m->v.st.total_acquired; }
+static double c_released(const metric_pool *m) { return (double)m->v.st.total_released; }
+static double c_timeouts(const metric_pool *m) { return (double)m->v.st.total_timeouts; }
+static double c_reclaimed(const metric_pool *m) { return (double)m->v.st.total_reclaimed; }
+
+static const struct family {
+  const char *name, *type, *help;
+  getter get;
+} families[] = {
+    {"dbpool_max_connections", "gauge", "Most connections held at once by all processes on the host.", g_max},
+    {"dbpool_active_connections", "gauge", "Slots held now, idle ones included.", g_active},
+    {"dbpool_idle_connections", "gauge", "Held slots idle in in-process pools.", g_idle},
+    {"dbpool_waiting_acquires", "gauge", "Acquires queued for a slot now.", g_waiting},
+    {"dbpool_peak_active_connections", "gauge", "Highest number of slots ever held at once.", g_peak},
+    {"dbpool_processes", "gauge", "Live processes attached to the pool.", g_processes},
+    {"dbpool_paused", "gauge", "1 while the pool is paused.", g_paused},
+    {"dbpool_acquire_timeout_seconds", "gauge", "How long an acquire waits by default.", g_timeout},
+    {"dbpool_utilization_ratio", "gauge", "active / max_connections.", g_util},
+    {"dbpool_created_timestamp_seconds", "gauge", "When the pool was created (Unix time).", g_created},
+    {"dbpool_acquired_total", "counter", "Slots acquired.", c_acquired},
+    {"dbpool_released_total", "counter", "Slots released by their holders.", c_released},
+    {"dbpool_timeouts_total", "counter", "Acquires that failed for lack of a slot.", c_timeouts},
+    {"dbpool_reclaimed_total", "counter", "Slots taken back from processes that died.", c_reclaimed},
+};
+
+static int collect(const char *segment, void *arg)
+{
+  metric_acc *acc = arg;
+  if (acc->n == acc->cap) {
+    int cap = acc->cap ? acc->cap * 2 : 8;
+    metric_pool *p = realloc(acc->pools, (size_t)cap * sizeof *p);
+    if (!p) return -1;
+    acc->pools = p;
+    acc->cap = cap;
+  }
+  metric_pool *m = &acc->pools[acc->n];
+  if (view_open_segment(segment, &m->v) != 0) return 0;
+  if (dbpool_coord_histogram(m->v.c, m->hist) != 0) {
+    view_close(&m->v);
+    return 0;
+  }
+  acc->n++;
+  return 0;
+}
+
+static void print_histogram(const metric_acc *acc)
+{
+  printf("# HELP dbpool_wait_seconds Time acquires waited for a slot.\n"
+         "# TYPE dbpool_wait_seconds histogram\n");
+  for (int i = 0; i < acc->n; i++) {
+    const metric_pool *m = &acc->pools[i];
+    uint64_t cum = 0, total = 0;
+    unsigned next = 0;
+    for (unsigned b = 0; b < DBPOOL_HIST_BUCKETS; b++) total += m->hist[b];
+    for (int k = 0; k < LE_BUCKETS; k++) {
+      unsigned upto = 1 + 8u * (unsigned)k; /* buckets below 2^(10+k) ns */
+      while (next < upto && next < DBPOOL_HIST_BUCKETS) cum += m->hist[next++];
+      printf("dbpool_wait_seconds_bucket");
+      label(stdout, m->v.database);
+      printf(",le=\"%.9g\"} %llu\n", (double)dbpool_hist_lower_ns(upto) / 1e9,
+             (unsigned long long)cum);
+    }
+    printf("dbpool_wait_seconds_bucket");
+    label(stdout, m->v.database);
+    printf(",le=\"+Inf\"} %llu\n", (unsigned long long)total);
+    printf("dbpool_wait_seconds_sum");
+    label(stdout, m->v.database);
+    printf("} %.9g\n", (double)m->v.st.total_wait_ns / 1e9);
+    printf("dbpool_wait_seconds_count");
+    label(stdout, m->v.database);
+    printf("} %llu\n", (unsigned long long)total);
+  }
+}
+
+int cmd_metrics(int argc, char **argv, const cli_opts *o)
+{
+  (void)o;
+  metric_acc acc = {0};
+  int rc = EXIT_OK;
+  if (argc > 1) {
+    acc.pools = calloc(1, sizeof *acc.pools);
+    if (!acc.pools) return cli_fail(argv[0], "out of memory");
+    rc = view_open(argv[0], argv[1], false, &acc.pools[0].v);
+    if (rc) {
+      free(acc.pools);
+      return rc;
+    }
+    dbpool_coord_histogram(acc.pools[0].v.c, acc.pools[0].hist);
+    acc.n = 1;
+  } else if (dbpool_coord_list(collect, &acc) < 0) {
+    rc = cli_fail(argv[0], "%s", dbpool_last_error());
+  }
+  for (size_t f = 0; rc == EXIT_OK && f < sizeof families / sizeof *families; f++) {
+    printf("# HELP %s %s\n# TYPE %s %s\n", families[f].name, families[f].help,
+           families[f].name, families[f].type);
+    for (int i = 0; i < acc.n; i++) {
+      fputs(families[f].name, stdout);
+      label(stdout, acc.pools[i].v.database);
+      printf("} %.15g\n", families[f].get(&acc.pools[i]));
+    }
+  }
+  if (rc == EXIT_OK) print_histogram(&acc);
+  for (int i = 0; i < acc.n; i++) view_close(&acc.pools[i].v);
+  free(acc.pools);
+  return rc;
+}

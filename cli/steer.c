@@ -1,0 +1,105 @@
+/*
+** steer.c -- set, pause, resume, reap, rm: commands that change a pool.
+** Each checks everything it was given before it changes anything.
+*/
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char *lib_error(void)
+{
+  const char *m = dbpool_last_error();
+  return strncmp(m, "dbpool: ", 8) == 0 ? m + 8 : m;
+}
+
+int cmd_set(int argc, char **argv, const cli_opts *o)
+{
+  (void)o;
+  int n = argc - 2, settings[64];
+  int64_t values[64];
+  /* Validate every NAME=VALUE first: a refused command changes nothing. */
+  for (int i = 0; i < n; i++) {
+    char *arg = argv[2 + i], *eq = strchr(arg, '=');
+    if (!eq || eq == arg)
+      return cli_usage(argv[0], "'%s' is not NAME=VALUE", arg);
+    *eq = 0;
+    int s = dbpool_setting_lookup(arg);
+    *eq = '=';
+    if (s < 0) return cli_fail(argv[0], "%s", lib_error());
+    if (dbpool_setting_parse(s, eq + 1, &values[i]) != 0)
+      return cli_fail(argv[0], "%s", lib_error());
+    settings[i] = s;
+  }
+  pool_view v;
+  int rc = view_open(argv[0], argv[1], true, &v);
+  if (rc) return rc;
+  for (int i = 0; i < n && rc == EXIT_OK; i++) {
+    if (dbpool_coord_set(v.c, settings[i], values[i]) != 0)
+      rc = cli_fail(argv[0], "%s", lib_error());
+    else
+      printf("%s=%lld\n", dbpool_setting_describe(settings[i])->name, (long long)values[i]);
+  }
+  view_close(&v);
+  return rc;
+}
+
+static int set_paused(char **argv, int paused)
+{
+  pool_view v;
+  int rc = view_open(argv[0], argv[1], true, &v);
+  if (rc) return rc;
+  if (dbpool_coord_set(v.c, DBPOOL_SETTING_PAUSED, paused) != 0)
+    rc = cli_fail(argv[0], "%s", lib_error());
+  else
+    printf("%s the pool of %s\n", paused ? "paused" : "resumed", v.database);
+  view_close(&v);
+  return rc;
+}
+
+int cmd_pause(int argc, char **argv, const cli_opts *o)
+{
+  (void)argc;
+  (void)o;
+  return set_paused(argv, 1);
+}
+
+int cmd_resume(int argc, char **argv, const cli_opts *o)
+{
+  (void)argc;
+  (void)o;
+  return set_paused(argv, 0);
+}
+
+int cmd_reap(int argc, char **argv, const cli_opts *o)
+{
+  (void)argc;
+  (void)o;
+  pool_view v;
+  int rc = view_open(argv[0], argv[1], true, &v);
+  if (rc) return rc;
+  int n = dbpool_coord_reap(v.c);
+  if (n < 0)
+    rc = cli_fail(argv[0], "%s", lib_error());
+  else
+    printf("reclaimed %d slot%s of dead processes from the pool of %s\n", n,
+           n == 1 ? "" : "s", v.database);
+  view_close(&v);
+  return rc;
+}
+
+int cmd_rm(int argc, char **argv, const cli_opts *o)
+{
+  (void)argc;
+  const char *db = argv[1];
+  bool by_segment = access(db, F_OK) != 0 &&
+                    (strncmp(db, "/dbpool.", 8) == 0 || strncmp(db, "dbpool.", 7) == 0);
+  int rc = dbpool_coord_remove(by_segment ? NULL : db, by_segment ? db : NULL, o->force);
+  if (rc == -EBUSY)
+    return cli_fail(argv[0], "%s; --force removes it anyway", lib_error());
+  if (rc) return cli_fail(argv[0], "%s", lib_error());
+  printf("removed the pool of %s\n", db);
+  return EXIT_OK;
+}
