@@ -24,17 +24,9 @@
 
 #include "internal.h"
 
-/* A consistent value without writing (works on read-only mappings): seq only
-** grows, and every change that keeps seq keeps a valid pairing. */
-dbp_gate dbp_gate_snapshot(const dbp_header *h)
-{
-  for (;;) {
-    uint64_t s1 = __atomic_load_n(&h->gate.half[0], __ATOMIC_ACQUIRE);
-    uint64_t b = __atomic_load_n(&h->gate.half[1], __ATOMIC_ACQUIRE);
-    uint64_t s2 = __atomic_load_n(&h->gate.half[0], __ATOMIC_ACQUIRE);
-    if (s1 == s2) return (dbp_gate){.seq = s1, .bits = b};
-  }
-}
+/* The same consistent read: kept as a name for readers that never CAS
+** (statistics, read-only mappings). */
+dbp_gate dbp_gate_snapshot(const dbp_header *h) { return dbp_gate_load(h); }
 
 /* Change flags only (seq unchanged). Under the lock, where flags change
 ** only here; fast paths may still move the other fields. */

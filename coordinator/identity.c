@@ -53,6 +53,13 @@ static void install_fork_handlers(void)
   pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }
 
+/* Installed when the library is loaded, before anything caches a pid: a
+** fork before the first registry call must still refresh the child's. */
+__attribute__((constructor)) static void install_at_load(void)
+{
+  pthread_once(&g_once, install_fork_handlers);
+}
+
 void dbp_registry_lock(void)
 {
   pthread_once(&g_once, install_fork_handlers);
@@ -63,6 +70,7 @@ void dbp_registry_unlock(void) { pthread_mutex_unlock(&g_registry); }
 
 pid_t dbp_pid(void)
 {
+  pthread_once(&g_once, install_fork_handlers);
   pid_t p = atomic_load_explicit(&g_pid, memory_order_relaxed);
   if (p == 0) {
     p = getpid();
@@ -163,7 +171,9 @@ bool dbp_process_dead(pid_t pid, uint32_t kind, uint64_t ident)
   if (kind == IDENT_PIDFS) {
     int fd, err;
     uint64_t ino = pidfs_inode(pid, &fd, &err);
-    if (fd < 0) return err == ESRCH; /* no process has that pid now */
+    /* No process has that pid now (ENOENT: it is some thread's id, not a
+    ** process's; EINVAL on kernels before 6.9 for the same). */
+    if (fd < 0) return err == ESRCH || err == ENOENT || err == EINVAL;
     bool dead;
     if (ino && ino != ident) {
       dead = true; /* the pid was reused by another process */
@@ -183,4 +193,12 @@ bool dbp_process_dead(pid_t pid, uint32_t kind, uint64_t ident)
     return st != ident || state == 'Z' || state == 'X';
   }
   return kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+/* The inode of our pid namespace (0 if unknown): process records of another
+** namespace are never judged dead or alive by pid. */
+uint64_t dbp_self_pidns(void)
+{
+  struct stat st;
+  return stat("/proc/self/ns/pid", &st) == 0 ? (uint64_t)st.st_ino : 0;
 }

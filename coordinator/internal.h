@@ -85,6 +85,7 @@ static inline pid_t dbp_tid(void)
 }
 DBP_HIDDEN void dbp_self_identity(uint32_t *kind, uint64_t *ident);
 DBP_HIDDEN void dbp_self_comm(char out[DBPOOL_PROCESS_NAME_MAX]);
+DBP_HIDDEN uint64_t dbp_self_pidns(void);
 DBP_HIDDEN bool dbp_process_dead(pid_t pid, uint32_t kind, uint64_t ident);
 DBP_HIDDEN void dbp_registry_lock(void);
 DBP_HIDDEN void dbp_registry_unlock(void);
@@ -110,7 +111,7 @@ DBP_HIDDEN void dbp_wake_records(dbpool_coord *c, const uint32_t *idx,
 DBP_HIDDEN void dbp_update_slow(dbpool_coord *c);
 
 /* reap.c */
-DBP_HIDDEN void dbp_maybe_reap(dbpool_coord *c);
+DBP_HIDDEN int dbp_maybe_reap(dbpool_coord *c);
 DBP_HIDDEN int dbp_reap(dbpool_coord *c);
 DBP_HIDDEN unsigned dbp_reap_process_locked(dbpool_coord *c, unsigned p,
                                             bool count_reclaimed);
@@ -145,15 +146,36 @@ DBP_HIDDEN void dbp_label_load(_Atomic uint64_t *src, unsigned words,
 /* A valid record index (bytes in the segment are untrusted). */
 static inline bool dbp_rec_ok(uint32_t i) { return i < DBP_RECORDS; }
 
+/* Untrusted counts, read once and clamped: use the value returned, never
+** the field again (another process may change it meanwhile). */
+static inline uint32_t dbp_record_hwm(const dbp_header *h)
+{
+  uint32_t v = atomic_load_explicit(&h->record_hwm, memory_order_acquire);
+  return v < DBP_RECORDS ? v : DBP_RECORDS;
+}
+
+static inline uint32_t dbp_process_hwm(const dbp_header *h)
+{
+  uint32_t v = atomic_load_explicit(&h->process_hwm, memory_order_acquire);
+  return v < DBP_PROCESSES ? v : DBP_PROCESSES;
+}
+
 /* ------------------------------------------------- the gate, inline (hot) */
 
+/* A consistent gate value, read without writing: seq, bits, seq again
+** until the two seq reads agree. seq grows with every acquire and release,
+** and every other change (flags, limit) keeps the rec and kind fields, so a
+** pair read between two equal seqs is one the gate really held. Helping
+** must never act on a torn pair: {new seq, old op} would apply an old op
+** under a new sequence number. */
 static inline dbp_gate dbp_gate_load(const dbp_header *h)
 {
-  dbp_gate g;
-  /* Two 8-byte loads may tear; a torn value only makes the CAS fail. */
-  g.bits = __atomic_load_n(&h->gate.half[1], __ATOMIC_ACQUIRE);
-  g.seq = __atomic_load_n(&h->gate.half[0], __ATOMIC_ACQUIRE);
-  return g;
+  for (;;) {
+    uint64_t s1 = __atomic_load_n(&h->gate.half[0], __ATOMIC_ACQUIRE);
+    uint64_t b = __atomic_load_n(&h->gate.half[1], __ATOMIC_ACQUIRE);
+    uint64_t s2 = __atomic_load_n(&h->gate.half[0], __ATOMIC_ACQUIRE);
+    if (s1 == s2) return (dbp_gate){.seq = s1, .bits = b};
+  }
 }
 
 static inline bool dbp_gate_cas(dbp_header *h, dbp_gate *expected,

@@ -33,7 +33,7 @@
 #include "dbpool_coord.h"
 
 #define DBP_MAGIC UINT64_C(0x31304c4f4f504244) /* "DBPOOL01" */
-#define DBP_LAYOUT_VERSION 1u
+#define DBP_LAYOUT_VERSION 2u
 #define DBP_RECORDS 8191u   /* holder records; 13-bit index */
 #define DBP_REC_NONE 8191u  /* "no record" in the gate */
 #define DBP_PROCESSES 1024u /* process records */
@@ -100,8 +100,8 @@ typedef struct dbp_record {
   _Atomic uint32_t flags;    /* REC_FLAG_IDLE */
   _Atomic int64_t since_ns;  /* CLOCK_REALTIME: held or waiting since */
   _Atomic uint64_t ticket;   /* FIFO position while waiting (lock) */
-  uint32_t q_prev, q_next;   /* wait queue links (lock) */
-  uint32_t free_next;        /* unowned record stack (lock) */
+  _Atomic uint32_t q_prev, q_next; /* wait queue links (lock) */
+  _Atomic uint32_t free_next; /* unowned record stack (lock) */
   uint32_t reserved0;
   _Atomic uint64_t label[DBP_LABEL_WORDS];
   uint8_t reserved[128 - 104];
@@ -117,11 +117,12 @@ typedef struct dbp_process {
   _Atomic uint32_t gen;        /* bumped each time the entry is reused */
   _Atomic int32_t pid;
   _Atomic uint32_t ident_kind; /* IDENT_* */
-  _Atomic uint64_t ident;      /* pidfs inode, or /proc starttime */
+  _Atomic uint64_t ident;      /* pidfs inode, or /proc start time */
   _Atomic int64_t attached_ns; /* CLOCK_REALTIME */
   _Atomic uint64_t comm[DBP_COMM_WORDS];
-  uint32_t n_records;          /* records owned (lock) */
-  uint8_t reserved[64 - 52];
+  _Atomic uint32_t n_records;  /* records owned (lock) */
+  uint32_t reserved0;
+  _Atomic uint64_t pidns;      /* pid namespace inode: pids mean nothing across */
 } dbp_process;
 
 /* ---------------------------------------------------------------- header */
@@ -147,21 +148,21 @@ typedef struct dbp_header {
   _Alignas(64) _Atomic uint32_t n_waiting;
   _Atomic uint32_t waiter_event;     /* futex: bumped when a waiter queues */
   _Atomic uint32_t event_listeners;  /* processes blocked on waiter_event */
-  _Atomic uint32_t live_processes;
+  uint32_t reserved2;
   _Atomic int64_t last_reap_ns;      /* CLOCK_MONOTONIC rate limiter */
   _Atomic uint64_t total_timeouts;
   _Atomic uint64_t total_reclaimed;
 
   /* The lock and what only it guards. */
   _Alignas(64) pthread_mutex_t lock;
-  uint32_t q_head, q_tail;      /* DBP_REC_NONE when empty */
-  uint64_t next_ticket;
-  uint32_t free_head;           /* stack of unowned records below hwm */
+  _Atomic uint32_t q_head, q_tail; /* DBP_REC_NONE when empty */
+  _Atomic uint64_t next_ticket;
+  _Atomic uint32_t free_head;   /* stack of unowned records below hwm */
   _Atomic uint32_t record_hwm;  /* records [0, hwm) have been used */
   _Atomic uint32_t process_hwm;
   uint32_t reserved1;
-  uint64_t reclaim_journal_seq; /* see reap.c */
-  uint64_t reclaim_journal_after;
+  _Atomic uint64_t reclaim_journal_seq; /* see reap.c */
+  _Atomic uint64_t reclaim_journal_after;
 
   /* Wait statistics: lock-free atomics, written by waiters after waking. */
   _Alignas(64) _Atomic uint64_t total_wait_ns;

@@ -71,35 +71,37 @@ void dbp_recover(dbpool_coord *c)
   dbp_gate g = dbp_gate_load(h);
   dbp_gate_help(c, g);
 
-  if (h->reclaim_journal_seq && g.seq >= h->reclaim_journal_seq &&
-      atomic_load(&h->total_reclaimed) < h->reclaim_journal_after)
-    atomic_store(&h->total_reclaimed, h->reclaim_journal_after);
-  h->reclaim_journal_seq = 0;
+  uint64_t jseq = atomic_load(&h->reclaim_journal_seq);
+  uint64_t jafter = atomic_load(&h->reclaim_journal_after);
+  if (jseq && g.seq >= jseq && atomic_load(&h->total_reclaimed) < jafter)
+    atomic_store(&h->total_reclaimed, jafter);
+  atomic_store(&h->reclaim_journal_seq, 0);
 
-  if (h->record_hwm > DBP_RECORDS) h->record_hwm = DBP_RECORDS;
-  if (h->process_hwm > DBP_PROCESSES) h->process_hwm = DBP_PROCESSES;
-  for (uint32_t p = 0; p < DBP_PROCESSES; p++) c->procs[p].n_records = 0;
+  uint32_t hwm = dbp_record_hwm(h), phwm = dbp_process_hwm(h);
+  atomic_store(&h->record_hwm, hwm);
+  atomic_store(&h->process_hwm, phwm);
+  for (uint32_t p = 0; p < DBP_PROCESSES; p++) atomic_store(&c->procs[p].n_records, 0);
 
-  h->free_head = DBP_REC_NONE;
-  for (uint32_t i = h->record_hwm; i-- > 0;) {
+  atomic_store(&h->free_head, DBP_REC_NONE);
+  for (uint32_t i = hwm; i-- > 0;) {
     dbp_record *r = &c->recs[i];
     uint32_t owner = atomic_load(&r->owner);
     if (owner_live(c, owner)) {
-      c->procs[owner - 1].n_records++;
+      atomic_fetch_add(&c->procs[owner - 1].n_records, 1);
       continue;
     }
     /* Owned by no live process entry: give back whatever it held. */
     if (REC_STATE(atomic_load(&r->word)) != REC_FREE)
       dbp_reclaim_record_locked(c, i, true);
     atomic_store(&r->owner, 0);
-    r->free_next = h->free_head;
-    h->free_head = i;
+    atomic_store(&r->free_next, atomic_load(&h->free_head));
+    atomic_store(&h->free_head, i);
   }
   dbp_queue_rebuild(c);
 
   /* The gate's count must equal the HELD records; repair garbage. */
   unsigned held = 0;
-  for (uint32_t i = 0; i < h->record_hwm; i++)
+  for (uint32_t i = 0; i < hwm; i++)
     held += REC_STATE(atomic_load(&c->recs[i].word)) == REC_HELD;
   g = dbp_gate_load(h);
   while (g_active(g.bits) != held) {

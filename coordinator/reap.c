@@ -16,6 +16,7 @@
 ** set, only the lock holder moves the gate, so the next op's seq is known.
 */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -40,9 +41,8 @@ void dbp_reclaim_record_locked(dbpool_coord *c, uint32_t i, bool count_reclaimed
     }
     uint64_t after = atomic_load(&h->total_reclaimed) + 1;
     if (count_reclaimed) {
-      h->reclaim_journal_after = after;
-      atomic_thread_fence(memory_order_release);
-      h->reclaim_journal_seq = g.seq + 1;
+      atomic_store(&h->reclaim_journal_after, after);
+      atomic_store(&h->reclaim_journal_seq, g.seq + 1);
     }
     dbp_gate n = dbp_gate_op(g, i, true);
     if (dbp_gate_cas(h, &g, n)) {
@@ -50,7 +50,7 @@ void dbp_reclaim_record_locked(dbpool_coord *c, uint32_t i, bool count_reclaimed
                             memory_order_release);
       if (count_reclaimed) {
         atomic_store(&h->total_reclaimed, after);
-        h->reclaim_journal_seq = 0;
+        atomic_store(&h->reclaim_journal_seq, 0);
       }
       return;
     }
@@ -63,7 +63,7 @@ unsigned dbp_reap_process_locked(dbpool_coord *c, unsigned p,
   dbp_header *h = c->hdr;
   dbp_gate_set_flags(c, G_SLOW, 0);
   dbp_gate_help(c, dbp_gate_load(h));
-  uint32_t hwm = h->record_hwm < DBP_RECORDS ? h->record_hwm : DBP_RECORDS;
+  uint32_t hwm = dbp_record_hwm(h);
   unsigned released = 0;
   for (uint32_t i = 0; i < hwm; i++) {
     dbp_record *r = &c->recs[i];
@@ -73,30 +73,30 @@ unsigned dbp_reap_process_locked(dbpool_coord *c, unsigned p,
     atomic_store(&r->flags, 0);
     dbp_label_store(r->label, DBP_LABEL_WORDS, NULL);
     atomic_store(&r->owner, 0);
-    r->free_next = h->free_head;
-    h->free_head = i;
+    atomic_store(&r->free_next, atomic_load(&h->free_head));
+    atomic_store(&h->free_head, i);
   }
   dbp_process *pr = &c->procs[p];
-  pr->n_records = 0;
+  atomic_store(&pr->n_records, 0);
   atomic_fetch_add(&pr->gen, 1);
-  if (atomic_exchange(&pr->state, PROC_FREE) == PROC_LIVE &&
-      atomic_load(&h->live_processes) > 0)
-    atomic_fetch_sub(&h->live_processes, 1);
+  atomic_store(&pr->state, PROC_FREE);
   return released;
 }
 
-/* Our own identity, computed once per process (fork generation). */
-static bool is_self(pid_t pid, uint32_t kind, uint64_t ident)
+/* A process entry as read without the lock: to be reaped only if, under
+** the lock, it is still exactly this (an entry being re-registered changes
+** generation, pid or identity). */
+typedef struct proc_snapshot {
+  uint32_t p, gen, kind;
+  int32_t pid;
+  uint64_t ident;
+} proc_snapshot;
+
+static bool same_process(dbp_process *pr, const proc_snapshot *s)
 {
-  static __thread unsigned gen;
-  static __thread uint32_t my_kind;
-  static __thread uint64_t my_ident;
-  if (pid != dbp_pid()) return false;
-  if (gen != dbp_fork_gen()) {
-    dbp_self_identity(&my_kind, &my_ident);
-    gen = dbp_fork_gen();
-  }
-  return kind == my_kind && ident == my_ident;
+  return atomic_load(&pr->state) == PROC_LIVE && atomic_load(&pr->gen) == s->gen &&
+         atomic_load(&pr->pid) == s->pid && atomic_load(&pr->ident_kind) == s->kind &&
+         atomic_load(&pr->ident) == s->ident;
 }
 
 int dbp_reap(dbpool_coord *c)
@@ -104,44 +104,58 @@ int dbp_reap(dbpool_coord *c)
   if (c->readonly) return 0;
   dbp_header *h = c->hdr;
   atomic_store(&h->last_reap_ns, dbp_mono_ns());
-  struct { uint32_t p, gen; } dead[DBP_PROCESSES];
+  uint32_t my_kind;
+  uint64_t my_ident, my_pidns = dbp_self_pidns();
+  dbp_self_identity(&my_kind, &my_ident);
+  proc_snapshot *dead = malloc(DBP_PROCESSES * sizeof *dead);
+  if (!dead) return dbp_err(-ENOMEM, "dbpool: reap: out of memory");
   unsigned nd = 0;
-  uint32_t phwm = h->process_hwm < DBP_PROCESSES ? h->process_hwm : DBP_PROCESSES;
-  for (uint32_t p = 0; p < phwm; p++) {
+  uint32_t phwm = dbp_process_hwm(h);
+  for (uint32_t p = 0; p < phwm && nd < DBP_PROCESSES; p++) {
     dbp_process *pr = &c->procs[p];
     if (atomic_load(&pr->state) != PROC_LIVE) continue;
-    uint32_t gen = atomic_load(&pr->gen);
-    pid_t pid = atomic_load(&pr->pid);
-    uint32_t kind = atomic_load(&pr->ident_kind);
-    uint64_t ident = atomic_load(&pr->ident);
-    if (is_self(pid, kind, ident)) continue;
-    if (dbp_process_dead(pid, kind, ident)) dead[nd++] = (typeof(dead[0])){p, gen};
+    proc_snapshot s = {.p = p, .gen = atomic_load(&pr->gen),
+                       .kind = atomic_load(&pr->ident_kind),
+                       .pid = atomic_load(&pr->pid), .ident = atomic_load(&pr->ident)};
+    uint64_t ns = atomic_load(&pr->pidns);
+    if (s.pid == dbp_pid() && s.kind == my_kind && s.ident == my_ident) continue;
+    /* Pids of another pid namespace mean nothing here: never judge them. */
+    if (ns && my_pidns && ns != my_pidns) continue;
+    if (dbp_process_dead(s.pid, s.kind, s.ident)) dead[nd++] = s;
   }
-  if (nd == 0) return 0;
-  int rc = dbp_lock(c, -1);
-  if (rc) return rc;
-  unsigned total = 0;
-  for (unsigned k = 0; k < nd; k++) {
-    dbp_process *pr = &c->procs[dead[k].p];
-    if (atomic_load(&pr->state) == PROC_LIVE && atomic_load(&pr->gen) == dead[k].gen)
-      total += dbp_reap_process_locked(c, dead[k].p, true);
+  int total = 0;
+  if (nd > 0) {
+    int rc = dbp_lock(c, -1);
+    if (rc) {
+      free(dead);
+      return rc;
+    }
+    for (unsigned k = 0; k < nd; k++)
+      if (same_process(&c->procs[dead[k].p], &dead[k]))
+        total += (int)dbp_reap_process_locked(c, dead[k].p, true);
+    uint32_t woken[64];
+    unsigned n = dbp_grant_waiters(c, woken, 64);
+    dbp_update_slow(c);
+    dbp_unlock(c);
+    dbp_wake_records(c, woken, n);
   }
-  uint32_t woken[64];
-  unsigned n = dbp_grant_waiters(c, woken, 64);
-  dbp_update_slow(c);
-  dbp_unlock(c);
-  dbp_wake_records(c, woken, n);
-  return (int)total;
+  free(dead);
+  return total;
 }
 
-void dbp_maybe_reap(dbpool_coord *c)
+/* At most one reap scan per DBP_REAP_MIN_MS across the pool. Returns the
+** slots reclaimed. last_reap_ns is untrusted: a value in the future (or
+** garbage) counts as stale rather than disabling reaping. */
+int dbp_maybe_reap(dbpool_coord *c)
 {
-  if (c->readonly) return;
+  if (c->readonly) return 0;
   int64_t now = dbp_mono_ns();
   int64_t last = atomic_load(&c->hdr->last_reap_ns);
-  if (now - last < (int64_t)DBP_REAP_MIN_MS * 1000000) return;
-  if (!atomic_compare_exchange_strong(&c->hdr->last_reap_ns, &last, now)) return;
-  dbp_reap(c);
+  uint64_t age = (uint64_t)now - (uint64_t)last;
+  if (last <= now && age < (uint64_t)DBP_REAP_MIN_MS * 1000000) return 0;
+  if (!atomic_compare_exchange_strong(&c->hdr->last_reap_ns, &last, now)) return 0;
+  int n = dbp_reap(c);
+  return n > 0 ? n : 0;
 }
 
 int dbpool_coord_reap(dbpool_coord *c)
@@ -154,8 +168,7 @@ int dbpool_coord_reap(dbpool_coord *c)
 
 int dbp_live_process_count(dbpool_coord *c, bool check)
 {
-  uint32_t phwm = c->hdr->process_hwm < DBP_PROCESSES ? c->hdr->process_hwm
-                                                       : DBP_PROCESSES;
+  uint32_t phwm = dbp_process_hwm(c->hdr);
   int n = 0;
   for (uint32_t p = 0; p < phwm; p++) {
     dbp_process *pr = &c->procs[p];

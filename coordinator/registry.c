@@ -194,11 +194,12 @@ int dbp_register_process(dbpool_coord *c)
   /* Who we are: computed once per process (registry lock held). */
   static unsigned cached_gen;
   static uint32_t kind;
-  static uint64_t ident;
+  static uint64_t ident, pidns;
   static char comm[DBPOOL_PROCESS_NAME_MAX];
   if (cached_gen != fgen) {
     dbp_self_identity(&kind, &ident);
     dbp_self_comm(comm);
+    pidns = dbp_self_pidns();
     cached_gen = fgen;
   }
   for (int attempt = 0; attempt < 2; attempt++) {
@@ -210,8 +211,7 @@ int dbp_register_process(dbpool_coord *c)
       return dbp_err(-ESTALE, "dbpool: pool %s of %s was removed; reopen it",
                      c->name, c->path);
     }
-    uint32_t phwm = atomic_load(&h->process_hwm), p;
-    if (phwm > DBP_PROCESSES) phwm = DBP_PROCESSES;
+    uint32_t phwm = dbp_process_hwm(h), p;
     for (p = 0; p < phwm; p++)
       if (atomic_load(&c->procs[p].state) == PROC_FREE) break;
     if (p == phwm && phwm < DBP_PROCESSES) atomic_store(&h->process_hwm, ++phwm);
@@ -222,10 +222,10 @@ int dbp_register_process(dbpool_coord *c)
       atomic_store(&pr->ident_kind, kind);
       atomic_store(&pr->ident, ident);
       atomic_store(&pr->attached_ns, dbp_real_ns());
+      atomic_store(&pr->pidns, pidns);
       dbp_label_store(pr->comm, DBP_COMM_WORDS, comm);
-      pr->n_records = 0;
+      atomic_store(&pr->n_records, 0);
       atomic_store(&pr->state, PROC_LIVE);
-      atomic_fetch_add(&h->live_processes, 1);
       dbp_unlock(c);
       c->proc_idx = (int)p;
       c->proc_gen = gen;
@@ -243,15 +243,14 @@ int dbp_register_process(dbpool_coord *c)
 static uint32_t alloc_record_locked(dbpool_coord *c)
 {
   dbp_header *h = c->hdr;
-  uint32_t hwm = atomic_load(&h->record_hwm);
-  if (hwm > DBP_RECORDS) hwm = DBP_RECORDS;
-  uint32_t i = h->free_head;
+  uint32_t hwm = dbp_record_hwm(h);
+  uint32_t i = atomic_load(&h->free_head);
   if (i < hwm && atomic_load(&c->recs[i].owner) == 0 &&
       REC_STATE(atomic_load(&c->recs[i].word)) == REC_FREE) {
-    h->free_head = c->recs[i].free_next;
+    atomic_store(&h->free_head, atomic_load(&c->recs[i].free_next));
     return i;
   }
-  h->free_head = DBP_REC_NONE; /* empty, or garbage: stop trusting it */
+  atomic_store(&h->free_head, DBP_REC_NONE); /* empty, or garbage: stop trusting it */
   if (hwm < DBP_RECORDS) {
     atomic_store(&h->record_hwm, hwm + 1);
     return hwm;
@@ -296,7 +295,7 @@ int dbpool_holder_new(dbpool_coord *c, dbpool_holder **out)
       atomic_store(&r->since_ns, 0);
       dbp_label_store(r->label, DBP_LABEL_WORDS, NULL);
       atomic_store(&r->owner, (uint32_t)p + 1);
-      c->procs[p].n_records++;
+      atomic_fetch_add(&c->procs[p].n_records, 1);
     }
     dbp_unlock(c);
     if (idx == DBP_REC_NONE && attempt == 0) dbp_reap(c);
@@ -331,9 +330,10 @@ void dbpool_holder_free(dbpool_holder *hd)
         atomic_store(&r->flags, 0);
         dbp_label_store(r->label, DBP_LABEL_WORDS, NULL);
         atomic_store(&r->owner, 0);
-        r->free_next = c->hdr->free_head;
-        c->hdr->free_head = hd->idx;
-        if (c->procs[hd->proc_idx].n_records > 0) c->procs[hd->proc_idx].n_records--;
+        atomic_store(&r->free_next, atomic_load(&c->hdr->free_head));
+        atomic_store(&c->hdr->free_head, hd->idx);
+        if (atomic_load(&c->procs[hd->proc_idx].n_records) > 0)
+          atomic_fetch_sub(&c->procs[hd->proc_idx].n_records, 1);
       }
       dbp_unlock(c);
     }

@@ -211,8 +211,10 @@ static int create_segment(const char *name, const char *abs_path,
   h->gate.half[0] = 0;
   h->gate.half[1] = bits;
   atomic_store(&h->acquire_timeout_ms, (int32_t)timeout);
-  h->q_head = h->q_tail = h->free_head = DBP_REC_NONE;
-  h->next_ticket = 1;
+  atomic_store(&h->q_head, DBP_REC_NONE);
+  atomic_store(&h->q_tail, DBP_REC_NONE);
+  atomic_store(&h->free_head, DBP_REC_NONE);
+  atomic_store(&h->next_ticket, 1);
 
   char proc_link[64], target[PATH_MAX];
   snprintf(proc_link, sizeof proc_link, "/proc/self/fd/%d", fd);
@@ -289,10 +291,6 @@ static int map_segment(int fd, const char *name, uint64_t dev, uint64_t ino,
   if (fstat(fd, &st) != 0)
     return dbp_err(-errno, "dbpool: cannot stat pool segment %s: %s", name,
                    strerror(errno));
-  if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != DBP_SEGMENT_SIZE)
-    return dbp_err(-EBADMSG, "dbpool: pool segment %s failed validation: size "
-                   "%lld, expected %zu", name, (long long)st.st_size,
-                   (size_t)DBP_SEGMENT_SIZE);
   if (db) {
     int rc = check_owner_mode(fd, &st, name, db_path, db, ro);
     if (rc) return rc;
@@ -315,24 +313,49 @@ static int map_segment(int fd, const char *name, uint64_t dev, uint64_t ino,
   return 0;
 }
 
-/* Unlink name if it still refers to the file open on fd. */
-static void unlink_if_same(const char *name, int fd)
+/* Does name still refer to the segment file (dev, ino)? */
+static bool name_is(const char *name, uint64_t dev, uint64_t ino)
 {
   char path[PATH_MAX];
-  struct stat a, b;
+  struct stat st;
   shm_path(name, path);
-  if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino &&
-      a.st_dev == b.st_dev)
-    unlink(path);
+  return stat(path, &st) == 0 && (uint64_t)st.st_ino == ino && (uint64_t)st.st_dev == dev;
 }
 
-static int open_fd(const char *name, bool ro)
+/* Unlink name if it still refers to c's segment. Only ever under c's lock:
+** nobody else may unlink or replace the name meanwhile (linkat cannot
+** replace an existing name, and every unlink takes the lock of the segment
+** it unlinks), so the check and the unlink cannot be split by another
+** pool's creation. */
+static void unlink_own_name_locked(dbpool_coord *c)
 {
   char path[PATH_MAX];
+  shm_path(c->name, path);
+  if (name_is(c->name, c->seg_dev, c->seg_ino)) unlink(path);
+}
+
+/* Open a segment by name: never blocks (a FIFO planted under the name
+** would), and refuses anything but a regular file of the right size before
+** anything maps it (a short file would fault on access). Returns the fd, or
+** -1 with errno set (EBADMSG: not a segment). */
+static int open_fd(const char *name, bool ro, const char **why)
+{
+  char path[PATH_MAX];
+  struct stat st;
   shm_path(name, path);
   int fd;
-  do fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_NOFOLLOW | O_CLOEXEC);
+  do fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
   while (fd < 0 && errno == EINTR);
+  if (fd < 0) return -1;
+  *why = NULL;
+  if (fstat(fd, &st) != 0) *why = "cannot stat it";
+  else if (!S_ISREG(st.st_mode)) *why = "not a regular file";
+  else if ((uint64_t)st.st_size != DBP_SEGMENT_SIZE) *why = "wrong size";
+  if (*why) {
+    close(fd);
+    errno = EBADMSG;
+    return -1;
+  }
   return fd;
 }
 
@@ -362,9 +385,13 @@ int dbp_segment_attach(const char *db_path, const char *seg_name,
   }
 
   for (int attempt = 0; attempt < 16; attempt++) {
-    int fd = open_fd(name, ro);
+    const char *why = NULL;
+    int fd = open_fd(name, ro, &why);
     if (fd < 0) {
       int e = errno;
+      if (e == EBADMSG)
+        return dbp_err(-EBADMSG, "dbpool: pool segment %s failed validation: %s",
+                       name, why);
       if (e != ENOENT)
         return dbp_err(-e, "dbpool: cannot open pool segment %s%s%s: %s", name,
                        db ? " of " : "", db ? abs : "", strerror(e));
@@ -396,17 +423,28 @@ int dbp_segment_attach(const char *db_path, const char *seg_name,
       close(fd);
       return rc;
     }
-    if (dbp_gate_snapshot(h).bits & G_REMOVED) {
-      /* Removed under us (or its remover died before unlinking). */
-      if (!ro) unlink_if_same(name, fd);
-      munmap(h, DBP_SEGMENT_SIZE);
-      close(fd);
-      if (!db_path) return dbp_err(-ENOENT, "dbpool: pool %s was removed", name);
-      continue;
-    }
     struct stat seg_st;
     if (fstat(fd, &seg_st) != 0) memset(&seg_st, 0, sizeof seg_st);
     close(fd);
+    if (dbp_gate_snapshot(h).bits & G_REMOVED) {
+      /* Removed under us, or its remover died before unlinking: take the
+      ** name away, under that segment's lock, and start over. */
+      if (!ro) {
+        dbpool_coord stale = {.hdr = h, .map_size = DBP_SEGMENT_SIZE,
+                              .procs = (dbp_process *)((char *)h + DBP_PROCESSES_OFF),
+                              .recs = (dbp_record *)((char *)h + DBP_RECORDS_OFF),
+                              .seg_dev = (uint64_t)seg_st.st_dev,
+                              .seg_ino = (uint64_t)seg_st.st_ino, .proc_idx = -1};
+        snprintf(stale.name, sizeof stale.name, "%s", name);
+        if (dbp_lock(&stale, dbp_mono_ns() + 1000000000) == 0) {
+          unlink_own_name_locked(&stale);
+          dbp_unlock(&stale);
+        }
+      }
+      munmap(h, DBP_SEGMENT_SIZE);
+      if (!db_path) return dbp_err(-ENOENT, "dbpool: pool %s was removed", name);
+      continue;
+    }
     dbpool_coord *c = calloc(1, sizeof *c);
     if (!c) {
       munmap(h, DBP_SEGMENT_SIZE);
@@ -466,26 +504,14 @@ void dbp_segment_unmap(dbpool_coord *c)
 static void remove_locked(dbpool_coord *c)
 {
   dbp_gate_set_flags(c, G_REMOVED | G_SLOW, 0);
-  uint32_t hwm = atomic_load(&c->hdr->record_hwm);
-  if (hwm > DBP_RECORDS) hwm = DBP_RECORDS;
+  uint32_t hwm = dbp_record_hwm(c->hdr);
   for (uint32_t i = 0; i < hwm; i++) {
     dbp_record *r = &c->recs[i];
     if (REC_STATE(atomic_load(&r->word)) != REC_WAITING) continue;
     atomic_fetch_add(&r->wake, 1);
     dbp_futex_wake(&r->wake, INT_MAX);
   }
-  char path[PATH_MAX];
-  shm_path(c->name, path);
-  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd >= 0) {
-    /* Only if the name is still ours (not a newer pool's). */
-    void *m = mmap(NULL, sizeof(dbp_header), PROT_READ, MAP_SHARED, fd, 0);
-    if (m != MAP_FAILED) {
-      if (dbp_gate_snapshot(m).bits & G_REMOVED) unlink(path);
-      munmap(m, sizeof(dbp_header));
-    }
-    close(fd);
-  }
+  unlink_own_name_locked(c);
 }
 
 static int remove_segment(dbpool_coord *c, bool force, bool only_if_orphan)
@@ -494,8 +520,7 @@ static int remove_segment(dbpool_coord *c, bool force, bool only_if_orphan)
   int rc = dbp_lock(c, -1);
   if (rc) return rc;
   int pids[8], np = 0, live = 0;
-  uint32_t phwm = atomic_load(&c->hdr->process_hwm);
-  if (phwm > DBP_PROCESSES) phwm = DBP_PROCESSES;
+  uint32_t phwm = dbp_process_hwm(c->hdr);
   for (uint32_t p = 0; p < phwm; p++) {
     dbp_process *pr = &c->procs[p];
     if (atomic_load(&pr->state) != PROC_LIVE) continue;

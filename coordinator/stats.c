@@ -101,6 +101,11 @@ int dbpool_coord_stats(dbpool_coord *c, dbpool_host_stats *out)
   out->waiting = atomic_load(&h->n_waiting);
   out->acquire_timeout_ms = atomic_load(&h->acquire_timeout_ms);
   out->total_reclaimed = atomic_load(&h->total_reclaimed);
+  /* A reclaim between its gate op and its counter store: count it already,
+  ** so that total_released never goes down. */
+  uint64_t jseq = atomic_load(&h->reclaim_journal_seq);
+  uint64_t jafter = atomic_load(&h->reclaim_journal_after);
+  if (jseq && g.seq >= jseq && out->total_reclaimed < jafter) out->total_reclaimed = jafter;
   out->total_released = released_all > out->total_reclaimed
                             ? released_all - out->total_reclaimed : 0;
   out->total_timeouts = atomic_load(&h->total_timeouts);
@@ -109,8 +114,7 @@ int dbpool_coord_stats(dbpool_coord *c, dbpool_host_stats *out)
   out->created_at_ns = h->created_ns;
   out->processes = (uint32_t)dbp_live_process_count(c, true);
 
-  uint32_t hwm = atomic_load(&h->record_hwm);
-  if (hwm > DBP_RECORDS) hwm = DBP_RECORDS;
+  uint32_t hwm = dbp_record_hwm(h);
   for (uint32_t i = 0; i < hwm; i++) {
     dbp_record *r = &c->recs[i];
     if (REC_STATE(atomic_load(&r->word)) == REC_HELD &&
@@ -159,8 +163,7 @@ static void fill_info(dbpool_coord *c, uint32_t i, dbpool_holder_state state,
 int dbpool_coord_holders(dbpool_coord *c, dbpool_holder_info *buf, size_t cap)
 {
   if (!c || (cap && !buf)) return dbp_err(-EINVAL, "dbpool: holders: NULL argument");
-  uint32_t hwm = atomic_load(&c->hdr->record_hwm);
-  if (hwm > DBP_RECORDS) hwm = DBP_RECORDS;
+  uint32_t hwm = dbp_record_hwm(c->hdr);
   size_t n = 0, nw = 0;
   waiter_row *w = malloc((size_t)hwm * sizeof *w + 1);
   if (!w) return dbp_err(-ENOMEM, "dbpool: holders: out of memory");

@@ -16,17 +16,20 @@
 
 #include "internal.h"
 
+/* The queue's links live in shared memory: every one is read once into a
+** local, checked, and only the local is used. */
 static void q_append(dbpool_coord *c, uint32_t i)
 {
   dbp_header *h = c->hdr;
   dbp_record *r = &c->recs[i];
-  r->q_next = DBP_REC_NONE;
-  r->q_prev = h->q_tail;
-  if (dbp_rec_ok(h->q_tail))
-    c->recs[h->q_tail].q_next = i;
+  uint32_t tail = atomic_load(&h->q_tail);
+  atomic_store(&r->q_next, DBP_REC_NONE);
+  atomic_store(&r->q_prev, dbp_rec_ok(tail) ? tail : DBP_REC_NONE);
+  if (dbp_rec_ok(tail))
+    atomic_store(&c->recs[tail].q_next, i);
   else
-    h->q_head = i;
-  h->q_tail = i;
+    atomic_store(&h->q_head, i);
+  atomic_store(&h->q_tail, i);
   atomic_fetch_add(&h->n_waiting, 1);
 }
 
@@ -37,18 +40,22 @@ void dbp_queue_remove(dbpool_coord *c, uint32_t i)
 {
   dbp_header *h = c->hdr;
   dbp_record *r = &c->recs[i];
-  uint32_t prev = r->q_prev, next = r->q_next;
-  bool ok = (h->q_head == i) ? !dbp_rec_ok(prev)
-                             : (dbp_rec_ok(prev) && c->recs[prev].q_next == i);
-  ok = ok && ((h->q_tail == i) ? !dbp_rec_ok(next)
-                               : (dbp_rec_ok(next) && c->recs[next].q_prev == i));
+  uint32_t prev = atomic_load(&r->q_prev), next = atomic_load(&r->q_next);
+  uint32_t head = atomic_load(&h->q_head), tail = atomic_load(&h->q_tail);
+  bool ok = (head == i) ? !dbp_rec_ok(prev)
+                        : (dbp_rec_ok(prev) && atomic_load(&c->recs[prev].q_next) == i);
+  ok = ok && ((tail == i) ? !dbp_rec_ok(next)
+                          : (dbp_rec_ok(next) && atomic_load(&c->recs[next].q_prev) == i));
   if (!ok || atomic_load(&h->n_waiting) == 0) {
     dbp_queue_rebuild(c);
     return;
   }
-  if (dbp_rec_ok(prev)) c->recs[prev].q_next = next; else h->q_head = next;
-  if (dbp_rec_ok(next)) c->recs[next].q_prev = prev; else h->q_tail = prev;
-  r->q_prev = r->q_next = DBP_REC_NONE;
+  if (dbp_rec_ok(prev)) atomic_store(&c->recs[prev].q_next, next);
+  else atomic_store(&h->q_head, next);
+  if (dbp_rec_ok(next)) atomic_store(&c->recs[next].q_prev, prev);
+  else atomic_store(&h->q_tail, prev);
+  atomic_store(&r->q_prev, DBP_REC_NONE);
+  atomic_store(&r->q_next, DBP_REC_NONE);
   atomic_fetch_sub(&h->n_waiting, 1);
 }
 
@@ -65,11 +72,12 @@ static int by_ticket(const void *a, const void *b)
 void dbp_queue_rebuild(dbpool_coord *c)
 {
   dbp_header *h = c->hdr;
-  uint32_t hwm = h->record_hwm < DBP_RECORDS ? h->record_hwm : DBP_RECORDS;
+  uint32_t hwm = dbp_record_hwm(h);
   unsigned n = 0;
   for (uint32_t i = 0; i < hwm; i++)
     n += REC_STATE(atomic_load(&c->recs[i].word)) == REC_WAITING;
-  h->q_head = h->q_tail = DBP_REC_NONE;
+  atomic_store(&h->q_head, DBP_REC_NONE);
+  atomic_store(&h->q_tail, DBP_REC_NONE);
   atomic_store(&h->n_waiting, 0);
   q_entry *e = n ? malloc(n * sizeof *e) : NULL;
   unsigned k = 0;
@@ -88,7 +96,7 @@ void dbp_queue_rebuild(dbpool_coord *c)
     for (unsigned j = 0; j < k; j++) q_append(c, e[j].idx);
     free(e);
   }
-  if (h->next_ticket <= max_ticket) h->next_ticket = max_ticket + 1;
+  if (atomic_load(&h->next_ticket) <= max_ticket) atomic_store(&h->next_ticket, max_ticket + 1);
 }
 
 /* Under the lock: SLOW is set exactly while someone waits or the pool is
@@ -122,7 +130,7 @@ unsigned dbp_grant_waiters(dbpool_coord *c, uint32_t *woken, unsigned cap)
     dbp_gate g = dbp_gate_load(h);
     if ((g.bits & (G_PAUSED | G_REMOVED)) || g_active(g.bits) >= g_max(g.bits))
       break;
-    uint32_t w = h->q_head;
+    uint32_t w = atomic_load(&h->q_head);
     if (!dbp_rec_ok(w) ||
         REC_STATE(atomic_load(&c->recs[w].word)) != REC_WAITING) {
       dbp_queue_rebuild(c);
@@ -212,6 +220,7 @@ int dbp_acquire_slow(dbpool_holder *hd, int timeout_ms)
     return timed_out(hd, start, false);
   }
   if (rc) return rc;
+  bool reaped = false;
   for (;;) {
     dbp_gate g = dbp_gate_load(h);
     dbp_gate_help(c, g);
@@ -231,8 +240,14 @@ int dbp_acquire_slow(dbpool_holder *hd, int timeout_ms)
       return 0;
     }
     if (timeout_ms == 0) {
-      atomic_fetch_add(&h->total_timeouts, 1);
       dbp_unlock(c);
+      /* Before saying no: a dead process may hold what we need. */
+      if (!reaped && dbp_maybe_reap(c) > 0) {
+        reaped = true;
+        if ((rc = dbp_lock(c, -1))) return rc;
+        continue;
+      }
+      atomic_fetch_add(&h->total_timeouts, 1);
       return timed_out(hd, start, true);
     }
     if (g.bits & G_SLOW) break;
@@ -242,7 +257,7 @@ int dbp_acquire_slow(dbpool_holder *hd, int timeout_ms)
 
   /* Queue up. */
   uint64_t w = atomic_load(&r->word);
-  atomic_store(&r->ticket, h->next_ticket++);
+  atomic_store(&r->ticket, atomic_fetch_add(&h->next_ticket, 1));
   atomic_store(&r->since_ns, dbp_real_coarse_ns());
   atomic_store_explicit(&r->word, REC_WORD(REC_WAITING, REC_SEQ(w)),
                         memory_order_release);
@@ -253,9 +268,13 @@ int dbp_acquire_slow(dbpool_holder *hd, int timeout_ms)
 
   for (;;) {
     uint32_t v = atomic_load_explicit(&r->wake, memory_order_acquire);
-    if (REC_STATE(atomic_load_explicit(&r->word, memory_order_acquire)) ==
-        REC_HELD)
-      break;
+    unsigned state = REC_STATE(atomic_load_explicit(&r->word, memory_order_acquire));
+    if (state == REC_HELD) break;
+    if (state != REC_WAITING) { /* our place was taken from us: garbage */
+      hd->waiting = false;
+      return dbp_err(-EBADMSG, "dbpool: pool %s lost holder %u's place in "
+                     "the queue", c->name, hd->idx);
+    }
     bool removed = dbp_gate_snapshot(h).bits & G_REMOVED;
     int64_t now = dbp_mono_ns();
     if (removed || (deadline >= 0 && now >= deadline)) {
@@ -270,8 +289,8 @@ int dbp_acquire_slow(dbpool_holder *hd, int timeout_ms)
     }
     int64_t slice = now + (int64_t)DBP_POLL_MS * 1000000;
     if (deadline >= 0 && deadline < slice) slice = deadline;
-    if (dbp_futex_wait(&r->wake, v, slice) == -ETIMEDOUT && slice != deadline)
-      dbp_maybe_reap(c);
+    if (dbp_futex_wait(&r->wake, v, slice) == -ETIMEDOUT)
+      dbp_maybe_reap(c); /* a dead holder's slot may be ours: see above */
   }
   hd->waiting = false;
   hd->held = true;

@@ -10,7 +10,7 @@
 **   PRAGMA dbpool_max_connections = 20;     -- 20, host-wide, at once
 **   PRAGMA dbpool_acquire_timeout_ms = 2000;
 **   PRAGMA dbpool_paused = 1;
-**   PRAGMA dbpool_host_stats;                    -- a one-line summary
+**   PRAGMA dbpool_stats;                    -- a one-line summary
 **
 ** Pragmas reach the shim through SQLITE_FCNTL_PRAGMA on the file of the
 ** schema named (main by default). An unknown PRAGMA dbpool_* name is an
@@ -88,7 +88,7 @@ static int shim_check_reserved(sqlite3_file *f, int *out)
   return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
 }
 
-/* PRAGMA dbpool_<setting> [= value] and PRAGMA dbpool_host_stats. az[1] is the
+/* PRAGMA dbpool_<setting> [= value] and PRAGMA dbpool_stats. az[1] is the
 ** name, az[2] the value or NULL; the answer or the error goes in az[0]. */
 static int shim_pragma(shim_file *p, char **az)
 {
@@ -104,7 +104,7 @@ static int shim_pragma(shim_file *p, char **az)
   }
   if (sqlite3_stricmp(what, "stats") == 0) {
     if (arg) {
-      az[0] = sqlite3_mprintf("dbpool: PRAGMA dbpool_host_stats takes no value");
+      az[0] = sqlite3_mprintf("dbpool: PRAGMA dbpool_stats takes no value");
       return SQLITE_ERROR;
     }
     az[0] = dbpool_stats_summary(p->coord);
@@ -116,7 +116,7 @@ static int shim_pragma(shim_file *p, char **az)
   if (s < 0) {
     az[0] = sqlite3_mprintf("dbpool: unknown pragma '%s' (pragmas: "
                             "dbpool_acquire_timeout_ms, dbpool_max_connections, "
-                            "dbpool_paused, dbpool_host_stats)", name);
+                            "dbpool_paused, dbpool_stats)", name);
     return SQLITE_ERROR;
   }
   if (!arg) {

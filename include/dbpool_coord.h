@@ -138,10 +138,12 @@ DBPOOL_EXTERN void dbpool_coord_database(const dbpool_coord *c, char *buf,
 /*
 ** dbpool_coord_remove: remove the pool of db_path (or, when db_path is NULL,
 ** the pool named segment_name). Refused with -EBUSY while a live process is
-** attached, unless force is non-zero; slots of dead processes are reclaimed
-** first. Processes still attached to a force-removed pool move to the new
-** pool on their next acquire; waiters are woken and move too.
-** Returns 0, -ENOENT (no such pool), -EBUSY, -EACCES or another -errno.
+** attached (has holders), unless force is non-zero; slots of dead processes
+** are reclaimed first. In processes still attached to a force-removed pool,
+** acquires (and waiters, woken at once) fail with -ESTALE: reopen the pool
+** and create new holders (the SQLite extension and the C pool do this by
+** themselves). Never leaves two pools in use for one database except by
+** force. Returns 0, -ENOENT (no such pool), -EBUSY, -EACCES or -errno.
 */
 DBPOOL_EXTERN int dbpool_coord_remove(const char *db_path,
                                       const char *segment_name, int force);

@@ -35,15 +35,50 @@ char *conn_uri_base(const char *path)
   return out;
 }
 
+/* The host pool was removed (dbpoolctl rm --force): join the new one. The
+** old attachment stays open until the pool closes (holders of other entries,
+** and the housekeeper, may still use it). */
+static int rejoin(dbpool *p, pool_entry *e)
+{
+  pool_lock_acquire(&p->lock);
+  int rc = 0;
+  if (dbpool_holder_coord(e->holder) == p->coord) {
+    dbpool_coord *fresh;
+    rc = p->nretired < (int)(sizeof p->retired / sizeof *p->retired)
+             ? dbpool_coord_open(p->path, 0, &fresh) : -ENOSPC;
+    if (rc == 0) {
+      p->retired[p->nretired++] = p->coord;
+      p->coord = fresh;
+      p->host_waiting = dbp_coord_waiting_word(fresh);
+    }
+  }
+  dbpool_coord *now = p->coord;
+  pool_lock_release(&p->lock);
+  if (rc) return rc;
+  dbpool_holder_free(e->holder);
+  e->holder = NULL;
+  rc = dbpool_holder_new(now, &e->holder);
+  if (rc == 0) e->idle_word = dbp_holder_flags_word(e->holder);
+  return rc;
+}
+
 int conn_open(dbpool *p, pool_entry *e, int timeout_ms)
 {
   int rc;
   if (!e->holder) {
-    rc = dbpool_holder_new(p->coord, &e->holder);
+    pool_lock_acquire(&p->lock);
+    dbpool_coord *c = p->coord;
+    pool_lock_release(&p->lock);
+    rc = dbpool_holder_new(c, &e->holder);
+    if (rc == -ESTALE) rc = rejoin(p, e);
     if (rc) return pool_err(SQLITE_CANTOPEN, "%s", dbpool_last_error());
     e->idle_word = dbp_holder_flags_word(e->holder);
   }
   rc = dbpool_holder_acquire(e->holder, timeout_ms);
+  if (rc == -ESTALE) {
+    rc = rejoin(p, e);
+    if (rc == 0) rc = dbpool_holder_acquire(e->holder, timeout_ms);
+  }
   if (rc == -ETIMEDOUT || rc == -EAGAIN)
     return pool_err(SQLITE_BUSY, "%s", dbpool_last_error());
   if (rc) return pool_err(SQLITE_CANTOPEN, "%s", dbpool_last_error());

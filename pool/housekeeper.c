@@ -107,8 +107,9 @@ static void *housekeeper_main(void *arg)
   int64_t next_moved_check = pool_mono_ms() + MOVED_CHECK_MS;
   pool_lock_acquire(&p->lock);
   while (!p->hk_stop && w.close_idx && w.check_idx && w.open_idx && w.leaks) {
+    dbpool_coord *coord = p->coord; /* may be replaced (rejoin), never freed */
     pool_lock_release(&p->lock);
-    int someone = dbpool_coord_wait_for_waiter(p->coord, p->hk_period_ms);
+    int someone = dbpool_coord_wait_for_waiter(coord, p->hk_period_ms);
     pool_lock_acquire(&p->lock);
     if (p->hk_stop) break;
     int64_t now = pool_mono_ms();
@@ -220,6 +221,7 @@ void housekeeper_stop(dbpool *p)
   pool_futex_wake(&p->hk_event, 1);
   pool_lock_release(&p->lock);
   dbpool_coord_wake_listeners(p->coord);
+  for (int i = 0; i < p->nretired; i++) dbpool_coord_wake_listeners(p->retired[i]);
   pthread_join(p->housekeeper, NULL);
   p->hk_started = false;
 }

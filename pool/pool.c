@@ -133,6 +133,7 @@ static void pool_free(dbpool *p)
   if (p->entries)
     for (int i = 0; i < p->cfg.max_size; i++) dbpool_holder_free(p->entries[i].holder);
   dbpool_coord_close(p->coord);
+  for (int i = 0; i < p->nretired; i++) dbpool_coord_close(p->retired[i]);
   free(p->entries);
   free(p->map);
   free(p->path);

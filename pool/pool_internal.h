@@ -68,8 +68,10 @@ struct dbpool {
   char *path;     /* the database file */
   char *uri_base; /* "file:<percent-encoded path>?" */
   char *init_sql, *validation_sql, *vfs; /* owned copies */
-  dbpool_coord *coord;
+  dbpool_coord *coord;  /* the host pool (replaced if it is removed) */
   const _Atomic uint32_t *host_waiting; /* waiters queued for host slots */
+  dbpool_coord *retired[8]; /* host pools removed under us, closed at the end */
+  int nretired;
   unsigned fork_gen;
 
   pool_entry *entries; /* cfg.max_size of them */

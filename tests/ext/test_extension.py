@@ -5,110 +5,21 @@ Run by tests/suites/python.sh with Debian's /usr/bin/python3 (its sqlite3
 module can load extensions). Each test gets its own database file and pool
 namespace, and removes its pool segments.
 """
-import glob
 import os
 import re
 import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.path.join(ROOT, os.environ.get("B", "build"))
-EXT = os.path.join(BUILD, "dbpool")  # SQLite appends .so
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from dbpool_testlib import EXT, PoolTestCase, wait_until  # noqa: E402
 
 
-def wait_until(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError("timed out waiting for " + what)
-
-
-class ExtensionTest(unittest.TestCase):
-    serial = 0
-
-    def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="dbpool-py-")
-        self.db = os.path.join(self.dir, "app.db")
-        ExtensionTest.serial += 1
-        self.ns = "py%d-%d" % (os.getpid(), ExtensionTest.serial)
-        self.env = dict(os.environ, DBPOOL_NAMESPACE=self.ns, DBPOOL_MAX_CONNECTIONS="3")
-        self.env.pop("DBPOOL_ACQUIRE_TIMEOUT_MS", None)
-        os.environ["DBPOOL_NAMESPACE"] = self.ns
-        # Made by a shell without the extension: once a test has loaded it,
-        # every connection this process opens to a file counts.
-        subprocess.run(["sqlite3", self.db, "CREATE TABLE t(x)"], check=True)
-        self.procs = []
-        # An observer: the extension loaded in an in-memory connection, which
-        # holds no slot; this process never opens the file itself.
-        os.environ["DBPOOL_MAX_CONNECTIONS"] = "3"
-        self.view = sqlite3.connect(":memory:")
-        self.view.enable_load_extension(True)
-        self.view.load_extension(EXT)
-
-    def tearDown(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-            for f in (p.stdin, p.stdout, p.stderr):
-                if f:
-                    f.close()
-        self.view.close()
-        for seg in glob.glob("/dev/shm/dbpool.%s.*" % self.ns):
-            os.unlink(seg)
-        subprocess.run(["rm", "-rf", self.dir])
-
-    # -- helpers -------------------------------------------------------------
-
-    def stats(self):
-        rows = self.view.execute(
-            "SELECT active, waiting, max_connections, total_reclaimed, processes,"
-            " total_timeouts FROM pool_stats WHERE database = ?", (self.db,)).fetchall()
-        return rows[0] if rows else None
-
-    def holders(self):
-        return self.view.execute(
-            "SELECT pid, process, state, current FROM pool_connections"
-            " WHERE database = ?", (self.db,)).fetchall()
-
-    def shell(self):
-        """A sqlite3 shell that loads dbpool and keeps its connection open."""
-        p = subprocess.Popen(["sqlite3", self.db], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             env=self.env, text=True)
-        p.stdin.write(".load %s\n" % EXT)
-        p.stdin.flush()
-        self.procs.append(p)
-        wait_until(lambda: any(h[0] == p.pid for h in self.holders()),
-                   what="shell %d to hold a slot" % p.pid)
-        return p
-
-    def python(self, code, *args):
-        """A Python process running code (with EXT, DB in its globals)."""
-        prelude = ("import sqlite3, sys, time\nEXT=%r\nDB=%r\n"
-                   "boot = sqlite3.connect(':memory:')\n"
-                   "boot.enable_load_extension(True)\nboot.load_extension(EXT)\n"
-                   % (EXT, self.db))
-        p = subprocess.Popen(["/usr/bin/python3", "-c", prelude + code] + list(args),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             env=self.env, text=True)
-        self.procs.append(p)
-        return p
-
-    def close_shell(self, p):
-        p.stdin.write(".quit\n")
-        p.stdin.flush()
-        p.wait(timeout=10)
-
+class ExtensionTest(PoolTestCase):
     # -- tests ---------------------------------------------------------------
 
     def test_fourth_open_fails_after_its_timeout_with_the_message(self):

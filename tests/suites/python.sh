@@ -4,4 +4,8 @@
 set -u
 cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-/usr/bin/python3}
-exec "$PYTHON" -m unittest discover -s tests/ext -p 'test_*.py' -v
+status=0
+for dir in tests/ext tests/cli; do
+  "$PYTHON" -m unittest discover -s "$dir" -p 'test_*.py' -v || status=1
+done
+exit $status
