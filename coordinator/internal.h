@@ -178,12 +178,37 @@ static inline dbp_gate dbp_gate_load(const dbp_header *h)
   }
 }
 
+#if defined(__SANITIZE_THREAD__)
+#define DBP_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define DBP_TSAN 1
+#endif
+#endif
+
+/* 16-byte compare-and-swap; returns the value the gate held. Under TSan the
+** compiler's 16-byte atomics are emulated with a lock private to each
+** process, which is not atomic across processes: use the instruction. */
+static inline dbp_u128 dbp_cas16(dbp_u128 *p, dbp_u128 o, dbp_u128 n)
+{
+#if defined(DBP_TSAN) && defined(__x86_64__)
+  uint64_t lo = (uint64_t)o, hi = (uint64_t)(o >> 64);
+  __asm__ __volatile__("lock cmpxchg16b %1"
+                       : "+a"(lo), "+m"(*p), "+d"(hi)
+                       : "b"((uint64_t)n), "c"((uint64_t)(n >> 64))
+                       : "cc", "memory");
+  return (dbp_u128)hi << 64 | lo;
+#else
+  return __sync_val_compare_and_swap(p, o, n);
+#endif
+}
+
 static inline bool dbp_gate_cas(dbp_header *h, dbp_gate *expected,
                                 dbp_gate desired)
 {
   dbp_u128 o = (dbp_u128)expected->bits << 64 | expected->seq;
   dbp_u128 n = (dbp_u128)desired.bits << 64 | desired.seq;
-  dbp_u128 p = __sync_val_compare_and_swap(&h->gate.whole, o, n);
+  dbp_u128 p = dbp_cas16(&h->gate.whole, o, n);
   if (p == o) return true;
   expected->seq = (uint64_t)p;
   expected->bits = (uint64_t)(p >> 64);

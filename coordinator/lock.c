@@ -37,8 +37,13 @@ int dbp_lock(dbpool_coord *c, int64_t deadline_mono_ns)
   } else if (deadline_mono_ns < 0) {
     rc = pthread_mutex_lock(&c->hdr->lock);
   } else {
-    struct timespec ts = dbp_ts(deadline_mono_ns);
-    rc = pthread_mutex_clocklock(&c->hdr->lock, CLOCK_MONOTONIC, &ts);
+    /* pthread_mutex_timedlock takes a CLOCK_REALTIME deadline; convert.
+    ** (pthread_mutex_clocklock would take ours, but ThreadSanitizer does not
+    ** know it, and a jump of the wall clock only stretches or shortens a
+    ** wait for a lock that is held for microseconds.) */
+    int64_t left = deadline_mono_ns - dbp_mono_ns();
+    struct timespec ts = dbp_ts(dbp_real_ns() + (left > 0 ? left : 0));
+    rc = pthread_mutex_timedlock(&c->hdr->lock, &ts);
   }
   if (rc == 0) return 0;
   if (rc == EOWNERDEAD) {

@@ -214,10 +214,12 @@ int dbp_acquire_slow(dbpool_holder *hd, int timeout_ms)
   }
   int64_t deadline = deadline_of(start, timeout_ms);
 
-  int rc = dbp_lock(c, deadline);
+  /* Try-once does not wait for a slot, but may wait for the lock (held for
+  ** microseconds; bounded in case its holder is stopped). */
+  int rc = dbp_lock(c, timeout_ms == 0 ? start + 100000000 : deadline);
   if (rc == -ETIMEDOUT) {
     atomic_fetch_add(&h->total_timeouts, 1);
-    return timed_out(hd, start, false);
+    return timed_out(hd, start, timeout_ms == 0);
   }
   if (rc) return rc;
   bool reaped = false;

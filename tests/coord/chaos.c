@@ -27,8 +27,20 @@
 ** flag cleared and another set while it runs would be counted together.)
 **
 ** Children publish what they are doing ('W' in acquire, 'H' holding, 'R'
-** releasing, 'I' neither); the parent reads it after the child is dead, so
-** the state is exactly the one it died in.
+** releasing, 'I' neither, 'S' starting); the parent reads it after the
+** child is dead, so the state is exactly the one it died in. Now and then
+** the parent kills a replacement right away, while it attaches, registers
+** or creates its holder under the pool's lock.
+**
+** Checked: no violation, and the checker saw the pool full; enough kills of
+** holders and of waiters; in every 1-second window some acquire succeeded
+** (a dead holder's slot only comes back through the survivors' reaping);
+** dead processes are never counted as attached. After all children stopped
+** and a final dbpool_coord_reap: nothing held or waited for, no holder
+** listed, no process attached, total_acquired = total_released +
+** total_reclaimed, and total_reclaimed, total_acquired and total_timeouts
+** within what the kills allow (see the end of the test). A last test kills
+** a holder while nobody waits: its slot stays taken until dbpool_coord_reap.
 */
 #include <sched.h>
 #include <stdatomic.h>
@@ -227,7 +239,7 @@ TEST(sigkill_holders_and_waiters)
   enum { MIN_MS = 10000, MAX_MS = 40000, WANT_KILLS = 300, WANT_EACH = 40 };
   const char *db = tu_db("chaos.db");
   dbpool_coord *c;
-  dbpool_stats st;
+  dbpool_host_stats st;
   CHECK_RC(dbpool_coord_open(db, 0, &c), 0);
   CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, LIMIT), 0);
   memset(S, 0, sizeof *S);
@@ -378,7 +390,7 @@ TEST(reap_on_demand_gives_the_slot_back)
 {
   const char *db = tu_db("chaos-reap.db");
   dbpool_coord *c;
-  dbpool_stats st;
+  dbpool_host_stats st;
   dbpool_holder_info info[4];
   CHECK_RC(dbpool_coord_open(db, 0, &c), 0);
   CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, LIMIT), 0);
@@ -425,12 +437,29 @@ TEST(reap_on_demand_gives_the_slot_back)
   dbpool_coord_close(c);
 }
 
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+
 int main(void)
 {
   tu_init("chaos");
   alarm(170); /* last resort: every wait above has its own bound */
   S = tu_shared(sizeof *S);
+#ifdef UNDER_TSAN
+  /* ThreadSanitizer emulates 16-byte atomics under a lock private to each
+  ** process, so processes racing on the pool's gate (and on the flag word
+  ** here) lose updates: the cap breaks for ThreadSanitizer's reasons. And
+  ** these children are single-threaded: there is nothing for it to see. */
+  printf("   ThreadSanitizer build: sigkill_holders_and_waiters skipped\n");
+  (void)sigkill_holders_and_waiters;
+#else
   RUN(sigkill_holders_and_waiters);
+#endif
   RUN(reap_on_demand_gives_the_slot_back);
   return tu_finish();
 }
