@@ -1,20 +1,30 @@
 # dbpool -- a host-wide connection cap for SQLite.
 #
 #   make            build everything into build/
-#   make test       build and run the test suite (what CI runs)
+#   make demo       a multi-process demonstration on a temporary database
+#   make test       install what is missing (as root), build, run the suite
 #   make bench      print benchmark figures (ratios measured in one run)
+#   make install    into $(DESTDIR)$(PREFIX); make uninstall removes it
 #   make clean
 #
 # Respects CC, CFLAGS, LDFLAGS, PREFIX, DESTDIR. SANITIZE=address,undefined or
-# SANITIZE=thread builds everything with that sanitizer (into build-<name>/).
+# SANITIZE=thread builds everything with that sanitizer (into build-<name>/);
+# test-c runs only the C test programs (what the sanitizer builds run).
 
 VERSION := $(shell cat VERSION)
+MAJOR := $(firstword $(subst ., ,$(VERSION)))
+SONAME := libdbpool.so.$(MAJOR)
 PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
 CC ?= cc
 CFLAGS ?= -O2 -g
 LDFLAGS ?=
 PYTHON ?= /usr/bin/python3
 
+comma := ,
 ifdef SANITIZE
 B ?= build-$(firstword $(subst $(comma), ,$(SANITIZE)))
 SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
@@ -22,7 +32,6 @@ else
 B ?= build
 SAN_FLAGS :=
 endif
-comma := ,
 
 MACHINE := $(shell $(CC) -dumpmachine)
 ifneq (,$(findstring x86_64,$(MACHINE)))
@@ -35,6 +44,7 @@ BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) -fPIC -fvisibility=hidden -pthre
 LIB_CFLAGS := $(BASE_CFLAGS) -DDBPOOL_BUILDING
 ALL_LDFLAGS := -pthread $(SAN_FLAGS) $(LDFLAGS)
 
+# libdbpool: the coordinator (no SQLite) and the in-process pool (SQLite).
 COORD_SRC := $(sort $(wildcard coordinator/*.c))
 POOL_SRC := $(sort $(wildcard pool/*.c))
 LIB_OBJ := $(COORD_SRC:%.c=$(B)/lib/%.o) $(POOL_SRC:%.c=$(B)/lib/%.o)
@@ -58,8 +68,10 @@ TEST_UTIL := tests/lib/testutil.h
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
-.PHONY: all test test-c bench clean
-all: $(B)/libdbpool.a $(B)/dbpool.so $(B)/dbpoolctl $(TEST_BIN) $(BENCH_BIN)
+PRODUCTS := $(B)/libdbpool.a $(B)/libdbpool.so $(B)/dbpool.so $(B)/dbpoolctl $(B)/dbpool.pc
+
+.PHONY: all test test-c bench demo deps install uninstall clean FORCE
+all: $(PRODUCTS) $(TEST_BIN) $(BENCH_BIN)
 
 $(B)/lib/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -69,44 +81,96 @@ $(B)/ext/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Iext $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(B)/dbpool.so: $(EXT_OBJ)
-	$(CC) -shared -Wl,-z,defs -o $@ $^ $(ALL_LDFLAGS)
-
 $(B)/cli-obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
-
-# dbpoolctl needs only the coordinator: no SQLite.
-$(B)/dbpoolctl: $(CLI_OBJ) $(B)/libdbpool.a
-	$(CC) -o $@ $(CLI_OBJ) $(B)/libdbpool.a $(ALL_LDFLAGS)
 
 $(B)/libdbpool.a: $(LIB_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
+# Real name libdbpool.so.X.Y.Z, soname libdbpool.so.X: from VERSION, like
+# dbpool_version() and dbpoolctl --version.
+$(B)/libdbpool.so: $(LIB_OBJ)
+	$(CC) -shared -Wl,-z,defs -Wl,-soname,$(SONAME) -o $@.$(VERSION) $^ -lsqlite3 $(ALL_LDFLAGS)
+	ln -sf libdbpool.so.$(VERSION) $(B)/$(SONAME)
+	ln -sf $(SONAME) $@
+
+$(B)/dbpool.so: $(EXT_OBJ)
+	$(CC) -shared -Wl,-z,defs -o $@ $^ $(ALL_LDFLAGS)
+
+# dbpoolctl needs only the coordinator: no SQLite.
+$(B)/dbpoolctl: $(CLI_OBJ) $(B)/libdbpool.a
+	$(CC) -o $@ $(CLI_OBJ) $(B)/libdbpool.a $(ALL_LDFLAGS)
+
+# Paths under PREFIX are written relative to ${prefix}, so that
+# pkg-config --define-variable=prefix=... can relocate them.
+PC_LIBDIR := $(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))
+PC_INCLUDEDIR := $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
+$(B)/dbpool.pc: dbpool.pc.in VERSION FORCE
+	@mkdir -p $(dir $@)
+	@sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(PC_LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(PC_INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+FORCE:
+
 $(B)/tests/%: tests/coord/%.c $(B)/libdbpool.a $(TEST_UTIL)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Itests/lib $(CFLAGS) $< -o $@ $(B)/libdbpool.a $(ALL_LDFLAGS)
 
-# Benchmarks that are SQLite applications link the host's libsqlite3.
 $(B)/tests/pool-%: tests/pool/%.c $(B)/libdbpool.a $(TEST_UTIL)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Itests/lib $(CFLAGS) $< -o $@ $(B)/libdbpool.a -lsqlite3 $(ALL_LDFLAGS)
 
+# Benchmarks that are SQLite applications link the host's libsqlite3.
 $(B)/bench/ext_bench $(B)/bench/pool_bench: BENCH_LIBS := -lsqlite3
 $(B)/bench/%: bench/%.c $(B)/libdbpool.a $(B)/dbpool.so
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $< -o $@ $(B)/libdbpool.a $(BENCH_LIBS) $(ALL_LDFLAGS) -lm
 
-test: all
+# What a fresh Debian or Ubuntu lacks: installed when root, else the one
+# command to run is printed.
+deps:
+	@scripts/deps.sh
+
+# deps first, before anything compiles against sqlite3.h.
+test: deps
+	@$(MAKE) --no-print-directory all
 	B=$(B) PYTHON=$(PYTHON) tests/run.sh
 
-# The C test programs only (what the sanitizer builds run).
 test-c: all
 	B=$(B) TEST_ONLY_C=1 tests/run.sh
 
 bench: all
 	B=$(B) bench/run.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory $(B)/dbpool.so $(B)/dbpoolctl
+	B=$(B) demo/demo.sh
+
+# Installed files; uninstall removes exactly these.
+INSTALLED := $(BINDIR)/dbpoolctl $(LIBDIR)/dbpool.so $(LIBDIR)/libdbpool.a \
+  $(LIBDIR)/libdbpool.so.$(VERSION) $(LIBDIR)/$(SONAME) $(LIBDIR)/libdbpool.so \
+  $(INCLUDEDIR)/dbpool.h $(INCLUDEDIR)/dbpool_coord.h $(LIBDIR)/pkgconfig/dbpool.pc \
+  $(MANDIR)/man1/dbpoolctl.1 $(MANDIR)/man3/dbpool.3 $(MANDIR)/man7/dbpool.7
+
+install: $(PRODUCTS)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
+	install -m 755 $(B)/dbpoolctl $(DESTDIR)$(BINDIR)/dbpoolctl
+	install -m 755 $(B)/dbpool.so $(DESTDIR)$(LIBDIR)/dbpool.so
+	install -m 644 $(B)/libdbpool.a $(DESTDIR)$(LIBDIR)/libdbpool.a
+	install -m 755 $(B)/libdbpool.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libdbpool.so.$(VERSION)
+	ln -sf libdbpool.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libdbpool.so
+	install -m 644 include/dbpool.h include/dbpool_coord.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(B)/dbpool.pc $(DESTDIR)$(LIBDIR)/pkgconfig/dbpool.pc
+	install -m 644 docs/man/dbpoolctl.1 $(DESTDIR)$(MANDIR)/man1/dbpoolctl.1
+	install -m 644 docs/man/dbpool.3 $(DESTDIR)$(MANDIR)/man3/dbpool.3
+	install -m 644 docs/man/dbpool.7 $(DESTDIR)$(MANDIR)/man7/dbpool.7
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
 
 clean:
 	rm -rf build build-*

@@ -47,7 +47,8 @@ static const command commands[] = {
     {"set", cmd_set, 2, 64, 0, "set DB NAME=VALUE...",
      "Change settings of the pool host-wide, at once: max_connections\n"
      "(1..4096), acquire_timeout_ms (0..86400000), paused (0/1). Every value\n"
-     "is checked before any is applied."},
+     "is checked before any is applied. Creates the pool if it does not exist\n"
+     "yet, so that a limit can be set before the first process starts."},
     {"pause", cmd_pause, 1, 1, 0, "pause DB",
      "New acquires wait (up to their timeout) until the pool is resumed."},
     {"resume", cmd_resume, 1, 1, 0, "resume DB", "Let waiting acquires in."},

@@ -62,6 +62,10 @@ int dbpool_setting_parse(int s, const char *text, int64_t *value)
   char *end;
   errno = 0;
   long long v = strtoll(text, &end, 10);
+  if ((end == text || *end != 0 || text[0] == ' ' || text[0] == '\t') &&
+      s == DBPOOL_SETTING_PAUSED)
+    return dbp_err(-EINVAL, "dbpool: invalid value '%s' for paused: expected "
+                   "0, 1, on, off, true, false, yes or no", text);
   if (end == text || *end != 0 || text[0] == ' ' || text[0] == '\t')
     return dbp_err(-EINVAL,
                    "dbpool: invalid value '%s' for %s: expected an integer "

@@ -1,0 +1,132 @@
+"""The docs check (as pgbouncer checks that every option is documented):
+every setting, SQL table column, function, pragma and dbpoolctl command that
+the built code has appears in the docs; dbpoolctl's --help texts and the
+docs agree; every error message in the source appears in the
+troubleshooting table; the version agrees everywhere."""
+import glob
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.join(ROOT, os.environ.get("B", "build"))
+failures = []
+
+
+def read(path):
+    with open(os.path.join(ROOT, path)) as f:
+        return f.read()
+
+
+def squash(text):
+    return re.sub(r"\s+", " ", text).strip()
+
+
+readme = read("README.md")
+sql_doc = read("docs/sql.md")
+ctl_doc = read("docs/dbpoolctl.md")
+ops_doc = read("docs/operations.md")
+capi_doc = read("docs/c-api.md")
+all_docs = readme + sql_doc + ctl_doc + ops_doc + capi_doc
+
+
+def need(what, text, where, name):
+    if text not in where:
+        failures.append("%s %r is not documented in %s" % (what, text, name))
+
+
+# --- SQL surface, from the built extension -------------------------------
+os.environ["DBPOOL_NAMESPACE"] = "docs%d" % os.getpid()
+tmp = tempfile.mkdtemp()
+db = os.path.join(tmp, "d.db")
+open(db, "w").close()
+view = sqlite3.connect(":memory:")
+before = {r[0] for r in view.execute("SELECT name FROM pragma_function_list")}
+view.enable_load_extension(True)
+view.load_extension(os.path.join(BUILD, "dbpool"))
+conn = sqlite3.connect(db)  # counted, and has pool_settings rows
+functions = {r[0] for r in view.execute("SELECT name FROM pragma_function_list")} - before
+settings = [r[0] for r in conn.execute("SELECT name FROM pool_settings")]
+for fn in sorted(functions):
+    for doc, name in ((readme, "README.md"), (sql_doc, "docs/sql.md")):
+        need("function", fn + "(", doc, name)
+for table in ("pool_stats", "pool_connections", "pool_settings"):
+    for doc, name in ((readme, "README.md"), (sql_doc, "docs/sql.md")):
+        need("table", table, doc, name)
+    for (col,) in view.execute("SELECT name FROM pragma_table_info(?)", (table,)):
+        for doc, name in ((readme, "README.md"), (sql_doc, "docs/sql.md")):
+            need("column %s." % table, "`%s`" % col, doc, name)
+for s in settings:
+    for doc, name in ((readme, "README.md"), (sql_doc, "docs/sql.md"), (ctl_doc, "docs/dbpoolctl.md")):
+        need("setting", s, doc, name)
+    need("pragma", "dbpool_" + s, readme, "README.md")
+    need("pragma", "dbpool_" + s, sql_doc, "docs/sql.md")
+need("pragma", "PRAGMA dbpool_stats", readme, "README.md")
+need("pragma", "PRAGMA dbpool_stats", sql_doc, "docs/sql.md")
+need("URI parameter", "dbpool_timeout=", sql_doc, "docs/sql.md")
+conn.close()
+view.close()
+for seg in glob.glob("/dev/shm/dbpool.%s.*" % os.environ["DBPOOL_NAMESPACE"]):
+    os.unlink(seg)
+subprocess.run(["rm", "-rf", tmp])
+
+# --- dbpoolctl: commands, usage lines and help texts -------------------------
+ctl = os.path.join(BUILD, "dbpoolctl")
+overview = subprocess.run([ctl, "--help"], capture_output=True, text=True).stdout
+commands = re.findall(r"^  dbpoolctl (\w+)", overview, re.M)
+if len(commands) < 9:
+    failures.append("dbpoolctl --help lists only %s" % commands)
+for cmd in commands:
+    help_text = subprocess.run([ctl, cmd, "--help"], capture_output=True, text=True).stdout
+    usage = help_text.splitlines()[0][len("usage: "):]
+    body = squash(help_text.split("\n\n", 1)[1])
+    for doc, name in ((readme, "README.md"), (ctl_doc, "docs/dbpoolctl.md"),
+                      (read("docs/man/dbpoolctl.1"), "docs/man/dbpoolctl.1")):
+        need("dbpoolctl command", "dbpoolctl " + cmd if name != "docs/man/dbpoolctl.1" else cmd,
+             doc, name)
+    need("usage line", usage, readme + ctl_doc, "README.md or docs/dbpoolctl.md")
+    if body not in squash(ctl_doc.replace("**", "").replace(": ", " ")) and \
+            body not in squash(re.sub(r"\n: ", " ", ctl_doc)):
+        failures.append("the --help text of %r differs from docs/dbpoolctl.md:\n  %s" % (cmd, body))
+for opt in re.findall(r"(--[a-z]+)", overview + " --json --force --interval --count"):
+    need("dbpoolctl option", opt, ctl_doc, "docs/dbpoolctl.md")
+
+# --- every error message of the source, in the troubleshooting table ----------
+ops_flat = squash(ops_doc.replace("`", ""))
+literal = re.compile(r'"((?:[^"\\]|\\.)*)"')
+spec = re.compile(r"%[-+ #0-9.]*(?:ll|l|z|h)?[diuxXoscpfgz%]")
+for path in sorted(glob.glob(os.path.join(ROOT, "coordinator/*.c")) +
+                   glob.glob(os.path.join(ROOT, "pool/*.c")) +
+                   glob.glob(os.path.join(ROOT, "ext/*.c")) +
+                   glob.glob(os.path.join(ROOT, "cli/*.c"))):
+    src = open(path).read()
+    # adjacent literals concatenate
+    for m in re.finditer(r'"(?:dbpool: |dbpool_label: )(?:[^"\\]|\\.)*"(?:\s*"(?:[^"\\]|\\.)*")*', src):
+        msg = "".join(literal.findall(m.group(0)))
+        msg = re.sub(r"^dbpool(_label)?: ", lambda x: "dbpool_label: " if x.group(1) else "", msg)
+        for frag in spec.split(msg.replace('\\"', '"')):
+            frag = frag.strip(" :'(),=.")
+            if len(frag) >= 6 and squash(frag) not in ops_flat:
+                failures.append("%s: message fragment %r is not in docs/operations.md"
+                                % (os.path.relpath(path, ROOT), frag))
+
+# --- one version everywhere --------------------------------------------------
+version = read("VERSION").strip()
+if subprocess.run([ctl, "--version"], capture_output=True, text=True).stdout.strip() != \
+        "dbpoolctl " + version:
+    failures.append("dbpoolctl --version disagrees with VERSION")
+for man in glob.glob(os.path.join(ROOT, "docs/man/*.[0-9]")):
+    if '"dbpool %s"' % version not in open(man).read():
+        failures.append("%s does not say dbpool %s" % (os.path.relpath(man, ROOT), version))
+soname = subprocess.run(["readelf", "-d", os.path.join(BUILD, "libdbpool.so")],
+                        capture_output=True, text=True).stdout
+if "[libdbpool.so.%s]" % version.split(".")[0] not in soname:
+    failures.append("libdbpool.so's soname does not follow VERSION")
+
+for f in failures:
+    print("docs:", f)
+print("ok   docs check" if not failures else "FAIL docs check (%d)" % len(failures))
+sys.exit(1 if failures else 0)

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# tests/suites/install.sh -- `make install` into a temporary DESTDIR, used
+# from there: the extension loaded by its bare name (with the library path
+# set), a program compiled with `pkg-config --cflags --libs dbpool` and run,
+# dbpoolctl and the man pages; then `make uninstall` leaves nothing behind.
+set -u
+B=${B:-build}
+cd "$(dirname "$0")/../.."
+dest=$(mktemp -d /tmp/dbpool-install-XXXXXX)
+prefix=/opt/dbpool-test
+root=$dest$prefix
+version=$(cat VERSION)
+fail=0
+check() { if ! eval "$1"; then echo "install: failed: $1"; fail=1; fi; }
+trap 'rm -rf "$dest"' EXIT
+
+make --no-print-directory install B="$B" DESTDIR="$dest" PREFIX="$prefix" >/dev/null || { echo "make install failed"; exit 1; }
+for f in bin/dbpoolctl lib/dbpool.so lib/libdbpool.a "lib/libdbpool.so.$version" \
+         lib/libdbpool.so.0 lib/libdbpool.so include/dbpool.h include/dbpool_coord.h \
+         lib/pkgconfig/dbpool.pc share/man/man1/dbpoolctl.1 share/man/man3/dbpool.3 \
+         share/man/man7/dbpool.7; do
+  check "[ -e '$root/$f' ]"
+done
+check "[ \"\$(readelf -d '$root/lib/libdbpool.so.$version' | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')\" = libdbpool.so.0 ]"
+
+export DBPOOL_NAMESPACE="inst$$"
+work=$dest/work; mkdir -p "$work"
+sqlite3 "$work/app.db" "CREATE TABLE t(x)"
+# The extension by its bare name, from another directory.
+out=$(cd "$work" && LD_LIBRARY_PATH="$root/lib" sqlite3 app.db ".load dbpool" \
+      "SELECT dbpool_version(), active FROM pool_stats WHERE database = '$work/app.db'")
+check "[ '$out' = '$version|1' ]"
+
+# A C program built with pkg-config against the installed tree.
+cat > "$work/prog.c" <<'C'
+#include <stdio.h>
+#include <dbpool.h>
+int main(int argc, char **argv)
+{
+  dbpool *pool;
+  sqlite3 *db;
+  dbpool_host_stats hs;
+  if (dbpool_open(argv[1], NULL, &pool) != SQLITE_OK) return 1;
+  if (dbpool_acquire(pool, &db) != SQLITE_OK) return 2;
+  if (dbpool_get_host_stats(pool, &hs) != SQLITE_OK) return 3;
+  printf("%s active=%u\n", dbpool_version_string(), hs.active);
+  dbpool_release(pool, db);
+  return dbpool_close(pool) == SQLITE_OK ? 0 : 4;
+}
+C
+flags=$(PKG_CONFIG_PATH="$root/lib/pkgconfig" pkg-config --define-variable=prefix="$root" \
+        --cflags --libs dbpool) || { echo "pkg-config failed"; fail=1; }
+cc "$work/prog.c" -o "$work/prog" $flags || { echo "compiling with pkg-config failed"; fail=1; }
+out=$(LD_LIBRARY_PATH="$root/lib" "$work/prog" "$work/app.db")
+check "[ '$out' = '$version active=1' ]"
+check "[ \"\$('$root/bin/dbpoolctl' --version)\" = 'dbpoolctl $version' ]"
+check "'$root/bin/dbpoolctl' rm '$work/app.db' >/dev/null"
+check "grep -q 'dbpool $version' '$root/share/man/man1/dbpoolctl.1'"
+
+make --no-print-directory uninstall B="$B" DESTDIR="$dest" PREFIX="$prefix" >/dev/null
+left=$(find "$root" -type f -o -type l 2>/dev/null)
+check "[ -z '$left' ]"
+rm -f /dev/shm/dbpool."$DBPOOL_NAMESPACE".*
+[ $fail -eq 0 ] && echo "ok   install" || echo "FAIL install"
+exit $fail
