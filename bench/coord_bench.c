@@ -26,17 +26,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
+
 #include "dbpool_coord.h"
 
 static int quick;
 static char db_path[256];
-
-static double now_ns(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
 
 static void *shared(size_t n)
 {
@@ -54,18 +49,6 @@ static void die(const char *what, int rc)
   fprintf(stderr, "coord_bench: %s: %s (%s)\n", what, dbpool_strerror(rc),
           dbpool_last_error());
   exit(1);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  return v[n / 2];
 }
 
 /* ---------------------------------------------------- 1 and 2: fast path */

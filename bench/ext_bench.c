@@ -21,15 +21,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
+
 static int quick;
 static char db_path[256], ext_path[512];
-
-static double now_ns(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
 
 static void check(int rc, sqlite3 *db, const char *what)
 {
@@ -37,18 +32,6 @@ static void check(int rc, sqlite3 *db, const char *what)
     fprintf(stderr, "ext_bench: %s: %s\n", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
     exit(1);
   }
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  return v[n / 2];
 }
 
 /* ns per point SELECT (step + reset of a prepared statement). */

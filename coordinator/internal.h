@@ -109,6 +109,7 @@ DBP_HIDDEN unsigned dbp_grant_waiters(dbpool_coord *c, uint32_t *woken,
 DBP_HIDDEN void dbp_wake_records(dbpool_coord *c, const uint32_t *idx,
                                  unsigned n);
 DBP_HIDDEN void dbp_update_slow(dbpool_coord *c);
+DBP_HIDDEN void dbp_unlock_granting(dbpool_coord *c);
 
 /* reap.c */
 DBP_HIDDEN int dbp_maybe_reap(dbpool_coord *c);

@@ -133,11 +133,7 @@ int dbp_reap(dbpool_coord *c)
     for (unsigned k = 0; k < nd; k++)
       if (same_process(&c->procs[dead[k].p], &dead[k]))
         total += (int)dbp_reap_process_locked(c, dead[k].p, true);
-    uint32_t woken[64];
-    unsigned n = dbp_grant_waiters(c, woken, 64);
-    dbp_update_slow(c);
-    dbp_unlock(c);
-    dbp_wake_records(c, woken, n);
+    dbp_unlock_granting(c);
   }
   free(dead);
   return total;

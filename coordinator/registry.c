@@ -151,11 +151,7 @@ static void detach_process(dbpool_coord *c)
   dbp_process *pr = &c->procs[c->proc_idx];
   if (atomic_load(&pr->state) == PROC_LIVE && atomic_load(&pr->gen) == c->proc_gen)
     dbp_reap_process_locked(c, (unsigned)c->proc_idx, false);
-  uint32_t woken[64];
-  unsigned n = dbp_grant_waiters(c, woken, 64);
-  dbp_update_slow(c);
-  dbp_unlock(c);
-  dbp_wake_records(c, woken, n);
+  dbp_unlock_granting(c);
   c->proc_idx = -1;
 }
 

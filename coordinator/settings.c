@@ -124,11 +124,7 @@ int dbpool_coord_set(dbpool_coord *c, int s, int64_t value)
       if (dbp_gate_cas(h, &g, n)) break;
     }
   }
-  uint32_t woken[64];
-  unsigned n = dbp_grant_waiters(c, woken, 64);
-  dbp_update_slow(c);
-  dbp_unlock(c);
-  dbp_wake_records(c, woken, n);
+  dbp_unlock_granting(c);
   return 0;
 }
 

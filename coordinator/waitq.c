@@ -153,6 +153,18 @@ unsigned dbp_grant_waiters(dbpool_coord *c, uint32_t *woken, unsigned cap)
   return n;
 }
 
+/* The end of every critical section that may have freed slots: grant them
+** to the queue's head, leave SLOW as it should be, unlock, then wake the
+** granted waiters (after unlocking: they need nothing from us). */
+void dbp_unlock_granting(dbpool_coord *c)
+{
+  uint32_t woken[64];
+  unsigned n = dbp_grant_waiters(c, woken, 64);
+  dbp_update_slow(c);
+  dbp_unlock(c);
+  dbp_wake_records(c, woken, n);
+}
+
 static int64_t deadline_of(int64_t start, int timeout_ms)
 {
   return timeout_ms < 0 ? -1 : start + (int64_t)timeout_ms * 1000000;
@@ -193,11 +205,7 @@ static int leave_queue(dbpool_holder *hd, bool count_timeout)
     dbp_queue_remove(c, hd->idx);
   }
   if (count_timeout) atomic_fetch_add(&c->hdr->total_timeouts, 1);
-  uint32_t woken[16];
-  unsigned n = dbp_grant_waiters(c, woken, 16);
-  dbp_update_slow(c);
-  dbp_unlock(c);
-  dbp_wake_records(c, woken, n);
+  dbp_unlock_granting(c);
   return 1;
 }
 
@@ -336,10 +344,6 @@ int dbp_release_slow(dbpool_holder *hd)
     }
   }
   hd->held = false;
-  uint32_t woken[16];
-  unsigned n = dbp_grant_waiters(c, woken, 16);
-  dbp_update_slow(c);
-  dbp_unlock(c);
-  dbp_wake_records(c, woken, n);
+  dbp_unlock_granting(c);
   return 0;
 }

@@ -63,3 +63,36 @@ int dbpool_set_setting_text(dbpool_coord *c, const char *name,
   }
   return SQLITE_OK;
 }
+
+typedef struct each_pool {
+  int (*add)(void *arg, dbpool_coord *c);
+  void *arg;
+  int rc;
+} each_pool;
+
+static int each_segment(const char *name, void *p)
+{
+  each_pool *e = p;
+  dbpool_coord *c;
+  if (dbpool_coord_open_segment(name, DBPOOL_OPEN_READONLY, &c) != 0)
+    return 0; /* not readable by this user, or gone: not listed */
+  e->rc = e->add(e->arg, c);
+  dbpool_coord_close(c);
+  return e->rc != SQLITE_OK;
+}
+
+int dbpool_for_each_pool(const char *path, int (*add)(void *arg, dbpool_coord *c),
+                         void *arg)
+{
+  each_pool e = {add, arg, SQLITE_OK};
+  if (path) {
+    dbpool_coord *c;
+    if (dbpool_coord_open(path, DBPOOL_OPEN_READONLY, &c) == 0) {
+      e.rc = add(arg, c);
+      dbpool_coord_close(c);
+    }
+    return e.rc;
+  }
+  int rc = dbpool_coord_list(each_segment, &e);
+  return rc < 0 ? SQLITE_ERROR : e.rc;
+}

@@ -51,6 +51,10 @@ void dbpool_vfs_uninstall(void);
 int dbpool_errno_to_sqlite(int err);
 char *dbpool_iso8601(int64_t realtime_ns); /* sqlite3_malloc'd */
 char *dbpool_stats_summary(dbpool_coord *c); /* sqlite3_malloc'd */
+/* Call add(arg, c) for the pool of path, or (path NULL) for every pool this
+** user can read; stops at the first SQLite error add returns. */
+int dbpool_for_each_pool(const char *path, int (*add)(void *arg, dbpool_coord *c),
+                         void *arg);
 int dbpool_set_setting_text(dbpool_coord *c, const char *name,
                             const char *text, char **pzErr);
 

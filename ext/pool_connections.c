@@ -111,8 +111,9 @@ static int conns_close(sqlite3_vtab_cursor *pCur)
 }
 
 /* Append the holders and waiters of one pool. */
-static int add_pool(conn_cursor *cur, dbpool_coord *c)
+static int add_pool(void *arg, dbpool_coord *c)
 {
+  conn_cursor *cur = arg;
   int total = dbpool_coord_holders(c, NULL, 0);
   if (total < 0) return SQLITE_OK; /* garbage: skip the pool */
   char (*dbs)[DBPOOL_PATH_MAX] =
@@ -146,15 +147,6 @@ static int add_pool(conn_cursor *cur, dbpool_coord *c)
   return SQLITE_OK;
 }
 
-static int add_segment(const char *name, void *arg)
-{
-  dbpool_coord *c;
-  if (dbpool_coord_open_segment(name, DBPOOL_OPEN_READONLY, &c) != 0) return 0;
-  int rc = add_pool(arg, c);
-  dbpool_coord_close(c);
-  return rc;
-}
-
 /*
 ** idxNum 1: "database = ?" is usable; argv[0] is the path.
 ** idxNum 0: every pool.
@@ -183,24 +175,14 @@ static int conns_filter(sqlite3_vtab_cursor *pCur, int idxNum,
                         const char *idxStr, int argc, sqlite3_value **argv)
 {
   conn_cursor *cur = (conn_cursor *)pCur;
-  int rc = SQLITE_OK;
   struct timespec ts;
   (void)idxStr;
   reset(cur);
   clock_gettime(CLOCK_REALTIME, &ts);
   cur->now_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-  if (idxNum == 1 && argc == 1) {
-    const char *path = (const char *)sqlite3_value_text(argv[0]);
-    dbpool_coord *c;
-    if (path && dbpool_coord_open(path, DBPOOL_OPEN_READONLY, &c) == 0) {
-      rc = add_pool(cur, c);
-      dbpool_coord_close(c);
-    }
-  } else {
-    int lrc = dbpool_coord_list(add_segment, cur);
-    if (lrc > 0) rc = lrc;
-  }
-  return rc;
+  const char *path = idxNum == 1 && argc == 1 ? (const char *)sqlite3_value_text(argv[0]) : NULL;
+  if (idxNum == 1 && !path) return SQLITE_OK; /* database = NULL: no rows */
+  return dbpool_for_each_pool(path, add_pool, cur);
 }
 
 static int conns_next(sqlite3_vtab_cursor *pCur)

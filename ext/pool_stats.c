@@ -113,8 +113,9 @@ static int stats_close(sqlite3_vtab_cursor *pCur)
 }
 
 /* Append the row of one pool. */
-static int add_pool(stats_cursor *cur, dbpool_coord *c)
+static int add_pool(void *arg, dbpool_coord *c)
 {
+  stats_cursor *cur = arg;
   if (cur->n == cur->cap) {
     int cap = cur->cap ? cur->cap * 2 : 4;
     stats_row *rows = sqlite3_realloc64(cur->rows, (sqlite3_uint64)cap * sizeof *rows);
@@ -127,16 +128,6 @@ static int add_pool(stats_cursor *cur, dbpool_coord *c)
   dbpool_coord_database(c, r->database, sizeof r->database);
   cur->n++;
   return SQLITE_OK;
-}
-
-static int add_segment(const char *name, void *arg)
-{
-  dbpool_coord *c;
-  if (dbpool_coord_open_segment(name, DBPOOL_OPEN_READONLY, &c) != 0)
-    return 0; /* not readable by this user, or gone: not listed */
-  int rc = add_pool(arg, c);
-  dbpool_coord_close(c);
-  return rc;
 }
 
 /*
@@ -167,21 +158,11 @@ static int stats_filter(sqlite3_vtab_cursor *pCur, int idxNum,
                         const char *idxStr, int argc, sqlite3_value **argv)
 {
   stats_cursor *cur = (stats_cursor *)pCur;
-  int rc = SQLITE_OK;
   (void)idxStr;
   cur->n = cur->i = 0;
-  if (idxNum == 1 && argc == 1) {
-    const char *path = (const char *)sqlite3_value_text(argv[0]);
-    dbpool_coord *c;
-    if (path && dbpool_coord_open(path, DBPOOL_OPEN_READONLY, &c) == 0) {
-      rc = add_pool(cur, c);
-      dbpool_coord_close(c);
-    }
-  } else {
-    int lrc = dbpool_coord_list(add_segment, cur);
-    if (lrc > 0) rc = lrc; /* an SQLite code from add_pool */
-  }
-  return rc;
+  const char *path = idxNum == 1 && argc == 1 ? (const char *)sqlite3_value_text(argv[0]) : NULL;
+  if (idxNum == 1 && !path) return SQLITE_OK; /* database = NULL: no rows */
+  return dbpool_for_each_pool(path, add_pool, cur);
 }
 
 static int stats_next(sqlite3_vtab_cursor *pCur)
