@@ -38,6 +38,7 @@ const char *dbpool_last_error(void) { return t_message; }
   X(EALREADY, "holder already holds or waits for a slot")                  \
   X(EROFS, "pool is attached read-only")                                   \
   X(ESTALE, "pool was removed")                                            \
+  X(ECANCELED, "acquire was cancelled")                                     \
   X(ENOTRECOVERABLE, "pool lock is unrecoverable")                         \
   X(ENOMEM, "out of memory")                                               \
   X(ENAMETOOLONG, "path too long")

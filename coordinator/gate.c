@@ -21,6 +21,7 @@
 ** CAS and sees the flag on retry: no arrival overtakes a waiter.
 */
 #include <errno.h>
+#include <limits.h>
 
 #include "internal.h"
 
@@ -46,6 +47,23 @@ static int foreign(const dbpool_holder *hd)
                  "dbpool: holder %u of %s belongs to another process "
                  "(inherited across fork); the child must create its own",
                  hd->idx, hd->c->name);
+}
+
+int dbpool_holder_acquire_cancellable(dbpool_holder *hd, int timeout_ms,
+                                      const int *cancel)
+{
+  if (!hd) return dbp_err(-EINVAL, "dbpool: acquire: holder is NULL");
+  hd->cancel = cancel;
+  int rc = dbpool_holder_acquire(hd, timeout_ms);
+  hd->cancel = NULL;
+  return rc;
+}
+
+void dbpool_holder_wake(dbpool_holder *hd)
+{
+  if (!hd || hd->fork_gen != dbp_fork_gen()) return;
+  atomic_fetch_add_explicit(&hd->rec->wake, 1, memory_order_release);
+  dbp_futex_wake(&hd->rec->wake, INT_MAX);
 }
 
 int dbpool_holder_acquire(dbpool_holder *hd, int timeout_ms)

@@ -43,7 +43,7 @@ static void before_fork(void) { pthread_mutex_lock(&g_registry); }
 static void after_fork_parent(void) { pthread_mutex_unlock(&g_registry); }
 static void after_fork_child(void)
 {
-  pthread_mutex_init(&g_registry, NULL);
+  pthread_mutex_unlock(&g_registry); /* the forking thread, now ours */
   atomic_store(&g_pid, 0);
   atomic_fetch_add(&dbp_g_fork_gen, 1);
 }

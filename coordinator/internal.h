@@ -47,6 +47,7 @@ struct dbpool_holder {
   unsigned fork_gen;
   bool held;
   bool waiting;
+  const int *cancel; /* during dbpool_holder_acquire_cancellable (atomic reads) */
 };
 
 /* errors.c */

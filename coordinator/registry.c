@@ -264,6 +264,16 @@ int dbpool_holder_new(dbpool_coord *c, dbpool_holder **out)
   *out = NULL;
   if (c->readonly)
     return dbp_err(-EROFS, "dbpool: pool of %s is attached read-only", c->path);
+  if (c->fork_gen != dbp_fork_gen()) {
+    /* A handle inherited across fork(): the child attaches as itself, once
+    ** per pool, through its own attachment (shared with its own opens). */
+    dbpool_coord *own;
+    int rc = open_common(NULL, c->name, DBPOOL_OPEN_NOCREATE, &own);
+    if (rc) return rc;
+    rc = dbpool_holder_new(own, out);
+    dbpool_coord_close(own); /* the holder keeps its own reference */
+    return rc;
+  }
   dbpool_holder *hd = calloc(1, sizeof *hd);
   if (!hd) return dbp_err(-ENOMEM, "dbpool: out of memory");
 

@@ -548,12 +548,34 @@ static int remove_segment(dbpool_coord *c, bool force, bool only_if_orphan)
   return 0;
 }
 
+/* Forced removal of something under a pool's name that we cannot attach
+** to (corrupt, foreign, wrong mode): unlink the name itself, if the file
+** system lets us (/dev/shm is sticky: its owner or root). */
+static int unlink_unattachable(const char *db_path, const char *segment_name)
+{
+  char name[DBP_SEGMENT_NAME_MAX], path[PATH_MAX], ns[33];
+  uint64_t dev, ino;
+  if (db_path) {
+    if (dbp_segment_name_for(db_path, name, &dev, &ino) != 0) return -1;
+  } else if (!segment_name || !parse_name(segment_name, ns, &dev, &ino)) {
+    return -1;
+  } else {
+    snprintf(name, sizeof name, "/%s", segment_name[0] == '/' ? segment_name + 1 : segment_name);
+  }
+  shm_path(name, path);
+  if (unlink(path) != 0)
+    return dbp_err(-errno, "dbpool: cannot remove %s: %s", path, strerror(errno));
+  return 0;
+}
+
 int dbpool_coord_remove(const char *db_path, const char *segment_name, int force)
 {
   dbpool_coord *c = NULL;
   dbp_clear_error();
   int rc = dbp_segment_attach(db_path, db_path ? NULL : segment_name,
                               DBPOOL_OPEN_NOCREATE, &c);
+  if (force && (rc == -EBADMSG || rc == -EACCES))
+    return unlink_unattachable(db_path, segment_name);
   if (rc) return rc;
   rc = remove_segment(c, force != 0, false);
   dbp_segment_unmap(c);
@@ -617,7 +639,7 @@ int dbpool_coord_list(dbpool_coord_list_cb cb, void *arg)
   name_list l = {0};
   int rc = collect_names(&l);
   if (rc) return rc;
-  qsort(l.names, l.n, sizeof *l.names, cmp_str);
+  if (l.n) qsort(l.names, l.n, sizeof *l.names, cmp_str);
   char path[PATH_MAX];
   for (size_t i = 0; i < l.n && rc == 0; i++) {
     collect_if_orphan(l.names[i]);

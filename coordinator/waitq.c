@@ -249,6 +249,11 @@ int dbp_acquire_slow(dbpool_holder *hd, int timeout_ms)
       hd->held = true;
       return 0;
     }
+    if (hd->cancel && __atomic_load_n(hd->cancel, __ATOMIC_ACQUIRE)) {
+      dbp_unlock(c);
+      return dbp_err(-ECANCELED, "dbpool: acquire of a slot of %s was cancelled",
+                     c->path);
+    }
     if (timeout_ms == 0) {
       dbp_unlock(c);
       /* Before saying no: a dead process may hold what we need. */
@@ -286,15 +291,19 @@ int dbp_acquire_slow(dbpool_holder *hd, int timeout_ms)
                      "the queue", c->name, hd->idx);
     }
     bool removed = dbp_gate_snapshot(h).bits & G_REMOVED;
+    bool cancelled = hd->cancel && __atomic_load_n(hd->cancel, __ATOMIC_ACQUIRE);
     int64_t now = dbp_mono_ns();
-    if (removed || (deadline >= 0 && now >= deadline)) {
-      rc = leave_queue(hd, !removed);
-      if (rc == 0) break; /* granted just in time */
+    if (removed || cancelled || (deadline >= 0 && now >= deadline)) {
+      rc = leave_queue(hd, !removed && !cancelled);
+      if (rc == 0) break; /* granted just in time: keep it */
       hd->waiting = false;
       if (rc < 0) return rc;
       if (removed)
         return dbp_err(-ESTALE, "dbpool: pool %s of %s was removed; reopen it",
                        c->name, c->path);
+      if (cancelled)
+        return dbp_err(-ECANCELED, "dbpool: acquire of a slot of %s was "
+                       "cancelled", c->path);
       return timed_out(hd, start, false);
     }
     int64_t slice = now + (int64_t)DBP_POLL_MS * 1000000;

@@ -195,6 +195,22 @@ DBPOOL_EXTERN void dbpool_holder_free(dbpool_holder *h);
 DBPOOL_EXTERN int dbpool_holder_acquire(dbpool_holder *h, int timeout_ms);
 
 /*
+** dbpool_holder_acquire_cancellable: dbpool_holder_acquire that also gives
+** up, with -ECANCELED, once *cancel is non-zero: another thread sets it
+** (with an atomic store, e.g. __atomic_store_n) and calls
+** dbpool_holder_wake(h). A slot granted before the cancel is seen is
+** kept (the call returns 0). Lets an in-process pool stop a thread waiting
+** for a host slot when one of its own connections comes free.
+*/
+DBPOOL_EXTERN int dbpool_holder_acquire_cancellable(dbpool_holder *h,
+                                                    int timeout_ms,
+                                                    const int *cancel);
+
+/* dbpool_holder_wake: wake h's waiting thread to look at its cancel flag.
+** Thread-safe; harmless when nobody waits. */
+DBPOOL_EXTERN void dbpool_holder_wake(dbpool_holder *h);
+
+/*
 ** dbpool_holder_release: give the slot back; the longest waiter gets it.
 ** Returns 0, -ENOENT (not held), -EPERM (holder of another process).
 */

@@ -62,7 +62,10 @@ static int rejoin(dbpool *p, pool_entry *e)
   return rc;
 }
 
-int conn_open(dbpool *p, pool_entry *e, int timeout_ms)
+/* Open a connection in e, taking a host slot first. Returns SQLITE_ABORT
+** (no message) if *cancel was set meanwhile: a connection of our own came
+** free for the caller. */
+int conn_open(dbpool *p, pool_entry *e, int timeout_ms, const int *cancel)
 {
   int rc;
   if (!e->holder) {
@@ -74,11 +77,12 @@ int conn_open(dbpool *p, pool_entry *e, int timeout_ms)
     if (rc) return pool_err(SQLITE_CANTOPEN, "%s", dbpool_last_error());
     e->idle_word = dbp_holder_flags_word(e->holder);
   }
-  rc = dbpool_holder_acquire(e->holder, timeout_ms);
+  rc = dbpool_holder_acquire_cancellable(e->holder, timeout_ms, cancel);
   if (rc == -ESTALE) {
     rc = rejoin(p, e);
-    if (rc == 0) rc = dbpool_holder_acquire(e->holder, timeout_ms);
+    if (rc == 0) rc = dbpool_holder_acquire_cancellable(e->holder, timeout_ms, cancel);
   }
+  if (rc == -ECANCELED) return SQLITE_ABORT;
   if (rc == -ETIMEDOUT || rc == -EAGAIN)
     return pool_err(SQLITE_BUSY, "%s", dbpool_last_error());
   if (rc) return pool_err(SQLITE_CANTOPEN, "%s", dbpool_last_error());
@@ -119,7 +123,8 @@ int conn_open(dbpool *p, pool_entry *e, int timeout_ms)
     int64_t life = p->cfg.max_lifetime_ms;
     e->expires_ms = now + life - (int64_t)(rand() % (int)(life / 40 + 1));
   }
-  e->idle_since_ms = e->checkout_ms = now;
+  e->checkout_ms = now;
+  e->hk_idle_seen_ms = 0; /* a new connection: its idle clock starts over */
   return SQLITE_OK;
 }
 

@@ -5,8 +5,8 @@
 ** It sleeps on the host pool's "someone is waiting" event (a futex in the
 ** shared segment), with a timeout of hk_period_ms, and on each wake:
 **
-**   - refreshes the pool's coarse clock (used to stamp checkouts and idle
-**     times; its resolution is the period);
+**   - notes when it first sees each connection idle (the idle clock: the
+**     fast path reads no clock, so idle ages are measured in periods);
 **   - if another process waits for a host slot, closes idle connections
 **     beyond min_idle at once, giving their slots back (no hoarding);
 **   - closes idle connections past idle_timeout_ms (down to min_idle) or
@@ -56,7 +56,16 @@ static void sweep_idle_locked(dbpool *p, int64_t now, bool give_back, bool check
                               hk_work *w)
 {
   int keep[p->cfg.max_size], nkeep = 0;
-  for (int i = p->idle_top; i >= 0; i = p->entries[i].idle_next) keep[nkeep++] = i;
+  for (int i = p->idle_top; i >= 0; i = p->entries[i].idle_next) {
+    /* Idle since we first saw it idle without a checkout in between: an
+    ** idle age never overestimated (the fast path reads no clock). */
+    pool_entry *e = &p->entries[i];
+    if (e->hk_uses != e->uses || e->hk_idle_seen_ms == 0) {
+      e->hk_uses = e->uses;
+      e->hk_idle_seen_ms = now;
+    }
+    keep[nkeep++] = i;
+  }
   /* keep[] is most recently used first; retire from the least recent end. */
   int remaining = nkeep;
   p->idle_top = -1;
@@ -73,7 +82,7 @@ static void sweep_idle_locked(dbpool *p, int64_t now, bool give_back, bool check
       if (give_back) {
         go = true;
         why = CLOSE_GIVEN_BACK;
-      } else if (p->cfg.idle_timeout_ms > 0 && now - e->idle_since_ms >= p->cfg.idle_timeout_ms) {
+      } else if (p->cfg.idle_timeout_ms > 0 && now - e->hk_idle_seen_ms >= p->cfg.idle_timeout_ms) {
         go = true;
         why = CLOSE_IDLE;
       }
@@ -113,7 +122,6 @@ static void *housekeeper_main(void *arg)
     pool_lock_acquire(&p->lock);
     if (p->hk_stop) break;
     int64_t now = pool_mono_ms();
-    atomic_store(&p->clock_ms, now);
     bool check_moved = now >= next_moved_check;
     if (check_moved) next_moved_check = now + MOVED_CHECK_MS;
     w.nclose = w.ncheck = w.nopen = w.nleaks = 0;
@@ -124,13 +132,10 @@ static void *housekeeper_main(void *arg)
       if (e->state != ENTRY_OUT) continue;
       if (e->expires_ms && now >= e->expires_ms) e->retire = true;
       if (p->cfg.leak_threshold_ms > 0 && !e->leak_reported &&
-          now - e->checkout_ms >= p->cfg.leak_threshold_ms) {
+          pool_coarse_ms() - e->checkout_ms >= p->cfg.leak_threshold_ms) {
         e->leak_reported = true;
         p->st.leaks_reported++;
-        w.leaks[w.nleaks++] = (dbpool_leak){
-            .db = e->db, .database = p->path, .thread = e->checkout_tid,
-            .acquired_at_ns = e->checkout_ms * 1000000 + p->real_minus_mono_ns,
-            .held_ms = now - e->checkout_ms, .returned = 0};
+        w.leaks[w.nleaks++] = pool_leak_of(p, e);
       }
     }
     /* Open up to min_idle, unless others wait for the host. */
@@ -170,7 +175,7 @@ static void *housekeeper_main(void *arg)
     }
     for (int k = 0; k < w.nopen; k++) {
       int idx = w.open_idx[k];
-      int rc = conn_open(p, &p->entries[idx], 0 /* never wait for the host */);
+      int rc = conn_open(p, &p->entries[idx], 0 /* never wait for the host */, NULL);
       pool_lock_acquire(&p->lock);
       pool_waiter *wake = NULL;
       if (rc == SQLITE_OK) {

@@ -2,19 +2,24 @@
 ** pool.c -- dbpool_open / acquire / release / close and statistics.
 **
 ** Fast path: acquire pops the most recently used idle connection and
-** release pushes it back, each under the pool mutex with a handful of
-** stores and one store to shared memory (the holder's idle flag): no clock,
-** no system call. Everything else is the slow path:
+** release pushes it back, each under the pool lock (sync.h) with a handful
+** of stores and one store to shared memory (the holder's idle flag): no
+** clock, no system call. Everything else is the slow path:
 **
-** - No idle connection, room to open one: reserve an entry, unlock, take a
-**   host slot (FIFO with every process), open, run init_sql.
-** - Pool full: queue (FIFO) and sleep on a private condition variable. A
-**   release hands its connection straight to the head waiter; a connection
-**   closed while threads wait leaves its entry reserved for the head waiter
-**   to open. Either way no later arrival overtakes a waiter.
+** - No idle connection, room to open one: reserve an entry and become an
+**   "opener": unlock, take a host slot (FIFO with every process), open, run
+**   init_sql. A connection of ours released meanwhile is handed to the
+**   longest-waiting opener, whose host wait is cancelled.
+** - Pool full: queue in arrival order and sleep on a private futex word.
+**   Releases nudge the head of the queue; a thread that arrives while a
+**   connection is idle may take it first (throughput), but once a waiter
+**   has waited STARVE_NS, releases hand connections to the queue's head
+**   directly until a waiter is served in time (as Go's sync.Mutex does). So
+**   waiters are served in order and none waits unboundedly. A connection
+**   closed while threads wait leaves its entry reserved for the head waiter.
 ** - Release of a dirty connection (open transaction, running statement):
-**   reset outside the mutex; if that fails, close it.
-** - Release while another process waits for the host and this pool has
+**   reset outside the lock; if that fails, close it.
+** - Release while another process waits for a host slot and this pool keeps
 **   min_idle idle already: close it and give the slot back.
 */
 #include <errno.h>
@@ -50,6 +55,14 @@ const char *dbpool_errmsg(dbpool *pool)
 {
   (void)pool;
   return t_errmsg;
+}
+
+/* Cheap (a few ns) and coarse (4 ms): stamps for leak detection. */
+int64_t pool_coarse_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int64_t pool_mono_ms(void)
@@ -186,7 +199,6 @@ int dbpool_open(const char *path, const dbpool_config *cfg, dbpool **out)
   p->entries = calloc((size_t)cfg->max_size, sizeof *p->entries);
   p->idle_top = -1;
   p->fork_gen = atomic_load(&g_fork_gen);
-  atomic_store(&p->clock_ms, pool_mono_ms());
   {
     struct timespec r;
     clock_gettime(CLOCK_REALTIME, &r);
@@ -230,6 +242,18 @@ void pool_wake(pool_waiter *w)
   if (w) pool_futex_wake(&w->word, 1);
 }
 
+/* Under the lock: the bookkeeping of a checkout of entry e by this thread
+** (tid given for a thread we hand it to). */
+static inline void stamp_checkout(dbpool *p, pool_entry *e, int tid)
+{
+  e->uses++;
+  e->leak_reported = false;
+  if (p->cfg.leak_threshold_ms > 0) {
+    e->checkout_ms = pool_coarse_ms();
+    e->checkout_tid = tid;
+  }
+}
+
 /* Under the lock: an idle connection, checked out. */
 static inline int take_idle_locked(dbpool *p)
 {
@@ -240,10 +264,7 @@ static inline int take_idle_locked(dbpool *p)
   p->n_idle--;
   p->n_out++;
   p->st.checkouts++;
-  if (p->cfg.leak_threshold_ms > 0) {
-    e->checkout_ms = atomic_load_explicit(&p->clock_ms, memory_order_relaxed);
-    e->checkout_tid = pool_tid();
-  }
+  stamp_checkout(p, e, p->cfg.leak_threshold_ms > 0 ? pool_tid() : 0);
   entry_set_idle(e, 0);
   return i;
 }
@@ -282,6 +303,15 @@ static pool_waiter *pop_waiter_locked(dbpool *p)
   return w;
 }
 
+static void remove_opener_locked(dbpool *p, pool_opener *op)
+{
+  for (pool_opener **pp = &p->openers; *pp; pp = &(*pp)->next)
+    if (*pp == op) {
+      *pp = op->next;
+      return;
+    }
+}
+
 static void drain_event_locked(dbpool *p)
 {
   atomic_fetch_add(&p->drain_event, 1);
@@ -290,7 +320,7 @@ static void drain_event_locked(dbpool *p)
 
 /* Under the lock: entry idx has no connection any more. If threads wait,
 ** the head one gets the entry reserved to open a connection in it (the
-** returned waiter, to wake after unlocking). */
+** returned waiter, to wake). */
 static pool_waiter *entry_emptied_locked(dbpool *p, int idx)
 {
   pool_entry *e = &p->entries[idx];
@@ -314,21 +344,38 @@ void pool_entry_emptied_locked(dbpool *p, int idx)
   if (w) pool_futex_wake(&w->word, 1); /* rare path: wake under the lock */
 }
 
+/* Under the lock: hand entry idx, checked out, to someone waiting. */
+static void hand_out_locked(dbpool *p, int idx, int tid)
+{
+  pool_entry *e = &p->entries[idx];
+  e->state = ENTRY_OUT;
+  p->n_out++;
+  p->st.checkouts++;
+  stamp_checkout(p, e, tid);
+  entry_set_idle(e, 0);
+}
+
 /* Under the lock: entry idx holds a ready connection that nobody has
-** checked out. A starving head waiter gets it directly; otherwise it goes on
-** the idle stack and the head waiter is nudged to come and take it (an
-** arrival may take it first: that is what keeps throughput up, and the
-** STARVE_NS switch is what bounds the head's wait). Returns the waiter to
-** wake after unlocking. */
+** checked out (a release, a fresh min_idle connection, a checked one). In
+** order: the longest-waiting opener (its host wait is cancelled), a
+** starving head waiter (direct handoff), or the idle stack with a nudge to
+** the head waiter. Returns the waiter to wake after unlocking. */
 pool_waiter *pool_offer_locked(dbpool *p, int idx)
 {
   pool_entry *e = &p->entries[idx];
+  if (!p->closing && p->openers) {
+    pool_opener *op = p->openers;
+    p->openers = op->next;
+    hand_out_locked(p, idx, op->tid);
+    op->handed = idx;
+    __atomic_store_n(&op->cancel, 1, __ATOMIC_RELEASE);
+    dbpool_holder_wake(p->entries[op->reserved].holder); /* rare: under the lock */
+    return NULL;
+  }
   pool_waiter *w = p->wq_head;
   if (w && p->starving && !p->closing) {
     pop_waiter_locked(p);
-    e->state = ENTRY_OUT;
-    p->n_out++;
-    entry_set_idle(e, 0);
+    hand_out_locked(p, idx, w->tid);
     w->entry = idx;
     w->retry = false;
     atomic_store_explicit(&w->word, 1, memory_order_release);
@@ -338,7 +385,6 @@ pool_waiter *pool_offer_locked(dbpool *p, int idx)
   e->idle_next = p->idle_top;
   p->idle_top = idx;
   p->n_idle++;
-  e->idle_since_ms = atomic_load_explicit(&p->clock_ms, memory_order_relaxed);
   entry_set_idle(e, 1);
   if (w && atomic_load_explicit(&w->word, memory_order_relaxed) == 0) {
     atomic_store_explicit(&w->word, 1, memory_order_release);
@@ -363,49 +409,12 @@ static void record_wait_locked(dbpool *p, int64_t start_ns)
   if (w > p->st.max_wait_ns) p->st.max_wait_ns = w;
 }
 
-static void checked_out_locked(dbpool *p, pool_entry *e, int64_t start_ns)
-{
-  p->st.checkouts++;
-  e->checkout_ms = atomic_load_explicit(&p->clock_ms, memory_order_relaxed);
-  e->checkout_tid = pool_tid();
-  record_wait_locked(p, start_ns);
-}
-
-/* Open a connection in reserved entry idx (state OPENING, counted in
-** n_total). Called and returns with the lock held. */
-static int open_reserved(dbpool *p, int idx, int timeout_ms, int64_t start_ns,
-                         int *got)
-{
-  pool_entry *e = &p->entries[idx];
-  unlock(p);
-  int rc = conn_open(p, e, timeout_ms);
-  lock(p);
-  if (rc != SQLITE_OK) {
-    if (rc == SQLITE_BUSY) p->st.timeouts++;
-    else p->st.open_failures++;
-    pool_entry_emptied_locked(p, idx);
-    return rc;
-  }
-  p->st.created++;
-  map_put(p, e->db, idx);
-  if (p->closing) {
-    entry_retire_locked(p, idx, CLOSE_POOL_CLOSE);
-    close_entry(p, idx);
-    return pool_err(SQLITE_MISUSE, "dbpool: the pool of %s is closing", p->path);
-  }
-  e->state = ENTRY_OUT;
-  p->n_out++;
-  entry_set_idle(e, 0);
-  checked_out_locked(p, e, start_ns);
-  *got = idx;
-  return SQLITE_OK;
-}
-
-/* Milliseconds to an absolute deadline (-1: none). */
+/* Milliseconds to an absolute deadline (-1: none), rounded up: a wait
+** given this never ends before the deadline. */
 static int left_ms(int64_t deadline)
 {
   if (deadline < 0) return -1;
-  int64_t left = (deadline - mono_ns()) / 1000000;
+  int64_t left = (deadline - mono_ns() + 999999) / 1000000;
   return left > 0 ? (int)left : 0;
 }
 
@@ -414,10 +423,55 @@ static int closing_error(dbpool *p)
   return pool_err(SQLITE_MISUSE, "dbpool: the pool of %s is closing", p->path);
 }
 
-/* Called and returns with the lock held. */
-static int acquire_locked(dbpool *p, int timeout_ms, int64_t start_ns, int *got)
+/* Open a connection in reserved entry idx (state OPENING, counted in
+** n_total) as an opener. Called and returns with the lock held. */
+static int open_reserved(dbpool *p, int idx, int64_t deadline, int64_t start_ns, int *got)
 {
-  int64_t deadline = timeout_ms < 0 ? -1 : start_ns + (int64_t)timeout_ms * 1000000;
+  pool_entry *e = &p->entries[idx];
+  pool_opener op = {.cancel = 0, .handed = -1, .reserved = idx, .tid = pool_tid()};
+  pool_opener **tail = &p->openers;
+  while (*tail) tail = &(*tail)->next;
+  *tail = &op;
+  unlock(p);
+  int rc = conn_open(p, e, left_ms(deadline), &op.cancel);
+  lock(p);
+  remove_opener_locked(p, &op);
+  if (rc == SQLITE_OK) {
+    p->st.created++;
+    map_put(p, e->db, idx);
+  }
+  if (op.handed >= 0) {
+    /* One of ours came free while we waited for the host: take it. A
+    ** connection we opened meanwhile anyway goes to the next taker. */
+    if (rc == SQLITE_OK) pool_wake(pool_offer_locked(p, idx)); /* rare */
+    else pool_entry_emptied_locked(p, idx);
+    *got = op.handed;
+    record_wait_locked(p, start_ns);
+    return SQLITE_OK;
+  }
+  if (rc != SQLITE_OK) {
+    if (rc == SQLITE_BUSY) p->st.timeouts++;
+    else if (rc != SQLITE_ABORT) p->st.open_failures++;
+    pool_entry_emptied_locked(p, idx);
+    return rc == SQLITE_ABORT ? closing_error(p) : rc; /* only close cancels
+                                                          without handing */
+  }
+  if (p->closing) {
+    entry_retire_locked(p, idx, CLOSE_POOL_CLOSE);
+    close_entry(p, idx);
+    return closing_error(p);
+  }
+  hand_out_locked(p, idx, op.tid);
+  record_wait_locked(p, start_ns);
+  *got = idx;
+  return SQLITE_OK;
+}
+
+/* Called and returns with the lock held. deadline: absolute monotonic ns,
+** -1 for none; timeout_ms as the caller gave it (0: try once). */
+static int acquire_locked(dbpool *p, int64_t deadline, int timeout_ms, int64_t start_ns,
+                          int *got)
+{
   if (p->closing) return closing_error(p);
   if (p->idle_top >= 0 && (!p->wq_head || !p->starving)) {
     *got = take_idle_locked(p);
@@ -429,7 +483,7 @@ static int acquire_locked(dbpool *p, int timeout_ms, int64_t start_ns, int *got)
     while (p->entries[idx].state != ENTRY_EMPTY) idx++;
     p->entries[idx].state = ENTRY_OPENING;
     p->n_total++;
-    return open_reserved(p, idx, timeout_ms, start_ns, got);
+    return open_reserved(p, idx, deadline, start_ns, got);
   }
   if (timeout_ms == 0 || (deadline >= 0 && mono_ns() >= deadline)) {
     p->st.timeouts++;
@@ -439,7 +493,7 @@ static int acquire_locked(dbpool *p, int timeout_ms, int64_t start_ns, int *got)
 
   /* Queue, then wait to be nudged, handed a connection, or handed an entry
   ** to open. */
-  pool_waiter w = {.entry = -1, .queued = true, .since_ns = mono_ns()};
+  pool_waiter w = {.entry = -1, .queued = true, .since_ns = mono_ns(), .tid = pool_tid()};
   if (p->wq_tail) p->wq_tail->next = &w; else p->wq_head = &w;
   p->wq_tail = &w;
   p->n_waiting++;
@@ -454,9 +508,8 @@ static int acquire_locked(dbpool *p, int timeout_ms, int64_t start_ns, int *got)
     pool_futex_wait(&w.word, 0, until);
     lock(p);
     if (w.entry >= 0) { /* dequeued by whoever handed us something */
-      if (w.retry)
-        return open_reserved(p, w.entry, left_ms(deadline), start_ns, got);
-      checked_out_locked(p, &p->entries[w.entry], start_ns);
+      if (w.retry) return open_reserved(p, w.entry, deadline, start_ns, got);
+      record_wait_locked(p, start_ns);
       *got = w.entry;
       /* Like Go's sync.Mutex: handoff mode ends once a waiter is served
       ** before it starved (or the queue is empty). */
@@ -497,12 +550,13 @@ static int acquire_locked(dbpool *p, int timeout_ms, int64_t start_ns, int *got)
 __attribute__((noinline)) static int acquire_slow(dbpool *p, sqlite3 **db, int timeout_ms)
 {
   int64_t start_ns = mono_ns();
-  int idx, rc;
+  int64_t deadline = timeout_ms < 0 ? -1 : start_ns + (int64_t)timeout_ms * 1000000;
+  int idx, rc, failed = 0;
   for (;;) {
     lock(p);
-    rc = acquire_locked(p, timeout_ms, start_ns, &idx);
+    rc = acquire_locked(p, deadline, timeout_ms, start_ns, &idx);
     unlock(p);
-    if (rc != SQLITE_OK) return rc;
+    if (rc != SQLITE_OK) break;
     if (!p->validation_sql) break;
     /* The optional validation query, for those who asked for one. */
     pool_entry *e = &p->entries[idx];
@@ -514,17 +568,23 @@ __attribute__((noinline)) static int acquire_slow(dbpool *p, sqlite3 **db, int t
       break;
     }
     p->st.validations_failed++;
+    p->st.checkouts--; /* counted when taken; it was not a checkout */
     p->n_out--;
     entry_retire_locked(p, idx, CLOSE_BROKEN);
     close_entry(p, idx);
-    unlock(p);
-    if (timeout_ms > 0) {
-      int64_t left = (int64_t)timeout_ms - (mono_ns() - start_ns) / 1000000;
-      timeout_ms = left > 0 ? (int)left : 0;
+    failed++;
+    if (deadline >= 0 && mono_ns() >= deadline) {
+      p->st.timeouts++;
+      unlock(p);
+      rc = pool_err(SQLITE_BUSY, "dbpool: no connection of the pool of %s passed "
+                    "validation_sql within %d ms (%d failed it)", p->path,
+                    timeout_ms, failed);
+      break;
     }
+    unlock(p);
   }
-  *db = p->entries[idx].db;
-  return SQLITE_OK;
+  if (rc == SQLITE_OK) *db = p->entries[idx].db;
+  return rc;
 }
 
 int dbpool_acquire_timeout(dbpool *p, sqlite3 **db, int timeout_ms)
@@ -552,13 +612,16 @@ int dbpool_acquire(dbpool *p, sqlite3 **db)
 /* ---------------------------------------------------------------- release */
 
 /* A leak report (built under the lock, delivered outside it). */
-static dbpool_leak leak_of(dbpool *p, const pool_entry *e, int64_t held_ms, int returned)
+static dbpool_leak leak_of(dbpool *p, const pool_entry *e, int returned)
 {
+  int64_t now = pool_coarse_ms();
   dbpool_leak leak = {.db = e->db, .database = p->path, .thread = e->checkout_tid,
                       .acquired_at_ns = e->checkout_ms * 1000000 + p->real_minus_mono_ns,
-                      .held_ms = held_ms, .returned = returned};
+                      .held_ms = now - e->checkout_ms, .returned = returned};
   return leak;
 }
+
+dbpool_leak pool_leak_of(dbpool *p, const pool_entry *e) { return leak_of(p, e, 0); }
 
 void pool_report_leak(dbpool *p, const dbpool_leak *leak)
 {
@@ -605,13 +668,13 @@ __attribute__((noinline)) static int release_slow(dbpool *p, int idx)
   }
   bool leaked = e->leak_reported;
   dbpool_leak leak;
-  if (leaked) leak = leak_of(p, e, atomic_load(&p->clock_ms) - e->checkout_ms, 1);
+  if (leaked) leak = leak_of(p, e, 1);
   e->leak_reported = false;
   if (!close_it && (e->retire || p->closing)) {
     close_it = true;
     why = p->closing ? CLOSE_POOL_CLOSE : CLOSE_LIFETIME;
   }
-  if (!close_it && !p->wq_head && p->n_idle >= p->cfg.min_idle &&
+  if (!close_it && !p->wq_head && !p->openers && p->n_idle >= p->cfg.min_idle &&
       host_has_waiters(p)) {
     close_it = true; /* another process waits for a slot: give ours back */
     why = CLOSE_GIVEN_BACK;
@@ -641,7 +704,7 @@ int dbpool_release(dbpool *p, sqlite3 *db)
   /* The fast path: clean, nothing to report, nobody else to think of. */
   if (__builtin_expect(!e->leak_reported && !e->retire && !p->closing &&
                        !conn_needs_reset(db) &&
-                       (p->wq_head || p->n_idle < p->cfg.min_idle ||
+                       (p->wq_head || p->openers || p->n_idle < p->cfg.min_idle ||
                         !host_has_waiters(p)), 1)) {
     p->n_out--;
     pool_waiter *wake = pool_offer_locked(p, idx);
@@ -664,6 +727,10 @@ int dbpool_close(dbpool *p)
   for (pool_waiter *w = p->wq_head; w; w = w->next) {
     atomic_store(&w->word, 1);
     pool_futex_wake(&w->word, 1);
+  }
+  for (pool_opener *op = p->openers; op; op = op->next) {
+    __atomic_store_n(&op->cancel, 1, __ATOMIC_RELEASE);
+    dbpool_holder_wake(p->entries[op->reserved].holder);
   }
   while (p->idle_top >= 0) {
     int idx = p->idle_top;
@@ -695,6 +762,7 @@ int dbpool_close(dbpool *p)
 int dbpool_get_stats(dbpool *p, dbpool_stats *out)
 {
   if (!p || !out) return pool_err(SQLITE_MISUSE, "dbpool: get_stats: NULL argument");
+  if (foreign(p)) return inherited();
   lock(p);
   *out = p->st;
   out->max_size = p->cfg.max_size;
@@ -713,6 +781,7 @@ int dbpool_get_stats(dbpool *p, dbpool_stats *out)
 int dbpool_get_host_stats(dbpool *p, dbpool_host_stats *out)
 {
   if (!p || !out) return pool_err(SQLITE_MISUSE, "dbpool: get_host_stats: NULL argument");
+  if (foreign(p)) return inherited();
   if (dbpool_coord_stats(p->coord, out) != 0)
     return pool_err(SQLITE_CORRUPT, "%s", dbpool_last_error());
   return SQLITE_OK;

@@ -36,25 +36,39 @@ typedef struct pool_entry {
   entry_state state;
   int idle_next;         /* idle stack link (index, -1 ends) */
   int64_t expires_ms;    /* max lifetime deadline (monotonic ms), 0 never */
-  int64_t idle_since_ms;
-  int64_t checkout_ms;
+  uint64_t uses;         /* checkouts so far: the housekeeper's idle clock */
+  uint64_t hk_uses;      /* uses when the housekeeper last looked */
+  int64_t hk_idle_seen_ms; /* when it first saw this entry idle since then */
+  int64_t checkout_ms;   /* monotonic, only with leak detection on */
   int checkout_tid;
   bool retire;           /* close instead of reusing when released */
   bool leak_reported;
 } pool_entry;
 
-/* A thread waiting in dbpool_acquire (on its stack), queued in arrival
-** order. Only the head of the queue may take an idle connection; a release
-** nudges it (word = 1) or, once a waiter has waited STARVE_NS, hands the
-** connection to it directly. */
+/* A thread waiting in dbpool_acquire because the pool is full (on its
+** stack), queued in arrival order. Only the head of the queue may take an
+** idle connection; a release nudges it (word = 1) or, once a waiter has
+** waited STARVE_NS, hands the connection to it directly. */
 typedef struct pool_waiter {
   _Atomic uint32_t word; /* futex: 1 = look again */
   int entry;        /* handed a checked-out entry (or one to open), or -1 */
   bool retry;       /* entry is reserved for us to open a connection in */
   bool queued;
+  int tid;
   int64_t since_ns;
   struct pool_waiter *next;
 } pool_waiter;
+
+/* A thread opening a connection in a reserved entry, usually waiting for a
+** host slot (on its stack). A connection of ours that comes free meanwhile
+** goes to it first: the release sets cancel and wakes its host wait. */
+typedef struct pool_opener {
+  int cancel;       /* read and written with __atomic builtins */
+  int handed;       /* a checked-out entry handed to us, or -1 */
+  int reserved;     /* the entry we are opening */
+  int tid;
+  struct pool_opener *next;
+} pool_opener;
 
 /* Why a connection is closed (for statistics). */
 typedef enum close_reason {
@@ -79,6 +93,7 @@ struct dbpool {
   int n_idle, n_out, n_total;
   pool_waiter *wq_head, *wq_tail;
   int n_waiting;
+  pool_opener *openers; /* in arrival order */
   bool starving;  /* a waiter waited STARVE_NS: releases hand off directly */
   bool closing;
   _Atomic uint32_t drain_event; /* futex: bumped as close's wait may end */
@@ -87,7 +102,6 @@ struct dbpool {
   struct map_slot { sqlite3 *db; int idx; } *map;
   unsigned map_mask;
 
-  _Atomic int64_t clock_ms;  /* monotonic ms, refreshed by the housekeeper */
   int64_t real_minus_mono_ns; /* to report wall-clock times */
   pthread_t housekeeper;
   bool hk_started, hk_stop;
@@ -103,9 +117,11 @@ POOL_HIDDEN int pool_err(int rc, const char *fmt, ...)
 POOL_HIDDEN int64_t pool_mono_ms(void);
 POOL_HIDDEN int pool_tid(void);
 POOL_HIDDEN void pool_report_leak(dbpool *p, const dbpool_leak *leak);
+POOL_HIDDEN dbpool_leak pool_leak_of(dbpool *p, const pool_entry *e);
 POOL_HIDDEN void pool_entry_emptied_locked(dbpool *p, int idx);
 POOL_HIDDEN pool_waiter *pool_offer_locked(dbpool *p, int idx);
 POOL_HIDDEN void pool_wake(pool_waiter *w);
+POOL_HIDDEN int64_t pool_coarse_ms(void);
 
 /* Mark entry e's slot idle (1) or in use (0) in the host pool. */
 static inline void entry_set_idle(pool_entry *e, int idle)
@@ -121,7 +137,7 @@ static inline bool host_has_waiters(const dbpool *p)
 }
 
 /* conn.c: opening, resetting and closing connections. */
-POOL_HIDDEN int conn_open(dbpool *p, pool_entry *e, int timeout_ms);
+POOL_HIDDEN int conn_open(dbpool *p, pool_entry *e, int timeout_ms, const int *cancel);
 POOL_HIDDEN int conn_needs_reset(sqlite3 *db);
 POOL_HIDDEN int conn_reset(sqlite3 *db);
 POOL_HIDDEN int conn_has_moved(sqlite3 *db);

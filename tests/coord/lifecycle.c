@@ -21,11 +21,23 @@
 **     sent to the new one (holder_new -> -ESTALE; it reopens): so every
 **     holder_new returns 0 or -ESTALE, every acquire 0, and the number of
 **     holders at once, counted in test-owned shared memory, never exceeds
-**     max_connections. Removals must actually have happened.
+**     max_connections. Removals must actually have happened;
+**   - the same two races made deterministic: this program replaces unlink()
+**     (the library is linked statically, so its calls land here) with one
+**     that can be made slow in one chosen process. A process that decided to
+**     unlink a removed segment's name and is then delayed must not, when it
+**     finally unlinks, take the name of a NEW pool created meanwhile
+**     (which would let a third pool be created: two pools in use at once):
+**     (a) two openers both find a segment marked removed whose remover
+**     died before unlinking it; (b) a remover is slow to unlink while an
+**     opener comes along.
 */
+#include <sched.h>
 #include <stdatomic.h>
+#include <sys/syscall.h>
 
 #include "testutil.h"
+#include "../../coordinator/layout.h"
 
 #define NPROC 16
 #define MAXP 32
@@ -51,6 +63,16 @@ typedef struct {
 } shared_t;
 
 static shared_t *S;
+
+/* unlink() with an optional delay for pool segments, in this process. */
+static double unlink_delay_ms;
+
+int unlink(const char *path)
+{
+  if (unlink_delay_ms > 0 && strncmp(path, "/dev/shm/dbpool.", 16) == 0)
+    tu_sleep_ms(unlink_delay_ms);
+  return (int)syscall(SYS_unlink, path);
+}
 
 static void reset(void) { memset(S, 0, sizeof *S); }
 
@@ -86,7 +108,7 @@ static void note_bad(_Atomic long *counter, int rc)
 
 TEST(concurrent_creation_makes_one_pool)
 {
-  for (int round = 0; round < 5; round++) {
+  for (int round = 0; round < 12; round++) {
     char dbname[64];
     snprintf(dbname, sizeof dbname, "create-%d.db", round);
     const char *db = tu_db(dbname);
@@ -106,7 +128,7 @@ TEST(concurrent_creation_makes_one_pool)
         barrier(NPROC);
         dbpool_coord *c = NULL;
         dbpool_holder *h = NULL;
-        dbpool_stats st;
+        dbpool_host_stats st;
         S->rc_open[i] = dbpool_coord_open(db, 0, &c);
         S->rc_holder[i] = S->rc_acquire[i] = 1;
         if (c) {
@@ -155,7 +177,7 @@ TEST(concurrent_creation_makes_one_pool)
     /* The pool is as the winner made it, and nothing is left held. */
     dbpool_coord *c;
     CHECK_RC(dbpool_coord_open(db, DBPOOL_OPEN_NOCREATE, &c), 0);
-    dbpool_stats st;
+    dbpool_host_stats st;
     CHECK_RC(dbpool_coord_stats(c, &st), 0);
     CHECK(st.max_connections == max0 && st.active == 0 && st.waiting == 0);
     CHECK(st.total_acquired == NPROC * 20 && st.processes == 0);
@@ -229,6 +251,7 @@ TEST(settings_outlive_every_process)
 /* ------------------------------------------------------ removal vs. users */
 
 #define USERS 6
+#define REMOVERS 2
 #define RACE_LIMIT 2
 
 static void user_loop(const char *db, int id)
@@ -295,25 +318,23 @@ TEST(removal_racing_users_never_makes_two_pools)
   const char *db = tu_db("race.db");
   reset();
   setenv("DBPOOL_MAX_CONNECTIONS", "2", 1); /* every recreated pool: limit 2 */
-  pid_t pids[USERS + 1];
-  for (int i = 0; i <= USERS; i++) {
+  pid_t pids[USERS + REMOVERS];
+  for (int i = 0; i < USERS + REMOVERS; i++) {
     pids[i] = fork();
     if (pids[i] < 0) exit(2);
     if (pids[i] == 0) {
       alarm(60);
-      if (i == USERS) remover_loop(db);
+      if (i >= USERS) remover_loop(db);
       else user_loop(db, i);
       _exit(0);
     }
   }
   unsetenv("DBPOOL_MAX_CONNECTIONS");
-  /* Run until enough removals happened (or the time is up). */
+  /* Run for a while (the races are rare: the longer, the likelier). */
   double t0 = tu_now_ms();
-  while (tu_now_ms() - t0 < 8000 &&
-         !(atomic_load(&S->removed) >= 200 && tu_now_ms() - t0 > 2000))
-    tu_sleep_ms(50);
+  while (tu_now_ms() - t0 < 6000 && !atomic_load(&S->over)) tu_sleep_ms(50);
   atomic_store(&S->stop, 1);
-  for (int i = 0; i <= USERS; i++) CHECK_RC(tu_wait_child(pids[i], 30000), 0);
+  for (int i = 0; i < USERS + REMOVERS; i++) CHECK_RC(tu_wait_child(pids[i], 30000), 0);
   printf("  %ld removals (%ld busy, %ld absent), %ld opens, %ld holder_new -ESTALE, "
          "%ld acquires, at most %d held at once\n",
          (long)S->removed, (long)S->busy, (long)S->enoent, (long)S->opens,
@@ -328,8 +349,123 @@ TEST(removal_racing_users_never_makes_two_pools)
   if (S->first_bad_rc)
     fprintf(stderr, "  first unexpected result: %d (%s): %s\n", S->first_bad_rc,
             dbpool_strerror(S->first_bad_rc), S->first_bad_msg);
-  CHECK(atomic_load(&S->removed) >= 10); /* the race really happened */
-  CHECK(atomic_load(&S->acquired) >= 100);
+  if (!atomic_load(&S->over)) { /* (it stops early when the cap is broken) */
+    CHECK(atomic_load(&S->removed) >= 10); /* the race really happened */
+    CHECK(atomic_load(&S->acquired) >= 100);
+  }
+  CHECK(tu_count_segments() <= 1);
+  dbpool_coord_remove(db, NULL, 1);
+}
+
+/* --------------------------------------- slow unlinks (deterministic races) */
+
+/* Open db (new pools get limit 1), take a slot, mark it held in the flag
+** array for hold_ms, release. */
+static void slow_user(const char *db, int id, double hold_ms, double unlink_delay)
+{
+  alarm(20);
+  unlink_delay_ms = unlink_delay;
+  dbpool_coord *c;
+  dbpool_holder *h;
+  int rc = dbpool_coord_open(db, 0, &c);
+  if (rc == 0) rc = dbpool_holder_new(c, &h);
+  if (rc == 0) rc = dbpool_holder_acquire(h, 5000);
+  if (rc != 0) {
+    note_bad(&S->bad_acquire, rc);
+    _exit(1);
+  }
+  hold_flag(id, 1);
+  tu_sleep_ms(hold_ms);
+  atomic_store(&S->flags[id], 0);
+  dbpool_holder_release(h);
+  _exit(0);
+}
+
+static pid_t spawn(void (*fn)(const char *, int, double, double), const char *db, int id,
+                   double hold_ms, double delay)
+{
+  pid_t pid = fork();
+  if (pid < 0) exit(2);
+  if (pid == 0) fn(db, id, hold_ms, delay);
+  return pid;
+}
+
+static void check_one_pool_held(void)
+{
+  CHECK_RC(atomic_load(&S->over), 0);
+  CHECK(atomic_load(&S->max_seen) == 1);
+  CHECK_RC(atomic_load(&S->bad_acquire), 0);
+  if (S->first_bad_rc)
+    fprintf(stderr, "  unexpected: %d (%s): %s\n", S->first_bad_rc,
+            dbpool_strerror(S->first_bad_rc), S->first_bad_msg);
+}
+
+/* (a) A segment marked removed by a remover that died before unlinking it
+** (the gate's REMOVED bit is set here by hand, as that remover would have).
+** Opener 0 finds it and is slow to unlink its name; opener 1 finds it too,
+** unlinks it, creates a new pool and takes its slot; then opener 0's unlink
+** runs. Opener 0 must end up in opener 1's pool (waiting for its slot),
+** not in a third one. */
+TEST(slow_unlink_of_a_stale_segment_takes_no_new_pool)
+{
+  const char *db = tu_db("stale.db");
+  reset();
+  setenv("DBPOOL_MAX_CONNECTIONS", "1", 1);
+  dbpool_coord *c;
+  REQUIRE(dbpool_coord_open(db, 0, &c) == 0);
+  char path[256];
+  snprintf(path, sizeof path, "/dev/shm%s", dbpool_coord_segment_name(c));
+  dbpool_coord_close(c);
+  int fd = open(path, O_RDWR | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  dbp_header *h = mmap(NULL, sizeof *h, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  REQUIRE(h != MAP_FAILED);
+  __atomic_fetch_or(&h->gate.half[1], G_REMOVED | G_SLOW, __ATOMIC_SEQ_CST);
+  munmap(h, sizeof *h);
+
+  pid_t slow = spawn(slow_user, db, 0, 300, 400);
+  tu_sleep_ms(150); /* the slow one now sleeps in unlink() */
+  pid_t fast = spawn(slow_user, db, 1, 1200, 0);
+  CHECK_RC(tu_wait_child(slow, 20000), 0);
+  CHECK_RC(tu_wait_child(fast, 20000), 0);
+  unsetenv("DBPOOL_MAX_CONNECTIONS");
+  check_one_pool_held();
+  CHECK(tu_count_segments() <= 1);
+  dbpool_coord_remove(db, NULL, 1);
+}
+
+static void slow_remover(const char *db, int id, double hold_ms, double delay)
+{
+  (void)id;
+  (void)hold_ms;
+  alarm(20);
+  unlink_delay_ms = delay;
+  int rc = dbpool_coord_remove(db, NULL, 0);
+  _exit(rc == 0 ? 0 : 1);
+}
+
+/* (b) A remover marks the pool removed and is slow to unlink its name.
+** Opener 0 comes along meanwhile and must end up in a pool; opener 1 comes
+** after the remover's unlink. They must share one pool. */
+TEST(slow_unlink_by_a_remover_takes_no_new_pool)
+{
+  const char *db = tu_db("slow-remove.db");
+  reset();
+  setenv("DBPOOL_MAX_CONNECTIONS", "1", 1);
+  dbpool_coord *c;
+  REQUIRE(dbpool_coord_open(db, 0, &c) == 0);
+  dbpool_coord_close(c);
+  pid_t r = spawn(slow_remover, db, 0, 0, 400);
+  tu_sleep_ms(150); /* the remover sleeps in unlink() */
+  pid_t u0 = spawn(slow_user, db, 0, 1500, 0);
+  tu_sleep_ms(500); /* the remover's unlink has run */
+  pid_t u1 = spawn(slow_user, db, 1, 300, 0);
+  CHECK_RC(tu_wait_child(r, 20000), 0);
+  CHECK_RC(tu_wait_child(u0, 20000), 0);
+  CHECK_RC(tu_wait_child(u1, 20000), 0);
+  unsetenv("DBPOOL_MAX_CONNECTIONS");
+  check_one_pool_held();
   CHECK(tu_count_segments() <= 1);
   dbpool_coord_remove(db, NULL, 1);
 }
@@ -341,5 +477,7 @@ int main(void)
   RUN(concurrent_creation_makes_one_pool);
   RUN(settings_outlive_every_process);
   RUN(removal_racing_users_never_makes_two_pools);
+  RUN(slow_unlink_of_a_stale_segment_takes_no_new_pool);
+  RUN(slow_unlink_by_a_remover_takes_no_new_pool);
   return tu_finish();
 }

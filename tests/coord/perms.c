@@ -182,6 +182,7 @@ TEST(other_users_get_what_the_mode_allows)
       {0660, 0, -EACCES, -EACCES}, {0604, 0, -EACCES, 0},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    int failures_before = tu_failures;
     char name[64];
     snprintf(name, sizeof name, "others-%zu.db", i);
     const char *db = make_db(name, NOBODY, NOBODY, cases[i].mode);
@@ -199,7 +200,9 @@ TEST(other_users_get_what_the_mode_allows)
     CHECK_RC(attach_as(OTHER, OTHER, extra, db, DBPOOL_OPEN_READONLY), 0);
     CHECK_RC(R->rc_open, cases[i].ro);
     if (cases[i].ro == 0) CHECK_RC(R->rc_holder, -EROFS);
-    if (tu_failures) fprintf(stderr, "  case %zu (mode %04o)\n", i, (unsigned)cases[i].mode);
+    if (tu_failures != failures_before)
+      fprintf(stderr, "  (case %zu: mode %04o, member %d)\n", i, (unsigned)cases[i].mode,
+              cases[i].member);
     CHECK_RC(dbpool_coord_remove(db, NULL, 0), 0);
     drop_segment(db);
   }

@@ -12,7 +12,10 @@
 **     signals; a storm of signals (every ~1 ms) does not extend it either;
 **   - the same with DBPOOL_TIMEOUT_DEFAULT (the pool's acquire_timeout_ms);
 **   - a waiter with an infinite timeout receiving signals keeps waiting
-**     (still queued, not returned) and gets the slot when it is released.
+**     (still queued, not returned) and gets the slot when it is released;
+**   - dbpool_coord_wait_for_waiter ends only as documented (a waiter, its
+**     timeout, dbpool_coord_wake_listeners): signals neither end it early
+**     nor extend its timeout.
 ** Timing bounds are deliberately loose (noisy machine): only the lower bound
 ** is exact, because the deadline is measured on the same monotonic clock.
 */
@@ -114,7 +117,7 @@ static void timed_wait_under_signals(const char *db, int timeout, int acquire_ar
   if (w.took_ms < timeout || w.took_ms >= 2000 || w.signals < min_signals)
     fprintf(stderr, "  took %.1f ms for a %d ms timeout, %d signals\n", w.took_ms,
             timeout, w.signals);
-  dbpool_stats st;
+  dbpool_host_stats st;
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.waiting == 0 && st.active == 1 && st.total_timeouts == 1);
   CHECK(!dbpool_holder_held(h));
@@ -237,7 +240,7 @@ TEST(process_timeout_is_not_moved_by_signals)
   CHECK(R->signals >= 5);
   if (R->took_ms < 400 || R->took_ms >= 2000 || R->signals < 5)
     fprintf(stderr, "  took %.1f ms, %d signals\n", R->took_ms, R->signals);
-  dbpool_stats st;
+  dbpool_host_stats st;
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.waiting == 0 && st.active == 1 && st.total_timeouts == 1);
   dbpool_holder_free(p);
@@ -263,56 +266,66 @@ TEST(process_infinite_wait_survives_signals)
   CHECK_RC(tu_wait_child(pid, 10000), 0);
   CHECK_RC(R->rc, 0);
   CHECK(R->signals >= 10);
-  dbpool_stats st;
+  dbpool_host_stats st;
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.waiting == 0 && st.active == 0 && st.total_acquired == 2);
   dbpool_holder_free(p);
   dbpool_coord_close(c);
 }
 
-/* dbpool_coord_wait_for_waiter is documented to return when "a signal
-** arrives". Known bug: it loops on EINTR (futex.c), so with a negative
-** timeout it never returns on a signal. Checked only with
-** DBPOOL_TEST_KNOWN_BUGS=1; otherwise the observed behaviour is printed. */
+/* dbpool_coord_wait_for_waiter returns when a waiter queues, at its timeout,
+** or when dbpool_coord_wake_listeners is called -- not because of a signal:
+** a thread blocked in it with no timeout keeps waiting through signals and
+** is stopped by wake_listeners. */
 typedef struct {
   dbpool_coord *c;
+  int timeout_ms;
   _Atomic int started, done;
   int result;
+  double took_ms;
 } wfw_arg;
 
 static void *wfw_thread(void *p)
 {
   wfw_arg *a = p;
   atomic_store(&a->started, 1);
-  a->result = dbpool_coord_wait_for_waiter(a->c, 1500);
+  double t0 = tu_now_ms();
+  a->result = dbpool_coord_wait_for_waiter(a->c, a->timeout_ms);
+  a->took_ms = tu_now_ms() - t0;
   atomic_store(&a->done, 1);
   return NULL;
 }
 
-TEST(wait_for_waiter_returns_on_a_signal)
+TEST(wait_for_waiter_survives_signals_and_is_woken)
 {
   dbpool_coord *c;
   REQUIRE(dbpool_coord_open(tu_db("wfw.db"), 0, &c) == 0);
-  wfw_arg a = {.c = c, .result = -1};
+  wfw_arg a = {.c = c, .timeout_ms = DBPOOL_TIMEOUT_INFINITE, .result = -1};
   pthread_t t;
   REQUIRE(pthread_create(&t, NULL, wfw_thread, &a) == 0);
   wait_started(&a.started);
-  tu_sleep_ms(50);
+  int sent = pester_thread(t, &a.done, 20, 300);
+  sent += pester_thread(t, &a.done, 1, 100);
+  CHECK(sent >= 10);
+  CHECK(!atomic_load(&a.done)); /* signals did not end it */
   double t0 = tu_now_ms();
-  double end = t0 + 3000;
-  while (!atomic_load(&a.done) && tu_now_ms() < end) {
-    pthread_kill(t, SIGUSR1);
-    tu_sleep_ms(20);
-  }
-  double took = tu_now_ms() - t0;
+  dbpool_coord_wake_listeners(c);
+  double end = t0 + 5000;
+  while (!atomic_load(&a.done) && tu_now_ms() < end) tu_sleep_ms(1);
+  CHECK(atomic_load(&a.done));
+  CHECK(tu_now_ms() - t0 < 2000);
   pthread_join(t, NULL);
   CHECK_RC(a.result, 0); /* nobody waits */
-  if (getenv("DBPOOL_TEST_KNOWN_BUGS")) {
-    CHECK(took < 1000);
-  } else if (took >= 1000) {
-    fprintf(stderr, "  [known bug] dbpool_coord_wait_for_waiter ignored signals "
-            "for %.0f ms (returned at its timeout)\n", took);
-  }
+
+  /* With a timeout: signals neither end it early nor extend it. */
+  a = (wfw_arg){.c = c, .timeout_ms = 400, .result = -1};
+  REQUIRE(pthread_create(&t, NULL, wfw_thread, &a) == 0);
+  wait_started(&a.started);
+  pester_thread(t, &a.done, 5, 5000);
+  pthread_join(t, NULL);
+  CHECK_RC(a.result, 0);
+  CHECK(a.took_ms >= 400 && a.took_ms < 2000);
+  if (a.took_ms < 400 || a.took_ms >= 2000) fprintf(stderr, "  took %.1f ms\n", a.took_ms);
   dbpool_coord_close(c);
 }
 
@@ -327,6 +340,6 @@ int main(void)
   RUN(thread_infinite_wait_survives_signals);
   RUN(process_timeout_is_not_moved_by_signals);
   RUN(process_infinite_wait_survives_signals);
-  RUN(wait_for_waiter_returns_on_a_signal);
+  RUN(wait_for_waiter_survives_signals_and_is_woken);
   return tu_finish();
 }
