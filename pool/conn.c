@@ -35,6 +35,22 @@ char *conn_uri_base(const char *path)
   return out;
 }
 
+/* Give entry e a new holder in pool c. The holder pointer is written under
+** the pool lock: a release may read it there to wake this thread's host
+** wait (the owning thread reads it without the lock: it wrote it). */
+static int new_holder(dbpool *p, pool_entry *e, dbpool_coord *c)
+{
+  dbpool_holder *h = NULL;
+  int rc = dbpool_holder_new(c, &h);
+  pool_lock_acquire(&p->lock);
+  dbpool_holder *old = e->holder;
+  e->holder = h;
+  e->idle_word = h ? dbp_holder_flags_word(h) : NULL;
+  pool_lock_release(&p->lock);
+  dbpool_holder_free(old);
+  return rc;
+}
+
 /* The host pool was removed (dbpoolctl rm --force): join the new one. The
 ** old attachment stays open until the pool closes (holders of other entries,
 ** and the housekeeper, may still use it). */
@@ -42,7 +58,7 @@ static int rejoin(dbpool *p, pool_entry *e)
 {
   pool_lock_acquire(&p->lock);
   int rc = 0;
-  if (dbpool_holder_coord(e->holder) == p->coord) {
+  if (!e->holder || dbpool_holder_coord(e->holder) == p->coord) {
     dbpool_coord *fresh;
     rc = p->nretired < (int)(sizeof p->retired / sizeof *p->retired)
              ? dbpool_coord_open(p->path, 0, &fresh) : -ENOSPC;
@@ -54,17 +70,9 @@ static int rejoin(dbpool *p, pool_entry *e)
   }
   dbpool_coord *now = p->coord;
   pool_lock_release(&p->lock);
-  if (rc) return rc;
-  dbpool_holder_free(e->holder);
-  e->holder = NULL;
-  rc = dbpool_holder_new(now, &e->holder);
-  if (rc == 0) e->idle_word = dbp_holder_flags_word(e->holder);
-  return rc;
+  return rc ? rc : new_holder(p, e, now);
 }
 
-/* Open a connection in e, taking a host slot first. Returns SQLITE_ABORT
-** (no message) if *cancel was set meanwhile: a connection of our own came
-** free for the caller. */
 int conn_open(dbpool *p, pool_entry *e, int timeout_ms, const int *cancel)
 {
   int rc;
@@ -72,10 +80,9 @@ int conn_open(dbpool *p, pool_entry *e, int timeout_ms, const int *cancel)
     pool_lock_acquire(&p->lock);
     dbpool_coord *c = p->coord;
     pool_lock_release(&p->lock);
-    rc = dbpool_holder_new(c, &e->holder);
+    rc = new_holder(p, e, c);
     if (rc == -ESTALE) rc = rejoin(p, e);
     if (rc) return pool_err(SQLITE_CANTOPEN, "%s", dbpool_last_error());
-    e->idle_word = dbp_holder_flags_word(e->holder);
   }
   rc = dbpool_holder_acquire_cancellable(e->holder, timeout_ms, cancel);
   if (rc == -ESTALE) {
