@@ -216,17 +216,34 @@ static fair_result run_fairness(int use_sysv, double seconds)
   return r;
 }
 
+/* Alternating rounds, so that both see the same drifting machine; the
+** figures of the median round (by handoffs/s) of each. */
 static void bench_fairness(void)
 {
-  double secs = quick ? 1.0 : 3.0;
-  fair_result ours = run_fairness(0, secs), sysv = run_fairness(1, secs);
-  printf("64 processes, limit 1, hold 1 us (%.0f s each):\n", secs);
-  fair_result rs[2] = {ours, sysv};
-  for (int i = 0; i < 2; i++)
+  enum { ROUNDS = 3 };
+  double secs = quick ? 0.5 : 1.0;
+  fair_result ours[ROUNDS], sysv[ROUNDS];
+  for (int r = 0; r < ROUNDS; r++) {
+    ours[r] = run_fairness(0, secs);
+    sysv[r] = run_fairness(1, secs);
+  }
+  fair_result *m[2] = {NULL, NULL};
+  for (int k = 0; k < 2; k++) {
+    fair_result *rs = k ? sysv : ours;
+    for (int i = 0; i < ROUNDS; i++) { /* the median by handoffs/s */
+      int below = 0;
+      for (int j = 0; j < ROUNDS; j++) below += rs[j].per_sec < rs[i].per_sec;
+      if (below == ROUNDS / 2) m[k] = &rs[i];
+    }
+    if (!m[k]) m[k] = &rs[0];
+  }
+  printf("64 processes, limit 1, hold 1 us (median of %d alternating rounds of %.1f s):\n",
+         ROUNDS, secs);
+  for (int k = 0; k < 2; k++)
     printf("  %-20s Jain %.4f  least share %.2f  longest wait %6.1f ms  handoffs/s %8.0f\n",
-           rs[i].name, rs[i].jain, rs[i].min_share, rs[i].longest_ms, rs[i].per_sec);
+           m[k]->name, m[k]->jain, m[k]->min_share, m[k]->longest_ms, m[k]->per_sec);
   printf("  handoffs/s ratio dbpool/SysV %.2fx   (goal: Jain >= 0.99, longest <= 15 ms, ratio >= 1)\n",
-         ours.per_sec / sysv.per_sec);
+         m[0]->per_sec / m[1]->per_sec);
 }
 
 /* ------------------------------------------------------------ 4: reclaim */
@@ -298,9 +315,12 @@ int main(int argc, char **argv)
   close(open(db_path, O_CREAT | O_RDWR, 0644));
 
   printf("== coordinator (%s)\n", quick ? "quick" : "full");
-  bench_fast_path();
-  bench_fairness();
-  bench_reclaim();
+  const char *only = getenv("DBPOOL_BENCH_ONLY"); /* fast, fairness, sysv, reclaim */
+  if (!only || !strcmp(only, "fast")) bench_fast_path();
+  if (!only) bench_fairness();
+  if (only && !strcmp(only, "fairness")) run_fairness(0, quick ? 1.0 : 3.0);
+  if (only && !strcmp(only, "sysv")) run_fairness(1, quick ? 1.0 : 3.0);
+  if (!only || !strcmp(only, "reclaim")) bench_reclaim();
 
   dbpool_coord_remove(db_path, NULL, 1);
   unlink(db_path);
