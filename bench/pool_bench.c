@@ -9,6 +9,8 @@
 **     throughput, Jain fairness across threads, p99 and longest wait.
 **
 ** Usage: pool_bench [quick]
+**        pool_bench count ours|naive   (only uncontended acquire+release
+**        pairs: bench/run.sh counts their instructions with callgrind)
 */
 #include <fcntl.h>
 #include <pthread.h>
@@ -72,7 +74,7 @@ static void naive_destroy(naive_pool *np)
 
 /* -------------------------------------------------- 1. uncontended cost */
 
-static double time_ours(dbpool *p, long n)
+__attribute__((noinline)) static double time_ours(dbpool *p, long n)
 {
   sqlite3 *db;
   double t0 = now_ns();
@@ -83,7 +85,7 @@ static double time_ours(dbpool *p, long n)
   return (now_ns() - t0) / (double)n;
 }
 
-static double time_naive(naive_pool *np, long n)
+__attribute__((noinline)) static double time_naive(naive_pool *np, long n)
 {
   double t0 = now_ns();
   for (long i = 0; i < n; i++) naive_release(np, naive_acquire(np));
@@ -251,6 +253,15 @@ int main(int argc, char **argv)
   for (int i = 0; i < CONNS; i++) dbpool_acquire(pool, &warm[i]);
   for (int i = 0; i < CONNS; i++) dbpool_release(pool, warm[i]);
 
+  if (argc > 2 && strcmp(argv[1], "count") == 0) {
+    if (strcmp(argv[2], "ours") == 0) time_ours(pool, 100000);
+    else time_naive(&naive, 100000);
+    dbpool_close(pool);
+    naive_destroy(&naive);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf %s; rm -f /dev/shm/dbpool.%s.*", dir, ns);
+    return system(cmd) != 0;
+  }
   printf("== in-process pool (%s)\n", quick ? "quick" : "full");
   enum { REPS = 9 };
   long n = quick ? 200000 : 2000000;

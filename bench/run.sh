@@ -14,14 +14,22 @@ done
 
 # Instruction counts are exact where timings are noisy: the extension's cost
 # on a point SELECT, counted by callgrind inside the SELECT loop alone.
+count() { # count BINARY FUNCTION MODE: instructions inside FUNCTION
+  local out; out=$(mktemp)
+  B=$B valgrind --tool=callgrind --toggle-collect="$2" \
+    --callgrind-out-file="$out" "$1" count "$3" >/dev/null 2>&1
+  awk '/^summary:/ {print $2}' "$out"; rm -f "$out"
+}
+if command -v valgrind >/dev/null && [ -x "$B/bench/pool_bench" ]; then
+  ours=$(count "$B/bench/pool_bench" time_ours ours)
+  naive=$(count "$B/bench/pool_bench" time_naive naive)
+  if [ -n "$ours" ] && [ -n "$naive" ]; then
+    awk -v a="$naive" -v b="$ours" 'BEGIN { printf "pool acquire+release, instructions per pair (callgrind): naive %.0f, dbpool %.0f   ratio %.2fx\n", a/100000, b/100000, b/a }'
+  fi
+fi
 if command -v valgrind >/dev/null && [ -x "$B/bench/ext_bench" ]; then
-  count() {
-    local out; out=$(mktemp)
-    B=$B valgrind --tool=callgrind --toggle-collect=point_selects \
-      --callgrind-out-file="$out" "$B/bench/ext_bench" count "$1" >/dev/null 2>&1
-    awk '/^summary:/ {print $2}' "$out"; rm -f "$out"
-  }
-  plain=$(count plain); pooled=$(count pooled)
+  plain=$(count "$B/bench/ext_bench" point_selects plain)
+  pooled=$(count "$B/bench/ext_bench" point_selects pooled)
   if [ -n "$plain" ] && [ -n "$pooled" ]; then
     awk -v a="$plain" -v b="$pooled" 'BEGIN { printf "point SELECT, instructions per query (callgrind): without %.0f, with %.0f   overhead %+.2f%%   (goal <= 2%%)\n", a/20000, b/20000, (b/a-1)*100 }'
   fi
