@@ -1,0 +1,96 @@
+/*
+** extension.c -- the C pool and the SQLite extension in one process: pooled
+** connections are counted once (the extension sees the URI parameter
+** dbpool_slot=N), and they answer the extension's SQL like any connection,
+** current row and label included.
+*/
+#include <limits.h>
+
+#include "poolutil.h"
+
+static char ext_path[PATH_MAX];
+
+static int one_int(sqlite3 *db, const char *sql, long long *out)
+{
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+  if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    *out = sqlite3_column_int64(st, 0);
+    rc = SQLITE_OK;
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+TEST(pooled_connections_are_counted_once_and_answer_sql)
+{
+  const char *path = tu_db("ext.db");
+  /* Load the extension into this process, from a connection that holds no
+  ** slot: from now on every connection the process opens is counted by it,
+  ** unless it is the pool's. */
+  sqlite3 *boot;
+  char *err = NULL;
+  CHECK_SQ(sqlite3_open(":memory:", &boot), SQLITE_OK);
+  sqlite3_enable_load_extension(boot, 1);
+  CHECK_SQ(sqlite3_load_extension(boot, ext_path, NULL, &err), SQLITE_OK);
+  if (err) fprintf(stderr, "load: %s\n", err);
+  sqlite3_free(err);
+
+  dbpool_config cfg;
+  dbpool_config_init(&cfg);
+  cfg.max_size = 2;
+  dbpool *p = pu_open(path, &cfg);
+  sqlite3 *a, *b;
+  CHECK_SQ(dbpool_acquire(p, &a), SQLITE_OK);
+  CHECK_SQ(dbpool_acquire(p, &b), SQLITE_OK);
+  CHECK_CMP(pu_host(path).active, ==, 2); /* not 4 */
+
+  long long v = -1;
+  char sql[PATH_MAX + 128];
+  snprintf(sql, sizeof sql, "SELECT active FROM pool_stats WHERE database = '%s'",
+           path);
+  CHECK_SQ(one_int(a, sql, &v), SQLITE_OK);
+  CHECK_CMP(v, ==, 2);
+  CHECK_SQ(one_int(a, "SELECT count(*) FROM pool_connections WHERE current", &v), SQLITE_OK);
+  CHECK_CMP(v, ==, 1);
+  CHECK_SQ(one_int(a, "SELECT pid = (SELECT pid FROM pool_connections WHERE current) "
+                      "FROM pool_connections WHERE current", &v), SQLITE_OK);
+  CHECK_SQ(pu_exec(a, "SELECT dbpool_label('pooled-a')"), SQLITE_OK);
+  CHECK_SQ(one_int(b, "SELECT count(*) FROM pool_connections WHERE label = 'pooled-a' "
+                      "AND NOT current", &v), SQLITE_OK);
+  CHECK_CMP(v, ==, 1);
+  CHECK_SQ(one_int(a, "SELECT value FROM pool_settings WHERE name = 'max_connections'", &v),
+           SQLITE_OK);
+  CHECK_CMP(v, ==, 10);
+
+  /* Idle connections show as idle in the host pool. */
+  CHECK_SQ(dbpool_release(p, b), SQLITE_OK);
+  snprintf(sql, sizeof sql, "SELECT idle FROM pool_stats WHERE database = '%s'", path);
+  CHECK_SQ(one_int(a, sql, &v), SQLITE_OK);
+  CHECK_CMP(v, ==, 1);
+
+  /* A connection the process opens by itself is counted by the extension. */
+  sqlite3 *own;
+  CHECK_SQ(sqlite3_open(path, &own), SQLITE_OK);
+  CHECK_CMP(pu_host(path).active, ==, 3);
+  sqlite3_close(own);
+  CHECK_CMP(pu_host(path).active, ==, 2);
+
+  CHECK_SQ(dbpool_release(p, a), SQLITE_OK);
+  CHECK_SQ(dbpool_close(p), SQLITE_OK);
+  CHECK_CMP(pu_host(path).active, ==, 0);
+  sqlite3_close(boot);
+}
+
+int main(void)
+{
+  tu_init("pool-ext");
+  const char *b = getenv("B") ? getenv("B") : "build";
+  if (!realpath(b, ext_path)) {
+    fprintf(stderr, "no build directory %s\n", b);
+    return 2;
+  }
+  strncat(ext_path, "/dbpool", sizeof ext_path - strlen(ext_path) - 1);
+  RUN(pooled_connections_are_counted_once_and_answer_sql);
+  return tu_finish();
+}
