@@ -195,6 +195,5 @@ void entry_retire_locked(dbpool *p, int idx, close_reason why)
   case CLOSE_RESET_FAILED: p->st.closed_reset_failed++; break;
   case CLOSE_GIVEN_BACK: p->st.closed_given_back++; break;
   case CLOSE_POOL_CLOSE: p->st.closed_pool_close++; break;
-  case CLOSE_OPEN_FAILED: p->st.closed--; break;
   }
 }

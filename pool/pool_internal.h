@@ -73,7 +73,7 @@ typedef struct pool_opener {
 /* Why a connection is closed (for statistics). */
 typedef enum close_reason {
   CLOSE_IDLE, CLOSE_LIFETIME, CLOSE_BROKEN, CLOSE_RESET_FAILED,
-  CLOSE_GIVEN_BACK, CLOSE_POOL_CLOSE, CLOSE_OPEN_FAILED
+  CLOSE_GIVEN_BACK, CLOSE_POOL_CLOSE
 } close_reason;
 
 struct dbpool {
