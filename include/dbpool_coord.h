@@ -20,7 +20,7 @@
 ** a negative errno value on failure; dbpool_strerror() names it and
 ** dbpool_last_error() gives this thread's detailed message for the last
 ** failure (naming the path, value or limit involved). The library never
-** prints, never calls abort() or exit().
+** prints, and never aborts or exits the process.
 **
 ** Process and thread safety: all functions are thread-safe unless a comment
 ** says otherwise. A dbpool_holder must not be used by two threads at the same

@@ -74,36 +74,6 @@ typedef struct {
 
 static shared_t *S;
 
-static u128 word_fetch_or(u128 *w, u128 bits)
-{
-  u128 old = 0; /* a guess; the CAS returns the real value */
-  for (;;) {
-    u128 seen = __sync_val_compare_and_swap(w, old, old | bits);
-    if (seen == old) return old;
-    old = seen;
-  }
-}
-
-static u128 word_fetch_and(u128 *w, u128 bits)
-{
-  u128 old = 0;
-  for (;;) {
-    u128 seen = __sync_val_compare_and_swap(w, old, old & bits);
-    if (seen == old) return old;
-    old = seen;
-  }
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-  uint64_t x = *s;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  *s = x;
-  return x * UINT64_C(2685821657736338717);
-}
-
 static void note_error(int rc, int timeout)
 {
   if (atomic_fetch_add(&S->errors, 1) == 0) {
@@ -123,11 +93,11 @@ static void spin_us(double us)
 ** holding, short enough that waiters move. */
 static void hold_random(uint64_t *rng)
 {
-  unsigned r = (unsigned)(rnd(rng) % 100);
+  unsigned r = (unsigned)(tu_rnd(rng) % 100);
   if (r < 30) return; /* zero-length */
-  if (r < 50) spin_us((double)(rnd(rng) % 50));
+  if (r < 50) spin_us((double)(tu_rnd(rng) % 50));
   else if (r < 60) sched_yield();
-  else tu_sleep_ms((double)(rnd(rng) % 2000) / 1000.0);
+  else tu_sleep_ms((double)(tu_rnd(rng) % 2000) / 1000.0);
 }
 
 /* ------------------------------------------------------------ children */
@@ -148,14 +118,14 @@ static void child_main(int i, const char *db)
   }
   atomic_store(&S->kid[i].state, ST_IDLE);
   while (!atomic_load(&S->stop)) {
-    unsigned r = (unsigned)(rnd(&rng) % 100);
-    int timeout = r < 70 ? -1 : r < 90 ? 5 + (int)(rnd(&rng) % 60) : 0;
+    unsigned r = (unsigned)(tu_rnd(&rng) % 100);
+    int timeout = r < 70 ? -1 : r < 90 ? 5 + (int)(tu_rnd(&rng) % 60) : 0;
     atomic_store(&S->kid[i].state, ST_WAIT);
     rc = dbpool_holder_acquire(h, timeout);
     if (rc == 0) {
       atomic_store(&S->kid[i].state, ST_HOLD);
       atomic_fetch_add(&S->acquired, 1);
-      u128 before = word_fetch_or(&S->word, bit);
+      u128 before = tu_u128_fetch_or(&S->word, bit);
       uint64_t holding = (uint64_t)before | (uint64_t)bit;
       uint64_t killed = (uint64_t)(before >> 64);
       if ((uint64_t)before & (uint64_t)bit) note_error(-1000, timeout);
@@ -166,7 +136,7 @@ static void child_main(int i, const char *db)
       while (n > m && !atomic_compare_exchange_weak(&S->max_seen, &m, n)) {
       }
       hold_random(&rng);
-      word_fetch_and(&S->word, ~bit);
+      tu_u128_fetch_and(&S->word, ~bit);
       atomic_store(&S->kid[i].state, ST_RELEASE);
       rc = dbpool_holder_release(h);
       if (rc) note_error(rc, -2);
@@ -181,7 +151,7 @@ static void child_main(int i, const char *db)
       note_error(rc, timeout); /* a wait-forever acquire must not fail */
     }
     atomic_store(&S->kid[i].state, ST_IDLE);
-    if (rnd(&rng) % 2) spin_us((double)(rnd(&rng) % 300));
+    if (tu_rnd(&rng) % 2) spin_us((double)(tu_rnd(&rng) % 300));
   }
   atomic_store(&S->kid[i].state, ST_EXIT);
   dbpool_holder_free(h);
@@ -203,7 +173,7 @@ static void spawn(int i, const char *db)
 /* A child in state want, searching from a random place; -1 if none. */
 static int pick(uint64_t *rng, int want)
 {
-  int start = (int)(rnd(rng) % KIDS);
+  int start = (int)(tu_rnd(rng) % KIDS);
   for (int k = 0; k < KIDS; k++) {
     int i = (start + k) % KIDS;
     if (atomic_load(&S->kid[i].state) == want) return i;
@@ -218,7 +188,7 @@ typedef struct {
 /* Mark, kill, reap, classify, clear, replace. */
 static void kill_and_replace(int i, const char *db, kills_t *k)
 {
-  word_fetch_or(&S->word, (u128)1 << (64 + i)); /* mark before the kill */
+  tu_u128_fetch_or(&S->word, (u128)1 << (64 + i)); /* mark before the kill */
   kill(pids[i], SIGKILL);
   int st = tu_wait_child(pids[i], 10000);
   if (st != 128 + SIGKILL) {
@@ -230,7 +200,7 @@ static void kill_and_replace(int i, const char *db, kills_t *k)
   int state = atomic_load(&S->kid[i].state); /* dead: exact */
   k->by_state[state & 127]++;
   k->total++;
-  word_fetch_and(&S->word, ~(((u128)1 << i) | ((u128)1 << (64 + i))));
+  tu_u128_fetch_and(&S->word, ~(((u128)1 << i) | ((u128)1 << (64 + i))));
   spawn(i, db);
 }
 
@@ -257,7 +227,7 @@ TEST(sigkill_holders_and_waiters)
     if (now - t0 >= MIN_MS && k.total >= WANT_KILLS && k.by_state[ST_HOLD] >= WANT_EACH &&
         k.by_state[ST_WAIT] >= WANT_EACH)
       break;
-    tu_sleep_ms(3 + (double)(rnd(&rng) % 35));
+    tu_sleep_ms(3 + (double)(tu_rnd(&rng) % 35));
 
     /* Progress: in every 1-second window some acquire succeeded. A dead
     ** holder's slot is only ever given back by the survivors' reaping. */
@@ -284,21 +254,21 @@ TEST(sigkill_holders_and_waiters)
                 tu_current, i, (int)pids[i],
                 WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws));
         k.unexpected_status++;
-        word_fetch_and(&S->word, ~((u128)1 << i));
+        tu_u128_fetch_and(&S->word, ~((u128)1 << i));
         spawn(i, db);
       }
     }
 
     /* Whom to kill: a holder, a waiter, or anyone (starting up, releasing,
     ** between acquires). */
-    unsigned mode = (unsigned)(rnd(&rng) % 5);
+    unsigned mode = (unsigned)(tu_rnd(&rng) % 5);
     int i = mode < 2 ? pick(&rng, ST_HOLD) : mode < 4 ? pick(&rng, ST_WAIT) : -1;
-    if (i < 0) i = (int)(rnd(&rng) % KIDS);
+    if (i < 0) i = (int)(tu_rnd(&rng) % KIDS);
     kill_and_replace(i, db, &k);
     /* Now and then kill the replacement at once: while it attaches,
     ** registers or creates its holder (under the pool's lock). */
-    if (rnd(&rng) % 10 == 0) {
-      tu_sleep_ms((double)(rnd(&rng) % 1500) / 1000.0);
+    if (tu_rnd(&rng) % 10 == 0) {
+      tu_sleep_ms((double)(tu_rnd(&rng) % 1500) / 1000.0);
       kill_and_replace(i, db, &k);
     }
   }

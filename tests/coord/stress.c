@@ -75,26 +75,6 @@ typedef struct {
 static shared_t *S;
 static int g_wait_forever_only; /* under ThreadSanitizer: see main */
 
-static u128 flags_fetch_or(u128 *w, u128 bits)
-{
-  u128 old = 0; /* a guess; the CAS returns the real value */
-  for (;;) {
-    u128 seen = __sync_val_compare_and_swap(w, old, old | bits);
-    if (seen == old) return old;
-    old = seen;
-  }
-}
-
-static u128 flags_fetch_and(u128 *w, u128 bits)
-{
-  u128 old = 0;
-  for (;;) {
-    u128 seen = __sync_val_compare_and_swap(w, old, old & bits);
-    if (seen == old) return old;
-    old = seen;
-  }
-}
-
 static int popcount128(u128 x)
 {
   return __builtin_popcountll((uint64_t)x) + __builtin_popcountll((uint64_t)(x >> 64));
@@ -117,16 +97,6 @@ static void note_error(int rc, int timeout)
 
 /* ------------------------------------------------------------- random */
 
-static uint64_t rnd(uint64_t *s)
-{
-  uint64_t x = *s;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  *s = x;
-  return x * UINT64_C(2685821657736338717);
-}
-
 static void spin_us(double us)
 {
   double end = tu_now_ms() + us / 1000.0;
@@ -138,11 +108,11 @@ static void spin_us(double us)
 ** a zero-length one. */
 static int hold_random(uint64_t *rng)
 {
-  unsigned r = (unsigned)(rnd(rng) % 100);
+  unsigned r = (unsigned)(tu_rnd(rng) % 100);
   if (r < 35) return 1;
-  if (r < 70) spin_us((double)(rnd(rng) % 20));
+  if (r < 70) spin_us((double)(tu_rnd(rng) % 20));
   else if (r < 85) sched_yield();
-  else tu_sleep_ms((double)(rnd(rng) % 200) / 1000.0);
+  else tu_sleep_ms((double)(tu_rnd(rng) % 200) / 1000.0);
   return 0;
 }
 
@@ -197,15 +167,15 @@ static void *worker(void *p)
   const u128 bit = (u128)1 << a->id;
   while (!atomic_load(&S->go)) tu_sleep_ms(1);
   for (int i = 0; i < a->ops; i++) {
-    unsigned r = (unsigned)(rnd(&rng) % 100);
+    unsigned r = (unsigned)(tu_rnd(&rng) % 100);
     int timeout = r < 45 || g_wait_forever_only ? -1
-                : r < 70 ? 1 + (int)(rnd(&rng) % 4)
+                : r < 70 ? 1 + (int)(tu_rnd(&rng) % 4)
                 : r < 90 ? 0
                          : DBPOOL_TIMEOUT_DEFAULT;
     uint32_t e1 = atomic_load(&S->epoch);
     rc = dbpool_holder_acquire(h, timeout);
     if (rc == 0) {
-      u128 before = flags_fetch_or(&S->flags, bit);
+      u128 before = tu_u128_fetch_or(&S->flags, bit);
       uint32_t e2 = atomic_load(&S->epoch);
       if (before & bit) note_error(-1000, timeout); /* our flag was already up */
       int n = popcount128(before | bit);
@@ -220,7 +190,7 @@ static void *worker(void *p)
       if (!dbpool_holder_held(h)) note_error(-1001, timeout);
       ok++;
       zero += hold_random(&rng);
-      flags_fetch_and(&S->flags, ~bit);
+      tu_u128_fetch_and(&S->flags, ~bit);
       rc = dbpool_holder_release(h);
       if (rc) note_error(rc, -2);
     } else if ((rc == -EAGAIN && timeout == 0) ||
@@ -236,7 +206,7 @@ static void *worker(void *p)
     } else {
       note_error(rc, timeout); /* includes any failure of a wait-forever acquire */
     }
-    if (rnd(&rng) % 4 == 0) hold_random(&rng); /* think time */
+    if (tu_rnd(&rng) % 4 == 0) hold_random(&rng); /* think time */
   }
   dbpool_holder_free(h);
   dbpool_coord_close(c);
@@ -365,14 +335,14 @@ static phase_t run_phase(const char *db, dbpool_coord *c, int procs, int threads
     spawn(&k, db, procs, threads, ops);
   } else {
     for (int i = 0; i < threads; i++) {
-      g_args[i] = (worker_arg){db, i, ops, rnd(&rng)};
+      g_args[i] = (worker_arg){db, i, ops, tu_rnd(&rng)};
       REQUIRE(pthread_create(&g_threads[i], NULL, worker, &g_args[i]) == 0);
     }
   }
   atomic_store(&S->go, 1);
   while ((procs > 0 ? poll_kids(&k) > 0 : atomic_load(&S->workers_done) < threads) &&
          tu_now_ms() < deadline) {
-    tu_sleep_ms(2 + (double)(rnd(&rng) % 15));
+    tu_sleep_ms(2 + (double)(tu_rnd(&rng) % 15));
     int r = dbpool_coord_reap(c);
     if (r > 0) ph.reaped += r;
     if (r < 0) ph.reap_errors++;
@@ -383,7 +353,7 @@ static phase_t run_phase(const char *db, dbpool_coord *c, int procs, int threads
       if (st.processes > (unsigned)(procs > 0 ? procs : 1)) ph.too_many_procs++;
     }
     if (!live || e + 2 >= MAX_EPOCHS) continue;
-    int v = limits[rnd(&rng) % nlimits], cur = ph.last_limit;
+    int v = limits[tu_rnd(&rng) % nlimits], cur = ph.last_limit;
     atomic_store(&S->bound[e + 1], v > cur ? v : cur);
     atomic_store(&S->epoch, e + 1);
     if (dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, v) != 0) ph.set_failures++;

@@ -202,4 +202,40 @@ static inline int tu_wait_child(pid_t pid, double timeout_ms)
   return 128 + WTERMSIG(status);
 }
 
+/* A 128-bit word of flags shared by processes, changed with 16-byte CAS:
+** fetch-or and fetch-and return the word as it was, an atomic snapshot
+** (counting separate flags one by one is not one). */
+__extension__ typedef unsigned __int128 tu_u128;
+
+static inline tu_u128 tu_u128_fetch_or(tu_u128 *w, tu_u128 bits)
+{
+  tu_u128 old = 0; /* a guess; the CAS returns the real value */
+  for (;;) {
+    tu_u128 seen = __sync_val_compare_and_swap(w, old, old | bits);
+    if (seen == old) return old;
+    old = seen;
+  }
+}
+
+static inline tu_u128 tu_u128_fetch_and(tu_u128 *w, tu_u128 bits)
+{
+  tu_u128 old = 0;
+  for (;;) {
+    tu_u128 seen = __sync_val_compare_and_swap(w, old, old & bits);
+    if (seen == old) return old;
+    old = seen;
+  }
+}
+
+/* xorshift64*: reproducible per-process randomness from a seed. */
+static inline uint64_t tu_rnd(uint64_t *s)
+{
+  uint64_t x = *s;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  *s = x;
+  return x * UINT64_C(2685821657736338717);
+}
+
 #endif
