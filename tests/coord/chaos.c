@@ -82,20 +82,13 @@ static void note_error(int rc, int timeout)
   }
 }
 
-static void spin_us(double us)
-{
-  double end = tu_now_ms() + us / 1000.0;
-  while (tu_now_ms() < end) {
-  }
-}
-
 /* Holds of 0 to ~2 ms: long enough that the parent often catches a child
 ** holding, short enough that waiters move. */
 static void hold_random(uint64_t *rng)
 {
   unsigned r = (unsigned)(tu_rnd(rng) % 100);
   if (r < 30) return; /* zero-length */
-  if (r < 50) spin_us((double)(tu_rnd(rng) % 50));
+  if (r < 50) tu_spin_us((double)(tu_rnd(rng) % 50));
   else if (r < 60) sched_yield();
   else tu_sleep_ms((double)(tu_rnd(rng) % 2000) / 1000.0);
 }
@@ -151,7 +144,7 @@ static void child_main(int i, const char *db)
       note_error(rc, timeout); /* a wait-forever acquire must not fail */
     }
     atomic_store(&S->kid[i].state, ST_IDLE);
-    if (tu_rnd(&rng) % 2) spin_us((double)(tu_rnd(&rng) % 300));
+    if (tu_rnd(&rng) % 2) tu_spin_us((double)(tu_rnd(&rng) % 300));
   }
   atomic_store(&S->kid[i].state, ST_EXIT);
   dbpool_holder_free(h);

@@ -97,20 +97,13 @@ static void note_error(int rc, int timeout)
 
 /* ------------------------------------------------------------- random */
 
-static void spin_us(double us)
-{
-  double end = tu_now_ms() + us / 1000.0;
-  while (tu_now_ms() < end) {
-  }
-}
-
 /* A short random hold: a third of them nothing at all. Returns 1 for
 ** a zero-length one. */
 static int hold_random(uint64_t *rng)
 {
   unsigned r = (unsigned)(tu_rnd(rng) % 100);
   if (r < 35) return 1;
-  if (r < 70) spin_us((double)(tu_rnd(rng) % 20));
+  if (r < 70) tu_spin_us((double)(tu_rnd(rng) % 20));
   else if (r < 85) sched_yield();
   else tu_sleep_ms((double)(tu_rnd(rng) % 200) / 1000.0);
   return 0;

@@ -100,6 +100,14 @@ static inline void tu_sleep_ms(double ms)
   }
 }
 
+/* Busy-wait (a hold that must not sleep). */
+static inline void tu_spin_us(double us)
+{
+  double end = tu_now_ms() + us / 1000.0;
+  while (tu_now_ms() < end) {
+  }
+}
+
 /* Segments of our namespace left in /dev/shm. */
 static inline int tu_count_segments(void)
 {
