@@ -13,7 +13,7 @@ EXT=$(realpath "$B/dbpool.so"); EXT=${EXT%.so}
 CTL=$(realpath "$B/dbpoolctl")
 dir=$(mktemp -d /tmp/dbpool-demo-XXXXXX)
 db=$dir/app.db
-export DBPOOL_NAMESPACE="demo$$" DBPOOL_MAX_CONNECTIONS=3
+export DBPOOL_NAMESPACE="${DBPOOL_TEST_RUN:-}demo$$" DBPOOL_MAX_CONNECTIONS=3
 unset DBPOOL_ACQUIRE_TIMEOUT_MS
 declare -A PID FD
 

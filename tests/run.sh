@@ -3,7 +3,10 @@
 #
 # Runs every C test program in $B/tests, then the SQL, Python and CLI suites
 # when their parts are built. Each program cleans up its own pool segments;
-# this script checks that none are left in /dev/shm afterwards.
+# this script checks that none are left in /dev/shm afterwards. Every pool
+# namespace of the run starts with $DBPOOL_TEST_RUN, so the check counts only
+# this run's segments: other dbpool users on the host (or another run) are
+# neither disturbed nor counted.
 set -u
 B=${B:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -23,7 +26,8 @@ run() {
   fi
 }
 
-shm_before=$(ls /dev/shm | grep -c '^dbpool\.' || true)
+export DBPOOL_TEST_RUN="r$$"
+ours() { ls /dev/shm | grep "^dbpool\.$DBPOOL_TEST_RUN" || true; }
 
 for t in "$B"/tests/*; do
   [ -x "$t" ] && [ -f "$t" ] || continue
@@ -35,9 +39,8 @@ for suite in tests/suites/*.sh; do
   run "$(basename "$suite" .sh)" bash "$suite"
 done
 
-shm_after=$(ls /dev/shm | grep -c '^dbpool\.' || true)
-if [ "$shm_after" -gt "$shm_before" ]; then
-  echo "pool segments left behind in /dev/shm:"; ls /dev/shm | grep '^dbpool\.'
+if [ -n "$(ours)" ]; then
+  echo "pool segments left behind in /dev/shm:"; ours
   failed+=("shm-leak")
 fi
 

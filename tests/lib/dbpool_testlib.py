@@ -35,7 +35,8 @@ class PoolTestCase(unittest.TestCase):
         PoolTestCase.serial += 1
         self.dir = tempfile.mkdtemp(prefix="dbpool-py-")
         self.db = os.path.join(self.dir, "app.db")
-        self.ns = "py%d-%d" % (os.getpid(), PoolTestCase.serial)
+        self.ns = "%spy%d-%d" % (os.environ.get("DBPOOL_TEST_RUN", ""),
+                                  os.getpid(), PoolTestCase.serial)
         self.env = dict(os.environ, DBPOOL_NAMESPACE=self.ns,
                         DBPOOL_MAX_CONNECTIONS=self.max_connections)
         self.env.pop("DBPOOL_ACQUIRE_TIMEOUT_MS", None)

@@ -151,7 +151,11 @@ static inline const char *tu_db(const char *name)
 
 static inline void tu_init(const char *suite)
 {
-  snprintf(tu_ns, sizeof tu_ns, "t%d-%s", (int)getpid(), suite);
+  /* DBPOOL_TEST_RUN (set by tests/run.sh) prefixes every namespace of one
+  ** run, so that the run can count what it left behind while other dbpool
+  ** users (or other runs) are active on the host. */
+  const char *run = getenv("DBPOOL_TEST_RUN");
+  snprintf(tu_ns, sizeof tu_ns, "%st%d-%s", run ? run : "", (int)getpid(), suite);
   setenv("DBPOOL_NAMESPACE", tu_ns, 1);
   unsetenv("DBPOOL_MAX_CONNECTIONS");
   unsetenv("DBPOOL_ACQUIRE_TIMEOUT_MS");

@@ -23,7 +23,7 @@ for f in bin/dbpoolctl lib/dbpool.so lib/libdbpool.a "lib/libdbpool.so.$version"
 done
 check "[ \"\$(readelf -d '$root/lib/libdbpool.so.$version' | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')\" = libdbpool.so.0 ]"
 
-export DBPOOL_NAMESPACE="inst$$"
+export DBPOOL_NAMESPACE="${DBPOOL_TEST_RUN:-}inst$$"
 work=$dest/work; mkdir -p "$work"
 sqlite3 "$work/app.db" "CREATE TABLE t(x)"
 # The extension by its bare name, from another directory.

@@ -8,7 +8,7 @@ set -u
 B=${B:-build}
 cd "$(dirname "$0")/../.."
 ext=$(realpath "$B/dbpool.so"); ext=${ext%.so}
-export DBPOOL_NAMESPACE="sql$$"
+export DBPOOL_NAMESPACE="${DBPOOL_TEST_RUN:-}sql$$"
 unset DBPOOL_MAX_CONNECTIONS DBPOOL_ACQUIRE_TIMEOUT_MS
 status=0
 for script in tests/sql/*.sql; do
