@@ -137,6 +137,8 @@ DBP_HIDDEN int dbp_setting_initial(int s, int64_t *value);
 /* stats.c */
 DBP_HIDDEN unsigned dbp_hist_bucket(uint64_t wait_ns);
 DBP_HIDDEN void dbp_record_wait(dbp_header *h, uint64_t wait_ns);
+DBP_HIDDEN uint64_t dbp_percentile(const uint64_t *counts, uint64_t total,
+                                   double q, uint64_t max_ns);
 
 /* registry.c */
 DBP_HIDDEN int dbp_register_process(dbpool_coord *c);

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "internal.h"
+#include "writer.h"
 
 static const dbpool_setting_info g_settings[DBPOOL_SETTING_COUNT] = {
     [DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS] =
@@ -24,6 +25,15 @@ static const dbpool_setting_info g_settings[DBPOOL_SETTING_COUNT] = {
     [DBPOOL_SETTING_PAUSED] =
         {"paused", 0, 0, 1, NULL,
          "1 makes new acquires wait until the pool is resumed (0)."},
+    [DBPOOL_SETTING_WRITER_QUEUE] =
+        {"writer_queue", DBP_WQ_ON_DEFAULT, 0, 1, NULL,
+         "1 makes WAL writers take turns host-wide in arrival order (0: "
+         "SQLite's busy handler alone)."},
+    [DBPOOL_SETTING_WRITER_STARVATION_MS] =
+        {"writer_starvation_ms", DBP_WQ_STARVE_DEFAULT_MS, 0,
+         DBPOOL_WRITER_STARVATION_LIMIT, NULL,
+         "A writer that has waited this long gets the next turn (no barging "
+         "past it), in ms."},
 };
 
 const dbpool_setting_info *dbpool_setting_describe(int s)
@@ -37,7 +47,8 @@ int dbpool_setting_lookup(const char *name)
     if (strcmp(name, g_settings[s].name) == 0) return s;
   return dbp_err(-EINVAL,
                  "dbpool: unknown setting '%s' (settings: acquire_timeout_ms, "
-                 "max_connections, paused)", name ? name : "(null)");
+                 "max_connections, paused, writer_queue, writer_starvation_ms)",
+                 name ? name : "(null)");
 }
 
 static int out_of_range(int s, long long v)
@@ -52,7 +63,8 @@ int dbpool_setting_parse(int s, const char *text, int64_t *value)
   const dbpool_setting_info *d = dbpool_setting_describe(s);
   if (!d) return dbp_err(-EINVAL, "dbpool: no setting number %d", s);
   if (!text) text = "";
-  if (s == DBPOOL_SETTING_PAUSED) {
+  bool onoff = s == DBPOOL_SETTING_PAUSED || s == DBPOOL_SETTING_WRITER_QUEUE;
+  if (onoff) {
     static const char *on[] = {"on", "true", "yes"}, *off[] = {"off", "false", "no"};
     for (int i = 0; i < 3; i++) {
       if (strcasecmp(text, on[i]) == 0) return *value = 1, 0;
@@ -62,10 +74,9 @@ int dbpool_setting_parse(int s, const char *text, int64_t *value)
   char *end;
   errno = 0;
   long long v = strtoll(text, &end, 10);
-  if ((end == text || *end != 0 || text[0] == ' ' || text[0] == '\t') &&
-      s == DBPOOL_SETTING_PAUSED)
-    return dbp_err(-EINVAL, "dbpool: invalid value '%s' for paused: expected "
-                   "0, 1, on, off, true, false, yes or no", text);
+  if ((end == text || *end != 0 || text[0] == ' ' || text[0] == '\t') && onoff)
+    return dbp_err(-EINVAL, "dbpool: invalid value '%s' for %s: expected "
+                   "0, 1, on, off, true, false, yes or no", text, d->name);
   if (end == text || *end != 0 || text[0] == ' ' || text[0] == '\t')
     return dbp_err(-EINVAL,
                    "dbpool: invalid value '%s' for %s: expected an integer "
@@ -91,6 +102,12 @@ int dbpool_coord_get(dbpool_coord *c, int s, int64_t *value)
   case DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS:
     *value = atomic_load(&c->hdr->acquire_timeout_ms);
     return 0;
+  case DBPOOL_SETTING_WRITER_QUEUE:
+    *value = atomic_load(&c->hdr->writerq.enabled) != 0;
+    return 0;
+  case DBPOOL_SETTING_WRITER_STARVATION_MS:
+    *value = atomic_load(&c->hdr->writerq.starve_ms);
+    return 0;
   }
   return dbp_err(-EINVAL, "dbpool: no setting number %d", s);
 }
@@ -109,6 +126,8 @@ int dbpool_coord_set(dbpool_coord *c, int s, int64_t value)
     atomic_store(&c->hdr->acquire_timeout_ms, (int32_t)value);
     return 0;
   }
+  if (s == DBPOOL_SETTING_WRITER_QUEUE || s == DBPOOL_SETTING_WRITER_STARVATION_MS)
+    return dbp_wq_set(c, s, value);
   int rc = dbp_lock(c, -1);
   if (rc) return rc;
   dbp_header *h = c->hdr;

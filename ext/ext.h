@@ -46,6 +46,9 @@ int dbpool_register_functions(sqlite3 *db, dbpool_conn *conn);
 /* vfs_shim.c */
 int dbpool_vfs_install(void);
 void dbpool_vfs_uninstall(void);
+/* Tell the main database file's writer gate which slot its connection
+** holds (shown in pool_connections). */
+void dbpool_vfs_note_slot(sqlite3 *db, unsigned slot);
 
 /* common.c: helpers the tables share. */
 int dbpool_errno_to_sqlite(int err);

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "ext.h"
+#include "writer_gate.h"
 SQLITE_EXTENSION_INIT3
 
 typedef struct shim_file {
@@ -32,6 +33,7 @@ typedef struct shim_file {
   sqlite3_file *real;   /* the root VFS's file, allocated right after us */
   const char *zName;    /* valid until xClose (SQLite's guarantee) */
   dbpool_coord *coord;  /* the file's pool, opened at the first pragma */
+  writer_gate wg;       /* writers take turns (writer_gate.c) */
 } shim_file;
 
 static sqlite3_vfs *g_root;
@@ -42,6 +44,7 @@ static sqlite3_vfs g_shim;
 static int shim_close(sqlite3_file *f)
 {
   shim_file *p = (shim_file *)f;
+  wg_close(&p->wg);
   int rc = p->real->pMethods ? p->real->pMethods->xClose(p->real) : SQLITE_OK;
   dbpool_coord_close(p->coord);
   p->coord = NULL;
@@ -75,6 +78,7 @@ static int shim_file_size(sqlite3_file *f, sqlite3_int64 *size)
 
 static int shim_lock(sqlite3_file *f, int level)
 {
+  wg_lock(&((shim_file *)f)->wg, level);
   return REAL(f)->pMethods->xLock(REAL(f), level);
 }
 
@@ -142,6 +146,7 @@ static int shim_pragma(shim_file *p, char **az)
 static int shim_file_control(sqlite3_file *f, int op, void *arg)
 {
   shim_file *p = (shim_file *)f;
+  wg_file_control(&p->wg, op, arg);
   if (op == SQLITE_FCNTL_PRAGMA && p->zName) {
     int rc = shim_pragma(p, (char **)arg);
     if (rc != SQLITE_NOTFOUND) return rc;
@@ -169,7 +174,7 @@ static int shim_shm_map(sqlite3_file *f, int pg, int pgsz, int extend, void vola
 
 static int shim_shm_lock(sqlite3_file *f, int offset, int n, int flags)
 {
-  return REAL(f)->pMethods->xShmLock(REAL(f), offset, n, flags);
+  return wg_shm_lock(&((shim_file *)f)->wg, offset, n, flags);
 }
 
 static void shim_shm_barrier(sqlite3_file *f)
@@ -179,6 +184,7 @@ static void shim_shm_barrier(sqlite3_file *f)
 
 static int shim_shm_unmap(sqlite3_file *f, int delete_flag)
 {
+  wg_shm_unmap(&((shim_file *)f)->wg);
   return REAL(f)->pMethods->xShmUnmap(REAL(f), delete_flag);
 }
 
@@ -224,6 +230,7 @@ static int shim_open(sqlite3_vfs *vfs, const char *zName, sqlite3_file *f,
     return rc;
   }
   p->zName = zName;
+  wg_open(&p->wg, zName, p->real);
   int v = p->real->pMethods->iVersion;
   f->pMethods = &shim_methods[(v < 1 ? 1 : v > 3 ? 3 : v) - 1];
   return SQLITE_OK;
@@ -280,7 +287,7 @@ static int shim_randomness(sqlite3_vfs *v, int n, char *z)
 static int shim_sleep(sqlite3_vfs *v, int us)
 {
   (void)v;
-  return g_root->xSleep(g_root, us);
+  return wg_sleep(g_root, us); /* a refused writer waits for its turn here */
 }
 
 static int shim_current_time(sqlite3_vfs *v, double *t)
@@ -349,6 +356,15 @@ int dbpool_vfs_install(void)
     g_shim.xNextSystemCall = shim_next_system_call;
   }
   return sqlite3_vfs_register(&g_shim, 1);
+}
+
+void dbpool_vfs_note_slot(sqlite3 *db, unsigned slot)
+{
+  sqlite3_file *f = NULL;
+  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || !f)
+    return;
+  for (int i = 0; i < 3; i++)
+    if (f->pMethods == &shim_methods[i]) ((shim_file *)f)->wg.h.slot = slot;
 }
 
 void dbpool_vfs_uninstall(void)

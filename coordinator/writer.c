@@ -1,0 +1,608 @@
+/*
+** writer.c -- the writer queue: whose turn it is to write a WAL database,
+** host-wide, in arrival order, with barging while nobody starves.
+**
+** The caller (ext/writer_gate.c) never blocks SQLite where it holds locks:
+** it asks for the turn when SQLite asks for its write lock and, when the
+** turn is taken, answers SQLITE_BUSY; the waiting happens later, where
+** SQLite's busy handler sleeps (dbp_wq_wait). Layout: writer_layout.h.
+**
+** Barging: while no waiter has waited writer_starvation_ms and the head of
+** the queue has not been beaten twice, a free turn goes to whoever asks
+** first (the releasing process, already on a CPU, usually): a hand-off to a
+** sleeping waiter costs a wake-up, ~2x a transaction here. Past the
+** threshold the turn is handed to the head directly (strict FIFO).
+**
+** Crash safety: a turn or ticket whose owner died is skipped by whoever
+** checks next (waiters check every DBP_POLL_MS, at most one check per
+** WQ_CHECK_MIN_MS pool-wide); a granted turn nobody comes for, and a ticket
+** whose waiter stopped retrying, expire after WQ_CLAIM_MS.
+*/
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+
+#include "writer.h"
+
+#define WQ_CLAIM_MS 50     /* a grantee or waiter must show up within this */
+#define WQ_CHECK_MIN_MS 10 /* at most one dead-owner check per this */
+#define WQ_BEATEN_MAX 2    /* woken for a free turn and beaten: then strict */
+
+static dbp_writerq *wq(dbpool_coord *c) { return &c->hdr->writerq; }
+static int64_t ms_ns(int64_t ms) { return ms * 1000000; }
+
+void dbp_wq_init(dbp_header *h)
+{
+  dbp_writerq *q = &h->writerq;
+  atomic_store(&q->turn, WQ_T_MAKE(0, WQ_FREE, DBP_WQ_NONE, 0));
+  atomic_store(&q->next_ticket, 1);
+  atomic_store(&q->enabled, DBP_WQ_ON_DEFAULT);
+  atomic_store(&q->starve_ms, DBP_WQ_STARVE_DEFAULT_MS);
+  atomic_store(&q->initialised, 1);
+}
+
+static void wake_entry(dbp_writerq *q, uint32_t i);
+
+int dbp_wq_set(dbpool_coord *c, int setting, int64_t value)
+{
+  dbp_writerq *q = wq(c);
+  if (setting == DBPOOL_SETTING_WRITER_STARVATION_MS) {
+    atomic_store(&q->starve_ms, (uint32_t)value);
+    return 0;
+  }
+  atomic_store(&q->enabled, value ? 1u : 0u);
+  if (!value) { /* waiters stop waiting: their next try goes to SQLite */
+    uint32_t hwm = atomic_load(&q->entry_hwm);
+    for (uint32_t i = 0; i < hwm && i < DBP_WQ_ENTRIES; i++)
+      if (WQE_KIND(atomic_load(&q->entries[i].state)) == WQE_WAITING) wake_entry(q, i);
+  }
+  return 0;
+}
+
+void dbp_wq_note_journal(dbpool_coord *c, unsigned kind)
+{
+  if (c->readonly) return;
+  if (atomic_load_explicit(&wq(c)->journal, memory_order_relaxed) != kind)
+    atomic_store_explicit(&wq(c)->journal, kind, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------ identity */
+
+typedef struct self_id {
+  unsigned fork_gen;
+  uint32_t kind;
+  uint64_t ident, pidns;
+} self_id;
+
+/* Who this process is: computed once per process (fork generation). */
+static self_id self_identity(void)
+{
+  static self_id cached;
+  static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  self_id s;
+  pthread_mutex_lock(&mu);
+  if (cached.fork_gen != dbp_fork_gen()) {
+    dbp_self_identity(&cached.kind, &cached.ident);
+    cached.pidns = dbp_self_pidns();
+    cached.fork_gen = dbp_fork_gen();
+  }
+  s = cached;
+  pthread_mutex_unlock(&mu);
+  return s;
+}
+
+/* The writer queue's one question about liveness: has the process that
+** owns entry e certainly exited? (The pool's process records answer the
+** same question for slots; when they change how, this follows.) Anything
+** uncertain counts as alive, as in reap.c. */
+static bool owner_gone(const dbp_wq_entry *e)
+{
+  int32_t pid = atomic_load(&e->pid);
+  uint32_t kind = atomic_load(&e->ident_kind);
+  uint64_t ident = atomic_load(&e->ident), ns = atomic_load(&e->pidns);
+  self_id me = self_identity();
+  if (pid == dbp_pid() && kind == me.kind && ident == me.ident) return false;
+  if (ns && me.pidns && ns != me.pidns) return false;
+  return dbp_process_dead(pid, kind, ident);
+}
+
+static bool same_thread(const dbp_wq_entry *e)
+{
+  return atomic_load_explicit(&e->pid, memory_order_relaxed) == dbp_pid() &&
+         atomic_load_explicit(&e->tid, memory_order_relaxed) == dbp_tid();
+}
+
+/* ------------------------------------------------------------- entries */
+
+static uint32_t entry_hwm(dbp_writerq *q)
+{
+  uint32_t v = atomic_load_explicit(&q->entry_hwm, memory_order_acquire);
+  return v < DBP_WQ_ENTRIES ? v : DBP_WQ_ENTRIES;
+}
+
+/* Our entry, or NULL if it was taken from us (or never taken). */
+static dbp_wq_entry *entry_of(dbpool_coord *c, const dbp_wq_handle *h)
+{
+  if (h->idx >= DBP_WQ_ENTRIES) return NULL;
+  dbp_wq_entry *e = &wq(c)->entries[h->idx];
+  uint64_t w = atomic_load_explicit(&e->state, memory_order_acquire);
+  return WQE_GEN(w) == h->gen && WQE_KIND(w) != WQE_FREE ? e : NULL;
+}
+
+static bool claim_entry(dbpool_coord *c, dbp_wq_handle *h, uint32_t i)
+{
+  dbp_wq_entry *e = &wq(c)->entries[i];
+  uint64_t w = atomic_load(&e->state);
+  if (WQE_KIND(w) != WQE_FREE) return false;
+  uint64_t n = WQE_WORD(WQE_GEN(w) + 1, WQE_IDLE);
+  if (!atomic_compare_exchange_strong(&e->state, &w, n)) return false;
+  self_id me = self_identity();
+  atomic_store(&e->pid, dbp_pid());
+  atomic_store(&e->tid, dbp_tid());
+  atomic_store(&e->ident_kind, me.kind);
+  atomic_store(&e->ident, me.ident);
+  atomic_store(&e->pidns, me.pidns);
+  atomic_store(&e->slot, h->slot);
+  atomic_store(&e->losses, 0);
+  h->idx = i;
+  h->gen = WQE_GEN(n);
+  return true;
+}
+
+/* Free entries of dead processes, for a pool whose table is full. */
+static void reclaim_dead_entries(dbpool_coord *c)
+{
+  dbp_writerq *q = wq(c);
+  uint32_t hwm = entry_hwm(q);
+  for (uint32_t i = 0; i < hwm; i++) {
+    dbp_wq_entry *e = &q->entries[i];
+    uint64_t w = atomic_load(&e->state);
+    if (WQE_KIND(w) != WQE_IDLE || !owner_gone(e)) continue;
+    atomic_compare_exchange_strong(&e->state, &w, WQE_WORD(WQE_GEN(w), WQE_FREE));
+  }
+}
+
+static int take_entry(dbpool_coord *c, dbp_wq_handle *h)
+{
+  dbp_writerq *q = wq(c);
+  for (int attempt = 0; attempt < 2; attempt++) {
+    uint32_t hwm = entry_hwm(q);
+    for (uint32_t i = 0; i < hwm; i++)
+      if (claim_entry(c, h, i)) return 0;
+    while (hwm < DBP_WQ_ENTRIES) {
+      uint32_t want = hwm;
+      if (atomic_compare_exchange_strong(&q->entry_hwm, &want, hwm + 1) &&
+          claim_entry(c, h, hwm))
+        return 0;
+      hwm = entry_hwm(q);
+    }
+    reclaim_dead_entries(c);
+  }
+  return -ENOSPC;
+}
+
+/* Leave the queue: WAITING -> IDLE. Returns the wait if we did leave. */
+static bool leave_queue(dbp_writerq *q, dbp_wq_entry *e)
+{
+  uint64_t w = atomic_load(&e->state);
+  while (WQE_KIND(w) == WQE_WAITING)
+    if (atomic_compare_exchange_weak(&e->state, &w, WQE_WORD(WQE_GEN(w), WQE_IDLE))) {
+      uint32_t n = atomic_load(&q->n_waiting);
+      while (n > 0 && !atomic_compare_exchange_weak(&q->n_waiting, &n, n - 1)) {
+      }
+      return true;
+    }
+  return false;
+}
+
+static void enqueue(dbp_writerq *q, dbp_wq_entry *e, int64_t now)
+{
+  uint64_t w = atomic_load(&e->state);
+  atomic_store(&e->alive_ns, now + ms_ns(WQ_CLAIM_MS));
+  if (WQE_KIND(w) == WQE_WAITING) return;
+  atomic_store(&e->ticket, atomic_fetch_add(&q->next_ticket, 1));
+  atomic_store(&e->since_ns, now);
+  atomic_store(&e->losses, 0);
+  if (atomic_compare_exchange_strong(&e->state, &w, WQE_WORD(WQE_GEN(w), WQE_WAITING)))
+    atomic_fetch_add(&q->n_waiting, 1);
+}
+
+/* ------------------------------------------------------------ the queue */
+
+typedef struct head_info {
+  uint32_t idx; /* DBP_WQ_NONE: nobody waits */
+  int64_t since_ns;
+  uint32_t losses;
+} head_info;
+
+/* The queue's head: the live waiting entry with the smallest ticket
+** (entries whose waiter stopped coming back are passed over; checks
+** remove them). A read-only scan. */
+static head_info find_head(dbp_writerq *q, int64_t now, uint32_t exclude)
+{
+  head_info hd = {DBP_WQ_NONE, 0, 0};
+  uint64_t best = UINT64_MAX;
+  uint32_t hwm = entry_hwm(q);
+  for (uint32_t i = 0; i < hwm; i++) {
+    dbp_wq_entry *e = &q->entries[i];
+    if (i == exclude ||
+        WQE_KIND(atomic_load_explicit(&e->state, memory_order_acquire)) != WQE_WAITING)
+      continue;
+    if (atomic_load_explicit(&e->alive_ns, memory_order_relaxed) < now) continue;
+    uint64_t t = atomic_load_explicit(&e->ticket, memory_order_relaxed);
+    if (t < best) {
+      best = t;
+      hd.idx = i;
+      hd.since_ns = atomic_load_explicit(&e->since_ns, memory_order_relaxed);
+      hd.losses = atomic_load_explicit(&e->losses, memory_order_relaxed);
+    }
+  }
+  return hd;
+}
+
+static int64_t starve_ns(dbp_writerq *q)
+{
+  uint32_t ms = atomic_load_explicit(&q->starve_ms, memory_order_relaxed);
+  return ms_ns(ms <= DBPOOL_WRITER_STARVATION_LIMIT ? ms : DBPOOL_WRITER_STARVATION_LIMIT);
+}
+
+static bool starving(dbp_writerq *q, head_info hd, int64_t now)
+{
+  return hd.idx != DBP_WQ_NONE &&
+         (now - hd.since_ns >= starve_ns(q) || hd.losses >= WQ_BEATEN_MAX);
+}
+
+/* May entry idx take a free turn t now? Anyone may while nobody starves
+** (barging); otherwise only the head. */
+static bool may_take(dbp_writerq *q, uint64_t t, uint32_t idx, int64_t now)
+{
+  if (atomic_load_explicit(&q->n_waiting, memory_order_acquire) == 0) return true;
+  head_info hd = find_head(q, now, DBP_WQ_NONE);
+  if (hd.idx == DBP_WQ_NONE || hd.idx == idx) return true;
+  return !(t & WQ_T_STRICT) && !starving(q, hd, now);
+}
+
+static void wake_entry(dbp_writerq *q, uint32_t i)
+{
+  if (i >= DBP_WQ_ENTRIES) return;
+  atomic_fetch_add_explicit(&q->entries[i].wake, 1, memory_order_release);
+  dbp_futex_wake(&q->entries[i].wake, INT_MAX);
+}
+
+/* Move the turn on from t: to the head if it starves (strict hand-off),
+** else free (and the head is woken to compete). exclude: an entry that
+** must not get it (the one whose grant expired). False if t changed. */
+static bool pass_turn(dbpool_coord *c, uint64_t t, int64_t now, uint32_t exclude)
+{
+  dbp_writerq *q = wq(c);
+  head_info hd = {DBP_WQ_NONE, 0, 0};
+  if (atomic_load_explicit(&q->n_waiting, memory_order_acquire) > 0)
+    hd = find_head(q, now, exclude);
+  bool strict = starving(q, hd, now);
+  uint64_t n = strict ? WQ_T_MAKE(t, WQ_GRANTED, hd.idx, 1)
+                      : WQ_T_MAKE(t, WQ_FREE, DBP_WQ_NONE, 0);
+  if (strict) atomic_store(&q->turn_ns, now);
+  if (!atomic_compare_exchange_strong(&q->turn, &t, n)) return false;
+  if (strict) atomic_fetch_add_explicit(&q->strict_grants, 1, memory_order_relaxed);
+  wake_entry(q, hd.idx);
+  return true;
+}
+
+static bool grant_expired(dbp_writerq *q, uint64_t t, int64_t now)
+{
+  uint32_t j = WQ_T_IDX(t);
+  if (j >= DBP_WQ_ENTRIES) return true; /* garbage */
+  int64_t until = atomic_load(&q->turn_ns) + ms_ns(WQ_CLAIM_MS);
+  int64_t alive = atomic_load(&q->entries[j].alive_ns);
+  return now > (alive > until ? alive : until);
+}
+
+/* The grantee of t did not come: pass the turn on and drop its ticket. */
+static void expire_grant(dbpool_coord *c, uint64_t t, int64_t now)
+{
+  dbp_writerq *q = wq(c);
+  uint32_t j = WQ_T_IDX(t);
+  if (!pass_turn(c, t, now, j)) return;
+  if (j < DBP_WQ_ENTRIES) leave_queue(q, &q->entries[j]);
+  atomic_fetch_add_explicit(&q->expired, 1, memory_order_relaxed);
+}
+
+/* Skip turns and tickets of dead processes, and tickets of waiters that
+** stopped coming back. Any process may do this at any time. */
+static void check_queue(dbpool_coord *c)
+{
+  dbp_writerq *q = wq(c);
+  int64_t now = dbp_mono_ns();
+  uint64_t t = atomic_load(&q->turn);
+  uint32_t j = WQ_T_IDX(t);
+  if (WQ_T_KIND(t) != WQ_FREE) {
+    dbp_wq_entry *e = j < DBP_WQ_ENTRIES ? &q->entries[j] : NULL;
+    uint64_t w = e ? atomic_load(&e->state) : 0;
+    if (!e || WQE_KIND(w) == WQE_FREE || owner_gone(e)) {
+      if (pass_turn(c, t, now, j)) {
+        atomic_fetch_add(&q->skipped_dead, 1);
+        if (e && WQE_KIND(w) != WQE_FREE && owner_gone(e)) {
+          leave_queue(q, e);
+          uint64_t w2 = atomic_load(&e->state);
+          atomic_compare_exchange_strong(&e->state, &w2,
+                                         WQE_WORD(WQE_GEN(w2), WQE_FREE));
+        }
+      }
+    } else if (WQ_T_KIND(t) == WQ_GRANTED && grant_expired(q, t, now)) {
+      expire_grant(c, t, now);
+    }
+  }
+  uint32_t hwm = entry_hwm(q), waiting = 0;
+  for (uint32_t i = 0; i < hwm; i++) {
+    dbp_wq_entry *e = &q->entries[i];
+    uint64_t w = atomic_load(&e->state);
+    if (WQE_KIND(w) != WQE_WAITING) continue;
+    uint64_t cur = atomic_load(&q->turn);
+    bool granted = WQ_T_IDX(cur) == i && WQ_T_KIND(cur) != WQ_FREE;
+    if (!granted && owner_gone(e)) {
+      if (leave_queue(q, e)) atomic_fetch_add(&q->skipped_dead, 1);
+      uint64_t w2 = atomic_load(&e->state);
+      atomic_compare_exchange_strong(&e->state, &w2, WQE_WORD(WQE_GEN(w2), WQE_FREE));
+    } else if (!granted && atomic_load(&e->alive_ns) < now) {
+      if (leave_queue(q, e)) atomic_fetch_add(&q->expired, 1);
+    } else {
+      waiting++;
+    }
+  }
+  /* n_waiting is a hint for the fast path; repair drift (a process killed
+  ** between changing an entry and the count). */
+  uint32_t n = atomic_load(&q->n_waiting);
+  if (n != waiting) atomic_compare_exchange_strong(&q->n_waiting, &n, waiting);
+}
+
+static void maybe_check(dbpool_coord *c)
+{
+  if (c->readonly) return;
+  dbp_writerq *q = wq(c);
+  int64_t now = dbp_mono_ns(), last = atomic_load(&q->last_check_ns);
+  uint64_t age = (uint64_t)now - (uint64_t)last;
+  if (last <= now && age < (uint64_t)ms_ns(WQ_CHECK_MIN_MS)) return;
+  if (!atomic_compare_exchange_strong(&q->last_check_ns, &last, now)) return;
+  check_queue(c);
+}
+
+/* ---------------------------------------------------------- the calls */
+
+static bool queue_on(dbpool_coord *c)
+{
+  return !c->readonly && atomic_load_explicit(&wq(c)->enabled, memory_order_relaxed);
+}
+
+int dbp_wq_acquire(dbpool_coord *c, dbp_wq_handle *h, bool woken)
+{
+  if (!queue_on(c)) return DBP_WQ_OFF;
+  dbp_writerq *q = wq(c);
+  dbp_wq_entry *e = entry_of(c, h);
+  if (!e) {
+    if (take_entry(c, h) != 0) return DBP_WQ_OFF; /* table full: don't queue */
+    e = &q->entries[h->idx];
+  }
+  if (atomic_load_explicit(&e->tid, memory_order_relaxed) != dbp_tid())
+    atomic_store_explicit(&e->tid, dbp_tid(), memory_order_relaxed);
+  int64_t now = dbp_mono_ns();
+  for (int tries = 0; tries < 64; tries++) {
+    uint64_t t = atomic_load(&q->turn);
+    uint32_t j = WQ_T_IDX(t);
+    unsigned k = WQ_T_KIND(t);
+    if (j == h->idx && k == WQ_HELD) return DBP_WQ_GO;
+    if (j == h->idx && k == WQ_GRANTED) {
+      if (atomic_compare_exchange_weak(&q->turn, &t,
+                                       WQ_T_MAKE(t, WQ_HELD, j, t & WQ_T_STRICT)))
+        return DBP_WQ_GO;
+      continue;
+    }
+    if (k != WQ_FREE && j < DBP_WQ_ENTRIES && same_thread(&q->entries[j]))
+      return DBP_WQ_SELF; /* waiting would wait on ourselves */
+    if (k == WQ_FREE) {
+      if (!may_take(q, t, h->idx, now)) break;
+      if (atomic_compare_exchange_weak(&q->turn, &t, WQ_T_MAKE(t, WQ_HELD, h->idx, 0)))
+        return DBP_WQ_GO;
+      continue;
+    }
+    if (k == WQ_GRANTED && grant_expired(q, t, now)) {
+      expire_grant(c, t, now);
+      continue;
+    }
+    break;
+  }
+  if (woken && WQE_KIND(atomic_load(&e->state)) == WQE_WAITING)
+    atomic_fetch_add(&e->losses, 1);
+  enqueue(q, e, now);
+  return DBP_WQ_WAIT;
+}
+
+static void record_write(dbp_writerq *q, dbp_wq_entry *e, bool waited, int64_t now)
+{
+  atomic_fetch_add_explicit(&q->total_writes, 1, memory_order_relaxed);
+  if (!waited) return;
+  int64_t since = atomic_load(&e->since_ns);
+  uint64_t ns = now > since ? (uint64_t)(now - since) : 0;
+  atomic_fetch_add_explicit(&q->total_waits, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&q->total_wait_ns, ns, memory_order_relaxed);
+  unsigned b = dbp_hist_bucket(ns);
+  if (b > 0) atomic_fetch_add_explicit(&q->hist[b], 1, memory_order_relaxed);
+  uint64_t m = atomic_load_explicit(&q->max_wait_ns, memory_order_relaxed);
+  while (ns > m && !atomic_compare_exchange_weak(&q->max_wait_ns, &m, ns)) {
+  }
+}
+
+void dbp_wq_taken(dbpool_coord *c, dbp_wq_handle *h)
+{
+  dbp_wq_entry *e = entry_of(c, h);
+  if (!e) return;
+  dbp_writerq *q = wq(c);
+  bool waited = leave_queue(q, e);
+  atomic_store_explicit(&e->losses, 0, memory_order_relaxed);
+  record_write(q, e, waited, dbp_mono_ns());
+}
+
+void dbp_wq_lock_busy(dbpool_coord *c, dbp_wq_handle *h, int64_t until_ns)
+{
+  dbp_wq_entry *e = entry_of(c, h);
+  if (!e) return;
+  dbp_writerq *q = wq(c);
+  int64_t now = dbp_mono_ns();
+  enqueue(q, e, now); /* keep (or take) our place: the wait counts */
+  atomic_store(&e->alive_ns, until_ns + ms_ns(WQ_CLAIM_MS));
+  uint64_t t = atomic_load(&q->turn);
+  while (WQ_T_IDX(t) == h->idx && WQ_T_KIND(t) == WQ_HELD) {
+    atomic_store(&q->turn_ns, now);
+    if (atomic_compare_exchange_weak(&q->turn, &t,
+                                     WQ_T_MAKE(t, WQ_GRANTED, h->idx, t & WQ_T_STRICT)))
+      break;
+  }
+}
+
+void dbp_wq_release(dbpool_coord *c, dbp_wq_handle *h)
+{
+  if (h->idx >= DBP_WQ_ENTRIES) return;
+  dbp_writerq *q = wq(c);
+  int64_t now = 0;
+  for (;;) {
+    uint64_t t = atomic_load(&q->turn);
+    if (WQ_T_IDX(t) != h->idx || WQ_T_KIND(t) == WQ_FREE) return;
+    if (!now) now = dbp_mono_ns();
+    if (pass_turn(c, t, now, h->idx)) return;
+  }
+}
+
+bool dbp_wq_queued(dbpool_coord *c, const dbp_wq_handle *h)
+{
+  dbp_wq_entry *e = entry_of(c, h);
+  if (!e) return false;
+  uint64_t t = atomic_load(&wq(c)->turn);
+  if (WQ_T_IDX(t) == h->idx && WQ_T_KIND(t) == WQ_GRANTED) return true;
+  return WQE_KIND(atomic_load(&e->state)) == WQE_WAITING &&
+         atomic_load(&e->alive_ns) >= dbp_mono_ns();
+}
+
+int dbp_wq_wait(dbpool_coord *c, dbp_wq_handle *h, int64_t deadline_ns, bool reserve)
+{
+  dbp_writerq *q = wq(c);
+  dbp_wq_entry *e = entry_of(c, h);
+  if (!e) return DBP_WQ_GONE;
+  bool first = true;
+  for (;;) {
+    uint32_t v = atomic_load_explicit(&e->wake, memory_order_acquire);
+    uint64_t t = atomic_load(&q->turn);
+    int64_t now = dbp_mono_ns();
+    if (!queue_on(c)) return DBP_WQ_READY;
+    if (WQ_T_IDX(t) == h->idx && WQ_T_KIND(t) != WQ_FREE) {
+      atomic_store(&e->alive_ns, now + ms_ns(WQ_CLAIM_MS));
+      return DBP_WQ_READY;
+    }
+    if (WQE_KIND(atomic_load(&e->state)) != WQE_WAITING) return DBP_WQ_GONE;
+    if (WQ_T_KIND(t) == WQ_FREE && may_take(q, t, h->idx, now)) {
+      if (!reserve) return DBP_WQ_READY;
+      atomic_store(&q->turn_ns, now);
+      atomic_store(&e->alive_ns, now + ms_ns(WQ_CLAIM_MS));
+      if (atomic_compare_exchange_strong(&q->turn, &t,
+                                         WQ_T_MAKE(t, WQ_GRANTED, h->idx, 0)))
+        return DBP_WQ_READY;
+      continue;
+    }
+    if (WQ_T_KIND(t) == WQ_GRANTED && grant_expired(q, t, now)) {
+      expire_grant(c, t, now);
+      continue;
+    }
+    if (now >= deadline_ns) return DBP_WQ_TIMEOUT;
+    atomic_store(&e->alive_ns, deadline_ns + ms_ns(WQ_CLAIM_MS));
+    /* A holder that has kept the turn for a poll interval may be dead. */
+    if (first && now - atomic_load(&q->turn_ns) > ms_ns(DBP_POLL_MS)) maybe_check(c);
+    first = false;
+    int64_t slice = now + ms_ns(DBP_POLL_MS);
+    if (slice > deadline_ns) slice = deadline_ns;
+    if (dbp_futex_wait(&e->wake, v, slice) == -ETIMEDOUT) {
+      maybe_check(c);
+      continue;
+    }
+    /* Woken for a free turn that someone else took first: beaten. */
+    uint64_t t2 = atomic_load(&q->turn);
+    if (WQ_T_KIND(t2) == WQ_HELD && WQ_T_IDX(t2) != h->idx)
+      atomic_fetch_add(&e->losses, 1);
+  }
+}
+
+void dbp_wq_drop(dbpool_coord *c, dbp_wq_handle *h)
+{
+  dbp_wq_entry *e = entry_of(c, h);
+  if (!e) return;
+  dbp_wq_release(c, h);
+  leave_queue(wq(c), e);
+  uint64_t w = atomic_load(&e->state);
+  if (WQE_GEN(w) == h->gen)
+    atomic_compare_exchange_strong(&e->state, &w, WQE_WORD(WQE_GEN(w), WQE_FREE));
+  h->idx = DBP_WQ_NONE;
+}
+
+/* ------------------------------------------------------ what is shown */
+
+int dbpool_coord_writer_stats(dbpool_coord *c, dbpool_writer_stats *out)
+{
+  if (!c || !out) return dbp_err(-EINVAL, "dbpool: writer_stats: NULL argument");
+  dbp_writerq *q = wq(c);
+  memset(out, 0, sizeof *out);
+  out->enabled = atomic_load(&q->enabled) != 0;
+  out->starvation_ms = (int32_t)atomic_load(&q->starve_ms);
+  unsigned j = atomic_load(&q->journal);
+  out->journal = j <= WQ_JOURNAL_ROLLBACK ? (int32_t)j : WQ_JOURNAL_UNKNOWN;
+  uint64_t t = atomic_load(&q->turn);
+  out->writing = WQ_T_KIND(t) == WQ_HELD;
+  out->total_writes = atomic_load(&q->total_writes);
+  out->total_waits = atomic_load(&q->total_waits);
+  out->total_wait_ns = atomic_load(&q->total_wait_ns);
+  out->max_wait_ns = atomic_load(&q->max_wait_ns);
+  out->turns_skipped = atomic_load(&q->skipped_dead);
+  out->turns_expired = atomic_load(&q->expired);
+  out->strict_handoffs = atomic_load(&q->strict_grants);
+  uint32_t hwm = entry_hwm(q);
+  for (uint32_t i = 0; i < hwm; i++)
+    out->waiting += WQE_KIND(atomic_load(&q->entries[i].state)) == WQE_WAITING &&
+                    !(WQ_T_IDX(t) == i && WQ_T_KIND(t) == WQ_HELD);
+  uint64_t counts[DBPOOL_HIST_BUCKETS], waited = 0;
+  for (unsigned b = 1; b < DBPOOL_HIST_BUCKETS; b++) {
+    counts[b] = atomic_load_explicit(&q->hist[b], memory_order_relaxed);
+    waited += counts[b];
+  }
+  counts[0] = out->total_writes > waited ? out->total_writes - waited : 0;
+  uint64_t total = counts[0] + waited;
+  out->p50_wait_ns = dbp_percentile(counts, total, 0.50, out->max_wait_ns);
+  out->p99_wait_ns = dbp_percentile(counts, total, 0.99, out->max_wait_ns);
+  out->p999_wait_ns = dbp_percentile(counts, total, 0.999, out->max_wait_ns);
+  return 0;
+}
+
+int dbpool_coord_writers(dbpool_coord *c, dbpool_writer_info *buf, size_t cap)
+{
+  if (!c || (cap && !buf)) return dbp_err(-EINVAL, "dbpool: writers: NULL argument");
+  dbp_writerq *q = wq(c);
+  uint64_t t = atomic_load(&q->turn);
+  int64_t now = dbp_mono_ns();
+  uint32_t hwm = entry_hwm(q);
+  size_t n = 0;
+  for (uint32_t i = 0; i < hwm; i++) {
+    dbp_wq_entry *e = &q->entries[i];
+    unsigned kind = WQE_KIND(atomic_load(&e->state));
+    bool turn = WQ_T_IDX(t) == i && WQ_T_KIND(t) != WQ_FREE;
+    if (kind != WQE_WAITING && !turn) continue;
+    if (n < cap) {
+      dbpool_writer_info *o = &buf[n];
+      memset(o, 0, sizeof *o);
+      o->slot = atomic_load(&e->slot);
+      o->pid = atomic_load(&e->pid);
+      o->tid = atomic_load(&e->tid);
+      o->state = !turn ? DBPOOL_WRITER_WAITING
+               : WQ_T_KIND(t) == WQ_HELD ? DBPOOL_WRITER_WRITING : DBPOOL_WRITER_GRANTED;
+      o->ticket = atomic_load(&e->ticket);
+      int64_t since = atomic_load(&e->since_ns);
+      o->waited_ns = kind == WQE_WAITING && now > since ? now - since : 0;
+    }
+    n++;
+  }
+  return n > (size_t)INT_MAX ? INT_MAX : (int)n;
+}
