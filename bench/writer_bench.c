@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "dbpool_coord.h"
 
 #define MAXP 64
 #define NB 400 /* latency buckets: 8 per power of two from 1 us */
@@ -49,6 +50,7 @@ typedef struct figures {
   double tps, p99_ms, p999_ms, max_ms, jain, attempts_per_commit;
   uint64_t min_ops, max_ops, busy, errors;
   char err[128];
+  char queue_note[200];
 } figures;
 
 static char db_dir[256], ext_path[512];
@@ -196,6 +198,11 @@ static figures run(int P, int queue, int deferred, double secs)
                "p INTEGER, payload BLOB)", 0, 0, 0);
   sqlite3_close(db);
 
+  dbpool_coord *pool = NULL;
+  if (queue && getenv("WRITER_BENCH_STARVE_MS") &&
+      dbpool_coord_open(db_path, 0, &pool) == 0)
+    dbpool_coord_set(pool, DBPOOL_SETTING_WRITER_STARVATION_MS,
+                     atoi(getenv("WRITER_BENCH_STARVE_MS")));
   shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (sh == MAP_FAILED) exit(1);
   memset(sh, 0, sizeof *sh);
@@ -235,6 +242,20 @@ static figures run(int P, int queue, int deferred, double secs)
   f.jain = s2 > 0 ? s * s / (P * s2) : 0;
   f.attempts_per_commit = total ? (double)attempts / (double)total : 0;
   munmap(sh, sizeof *sh);
+  dbpool_coord *c;
+  if (queue && dbpool_coord_open(db_path, DBPOOL_OPEN_READONLY, &c) == 0) {
+    dbpool_writer_stats ws;
+    dbpool_coord_writer_stats(c, &ws);
+    snprintf(f.queue_note, sizeof f.queue_note,
+             "queue: %llu turns, %llu waited, %llu strict hand-offs (%.0f us each), %llu expired, %llu skipped",
+             (unsigned long long)ws.total_writes, (unsigned long long)ws.total_waits,
+             (unsigned long long)ws.strict_handoffs,
+             ws.strict_handoffs ? (double)ws.handoff_ns / (double)ws.strict_handoffs / 1e3 : 0.0,
+             (unsigned long long)ws.turns_expired,
+             (unsigned long long)ws.turns_skipped);
+    dbpool_coord_close(c);
+  }
+  dbpool_coord_close(pool);
   char cmd[1024];
   snprintf(cmd, sizeof cmd, "rm -f '%s' '%s-wal' '%s-shm'", db_path, db_path, db_path);
   if (system(cmd) != 0) { /* best effort */ }
@@ -248,6 +269,7 @@ static void row(const char *mode, const char *who, int P, const figures *f)
          (unsigned long long)f->min_ops, (unsigned long long)f->max_ops,
          (unsigned long long)f->busy, (unsigned long long)f->errors, f->attempts_per_commit);
   if (f->err[0]) printf("|   first error: %s\n", f->err);
+  if (getenv("WRITER_BENCH_VERBOSE") && f->queue_note[0]) printf("|   %s\n", f->queue_note);
 }
 
 static const char *verdict(int ok) { return ok ? "met" : "MISSED"; }

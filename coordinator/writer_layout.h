@@ -79,6 +79,7 @@ typedef struct dbp_writerq {
   /* The turn, and what the contended path reads with it. */
   _Alignas(64) _Atomic uint64_t turn;
   _Atomic int64_t turn_ns;      /* CLOCK_MONOTONIC: last grant */
+  _Atomic int64_t strict_ns;    /* CLOCK_MONOTONIC: last strict hand-off */
   _Atomic uint64_t next_ticket;
   _Atomic uint32_t n_waiting;   /* WAITING entries (repaired by checks) */
   _Atomic uint32_t entry_hwm;   /* entries [0, hwm) have been used */
@@ -98,6 +99,7 @@ typedef struct dbp_writerq {
   _Atomic uint64_t skipped_dead;   /* turns and tickets of dead processes */
   _Atomic uint64_t expired;        /* granted turns and tickets never used */
   _Atomic uint64_t strict_grants;  /* hand-offs in starvation mode */
+  _Atomic uint64_t handoff_ns;     /* grant to claim, summed over hand-offs */
   _Atomic uint64_t hist[DBPOOL_HIST_BUCKETS];
 
   _Alignas(64) dbp_wq_entry entries[DBP_WQ_ENTRIES];

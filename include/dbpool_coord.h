@@ -389,6 +389,7 @@ typedef struct dbpool_writer_stats {
   uint64_t turns_skipped;   /* turns and places of processes that died */
   uint64_t turns_expired;   /* turns granted and never used, places abandoned */
   uint64_t strict_handoffs; /* turns handed to a starving waiter */
+  uint64_t handoff_ns;      /* time from those hand-offs to their use, summed */
 } dbpool_writer_stats;
 
 /* dbpool_coord_writer_stats: a lock-free snapshot. Returns 0 or -EINVAL. */
