@@ -684,3 +684,21 @@ int dbpool_coord_writers(dbpool_coord *c, dbpool_writer_info *buf, size_t cap)
   }
   return n > (size_t)INT_MAX ? INT_MAX : (int)n;
 }
+
+const char *dbpool_writer_queue_status(const dbpool_writer_stats *ws)
+{
+  if (!ws || !ws->enabled) return "off";
+  if (ws->journal == WQ_JOURNAL_ROLLBACK)
+    return "inactive: rollback-journal database (only WAL databases queue writers)";
+  return "on";
+}
+
+const char *dbpool_writer_state_name(dbpool_writer_state s)
+{
+  switch (s) {
+  case DBPOOL_WRITER_WRITING: return "writing";
+  case DBPOOL_WRITER_GRANTED: return "granted";
+  case DBPOOL_WRITER_WAITING: return "waiting";
+  }
+  return "?";
+}

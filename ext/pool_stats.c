@@ -11,7 +11,10 @@
 ** Columns: see STATS_SCHEMA. Counters are cumulative since the pool was
 ** created; wait percentiles are over all acquires (those that did not wait
 ** count as 0 ms) and are the middle of a histogram bucket at most 12.5% wide.
-** utilization is active / max_connections.
+** utilization is active / max_connections. The writer columns describe the
+** writer queue (writer_gate.c): writer_queue is 'on', 'off' or why it is
+** inactive; write-wait percentiles are over every write transaction that
+** took the turn (those that did not wait count as 0 ms).
 **
 ** WHERE database = ? reads only that pool (the path may be relative or a
 ** symlink: the pool is found by the file's identity, and the row is kept
@@ -32,7 +35,11 @@ SQLITE_EXTENSION_INIT3
   "total_acquired INTEGER, total_released INTEGER, total_timeouts INTEGER, " \
   "total_reclaimed INTEGER, avg_wait_ms REAL, p50_wait_ms REAL, "           \
   "p95_wait_ms REAL, p99_wait_ms REAL, max_wait_ms REAL, utilization REAL, " \
-  "paused INTEGER, acquire_timeout_ms INTEGER, created_at TEXT)"
+  "paused INTEGER, acquire_timeout_ms INTEGER, created_at TEXT, "           \
+  "writer_queue TEXT, writers_waiting INTEGER, total_writes INTEGER, "       \
+  "total_write_waits INTEGER, write_wait_p50_ms REAL, write_wait_p99_ms REAL, " \
+  "write_wait_p999_ms REAL, write_wait_max_ms REAL, writer_turns_skipped "  \
+  "INTEGER, writer_turns_expired INTEGER)"
 #define COL_DATABASE 0
 #define COL_MAX_CONNECTIONS 1
 #define COL_ACTIVE 2
@@ -53,10 +60,21 @@ SQLITE_EXTENSION_INIT3
 #define COL_PAUSED 17
 #define COL_ACQUIRE_TIMEOUT_MS 18
 #define COL_CREATED_AT 19
+#define COL_WRITER_QUEUE 20
+#define COL_WRITERS_WAITING 21
+#define COL_TOTAL_WRITES 22
+#define COL_TOTAL_WRITE_WAITS 23
+#define COL_WRITE_WAIT_P50_MS 24
+#define COL_WRITE_WAIT_P99_MS 25
+#define COL_WRITE_WAIT_P999_MS 26
+#define COL_WRITE_WAIT_MAX_MS 27
+#define COL_WRITER_TURNS_SKIPPED 28
+#define COL_WRITER_TURNS_EXPIRED 29
 
 typedef struct stats_row {
   char database[DBPOOL_PATH_MAX];
   dbpool_host_stats st;
+  dbpool_writer_stats ws;
 } stats_row;
 
 typedef struct stats_vtab {
@@ -124,7 +142,8 @@ static int add_pool(void *arg, dbpool_coord *c)
     cur->cap = cap;
   }
   stats_row *r = &cur->rows[cur->n];
-  if (dbpool_coord_stats(c, &r->st) != 0) return SQLITE_OK; /* skip garbage */
+  if (dbpool_coord_stats(c, &r->st) != 0 || dbpool_coord_writer_stats(c, &r->ws) != 0)
+    return SQLITE_OK; /* skip garbage */
   dbpool_coord_database(c, r->database, sizeof r->database);
   cur->n++;
   return SQLITE_OK;
@@ -184,6 +203,7 @@ static int stats_column(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int col
   stats_cursor *cur = (stats_cursor *)pCur;
   const stats_row *r = &cur->rows[cur->i];
   const dbpool_host_stats *s = &r->st;
+  const dbpool_writer_stats *w = &r->ws;
   switch (col) {
   case COL_DATABASE: sqlite3_result_text(ctx, r->database, -1, SQLITE_TRANSIENT); break;
   case COL_MAX_CONNECTIONS: sqlite3_result_int64(ctx, s->max_connections); break;
@@ -208,6 +228,18 @@ static int stats_column(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int col
     break;
   case COL_PAUSED: sqlite3_result_int(ctx, s->paused); break;
   case COL_ACQUIRE_TIMEOUT_MS: sqlite3_result_int(ctx, s->acquire_timeout_ms); break;
+  case COL_WRITER_QUEUE:
+    sqlite3_result_text(ctx, dbpool_writer_queue_status(w), -1, SQLITE_STATIC);
+    break;
+  case COL_WRITERS_WAITING: sqlite3_result_int64(ctx, w->waiting); break;
+  case COL_TOTAL_WRITES: sqlite3_result_int64(ctx, (sqlite3_int64)w->total_writes); break;
+  case COL_TOTAL_WRITE_WAITS: sqlite3_result_int64(ctx, (sqlite3_int64)w->total_waits); break;
+  case COL_WRITE_WAIT_P50_MS: sqlite3_result_double(ctx, ms(w->p50_wait_ns)); break;
+  case COL_WRITE_WAIT_P99_MS: sqlite3_result_double(ctx, ms(w->p99_wait_ns)); break;
+  case COL_WRITE_WAIT_P999_MS: sqlite3_result_double(ctx, ms(w->p999_wait_ns)); break;
+  case COL_WRITE_WAIT_MAX_MS: sqlite3_result_double(ctx, ms(w->max_wait_ns)); break;
+  case COL_WRITER_TURNS_SKIPPED: sqlite3_result_int64(ctx, (sqlite3_int64)w->turns_skipped); break;
+  case COL_WRITER_TURNS_EXPIRED: sqlite3_result_int64(ctx, (sqlite3_int64)w->turns_expired); break;
   case COL_CREATED_AT: {
     char *t = dbpool_iso8601(s->created_at_ns);
     if (t) sqlite3_result_text(ctx, t, -1, sqlite3_free);

@@ -11,6 +11,7 @@
 **   PRAGMA dbpool_acquire_timeout_ms = 2000;
 **   PRAGMA dbpool_paused = 1;
 **   PRAGMA dbpool_stats;                    -- a one-line summary
+**   PRAGMA dbpool_writer_queue = off;       -- writers stop taking turns
 **
 ** Pragmas reach the shim through SQLITE_FCNTL_PRAGMA on the file of the
 ** schema named (main by default). An unknown PRAGMA dbpool_* name is an
@@ -120,7 +121,8 @@ static int shim_pragma(shim_file *p, char **az)
   if (s < 0) {
     az[0] = sqlite3_mprintf("dbpool: unknown pragma '%s' (pragmas: "
                             "dbpool_acquire_timeout_ms, dbpool_max_connections, "
-                            "dbpool_paused, dbpool_stats)", name);
+                            "dbpool_paused, dbpool_stats, dbpool_writer_queue, "
+                            "dbpool_writer_starvation_ms)", name);
     return SQLITE_ERROR;
   }
   if (!arg) {

@@ -411,6 +411,16 @@ typedef struct dbpool_writer_info {
 } dbpool_writer_info;
 
 /*
+** dbpool_writer_queue_status: what the queue does for this pool, in words:
+** "on", "off", or "inactive: rollback-journal database (only WAL databases
+** queue writers)". Static string.
+*/
+DBPOOL_EXTERN const char *dbpool_writer_queue_status(const dbpool_writer_stats *ws);
+
+/* dbpool_writer_state_name: "writing", "granted", "waiting" (or "?"). */
+DBPOOL_EXTERN const char *dbpool_writer_state_name(dbpool_writer_state s);
+
+/*
 ** dbpool_coord_writers: every connection that holds the writer turn or
 ** waits for it. Fills at most cap entries and returns the total count.
 */
