@@ -123,8 +123,13 @@ class DbpoolctlTest(PoolTestCase):
                          "processes", "total_acquired", "total_released",
                          "total_timeouts", "total_reclaimed", "avg_wait_ms", "p50_wait_ms",
                          "p95_wait_ms", "p99_wait_ms", "max_wait_ms", "utilization",
-                         "paused", "acquire_timeout_ms", "created_at"}
+                         "paused", "acquire_timeout_ms", "created_at", "writer_queue",
+                         "writer_starvation_ms", "writers_waiting", "total_writes",
+                         "total_write_waits", "write_wait_p50_ms", "write_wait_p99_ms",
+                         "write_wait_p999_ms", "write_wait_max_ms", "writer_turns_skipped",
+                         "writer_turns_expired"}
         self.assertEqual(set(st), expected_keys)
+        self.assertEqual((st["writer_queue"], st["writer_starvation_ms"]), ("on", 20))
         self.assertEqual((st["max_connections"], st["active"], st["waiting"], st["idle"],
                           st["paused"], st["acquire_timeout_ms"]), (2, 2, 1, 0, 0, 5000))
         self.assertEqual(st["utilization"], 1.0)
