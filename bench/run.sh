@@ -12,6 +12,12 @@ for b in "$B"/bench/*; do
   echo
 done
 
+# The writer queue as Python users of the extension see it.
+if [ -x /usr/bin/python3 ] && [ -f "$B/dbpool.so" ]; then
+  B=$B /usr/bin/python3 bench/writer_python.py $mode
+  echo
+fi
+
 # Instruction counts are exact where timings are noisy: the extension's cost
 # on a point SELECT, counted by callgrind inside the SELECT loop alone.
 count() { # count BINARY FUNCTION MODE: instructions inside FUNCTION

@@ -247,15 +247,19 @@ static figures run(int P, int queue, int deferred, double secs)
     dbpool_writer_stats ws;
     dbpool_coord_writer_stats(c, &ws);
     snprintf(f.queue_note, sizeof f.queue_note,
-             "queue: %llu turns, %llu waited, %llu strict hand-offs (%.0f us each), %llu expired, %llu skipped",
+             "queue: %llu turns, %llu waited, %llu strict hand-offs (%.0f us each), %llu expired, %llu skipped, wait p99.9 %.1f ms max %.1f ms",
              (unsigned long long)ws.total_writes, (unsigned long long)ws.total_waits,
              (unsigned long long)ws.strict_handoffs,
              ws.strict_handoffs ? (double)ws.handoff_ns / (double)ws.strict_handoffs / 1e3 : 0.0,
              (unsigned long long)ws.turns_expired,
-             (unsigned long long)ws.turns_skipped);
+             (unsigned long long)ws.turns_skipped, (double)ws.p999_wait_ns / 1e6,
+             (double)ws.max_wait_ns / 1e6);
     dbpool_coord_close(c);
   }
   dbpool_coord_close(pool);
+  /* The next run's database may get this file's inode, and with it this
+  ** pool: remove the pool with the file. */
+  dbpool_coord_remove(db_path, NULL, 1);
   char cmd[1024];
   snprintf(cmd, sizeof cmd, "rm -f '%s' '%s-wal' '%s-shm'", db_path, db_path, db_path);
   if (system(cmd) != 0) { /* best effort */ }

@@ -25,11 +25,13 @@
 
 #include "writer.h"
 
-#define WQ_CLAIM_MS 50     /* a grantee or waiter must show up within this */
+#define WQ_CLAIM_MS 50     /* a waiter must show up within this after its sleep */
+#define WQ_GRANT_MS 5      /* ... and a grantee within this of the grant */
+#define WQ_UNUSED_MS 10    /* the place kept after a turn used for nothing */
 #define WQ_CHECK_MIN_MS 10 /* at most one dead-owner check per this */
 #define WQ_BEATEN_MAX 2    /* woken for a free turn and beaten: then strict */
 #define WQ_SPIN_US 2000    /* an early-woken waiter spins this long at most */
-#define WQ_STRICT_GAP_DIV 8 /* strict hand-offs at most every starvation/8 */
+#define WQ_STRICT_GAP_DIV 16 /* strict hand-offs at most every starvation/16 */
 
 static dbp_writerq *wq(dbpool_coord *c) { return &c->hdr->writerq; }
 static int64_t ms_ns(int64_t ms) { return ms * 1000000; }
@@ -216,8 +218,6 @@ typedef struct head_info {
   uint32_t idx; /* DBP_WQ_NONE: nobody waits */
   int64_t since_ns;
   uint32_t losses;
-  uint32_t next;       /* the second in line, or DBP_WQ_NONE */
-  int64_t next_since;
 } head_info;
 
 /* The queue's head: the live waiting entry with the smallest ticket
@@ -225,8 +225,8 @@ typedef struct head_info {
 ** remove them). A read-only scan. */
 static head_info find_head(dbp_writerq *q, int64_t now, uint32_t exclude)
 {
-  head_info hd = {DBP_WQ_NONE, 0, 0, DBP_WQ_NONE, 0};
-  uint64_t best = UINT64_MAX, second = UINT64_MAX;
+  head_info hd = {DBP_WQ_NONE, 0, 0};
+  uint64_t best = UINT64_MAX;
   uint32_t hwm = entry_hwm(q);
   for (uint32_t i = 0; i < hwm; i++) {
     dbp_wq_entry *e = &q->entries[i];
@@ -236,17 +236,10 @@ static head_info find_head(dbp_writerq *q, int64_t now, uint32_t exclude)
     if (atomic_load_explicit(&e->alive_ns, memory_order_relaxed) < now) continue;
     uint64_t t = atomic_load_explicit(&e->ticket, memory_order_relaxed);
     if (t < best) {
-      second = best;
-      hd.next = hd.idx;
-      hd.next_since = hd.since_ns;
       best = t;
       hd.idx = i;
       hd.since_ns = atomic_load_explicit(&e->since_ns, memory_order_relaxed);
       hd.losses = atomic_load_explicit(&e->losses, memory_order_relaxed);
-    } else if (t < second) {
-      second = t;
-      hd.next = i;
-      hd.next_since = atomic_load_explicit(&e->since_ns, memory_order_relaxed);
     }
   }
   return hd;
@@ -319,7 +312,7 @@ static bool pass_turn(dbpool_coord *c, uint64_t t, int64_t now, uint32_t exclude
                       bool wake)
 {
   dbp_writerq *q = wq(c);
-  head_info hd = {DBP_WQ_NONE, 0, 0, DBP_WQ_NONE, 0};
+  head_info hd = {DBP_WQ_NONE, 0, 0};
   if (atomic_load_explicit(&q->n_waiting, memory_order_acquire) > 0)
     hd = find_head(q, now, exclude);
   bool strict = strict_due(q, hd, now);
@@ -332,18 +325,16 @@ static bool pass_turn(dbpool_coord *c, uint64_t t, int64_t now, uint32_t exclude
     atomic_fetch_add_explicit(&q->strict_grants, 1, memory_order_relaxed);
   }
   if (strict || wake) wake_entry(q, hd.idx);
-  /* The next starving waiter wakes now and spins until its turn: its
-  ** wake-up (~0.1 ms here) overlaps this grantee's transaction. */
-  if (strict && hd.next != DBP_WQ_NONE && now - hd.next_since >= starve_ns(q))
-    wake_entry(q, hd.next);
   return true;
 }
 
+/* A grant expires when neither the grant nor its grantee's last sign of
+** life (alive_ns: a waiter sets it past the end of its sleep) is recent. */
 static bool grant_expired(dbp_writerq *q, uint64_t t, int64_t now)
 {
   uint32_t j = WQ_T_IDX(t);
   if (j >= DBP_WQ_ENTRIES) return true; /* garbage */
-  int64_t until = atomic_load(&q->turn_ns) + ms_ns(WQ_CLAIM_MS);
+  int64_t until = atomic_load(&q->turn_ns) + ms_ns(WQ_GRANT_MS);
   int64_t alive = atomic_load(&q->entries[j].alive_ns);
   return now > (alive > until ? alive : until);
 }
@@ -496,14 +487,12 @@ void dbp_wq_taken(dbpool_coord *c, dbp_wq_handle *h)
   if (!e) return;
   dbp_writerq *q = wq(c);
   int64_t now = dbp_mono_ns();
-  bool waited = leave_queue(q, e);
-  atomic_store_explicit(&e->losses, 0, memory_order_relaxed);
-  record_write(q, e, waited, now);
-  /* If our release will hand the turn to a starving head, wake it now so
-  ** that it is on a CPU, spinning, when we let go. */
+  /* If our release will hand the turn to the head, wake it now: it spins
+  ** (yielding) until we let go, and its wake-up (0.1-0.4 ms here, several
+  ** transactions) overlaps our transaction instead of following it. */
   if (atomic_load_explicit(&q->n_waiting, memory_order_acquire) > 0) {
     head_info hd = find_head(q, now, h->idx);
-    if (starving(q, hd, now)) wake_entry(q, hd.idx);
+    if (strict_due(q, hd, now)) wake_entry(q, hd.idx);
   }
 }
 
@@ -535,6 +524,26 @@ void dbp_wq_lock_busy(dbpool_coord *c, dbp_wq_handle *h, int64_t until_ns)
                                      WQ_T_MAKE(t, WQ_GRANTED, h->idx, t & WQ_T_STRICT)))
       break;
   }
+}
+
+void dbp_wq_done(dbpool_coord *c, dbp_wq_handle *h, bool wrote)
+{
+  dbp_wq_entry *e = entry_of(c, h);
+  if (e) {
+    dbp_writerq *q = wq(c);
+    int64_t now = dbp_mono_ns();
+    if (wrote) {
+      bool waited = leave_queue(q, e);
+      atomic_store_explicit(&e->losses, 0, memory_order_relaxed);
+      record_write(q, e, waited, now);
+    } else {
+      /* Nothing was written: SQLite found its snapshot stale and will
+      ** retry (keep our place, briefly), or the transaction was empty. */
+      enqueue(q, e, now);
+      atomic_store(&e->alive_ns, now + ms_ns(WQ_UNUSED_MS));
+    }
+  }
+  dbp_wq_release(c, h);
 }
 
 void dbp_wq_release(dbpool_coord *c, dbp_wq_handle *h)

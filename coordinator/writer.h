@@ -46,7 +46,11 @@ DBP_HIDDEN int dbp_wq_acquire(dbpool_coord *c, dbp_wq_handle *h, bool woken);
 DBP_HIDDEN void dbp_wq_taken(dbpool_coord *c, dbp_wq_handle *h);
 DBP_HIDDEN void dbp_wq_lock_busy(dbpool_coord *c, dbp_wq_handle *h,
                                  int64_t until_ns);
-/* SQLite let the lock go, or an error ended the attempt: pass the turn. */
+/* SQLite let the lock go after dbp_wq_taken: wrote says whether anything
+** was committed (else its snapshot was stale, or the transaction empty:
+** the place in the queue is kept briefly for the retry). Passes the turn. */
+DBP_HIDDEN void dbp_wq_done(dbpool_coord *c, dbp_wq_handle *h, bool wrote);
+/* An error ended the attempt, or the connection goes: pass the turn. */
 DBP_HIDDEN void dbp_wq_release(dbpool_coord *c, dbp_wq_handle *h);
 /* Wait until the turn may be ours (DBP_WQ_READY), deadline_ns passes
 ** (DBP_WQ_TIMEOUT) or we are no longer queued (DBP_WQ_GONE). reserve: take

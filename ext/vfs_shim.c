@@ -171,7 +171,9 @@ static int shim_device_characteristics(sqlite3_file *f)
 
 static int shim_shm_map(sqlite3_file *f, int pg, int pgsz, int extend, void volatile **pp)
 {
-  return REAL(f)->pMethods->xShmMap(REAL(f), pg, pgsz, extend, pp);
+  int rc = REAL(f)->pMethods->xShmMap(REAL(f), pg, pgsz, extend, pp);
+  if (rc == SQLITE_OK) wg_shm_map(&((shim_file *)f)->wg, pg, *pp);
+  return rc;
 }
 
 static int shim_shm_lock(sqlite3_file *f, int offset, int n, int flags)

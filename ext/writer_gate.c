@@ -121,6 +121,22 @@ void wg_shm_unmap(writer_gate *g)
 {
   leave_queue(g);
   g->read_marks = 0;
+  g->shm0 = NULL;
+}
+
+void wg_shm_map(writer_gate *g, int page, volatile void *p)
+{
+  if (page == 0 && p) g->shm0 = p;
+}
+
+/* The wal-index header's transaction counter (iChange, bytes 8..11) and
+** frame count (mxFrame, 16..19): a commit changes them. Only their
+** equality is used, so their byte order does not matter. */
+static void read_header(const writer_gate *g, uint32_t *change, uint32_t *frames)
+{
+  const volatile uint32_t *w = (const volatile uint32_t *)g->shm0;
+  *change = w ? w[2] : 0;
+  *frames = w ? w[4] : 0;
 }
 
 void wg_close(writer_gate *g)
@@ -176,6 +192,7 @@ static int write_lock(writer_gate *g)
       if (rc == SQLITE_OK) {
         g->gated = 1;
         g->lock_busy = 0;
+        read_header(g, &g->hdr_change, &g->hdr_frames);
         dbp_wq_taken(c, &g->h);
         if (t_refused == g) t_refused = NULL;
       } else if ((rc & 0xff) == SQLITE_BUSY) {
@@ -233,8 +250,17 @@ int wg_shm_lock(writer_gate *g, int ofst, int n, int flags)
   int lock = (flags & SQLITE_SHM_LOCK) != 0, excl = (flags & SQLITE_SHM_EXCLUSIVE) != 0;
   if (lock && excl && ofst == WAL_WRITE_LOCK && n == 1) return write_lock(g);
   if (!lock && excl && ofst == WAL_WRITE_LOCK) {
+    uint32_t change, frames;
+    read_header(g, &change, &frames); /* still ours: nobody else writes it */
     int rc = real_shm_lock(g, ofst, n, flags);
-    if (g->gated && g->coord) dbp_wq_release(g->coord, &g->h);
+    if (g->gated && g->coord) {
+      int wrote = !g->shm0 || change != g->hdr_change || frames != g->hdr_frames;
+      dbp_wq_done(g->coord, &g->h, wrote);
+      if (!wrote) { /* a stale snapshot: the busy sleep that follows waits */
+        g->slept = 0;
+        t_refused = g;
+      }
+    }
     g->gated = 0;
     return rc;
   }

@@ -22,6 +22,8 @@ typedef struct writer_gate {
   int reserving;           /* waiting before a read: keep a free turn */
   int lock_timeout_ms;     /* SQLITE_FCNTL_LOCK_TIMEOUT (SETLK builds) */
   void **busy;             /* SQLITE_FCNTL_BUSYHANDLER: {xBusy, pArg} */
+  volatile void *shm0;     /* the wal-index's first page (its header) */
+  uint32_t hdr_change, hdr_frames; /* the header when we took the lock */
   struct writer_gate *prev, *next; /* this process's open gates */
 } writer_gate;
 
@@ -29,6 +31,7 @@ void wg_open(writer_gate *g, const char *zName, sqlite3_file *real);
 void wg_close(writer_gate *g);
 int wg_shm_lock(writer_gate *g, int ofst, int n, int flags);
 void wg_shm_unmap(writer_gate *g);
+void wg_shm_map(writer_gate *g, int page, volatile void *p);
 void wg_lock(writer_gate *g, int level);
 void wg_file_control(writer_gate *g, int op, void *arg);
 int wg_sleep(sqlite3_vfs *root, int us);
