@@ -141,8 +141,8 @@ static void read_header(const writer_gate *g, uint32_t *change, uint32_t *frames
 
 void wg_close(writer_gate *g)
 {
-  leave_queue(g);
   forget_gate(g);
+  leave_queue(g);
   dbpool_coord_close(g->coord);
   g->coord = NULL;
 }
@@ -161,6 +161,15 @@ void wg_file_control(writer_gate *g, int op, void *arg)
 #ifdef SQLITE_FCNTL_LOCK_TIMEOUT
   if (op == SQLITE_FCNTL_LOCK_TIMEOUT && arg) g->lock_timeout_ms = *(int *)arg;
 #endif
+}
+
+/* This thread was just refused by g: its next busy sleep waits for g's
+** turn. (refused_by guards against a connection that moved to another
+** thread since: that thread's pointer is then ignored.) */
+static void refused(writer_gate *g)
+{
+  t_refused = g;
+  __atomic_store_n(&g->refused_by, pthread_self(), __ATOMIC_RELAXED);
 }
 
 static int real_shm_lock(writer_gate *g, int ofst, int n, int flags)
@@ -192,6 +201,7 @@ static int write_lock(writer_gate *g)
       if (rc == SQLITE_OK) {
         g->gated = 1;
         g->lock_busy = 0;
+        g->slept = 1; /* any earlier refusal is over: reads need not wait */
         read_header(g, &g->hdr_change, &g->hdr_frames);
         dbp_wq_taken(c, &g->h);
         if (t_refused == g) t_refused = NULL;
@@ -201,7 +211,7 @@ static int write_lock(writer_gate *g)
         g->lock_busy = 1;
         g->slept = 0;
         dbp_wq_lock_busy(c, &g->h, now_ns() + (int64_t)LOCK_BUSY_RESERVE_MS * 1000000);
-        t_refused = g;
+        refused(g);
       } else {
         dbp_wq_release(c, &g->h);
       }
@@ -215,7 +225,7 @@ static int write_lock(writer_gate *g)
     }
     g->slept = 0;
     g->lock_busy = 0;
-    t_refused = g;
+    refused(g);
     return SQLITE_BUSY;
   }
 }
@@ -237,7 +247,7 @@ static void wait_before_read(writer_gate *g)
       g->woken = w == DBP_WQ_READY;
       break;
     }
-    t_refused = g;
+    refused(g);
     g->reserving = 1;
     int more = xBusy(arg); /* sleeps through wg_sleep, which waits for us */
     g->reserving = 0;
@@ -256,10 +266,9 @@ int wg_shm_lock(writer_gate *g, int ofst, int n, int flags)
     if (g->gated && g->coord) {
       int wrote = !g->shm0 || change != g->hdr_change || frames != g->hdr_frames;
       dbp_wq_done(g->coord, &g->h, wrote);
-      if (!wrote) { /* a stale snapshot: the busy sleep that follows waits */
-        g->slept = 0;
-        t_refused = g;
-      }
+      if (!wrote) refused(g); /* a stale snapshot: the busy sleep that follows
+                                 waits (an empty transaction: no sleep follows;
+                                 and no read waits, slept stays set) */
     }
     g->gated = 0;
     return rc;
@@ -292,7 +301,8 @@ int wg_sleep(sqlite3_vfs *root, int us)
   writer_gate *g = t_refused;
   /* Only a busy handler's whole-millisecond sleep right after a refusal
   ** waits for the turn; WAL's own microsecond back-offs pass through. */
-  if (!g || us < 1000 || us % 1000 != 0 || !gate_open(g) || !g->coord)
+  if (!g || us < 1000 || us % 1000 != 0 || !gate_open(g) || !g->coord ||
+      !pthread_equal(__atomic_load_n(&g->refused_by, __ATOMIC_RELAXED), pthread_self()))
     return root->xSleep(root, us);
   g->slept = 1;
   if (g->lock_busy || !dbp_wq_queued(g->coord, &g->h)) return root->xSleep(root, us);

@@ -5,6 +5,8 @@
 #ifndef DBPOOL_WRITER_GATE_H
 #define DBPOOL_WRITER_GATE_H
 
+#include <pthread.h>
+
 #include "ext.h"
 #include "../coordinator/writer.h"
 
@@ -24,6 +26,7 @@ typedef struct writer_gate {
   void **busy;             /* SQLITE_FCNTL_BUSYHANDLER: {xBusy, pArg} */
   volatile void *shm0;     /* the wal-index's first page (its header) */
   uint32_t hdr_change, hdr_frames; /* the header when we took the lock */
+  pthread_t refused_by;    /* the thread last refused (atomic) */
   struct writer_gate *prev, *next; /* this process's open gates */
 } writer_gate;
 

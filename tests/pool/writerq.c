@@ -4,6 +4,8 @@
 **   - rollback-journal databases: the interleaving that deadlocks a gate
 **     blocking in xLock(RESERVED) completes within the busy timeout, and
 **     pool_stats says the queue is inactive there;
+**   - a deferred transaction refused at its upgrade commits on its retry
+**     (the retry waits for its turn): two attempts;
 **   - two connections of one thread: the second gets SQLITE_BUSY within its
 **     busy timeout (+10%), never waiting on itself;
 **   - a SIGKILLed writer holding the turn, and one waiting for it, are
@@ -263,6 +265,53 @@ TEST(sigkilled_waiting_writer_is_skipped)
   CHECK_CMP(tu_wait_child(kids[1], 20000), ==, 0);
 }
 
+
+/* A deferred transaction that upgrades to a write while another holds the
+** turn gets SQLITE_BUSY (SQLite calls no busy handler there); the
+** application's retry waits for its turn at its first read and commits:
+** two attempts, not a spin of retries. */
+TEST(deferred_retry_waits_for_its_turn)
+{
+  const char *path = tu_db("deferred.db");
+  make_db(path, "WAL");
+  flags *f = tu_shared(sizeof *f);
+  pid_t a = fork();
+  if (a == 0) {
+    load_ext();
+    sqlite3 *db = open_db(path, 5000);
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE; INSERT INTO t(w) VALUES(1)", 0, 0, 0) != SQLITE_OK)
+      _exit(3);
+    atomic_store(&f->step, 1);
+    wait_step(f, 2, 20000); /* B has been refused once */
+    tu_sleep_ms(200);
+    _exit(sqlite3_exec(db, "COMMIT", 0, 0, 0) == SQLITE_OK ? 0 : 4);
+  }
+  wait_step(f, 1, 10000);
+  pid_t b = fork();
+  if (b == 0) {
+    load_ext();
+    sqlite3 *db = open_db(path, 5000);
+    int attempts = 0, rc;
+    double t0 = tu_now_ms();
+    do {
+      attempts++;
+      rc = sqlite3_exec(db, "BEGIN; SELECT count(*) FROM t; INSERT INTO t(w) VALUES(2); COMMIT",
+                        0, 0, 0);
+      if (rc != SQLITE_OK) {
+        if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", 0, 0, 0);
+        atomic_store(&f->step, 2);
+      }
+    } while ((rc & 0xff) == SQLITE_BUSY && attempts < 100000 && tu_now_ms() - t0 < 10000);
+    atomic_store(&f->rc_b, rc);
+    atomic_store(&f->rc_a, attempts);
+    _exit(0);
+  }
+  CHECK_CMP(tu_wait_child(a, 20000), ==, 0);
+  CHECK_CMP(tu_wait_child(b, 20000), ==, 0);
+  CHECK_SQ(atomic_load(&f->rc_b), SQLITE_OK);
+  CHECK_CMP(atomic_load(&f->rc_a), ==, 2); /* attempts */
+}
+
 /* ------------------------------------------------------------ stress */
 
 #define STRESS_PROCS 16
@@ -421,6 +470,7 @@ int main(void)
   setenv("DBPOOL_MAX_CONNECTIONS", "64", 1);
   RUN(rollback_journal_interleaving_completes_within_busy_timeout);
   RUN(second_connection_of_one_thread_gets_busy_within_its_timeout);
+  RUN(deferred_retry_waits_for_its_turn);
   RUN(sigkilled_writer_holding_the_turn_is_skipped);
   RUN(sigkilled_waiting_writer_is_skipped);
   RUN(stress_sixteen_processes_checkpoints_and_sigkills);
