@@ -85,12 +85,7 @@ TEST(pooled_connections_are_counted_once_and_answer_sql)
 int main(void)
 {
   tu_init("pool-ext");
-  const char *b = getenv("B") ? getenv("B") : "build";
-  if (!realpath(b, ext_path)) {
-    fprintf(stderr, "no build directory %s\n", b);
-    return 2;
-  }
-  strncat(ext_path, "/dbpool", sizeof ext_path - strlen(ext_path) - 1);
+  if (pu_ext_path(ext_path, sizeof ext_path) != 0) return 2;
   RUN(pooled_connections_are_counted_once_and_answer_sql);
   return tu_finish();
 }

@@ -93,6 +93,25 @@ static void wait_step(flags *f, int want, double timeout_ms)
   while (atomic_load(&f->step) < want && tu_now_ms() < end) tu_sleep_ms(1);
 }
 
+/* A child that takes the turn (BEGIN IMMEDIATE; INSERT) and says so
+** (step 1); then, if release_step > 0, waits for that step, holds hold_ms
+** more and commits; else holds until killed. */
+static pid_t spawn_holder(const char *path, flags *f, int release_step, double hold_ms)
+{
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  load_ext();
+  sqlite3 *db = open_db(path, 5000);
+  if (sqlite3_exec(db, "BEGIN IMMEDIATE; INSERT INTO t(w) VALUES(1)", 0, 0, 0) != SQLITE_OK)
+    _exit(3);
+  atomic_store(&f->step, 1);
+  if (release_step <= 0)
+    for (;;) pause();
+  wait_step(f, release_step, 20000);
+  tu_sleep_ms(hold_ms);
+  _exit(sqlite3_exec(db, "COMMIT", 0, 0, 0) == SQLITE_OK ? 0 : 4);
+}
+
 /* A holds the write lock (rollback journal), commits later; B begins
 ** while A holds it. A gate that blocked in xLock(RESERVED) deadlocks here:
 ** B holds SHARED while it waits, A's COMMIT needs EXCLUSIVE. */
@@ -101,18 +120,7 @@ TEST(rollback_journal_interleaving_completes_within_busy_timeout)
   const char *path = tu_db("rollback.db");
   make_db(path, "DELETE");
   flags *f = tu_shared(sizeof *f);
-  pid_t a = fork();
-  if (a == 0) {
-    load_ext();
-    sqlite3 *db = open_db(path, 5000);
-    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE; INSERT INTO t(w) VALUES(1)", 0, 0, 0);
-    atomic_store(&f->step, 1);
-    tu_sleep_ms(300); /* B begins meanwhile */
-    if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", 0, 0, 0);
-    atomic_store(&f->rc_a, rc);
-    sqlite3_close(db);
-    _exit(0);
-  }
+  pid_t a = spawn_holder(path, f, 1, 300); /* commits 300 ms later: B begins meanwhile */
   wait_step(f, 1, 10000);
   pid_t b = fork();
   if (b == 0) {
@@ -125,9 +133,8 @@ TEST(rollback_journal_interleaving_completes_within_busy_timeout)
     sqlite3_close(db);
     _exit(0);
   }
-  CHECK_CMP(tu_wait_child(a, 20000), ==, 0);
+  CHECK_CMP(tu_wait_child(a, 20000), ==, 0); /* its COMMIT succeeded */
   CHECK_CMP(tu_wait_child(b, 20000), ==, 0);
-  CHECK_SQ(atomic_load(&f->rc_a), SQLITE_OK);
   CHECK_SQ(atomic_load(&f->rc_b), SQLITE_OK);
   CHECK_CMP(atomic_load(&f->ms_b), <, 5000);
   sqlite3 *db = open_db(path, 1000);
@@ -177,15 +184,7 @@ TEST(sigkilled_writer_holding_the_turn_is_skipped)
   const char *path = tu_db("killholder.db");
   make_db(path, "WAL");
   flags *f = tu_shared(sizeof *f);
-  pid_t a = fork();
-  if (a == 0) {
-    load_ext();
-    sqlite3 *db = open_db(path, 5000);
-    if (sqlite3_exec(db, "BEGIN IMMEDIATE; INSERT INTO t(w) VALUES(1)", 0, 0, 0) != SQLITE_OK)
-      _exit(3);
-    atomic_store(&f->step, 1);
-    for (;;) pause();
-  }
+  pid_t a = spawn_holder(path, f, 0, 0);
   wait_step(f, 1, 10000);
   dbpool_writer_stats before = writer_stats(path);
   CHECK_CMP(before.writing, ==, 1);
@@ -227,17 +226,7 @@ TEST(sigkilled_waiting_writer_is_skipped)
   const char *path = tu_db("killwaiter.db");
   make_db(path, "WAL");
   flags *f = tu_shared(sizeof *f);
-  pid_t holder = fork();
-  if (holder == 0) {
-    load_ext();
-    sqlite3 *db = open_db(path, 5000);
-    if (sqlite3_exec(db, "BEGIN IMMEDIATE; INSERT INTO t(w) VALUES(1)", 0, 0, 0) != SQLITE_OK)
-      _exit(3);
-    atomic_store(&f->step, 1);
-    wait_step(f, 3, 20000); /* until the victim is gone */
-    int rc = sqlite3_exec(db, "COMMIT", 0, 0, 0);
-    _exit(rc == SQLITE_OK ? 0 : 4);
-  }
+  pid_t holder = spawn_holder(path, f, 3, 0); /* commits once the victim is gone */
   wait_step(f, 1, 10000);
   pid_t kids[2];
   for (int k = 0; k < 2; k++) {
@@ -275,17 +264,7 @@ TEST(deferred_retry_waits_for_its_turn)
   const char *path = tu_db("deferred.db");
   make_db(path, "WAL");
   flags *f = tu_shared(sizeof *f);
-  pid_t a = fork();
-  if (a == 0) {
-    load_ext();
-    sqlite3 *db = open_db(path, 5000);
-    if (sqlite3_exec(db, "BEGIN IMMEDIATE; INSERT INTO t(w) VALUES(1)", 0, 0, 0) != SQLITE_OK)
-      _exit(3);
-    atomic_store(&f->step, 1);
-    wait_step(f, 2, 20000); /* B has been refused once */
-    tu_sleep_ms(200);
-    _exit(sqlite3_exec(db, "COMMIT", 0, 0, 0) == SQLITE_OK ? 0 : 4);
-  }
+  pid_t a = spawn_holder(path, f, 2, 200); /* commits 200 ms after B's refusal */
   wait_step(f, 1, 10000);
   pid_t b = fork();
   if (b == 0) {
@@ -461,12 +440,7 @@ TEST(stress_sixteen_processes_checkpoints_and_sigkills)
 int main(void)
 {
   tu_init("writerq");
-  const char *b = getenv("B") ? getenv("B") : "build";
-  if (!realpath(b, ext_path)) {
-    fprintf(stderr, "no build directory %s\n", b);
-    return 2;
-  }
-  strncat(ext_path, "/dbpool", sizeof ext_path - strlen(ext_path) - 1);
+  if (pu_ext_path(ext_path, sizeof ext_path) != 0) return 2;
   setenv("DBPOOL_MAX_CONNECTIONS", "64", 1);
   RUN(rollback_journal_interleaving_completes_within_busy_timeout);
   RUN(second_connection_of_one_thread_gets_busy_within_its_timeout);
