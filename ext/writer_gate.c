@@ -39,7 +39,9 @@
 **     per contended transaction. BEGIN IMMEDIATE gets none.
 **   - In builds with SQLITE_ENABLE_SETLK_TIMEOUT, SQLite asks for the write
 **     lock before its snapshot and says how long it may block
-**     (SQLITE_FCNTL_LOCK_TIMEOUT): then the gate waits right there.
+**     (SQLITE_FCNTL_LOCK_TIMEOUT): then the gate waits right there (unless
+**     the wal-index header is torn or unset: then it is a reader's header
+**     retry or a recovery, which pass through).
 **   - Rollback-journal databases are not queued (xLock(RESERVED) is taken
 **     while holding SHARED; blocking there deadlocks): the gate notes the
 **     journal kind so that pool_stats says the queue is inactive and why.
@@ -177,6 +179,24 @@ static int real_shm_lock(writer_gate *g, int ofst, int n, int flags)
   return g->real->pMethods->xShmLock(g->real, ofst, n, flags);
 }
 
+/* In SETLK builds SQLite asks for WAL_WRITE_LOCK with a lock timeout and
+** no read mark in three places: a transaction writer before its snapshot
+** (which should wait for its turn), a reader whose copy of the wal-index
+** header was torn or unset (header retry, recovery: must not queue behind
+** writers), and a checkpoint. The reader's case shows in the header: its
+** two copies differ, or it is not initialised. */
+static int header_sound(const writer_gate *g)
+{
+  unsigned char a[48], b[48];
+  const volatile unsigned char *h = (const volatile unsigned char *)g->shm0;
+  if (!h) return 0;
+  for (int i = 0; i < 48; i++) {
+    a[i] = h[i];
+    b[i] = h[48 + i];
+  }
+  return a[12] != 0 && memcmp(a, b, sizeof a) == 0; /* isInit, copies agree */
+}
+
 /* SQLite asks for WAL_WRITE_LOCK. */
 static int write_lock(writer_gate *g)
 {
@@ -185,9 +205,10 @@ static int write_lock(writer_gate *g)
   if (!c) return real_shm_lock(g, WAL_WRITE_LOCK, 1, flags);
   dbp_wq_note_journal(c, WQ_JOURNAL_WAL);
   int txn = g->read_marks != 0;
-  int blocking = !txn && g->lock_timeout_ms > 0; /* SETLK: before the snapshot */
+  int blocking = !txn && g->lock_timeout_ms != 0 && header_sound(g);
   if (!txn && !blocking) return real_shm_lock(g, WAL_WRITE_LOCK, 1, flags);
-  int64_t deadline = blocking ? now_ns() + (int64_t)g->lock_timeout_ms * 1000000 : 0;
+  int64_t wait_ms = g->lock_timeout_ms < 0 ? INT64_C(86400000) : g->lock_timeout_ms;
+  int64_t deadline = blocking ? now_ns() + wait_ms * 1000000 : 0;
   for (;;) {
     int r = dbp_wq_acquire(c, &g->h, g->woken);
     g->woken = 0;
