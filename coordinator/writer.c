@@ -28,6 +28,7 @@
 #define WQ_CLAIM_MS 50     /* a waiter must show up within this after its sleep */
 #define WQ_GRANT_MS 5      /* ... and a grantee within this of the grant */
 #define WQ_UNUSED_MS 10    /* the place kept after a turn used for nothing */
+#define WQ_REPLACE_MS 1000 /* an expired place is given back within this */
 #define WQ_CHECK_MIN_MS 10 /* at most one dead-owner check per this */
 #define WQ_BEATEN_MAX 2    /* woken for a free turn and beaten: then strict */
 #define WQ_SPIN_US 2000    /* an early-woken waiter spins this long at most */
@@ -149,6 +150,7 @@ static bool claim_entry(dbpool_coord *c, dbp_wq_handle *h, uint32_t i)
   atomic_store(&e->pidns, me.pidns);
   atomic_store(&e->slot, h->slot);
   atomic_store(&e->losses, 0);
+  atomic_store(&e->expired_ns, 0);
   h->idx = i;
   h->gen = WQE_GEN(n);
   return true;
@@ -200,13 +202,22 @@ static bool leave_queue(dbp_writerq *q, dbp_wq_entry *e)
   return false;
 }
 
+/* Take a place (keep ours if we have one). A waiter whose place expired
+** because it was slow to come back (descheduled on a loaded machine, say)
+** and that asks again within WQ_REPLACE_MS gets its old place back: the
+** expiry is there so that an absent waiter does not stall the queue, not to
+** send a slow one to the back. */
 static void enqueue(dbp_writerq *q, dbp_wq_entry *e, int64_t now)
 {
   uint64_t w = atomic_load(&e->state);
   atomic_store(&e->alive_ns, now + ms_ns(WQ_CLAIM_MS));
   if (WQE_KIND(w) == WQE_WAITING) return;
-  atomic_store(&e->ticket, atomic_fetch_add(&q->next_ticket, 1));
-  atomic_store(&e->since_ns, now);
+  int64_t expired = atomic_load(&e->expired_ns);
+  atomic_store(&e->expired_ns, 0);
+  if (!expired || now - expired > ms_ns(WQ_REPLACE_MS) || expired > now) {
+    atomic_store(&e->ticket, atomic_fetch_add(&q->next_ticket, 1));
+    atomic_store(&e->since_ns, now);
+  }
   atomic_store(&e->losses, 0);
   if (atomic_compare_exchange_strong(&e->state, &w, WQE_WORD(WQE_GEN(w), WQE_WAITING)))
     atomic_fetch_add(&q->n_waiting, 1);
@@ -269,7 +280,14 @@ static bool strict_due(dbp_writerq *q, head_info hd, int64_t now)
   return now - last >= starve_ns(q) / WQ_STRICT_GAP_DIV || last > now;
 }
 
-/* Hand the free turn t to the head (strict), waking it. */
+static void wake_entry(dbp_writerq *q, uint32_t i)
+{
+  if (i >= DBP_WQ_ENTRIES) return;
+  atomic_fetch_add_explicit(&q->entries[i].wake, 1, memory_order_release);
+  dbp_futex_wake(&q->entries[i].wake, INT_MAX);
+}
+
+/* Hand the turn, t until now, to the head (strict), waking it. */
 static bool grant_head(dbp_writerq *q, uint64_t t, head_info hd, int64_t now)
 {
   atomic_store(&q->turn_ns, now);
@@ -277,8 +295,7 @@ static bool grant_head(dbp_writerq *q, uint64_t t, head_info hd, int64_t now)
     return false;
   atomic_store(&q->strict_ns, now);
   atomic_fetch_add_explicit(&q->strict_grants, 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&q->entries[hd.idx].wake, 1, memory_order_release);
-  dbp_futex_wake(&q->entries[hd.idx].wake, INT_MAX);
+  wake_entry(q, hd.idx);
   return true;
 }
 
@@ -292,13 +309,6 @@ static bool may_take(dbp_writerq *q, uint64_t t, uint32_t idx, int64_t now, bool
   if (hd.idx == DBP_WQ_NONE || hd.idx == idx || !strict_due(q, hd, now)) return true;
   *handed = grant_head(q, t, hd, now);
   return false;
-}
-
-static void wake_entry(dbp_writerq *q, uint32_t i)
-{
-  if (i >= DBP_WQ_ENTRIES) return;
-  atomic_fetch_add_explicit(&q->entries[i].wake, 1, memory_order_release);
-  dbp_futex_wake(&q->entries[i].wake, INT_MAX);
 }
 
 /* Move the turn on from t: to the head if it starves (strict hand-off, the
@@ -315,16 +325,10 @@ static bool pass_turn(dbpool_coord *c, uint64_t t, int64_t now, uint32_t exclude
   head_info hd = {DBP_WQ_NONE, 0, 0};
   if (atomic_load_explicit(&q->n_waiting, memory_order_acquire) > 0)
     hd = find_head(q, now, exclude);
-  bool strict = strict_due(q, hd, now);
-  uint64_t n = strict ? WQ_T_MAKE(t, WQ_GRANTED, hd.idx, 1)
-                      : WQ_T_MAKE(t, WQ_FREE, DBP_WQ_NONE, 0);
-  if (strict) atomic_store(&q->turn_ns, now);
-  if (!atomic_compare_exchange_strong(&q->turn, &t, n)) return false;
-  if (strict) {
-    atomic_store(&q->strict_ns, now);
-    atomic_fetch_add_explicit(&q->strict_grants, 1, memory_order_relaxed);
-  }
-  if (strict || wake) wake_entry(q, hd.idx);
+  if (strict_due(q, hd, now)) return grant_head(q, t, hd, now);
+  if (!atomic_compare_exchange_strong(&q->turn, &t, WQ_T_MAKE(t, WQ_FREE, DBP_WQ_NONE, 0)))
+    return false;
+  if (wake) wake_entry(q, hd.idx);
   return true;
 }
 
@@ -345,7 +349,8 @@ static void expire_grant(dbpool_coord *c, uint64_t t, int64_t now)
   dbp_writerq *q = wq(c);
   uint32_t j = WQ_T_IDX(t);
   if (!pass_turn(c, t, now, j, true)) return;
-  if (j < DBP_WQ_ENTRIES) leave_queue(q, &q->entries[j]);
+  if (j < DBP_WQ_ENTRIES && leave_queue(q, &q->entries[j]))
+    atomic_store(&q->entries[j].expired_ns, now);
   atomic_fetch_add_explicit(&q->expired, 1, memory_order_relaxed);
 }
 
@@ -386,7 +391,10 @@ static void check_queue(dbpool_coord *c)
       uint64_t w2 = atomic_load(&e->state);
       atomic_compare_exchange_strong(&e->state, &w2, WQE_WORD(WQE_GEN(w2), WQE_FREE));
     } else if (!granted && atomic_load(&e->alive_ns) < now) {
-      if (leave_queue(q, e)) atomic_fetch_add(&q->expired, 1);
+      if (leave_queue(q, e)) {
+        atomic_store(&e->expired_ns, now);
+        atomic_fetch_add(&q->expired, 1);
+      }
     } else {
       waiting++;
     }
@@ -585,6 +593,9 @@ int dbp_wq_wait(dbpool_coord *c, dbp_wq_handle *h, int64_t deadline_ns, bool res
       return DBP_WQ_READY;
     }
     if (WQE_KIND(atomic_load(&e->state)) != WQE_WAITING) return DBP_WQ_GONE;
+    if (WQ_T_KIND(t) != WQ_FREE && WQ_T_IDX(t) < DBP_WQ_ENTRIES &&
+        same_thread(&q->entries[WQ_T_IDX(t)]))
+      return DBP_WQ_OWN; /* our own thread has it: waiting would wait on itself */
     bool handed = false;
     if (WQ_T_KIND(t) == WQ_FREE && may_take(q, t, h->idx, now, &handed)) {
       if (!reserve) return DBP_WQ_READY;

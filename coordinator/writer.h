@@ -27,7 +27,7 @@ enum {
   DBP_WQ_OFF = 3   /* the queue is off (or full): go straight to SQLite */
 };
 
-enum { DBP_WQ_TIMEOUT = 0, DBP_WQ_READY = 1, DBP_WQ_GONE = 2 };
+enum { DBP_WQ_TIMEOUT = 0, DBP_WQ_READY = 1, DBP_WQ_GONE = 2, DBP_WQ_OWN = 3 };
 
 /* segment creation: default settings of a new pool. */
 DBP_HIDDEN void dbp_wq_init(dbp_header *h);
@@ -53,7 +53,8 @@ DBP_HIDDEN void dbp_wq_done(dbpool_coord *c, dbp_wq_handle *h, bool wrote);
 /* An error ended the attempt, or the connection goes: pass the turn. */
 DBP_HIDDEN void dbp_wq_release(dbpool_coord *c, dbp_wq_handle *h);
 /* Wait until the turn may be ours (DBP_WQ_READY), deadline_ns passes
-** (DBP_WQ_TIMEOUT) or we are no longer queued (DBP_WQ_GONE). reserve: take
+** (DBP_WQ_TIMEOUT), we are no longer queued (DBP_WQ_GONE) or the turn is
+** this thread's other connection's (DBP_WQ_OWN: don't wait). reserve: take
 ** a free turn as granted to us, so that nobody writes before we do. */
 DBP_HIDDEN int dbp_wq_wait(dbpool_coord *c, dbp_wq_handle *h,
                            int64_t deadline_ns, bool reserve);

@@ -72,7 +72,7 @@ typedef struct dbp_wq_entry {
   _Atomic uint32_t slot;     /* the connection's holder record, for display */
   _Atomic uint64_t ident;
   _Atomic uint64_t pidns;
-  uint8_t reserved[8];
+  _Atomic int64_t expired_ns; /* CLOCK_MONOTONIC: its place expired then */
 } dbp_wq_entry;
 
 typedef struct dbp_writerq {

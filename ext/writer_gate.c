@@ -264,7 +264,7 @@ static void wait_before_read(writer_gate *g)
   g->slept = 1; /* once per refusal: read locks retaken later pass */
   for (int calls = 0; calls < 10000; calls++) {
     int w = dbp_wq_wait(g->coord, &g->h, now_ns(), 1);
-    if (w != DBP_WQ_TIMEOUT) {
+    if (w != DBP_WQ_TIMEOUT) { /* ready, not queued, or our own thread's turn */
       g->woken = w == DBP_WQ_READY;
       break;
     }
@@ -327,7 +327,12 @@ int wg_sleep(sqlite3_vfs *root, int us)
     return root->xSleep(root, us);
   g->slept = 1;
   if (g->lock_busy || !dbp_wq_queued(g->coord, &g->h)) return root->xSleep(root, us);
-  int w = dbp_wq_wait(g->coord, &g->h, now_ns() + (int64_t)us * 1000, g->reserving);
+  int64_t deadline = now_ns() + (int64_t)us * 1000;
+  int w = dbp_wq_wait(g->coord, &g->h, deadline, g->reserving);
   g->woken = w == DBP_WQ_READY;
+  if (w == DBP_WQ_OWN) { /* sleep as SQLite asked: the turn is our thread's */
+    int64_t left = (deadline - now_ns()) / 1000;
+    if (left > 0) root->xSleep(root, (int)left);
+  }
   return us;
 }
