@@ -567,6 +567,12 @@ void dbp_wq_release(dbpool_coord *c, dbp_wq_handle *h)
   }
 }
 
+void dbp_wq_requeue(dbpool_coord *c, dbp_wq_handle *h)
+{
+  dbp_wq_entry *e = entry_of(c, h);
+  if (e) enqueue(wq(c), e, dbp_mono_ns());
+}
+
 bool dbp_wq_queued(dbpool_coord *c, const dbp_wq_handle *h)
 {
   dbp_wq_entry *e = entry_of(c, h);

@@ -58,6 +58,9 @@ DBP_HIDDEN void dbp_wq_release(dbpool_coord *c, dbp_wq_handle *h);
 ** a free turn as granted to us, so that nobody writes before we do. */
 DBP_HIDDEN int dbp_wq_wait(dbpool_coord *c, dbp_wq_handle *h,
                            int64_t deadline_ns, bool reserve);
+/* The connection is about to wait for its turn (a busy sleep after a
+** refusal): make sure it holds a place (its old one if it just expired). */
+DBP_HIDDEN void dbp_wq_requeue(dbpool_coord *c, dbp_wq_handle *h);
 /* Is the entry queued (holding a ticket) or granted the turn? */
 DBP_HIDDEN bool dbp_wq_queued(dbpool_coord *c, const dbp_wq_handle *h);
 /* The connection is closing: give back the turn, the ticket and the entry. */

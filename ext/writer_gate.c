@@ -326,7 +326,10 @@ int wg_sleep(sqlite3_vfs *root, int us)
       !pthread_equal(__atomic_load_n(&g->refused_by, __ATOMIC_RELAXED), pthread_self()))
     return root->xSleep(root, us);
   g->slept = 1;
-  if (g->lock_busy || !dbp_wq_queued(g->coord, &g->h)) return root->xSleep(root, us);
+  if (g->lock_busy) return root->xSleep(root, us);
+  /* The busy handler sleeps because we refused this writer: it waits for
+  ** its turn even if its place expired meanwhile (a slow thread). */
+  dbp_wq_requeue(g->coord, &g->h);
   int64_t deadline = now_ns() + (int64_t)us * 1000;
   int w = dbp_wq_wait(g->coord, &g->h, deadline, g->reserving);
   g->woken = w == DBP_WQ_READY;
