@@ -198,7 +198,7 @@ static int header_sound(const writer_gate *g)
 }
 
 /* SQLite asks for WAL_WRITE_LOCK. */
-static int write_lock(writer_gate *g)
+static __attribute__((noinline)) int write_lock(writer_gate *g)
 {
   const int flags = SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE;
   dbpool_coord *c = gate_pool(g);
@@ -255,7 +255,7 @@ static int write_lock(writer_gate *g)
 ** handed to the application (a deferred transaction's upgrade, or a busy
 ** budget spent): this is most likely the application's retry. Wait for the
 ** turn here, holding no lock, through the connection's own busy handler. */
-static void wait_before_read(writer_gate *g)
+static __attribute__((noinline)) void wait_before_read(writer_gate *g)
 {
   if (!g->coord || g->slept || g->lock_busy || !g->busy || !g->busy[0]) return;
   if (!dbp_wq_queued(g->coord, &g->h)) return;
@@ -276,34 +276,42 @@ static void wait_before_read(writer_gate *g)
   }
 }
 
+/* SQLite lets WAL_WRITE_LOCK go. */
+static __attribute__((noinline)) int write_unlock(writer_gate *g, int n, int flags)
+{
+  uint32_t change, frames;
+  read_header(g, &change, &frames); /* still ours: nobody else writes it */
+  int rc = real_shm_lock(g, WAL_WRITE_LOCK, n, flags);
+  if (g->gated && g->coord) {
+    int wrote = !g->shm0 || change != g->hdr_change || frames != g->hdr_frames;
+    dbp_wq_done(g->coord, &g->h, wrote);
+    if (!wrote) refused(g); /* a stale snapshot: the busy sleep that follows
+                               waits (an empty transaction: no sleep follows;
+                               and no read waits, slept stays set) */
+  }
+  g->gated = 0;
+  return rc;
+}
+
+/* Every WAL lock goes through here: the read-mark path (every read
+** transaction) is kept to a few instructions. */
 int wg_shm_lock(writer_gate *g, int ofst, int n, int flags)
 {
-  int lock = (flags & SQLITE_SHM_LOCK) != 0, excl = (flags & SQLITE_SHM_EXCLUSIVE) != 0;
-  if (lock && excl && ofst == WAL_WRITE_LOCK && n == 1) return write_lock(g);
-  if (!lock && excl && ofst == WAL_WRITE_LOCK) {
-    uint32_t change, frames;
-    read_header(g, &change, &frames); /* still ours: nobody else writes it */
-    int rc = real_shm_lock(g, ofst, n, flags);
-    if (g->gated && g->coord) {
-      int wrote = !g->shm0 || change != g->hdr_change || frames != g->hdr_frames;
-      dbp_wq_done(g->coord, &g->h, wrote);
-      if (!wrote) refused(g); /* a stale snapshot: the busy sleep that follows
-                                 waits (an empty transaction: no sleep follows;
-                                 and no read waits, slept stays set) */
-    }
-    g->gated = 0;
-    return rc;
+  if (ofst == WAL_WRITE_LOCK && (flags & SQLITE_SHM_EXCLUSIVE)) {
+    if ((flags & SQLITE_SHM_LOCK) && n == 1) return write_lock(g);
+    if (flags & SQLITE_SHM_UNLOCK) return write_unlock(g, n, flags);
   }
-  if (n == 1 && !excl && ofst >= WAL_READ_FIRST && ofst <= WAL_READ_LAST) {
+  if (n == 1 && ofst >= WAL_READ_FIRST && ofst <= WAL_READ_LAST &&
+      !(flags & SQLITE_SHM_EXCLUSIVE)) {
     unsigned bit = 1u << (ofst - WAL_READ_FIRST);
-    if (!lock) {
+    if (flags & SQLITE_SHM_UNLOCK) {
       g->read_marks &= ~bit;
-      return real_shm_lock(g, ofst, n, flags);
+    } else {
+      if (g->read_marks == 0 && g->coord && !g->slept) wait_before_read(g);
+      int rc = real_shm_lock(g, ofst, n, flags);
+      if (rc == SQLITE_OK) g->read_marks |= bit;
+      return rc;
     }
-    if (g->read_marks == 0) wait_before_read(g);
-    int rc = real_shm_lock(g, ofst, n, flags);
-    if (rc == SQLITE_OK) g->read_marks |= bit;
-    return rc;
   }
   return real_shm_lock(g, ofst, n, flags);
 }
