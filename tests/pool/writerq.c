@@ -160,16 +160,23 @@ TEST(second_connection_of_one_thread_gets_busy_within_its_timeout)
     sqlite3 *c1 = open_db(path, 5000), *c2 = open_db(path, 2000);
     int rc = sqlite3_exec(c1, "BEGIN IMMEDIATE; INSERT INTO t(w) VALUES(1)", 0, 0, 0);
     atomic_store(&f->rc_a, rc);
-    double t0 = tu_now_ms();
-    rc = sqlite3_exec(c2, "BEGIN IMMEDIATE", 0, 0, 0);
-    atomic_store(&f->ms_b, (int64_t)(tu_now_ms() - t0));
-    atomic_store(&f->rc_b, rc);
-    /* The same with the queue off: SQLite's busy handler alone, as slow as
-    ** this machine's sleeps are right now. */
-    sqlite3_exec(c2, "PRAGMA dbpool_writer_queue = off", 0, 0, 0);
-    t0 = tu_now_ms();
-    sqlite3_exec(c2, "BEGIN IMMEDIATE", 0, 0, 0);
-    atomic_store(&f->ms_ref, (int64_t)(tu_now_ms() - t0));
+    /* SQLite's busy handler alone (the queue off), before and after, as
+    ** slow as this machine's sleeps are right now; the queue on between. */
+    int64_t ref = 0;
+    for (int round = 0; round < 3; round++) {
+      sqlite3_exec(c2, round == 1 ? "PRAGMA dbpool_writer_queue = on"
+                                  : "PRAGMA dbpool_writer_queue = off", 0, 0, 0);
+      double t0 = tu_now_ms();
+      rc = sqlite3_exec(c2, "BEGIN IMMEDIATE", 0, 0, 0);
+      int64_t ms = (int64_t)(tu_now_ms() - t0);
+      if (round == 1) {
+        atomic_store(&f->ms_b, ms);
+        atomic_store(&f->rc_b, rc);
+      } else if (ms > ref) {
+        ref = ms;
+      }
+    }
+    atomic_store(&f->ms_ref, ref);
     sqlite3_exec(c2, "PRAGMA dbpool_writer_queue = on", 0, 0, 0);
     sqlite3_exec(c1, "COMMIT", 0, 0, 0);
     /* and afterwards c2 writes normally */
@@ -183,7 +190,8 @@ TEST(second_connection_of_one_thread_gets_busy_within_its_timeout)
   CHECK_SQ(atomic_load(&f->rc_a), SQLITE_OK);
   CHECK_SQ(atomic_load(&f->rc_b), SQLITE_BUSY);
   /* busy timeout + 10%; a loaded machine stretches every sleep, so the
-  ** reference is SQLite's own wait measured just after, if longer. */
+  ** reference is SQLite's own wait measured just before and after, if
+  ** longer. */
   int64_t ref = atomic_load(&f->ms_ref) > 2000 ? atomic_load(&f->ms_ref) : 2000;
   CHECK_CMP(atomic_load(&f->ms_b), <=, ref * 11 / 10);
   CHECK_CMP(atomic_load(&f->ms_b), >=, 1900); /* it did wait its busy timeout */
