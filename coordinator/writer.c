@@ -98,17 +98,26 @@ static self_id self_identity(void)
 }
 
 /* The writer queue's one question about liveness: has the process that
-** owns entry e certainly exited? (The pool's process records answer the
-** same question for slots; when they change how, this follows.) Anything
-** uncertain counts as alive, as in reap.c. */
-static bool owner_gone(const dbp_wq_entry *e)
+** owns entry e certainly exited? Its process record in the pool (when it
+** has one: it holds a slot) gone or reused says so, as the pool's reaper
+** decided; else the identity recorded in the entry is checked as reap.c
+** checks process records. Anything uncertain counts as alive. When process
+** liveness changes (identity.c, reap.c), this function follows. */
+static bool owner_gone(dbpool_coord *c, const dbp_wq_entry *e)
 {
   int32_t pid = atomic_load(&e->pid);
   uint32_t kind = atomic_load(&e->ident_kind);
   uint64_t ident = atomic_load(&e->ident), ns = atomic_load(&e->pidns);
   self_id me = self_identity();
-  if (pid == dbp_pid() && kind == me.kind && ident == me.ident) return false;
-  if (ns && me.pidns && ns != me.pidns) return false;
+  if (pid == dbp_pid() && kind == me.kind && ident == me.ident) return false; /* us */
+  uint32_t proc = atomic_load(&e->proc);
+  if (proc >= 1 && proc <= DBP_PROCESSES) {
+    dbp_process *pr = &c->procs[proc - 1];
+    if (atomic_load(&pr->state) != PROC_LIVE ||
+        atomic_load(&pr->gen) != atomic_load(&e->proc_gen))
+      return true; /* the reaper took its record: it died */
+  }
+  if (ns && me.pidns && ns != me.pidns) return false; /* pids mean nothing */
   return dbp_process_dead(pid, kind, ident);
 }
 
@@ -149,6 +158,9 @@ static bool claim_entry(dbpool_coord *c, dbp_wq_handle *h, uint32_t i)
   atomic_store(&e->ident, me.ident);
   atomic_store(&e->pidns, me.pidns);
   atomic_store(&e->slot, h->slot);
+  bool registered = c->proc_idx >= 0 && c->proc_fork_gen == dbp_fork_gen();
+  atomic_store(&e->proc, registered ? (uint32_t)c->proc_idx + 1 : 0);
+  atomic_store(&e->proc_gen, registered ? c->proc_gen : 0);
   atomic_store(&e->losses, 0);
   atomic_store(&e->expired_ns, 0);
   h->idx = i;
@@ -164,7 +176,7 @@ static void reclaim_dead_entries(dbpool_coord *c)
   for (uint32_t i = 0; i < hwm; i++) {
     dbp_wq_entry *e = &q->entries[i];
     uint64_t w = atomic_load(&e->state);
-    if (WQE_KIND(w) != WQE_IDLE || !owner_gone(e)) continue;
+    if (WQE_KIND(w) != WQE_IDLE || !owner_gone(c, e)) continue;
     atomic_compare_exchange_strong(&e->state, &w, WQE_WORD(WQE_GEN(w), WQE_FREE));
   }
 }
@@ -365,10 +377,10 @@ static void check_queue(dbpool_coord *c)
   if (WQ_T_KIND(t) != WQ_FREE) {
     dbp_wq_entry *e = j < DBP_WQ_ENTRIES ? &q->entries[j] : NULL;
     uint64_t w = e ? atomic_load(&e->state) : 0;
-    if (!e || WQE_KIND(w) == WQE_FREE || owner_gone(e)) {
+    if (!e || WQE_KIND(w) == WQE_FREE || owner_gone(c, e)) {
       if (pass_turn(c, t, now, j, true)) {
         atomic_fetch_add(&q->skipped_dead, 1);
-        if (e && WQE_KIND(w) != WQE_FREE && owner_gone(e)) {
+        if (e && WQE_KIND(w) != WQE_FREE && owner_gone(c, e)) {
           leave_queue(q, e);
           uint64_t w2 = atomic_load(&e->state);
           atomic_compare_exchange_strong(&e->state, &w2,
@@ -386,7 +398,7 @@ static void check_queue(dbpool_coord *c)
     if (WQE_KIND(w) != WQE_WAITING) continue;
     uint64_t cur = atomic_load(&q->turn);
     bool granted = WQ_T_IDX(cur) == i && WQ_T_KIND(cur) != WQ_FREE;
-    if (!granted && owner_gone(e)) {
+    if (!granted && owner_gone(c, e)) {
       if (leave_queue(q, e)) atomic_fetch_add(&q->skipped_dead, 1);
       uint64_t w2 = atomic_load(&e->state);
       atomic_compare_exchange_strong(&e->state, &w2, WQE_WORD(WQE_GEN(w2), WQE_FREE));

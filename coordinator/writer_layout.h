@@ -73,6 +73,8 @@ typedef struct dbp_wq_entry {
   _Atomic uint64_t ident;
   _Atomic uint64_t pidns;
   _Atomic int64_t expired_ns; /* CLOCK_MONOTONIC: its place expired then */
+  _Atomic uint32_t proc;     /* the owner's process record + 1, 0 if none */
+  _Atomic uint32_t proc_gen; /* that record's generation */
 } dbp_wq_entry;
 
 typedef struct dbp_writerq {
@@ -105,7 +107,7 @@ typedef struct dbp_writerq {
   _Alignas(64) dbp_wq_entry entries[DBP_WQ_ENTRIES];
 } dbp_writerq;
 
-_Static_assert(sizeof(dbp_wq_entry) == 80, "entry size is part of the layout");
+_Static_assert(sizeof(dbp_wq_entry) == 88, "entry size is part of the layout");
 _Static_assert(DBP_WQ_ENTRIES < DBP_WQ_NONE, "fits the turn word");
 
 #endif /* DBPOOL_WRITER_LAYOUT_H */

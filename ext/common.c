@@ -35,6 +35,13 @@ char *dbpool_iso8601(int64_t ns)
                          tm.tm_sec, (int)(ns / 1000000 % 1000));
 }
 
+/* The writer queue's state as one word for the key=value summary. */
+static const char *queue_token(const dbpool_writer_stats *ws)
+{
+  const char *s = dbpool_writer_queue_status(ws);
+  return strncmp(s, "inactive", 8) == 0 ? "inactive(rollback-journal)" : s;
+}
+
 char *dbpool_stats_summary(dbpool_coord *c)
 {
   dbpool_host_stats st;
@@ -50,7 +57,7 @@ char *dbpool_stats_summary(dbpool_coord *c)
       st.processes, (unsigned long long)st.total_acquired,
       (unsigned long long)st.total_timeouts,
       (unsigned long long)st.total_reclaimed, (double)st.p99_wait_ns / 1e6,
-      st.paused, dbpool_writer_queue_status(&ws), ws.waiting,
+      st.paused, queue_token(&ws), ws.waiting,
       (unsigned long long)ws.total_writes, (double)ws.p999_wait_ns / 1e6);
 }
 
