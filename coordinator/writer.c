@@ -42,6 +42,7 @@ void dbp_wq_init(dbp_header *h)
   dbp_writerq *q = &h->writerq;
   atomic_store(&q->turn, WQ_T_MAKE(0, WQ_FREE, DBP_WQ_NONE, 0));
   atomic_store(&q->next_ticket, 1);
+  atomic_store(&q->oldest_ns, INT64_MAX);
   atomic_store(&q->enabled, DBP_WQ_ON_DEFAULT);
   atomic_store(&q->starve_ms, DBP_WQ_STARVE_DEFAULT_MS);
   atomic_store(&q->initialised, 1);
@@ -200,6 +201,30 @@ static int take_entry(dbpool_coord *c, dbp_wq_handle *h)
   return -ENOSPC;
 }
 
+/* The oldest-waiter hint lets the hot path (every write) skip scanning the
+** entries unless a strict hand-off may be due. It is only a hint: too old
+** costs a scan, too new delays a hand-off until the next recount (checks
+** recount it every poll). */
+static void lower_oldest(dbp_writerq *q, int64_t since)
+{
+  int64_t o = atomic_load(&q->oldest_ns);
+  while (since < o && !atomic_compare_exchange_weak(&q->oldest_ns, &o, since)) {
+  }
+}
+
+static void recount_oldest(dbp_writerq *q)
+{
+  int64_t oldest = INT64_MAX;
+  uint32_t hwm = entry_hwm(q);
+  for (uint32_t i = 0; i < hwm; i++) {
+    dbp_wq_entry *e = &q->entries[i];
+    if (WQE_KIND(atomic_load(&e->state)) != WQE_WAITING) continue;
+    int64_t since = atomic_load(&e->since_ns);
+    if (since < oldest) oldest = since;
+  }
+  atomic_store(&q->oldest_ns, oldest);
+}
+
 /* Leave the queue: WAITING -> IDLE. Returns the wait if we did leave. */
 static bool leave_queue(dbp_writerq *q, dbp_wq_entry *e)
 {
@@ -209,6 +234,7 @@ static bool leave_queue(dbp_writerq *q, dbp_wq_entry *e)
       uint32_t n = atomic_load(&q->n_waiting);
       while (n > 0 && !atomic_compare_exchange_weak(&q->n_waiting, &n, n - 1)) {
       }
+      if (atomic_load(&e->since_ns) <= atomic_load(&q->oldest_ns)) recount_oldest(q);
       return true;
     }
   return false;
@@ -231,8 +257,10 @@ static void enqueue(dbp_writerq *q, dbp_wq_entry *e, int64_t now)
     atomic_store(&e->since_ns, now);
   }
   atomic_store(&e->losses, 0);
-  if (atomic_compare_exchange_strong(&e->state, &w, WQE_WORD(WQE_GEN(w), WQE_WAITING)))
+  if (atomic_compare_exchange_strong(&e->state, &w, WQE_WORD(WQE_GEN(w), WQE_WAITING))) {
     atomic_fetch_add(&q->n_waiting, 1);
+    lower_oldest(q, atomic_load(&e->since_ns));
+  }
 }
 
 /* ------------------------------------------------------------ the queue */
@@ -285,11 +313,25 @@ static bool starving(dbp_writerq *q, head_info hd, int64_t now)
 ** waiter costs a wake-up (0.1-0.2 ms here, 3-5 transactions); spacing them
 ** keeps the runner's throughput while every starving waiter still gets its
 ** turn within starvation + (queue length) * gap. */
-static bool strict_due(dbp_writerq *q, head_info hd, int64_t now)
+static bool gap_passed(dbp_writerq *q, int64_t now)
 {
-  if (!starving(q, hd, now)) return false;
   int64_t last = atomic_load_explicit(&q->strict_ns, memory_order_relaxed);
   return now - last >= starve_ns(q) / WQ_STRICT_GAP_DIV || last > now;
+}
+
+static bool strict_due(dbp_writerq *q, head_info hd, int64_t now)
+{
+  return starving(q, hd, now) && gap_passed(q, now);
+}
+
+/* Could a strict hand-off be due? Without scanning: someone waits, the
+** oldest waiter (hint) starves, and the gap has passed. */
+static bool maybe_due(dbp_writerq *q, int64_t now)
+{
+  if (atomic_load_explicit(&q->n_waiting, memory_order_acquire) == 0) return false;
+  int64_t oldest = atomic_load_explicit(&q->oldest_ns, memory_order_relaxed);
+  if (oldest != 0 && now - oldest < starve_ns(q)) return false;
+  return gap_passed(q, now);
 }
 
 static void wake_entry(dbp_writerq *q, uint32_t i)
@@ -316,7 +358,7 @@ static bool grant_head(dbp_writerq *q, uint64_t t, head_info hd, int64_t now)
 static bool may_take(dbp_writerq *q, uint64_t t, uint32_t idx, int64_t now, bool *handed)
 {
   *handed = false;
-  if (atomic_load_explicit(&q->n_waiting, memory_order_acquire) == 0) return true;
+  if (!maybe_due(q, now)) return true;
   head_info hd = find_head(q, now, DBP_WQ_NONE);
   if (hd.idx == DBP_WQ_NONE || hd.idx == idx || !strict_due(q, hd, now)) return true;
   *handed = grant_head(q, t, hd, now);
@@ -335,7 +377,7 @@ static bool pass_turn(dbpool_coord *c, uint64_t t, int64_t now, uint32_t exclude
 {
   dbp_writerq *q = wq(c);
   head_info hd = {DBP_WQ_NONE, 0, 0};
-  if (atomic_load_explicit(&q->n_waiting, memory_order_acquire) > 0)
+  if (wake ? atomic_load(&q->n_waiting) > 0 : maybe_due(q, now))
     hd = find_head(q, now, exclude);
   if (strict_due(q, hd, now)) return grant_head(q, t, hd, now);
   if (!atomic_compare_exchange_strong(&q->turn, &t, WQ_T_MAKE(t, WQ_FREE, DBP_WQ_NONE, 0)))
@@ -415,6 +457,7 @@ static void check_queue(dbpool_coord *c)
   ** between changing an entry and the count). */
   uint32_t n = atomic_load(&q->n_waiting);
   if (n != waiting) atomic_compare_exchange_strong(&q->n_waiting, &n, waiting);
+  recount_oldest(q);
 }
 
 static void maybe_check(dbpool_coord *c)
@@ -480,8 +523,9 @@ int dbp_wq_acquire(dbpool_coord *c, dbp_wq_handle *h, bool woken)
     }
     break;
   }
-  if (woken && WQE_KIND(atomic_load(&e->state)) == WQE_WAITING)
-    atomic_fetch_add(&e->losses, 1);
+  if (woken && WQE_KIND(atomic_load(&e->state)) == WQE_WAITING &&
+      atomic_fetch_add(&e->losses, 1) + 1 >= WQ_BEATEN_MAX)
+    lower_oldest(q, now - starve_ns(q)); /* beaten twice: starving now */
   enqueue(q, e, now);
   return DBP_WQ_WAIT;
 }
@@ -510,7 +554,7 @@ void dbp_wq_taken(dbpool_coord *c, dbp_wq_handle *h)
   /* If our release will hand the turn to the head, wake it now: it spins
   ** (yielding) until we let go, and its wake-up (0.1-0.4 ms here, several
   ** transactions) overlaps our transaction instead of following it. */
-  if (atomic_load_explicit(&q->n_waiting, memory_order_acquire) > 0) {
+  if (maybe_due(q, now)) {
     head_info hd = find_head(q, now, h->idx);
     if (strict_due(q, hd, now)) wake_entry(q, hd.idx);
   }

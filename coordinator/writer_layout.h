@@ -83,6 +83,8 @@ typedef struct dbp_writerq {
   _Atomic int64_t turn_ns;      /* CLOCK_MONOTONIC: last grant */
   _Atomic int64_t strict_ns;    /* CLOCK_MONOTONIC: last strict hand-off */
   _Atomic uint64_t next_ticket;
+  _Atomic int64_t oldest_ns;    /* hint: the oldest waiter's since_ns
+                                   (INT64_MAX: none; 0: unknown) */
   _Atomic uint32_t n_waiting;   /* WAITING entries (repaired by checks) */
   _Atomic uint32_t entry_hwm;   /* entries [0, hwm) have been used */
 
