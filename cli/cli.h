@@ -39,6 +39,7 @@ int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* view.c: opening pools and taking snapshots. */
+int view_attach(const char *cmd, const char *db, bool writable, pool_view *v);
 int view_open(const char *cmd, const char *db, bool writable, pool_view *v);
 int view_open_segment(const char *segment, pool_view *v);
 int view_refresh(pool_view *v);

@@ -78,7 +78,7 @@ int cmd_reap(int argc, char **argv, const cli_opts *o)
   (void)argc;
   (void)o;
   pool_view v;
-  int rc = view_open(argv[0], argv[1], true, &v);
+  int rc = view_attach(argv[0], argv[1], true, &v);
   if (rc) return rc;
   int n = dbpool_coord_reap(v.c);
   if (n < 0)

@@ -1,19 +1,27 @@
 /*
 ** registry.c -- this process's attachments and holders.
 **
-** A process maps each pool once: handles opened for the same database share
-** one refcounted attachment (every handle and every holder is a reference),
-** and the mapping stays cached when the last reference goes, so that a
-** process opening and closing connections does not map and unmap each time.
-** The process registers itself in the pool (a process record carrying its
-** identity) while it has holders, so that observers that only read
+** A process maps each pool once per access mode: handles opened for the
+** same database share one refcounted attachment (every handle and every
+** holder is a reference). When the last reference goes, the mapping stays
+** cached for the next open, but at most DBP_CACHED_UNUSED of them: a
+** process that opens and closes many databases keeps a bounded number
+** mapped (the least recently used unused one is unmapped first).
+**
+** The process registers itself in the pool (a process record, its liveness
+** lock, and an O_PATH descriptor on the database file to notice its
+** deletion) while it has holders, so that observers that only read
 ** statistics never appear as users. After fork() the child sees its
-** parent's attachments as foreign: it maps and registers anew.
+** parent's attachments as foreign: it maps and registers anew, and the
+** descriptors it inherited are closed at once (liveness.c).
 */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "fastpath.h"
 #include "internal.h"
@@ -23,6 +31,7 @@
 #endif
 
 static dbpool_coord *g_list; /* guarded by the registry lock */
+static uint64_t g_tick;      /* LRU clock of unused attachments (lock) */
 
 const char *dbpool_version_string(void) { return DBPOOL_VERSION; }
 
@@ -51,7 +60,7 @@ void dbp_label_load(_Atomic uint64_t *src, unsigned words, char *dst)
   dst[words * 8 - 1] = 0;
 }
 
-/* Under the registry lock: drop a cached attachment nobody uses. */
+/* Under the registry lock: drop an attachment nobody uses. */
 static void forget(dbpool_coord *c)
 {
   for (dbpool_coord **pp = &g_list; *pp; pp = &(*pp)->next)
@@ -63,52 +72,98 @@ static void forget(dbpool_coord *c)
   free(c);
 }
 
-static dbpool_coord *find(const char *name, unsigned flags)
+/* In the child, right after fork() (registry lock held, one thread): the
+** inherited descriptors would keep the parent's liveness locks held after
+** the parent died. Close them; the mappings stay (the child may still free
+** holders it inherited, which touches only its own memory). */
+void dbp_registry_forget_fds_in_child(void)
+{
+  for (dbpool_coord *c = g_list; c; c = c->next) {
+    if (c->fd >= 0) close(c->fd);
+    if (c->db_fd >= 0) close(c->db_fd);
+    if (c->lock_fd >= 0) close(c->lock_fd);
+    c->fd = c->db_fd = c->lock_fd = -1;
+  }
+}
+
+/* Under the registry lock: unmap unused attachments beyond the cache's
+** bound, least recently used first. */
+static void trim_cache(void)
+{
+  for (;;) {
+    unsigned unused = 0;
+    dbpool_coord *oldest = NULL;
+    for (dbpool_coord *c = g_list; c; c = c->next)
+      if (c->refs == 0) {
+        unused++;
+        if (!oldest || c->unused_tick < oldest->unused_tick) oldest = c;
+      }
+    if (unused <= DBP_CACHED_UNUSED) return;
+    forget(oldest);
+  }
+}
+
+static bool usable(dbpool_coord *c)
+{
+  return !(dbp_gate_snapshot(c->hdr).bits & G_REMOVED) && dbp_segment_still_linked(c);
+}
+
+/* Under the registry lock: our attachment to the pool of key (by_name
+** NULL) or to the segment by_name, in the access mode asked for. A cached
+** one whose pool was removed is dropped (if unused) or passed over. */
+static dbpool_coord *find(const char *ns, const dbp_key *key, const char *by_name,
+                          bool ro)
 {
   unsigned gen = dbp_fork_gen();
   dbpool_coord *next;
   for (dbpool_coord *c = g_list; c; c = next) {
     next = c->next;
-    if (c->fork_gen != gen || strcmp(c->name, name) != 0) continue;
-    if ((dbp_gate_snapshot(c->hdr).bits & G_REMOVED) ||
-        !dbp_segment_still_linked(c)) {
+    if (c->fork_gen != gen || c->readonly != ro) continue;
+    if (by_name ? strcmp(c->name, by_name) != 0
+                : !dbp_key_equal(&c->key, key) || strcmp(c->ns, ns) != 0)
+      continue;
+    if (!usable(c)) {
       if (c->refs == 0) forget(c);
       continue;
     }
-    if (!c->readonly || (flags & DBPOOL_OPEN_READONLY)) return c;
+    return c;
   }
   return NULL;
 }
 
-static int open_common(const char *db_path, const char *seg_name,
-                       unsigned flags, dbpool_coord **out)
+static int open_common(const char *db_path, const char *seg_name, unsigned flags,
+                       const int64_t *explicit, dbpool_coord **out)
 {
   char name[DBP_SEGMENT_NAME_MAX];
+  const char *ns = "";
+  dbp_dbfile db;
+  bool ro = flags & DBPOOL_OPEN_READONLY;
   int rc = 0;
   if (!out) return dbp_err(-EINVAL, "dbpool: open: out is NULL");
   *out = NULL;
   if (db_path) {
-    uint64_t dev, ino;
-    rc = dbp_segment_name_for(db_path, name, &dev, &ino);
+    rc = dbp_namespace(&ns);
+    if (rc) return rc;
+    if (dbp_dbfile_stat_quiet(db_path, &db) != 0)
+      return dbp_dbfile_stat(db_path, &db); /* again, for the message */
   } else if (!seg_name) {
-    rc = dbp_err(-EINVAL, "dbpool: open: no database path");
+    return dbp_err(-EINVAL, "dbpool: open: no database path");
   } else {
     snprintf(name, sizeof name, "/%s", seg_name[0] == '/' ? seg_name + 1 : seg_name);
   }
-  if (rc) return rc;
   dbp_registry_lock();
-  dbpool_coord *c = find(name, flags);
+  dbpool_coord *c = find(ns, db_path ? &db.key : NULL, db_path ? NULL : name, ro);
   if (c) {
     c->refs++;
+    if (db_path) dbp_follow_rename(c, db_path);
   } else {
-    rc = dbp_segment_attach(db_path, db_path ? NULL : name, flags, &c);
+    rc = dbp_segment_attach(db_path, db_path ? NULL : name, flags, explicit, &c);
     if (rc == 0) {
       c->refs = 1;
       c->next = g_list;
       g_list = c;
     }
   }
-  /* A read-only handle on a pool we can write: fine, we just don't write. */
   dbp_registry_unlock();
   if (rc == 0) *out = c;
   return rc;
@@ -117,13 +172,28 @@ static int open_common(const char *db_path, const char *seg_name,
 int dbpool_coord_open(const char *db_path, unsigned flags, dbpool_coord **out)
 {
   if (!db_path) return dbp_err(-EINVAL, "dbpool: open: database path is NULL");
-  return open_common(db_path, NULL, flags, out);
+  return open_common(db_path, NULL, flags, NULL, out);
+}
+
+int dbpool_coord_open_with(const char *db_path, const int64_t *values,
+                           dbpool_coord **out)
+{
+  if (!db_path) return dbp_err(-EINVAL, "dbpool: open: database path is NULL");
+  for (int s = 0; values && s < DBPOOL_SETTING_COUNT; s++) {
+    const dbpool_setting_info *d = dbpool_setting_describe(s);
+    if (values[s] != DBPOOL_SETTING_UNSET &&
+        (values[s] < d->min_value || values[s] > d->max_value))
+      return dbp_err(-ERANGE, "dbpool: %s=%lld is out of range (%lld..%lld)",
+                     d->name, (long long)values[s], (long long)d->min_value,
+                     (long long)d->max_value);
+  }
+  return open_common(db_path, NULL, 0, values, out);
 }
 
 int dbpool_coord_open_segment(const char *segment_name, unsigned flags,
                               dbpool_coord **out)
 {
-  return open_common(NULL, segment_name, flags | DBPOOL_OPEN_NOCREATE, out);
+  return open_common(NULL, segment_name, flags | DBPOOL_OPEN_NOCREATE, NULL, out);
 }
 
 const char *dbpool_coord_segment_name(const dbpool_coord *c)
@@ -142,28 +212,42 @@ void dbpool_coord_database(const dbpool_coord *c, char *buf, size_t cap)
   buf[n - 1] = 0;
 }
 
-/* Under the registry lock. */
+/* Under the registry lock: leave the pool (our last holder is gone):
+** free our records, drop the liveness lock, and remove the pool at once if
+** its database file was deleted and nobody else uses it. */
 static void detach_process(dbpool_coord *c)
 {
   if (c->readonly || c->proc_idx < 0 || c->proc_fork_gen != dbp_fork_gen())
     return;
-  if (dbp_lock(c, -1) != 0) return;
-  dbp_process *pr = &c->procs[c->proc_idx];
-  if (atomic_load(&pr->state) == PROC_LIVE && atomic_load(&pr->gen) == c->proc_gen)
-    dbp_reap_process_locked(c, (unsigned)c->proc_idx, false);
-  dbp_unlock_granting(c);
+  unsigned p = (unsigned)c->proc_idx;
+  if (dbp_lock(c, -1) == 0) {
+    dbp_process *pr = &c->procs[p];
+    if (atomic_load(&pr->state) == PROC_LIVE && atomic_load(&pr->gen) == c->proc_gen)
+      dbp_reap_process_locked(c, p, false);
+    c->proc_idx = -1;
+    dbp_liveness_drop(c, p);
+    dbp_unlock_granting(c);
+  }
   c->proc_idx = -1;
+  dbp_remove_if_deleted(c);
+  if (c->db_fd >= 0) close(c->db_fd);
+  c->db_fd = -1;
 }
 
-/* Drop one reference. The mapping stays cached for the next open, unless
-** it is a parent's (after fork) or its pool was removed. */
+/* Drop one reference. The mapping stays cached for the next open (within
+** the cache's bound), unless it is a parent's (after fork) or its pool was
+** removed. */
 static void unref(dbpool_coord *c)
 {
   dbp_registry_lock();
-  if (--c->refs == 0 && (c->fork_gen != dbp_fork_gen() ||
-                         (dbp_gate_snapshot(c->hdr).bits & G_REMOVED))) {
-    detach_process(c); /* only if this process (not a parent) registered */
-    forget(c);
+  if (--c->refs == 0) {
+    if (c->fork_gen != dbp_fork_gen() || !usable(c)) {
+      detach_process(c); /* only if this process (not a parent) registered */
+      forget(c);
+    } else {
+      c->unused_tick = ++g_tick;
+      trim_cache();
+    }
   }
   dbp_registry_unlock();
 }
@@ -182,21 +266,61 @@ static void drop_holder(dbpool_coord *c)
   unref(c);
 }
 
+/* Reserve the page holding [off, off + len) before a high-water mark
+** passes into it (segment.c: a page first touched on a full /dev/shm
+** would fault). */
+static int reserve_entry(dbpool_coord *c, size_t off, size_t len)
+{
+  return dbp_reserve_locked(c, off, len);
+}
+
+/* Under the pool lock: a free process record whose liveness lock we could
+** take (one still locked belongs to a process that inherited a dead
+** registrant's descriptor: leave it), growing the table if needed. */
+static int claim_process_record_locked(dbpool_coord *c, unsigned *out)
+{
+  dbp_header *h = c->hdr;
+  uint32_t phwm = dbp_process_hwm(h);
+  for (uint32_t p = 0; p <= phwm && p < DBP_PROCESSES; p++) {
+    if (p < phwm && atomic_load(&c->procs[p].state) != PROC_FREE) continue;
+    if (p == phwm) {
+      int rc = reserve_entry(c, DBP_PROCESSES_OFF + (size_t)p * sizeof(dbp_process),
+                             sizeof(dbp_process));
+      if (rc) return rc;
+    }
+    int rc = dbp_liveness_take(c, p);
+    if (rc == -EAGAIN) continue;
+    if (rc) return rc;
+    if (p == phwm) atomic_store(&h->process_hwm, p + 1);
+    *out = p;
+    return 0;
+  }
+  return -ENOSPC;
+}
+
 /* Register this process in the pool, once per process. Registry lock held. */
 int dbp_register_process(dbpool_coord *c)
 {
   unsigned fgen = dbp_fork_gen();
   if (c->proc_idx >= 0 && c->proc_fork_gen == fgen) return 0;
-  /* Who we are: computed once per process (registry lock held). */
-  static unsigned cached_gen;
-  static uint32_t kind;
-  static uint64_t ident, pidns;
+  static unsigned cached_gen; /* who we are: once per process */
   static char comm[DBPOOL_PROCESS_NAME_MAX];
   if (cached_gen != fgen) {
-    dbp_self_identity(&kind, &ident);
     dbp_self_comm(comm);
-    pidns = dbp_self_pidns();
     cached_gen = fgen;
+  }
+  if (c->db_fd < 0) {
+    /* To tell, when we leave, whether the database file was deleted. An
+    ** O_PATH descriptor: closing it never drops SQLite's POSIX locks. */
+    c->db_fd = open(c->path, O_PATH | O_CLOEXEC);
+    struct stat st;
+    dbp_dbfile f;
+    if (c->db_fd >= 0 && (fstat(c->db_fd, &st) != 0 || (uint64_t)st.st_ino != c->key.ino ||
+                          dbp_dbfile_stat_quiet(c->path, &f) != 0 ||
+                          !dbp_key_equal(&f.key, &c->key))) {
+      close(c->db_fd);
+      c->db_fd = -1;
+    }
   }
   for (int attempt = 0; attempt < 2; attempt++) {
     int rc = dbp_lock(c, -1);
@@ -207,36 +331,35 @@ int dbp_register_process(dbpool_coord *c)
       return dbp_err(-ESTALE, "dbpool: pool %s of %s was removed; reopen it",
                      c->name, c->path);
     }
-    uint32_t phwm = dbp_process_hwm(h), p;
-    for (p = 0; p < phwm; p++)
-      if (atomic_load(&c->procs[p].state) == PROC_FREE) break;
-    if (p == phwm && phwm < DBP_PROCESSES) atomic_store(&h->process_hwm, ++phwm);
-    if (p < phwm) {
+    unsigned p;
+    rc = claim_process_record_locked(c, &p);
+    if (rc == 0) {
       dbp_process *pr = &c->procs[p];
       uint32_t gen = atomic_fetch_add(&pr->gen, 1) + 1;
       atomic_store(&pr->pid, dbp_pid());
-      atomic_store(&pr->ident_kind, kind);
-      atomic_store(&pr->ident, ident);
       atomic_store(&pr->attached_ns, dbp_real_ns());
-      atomic_store(&pr->pidns, pidns);
+      atomic_store(&pr->pidns, dbp_self_pidns());
       dbp_label_store(pr->comm, DBP_COMM_WORDS, comm);
       atomic_store(&pr->n_records, 0);
       atomic_store(&pr->state, PROC_LIVE);
-      dbp_unlock(c);
+      atomic_store(&h->last_used_ns, dbp_real_ns());
       c->proc_idx = (int)p;
       c->proc_gen = gen;
       c->proc_fork_gen = fgen;
+      dbp_unlock(c);
       return 0;
     }
     dbp_unlock(c);
+    if (rc != -ENOSPC) return rc;
     if (attempt == 0) dbp_reap(c);
   }
   return dbp_err(-ENOSPC, "dbpool: pool of %s has no free process record "
                  "(%u processes attached)", c->path, DBP_PROCESSES);
 }
 
-/* Under the pool lock: an unowned free record, or DBP_REC_NONE. */
-static uint32_t alloc_record_locked(dbpool_coord *c)
+/* Under the pool lock: an unowned free record, DBP_REC_NONE if there is
+** none, or a negative errno (a full /dev/shm). */
+static int64_t alloc_record_locked(dbpool_coord *c)
 {
   dbp_header *h = c->hdr;
   uint32_t hwm = dbp_record_hwm(h);
@@ -248,6 +371,9 @@ static uint32_t alloc_record_locked(dbpool_coord *c)
   }
   atomic_store(&h->free_head, DBP_REC_NONE); /* empty, or garbage: stop trusting it */
   if (hwm < DBP_RECORDS) {
+    int rc = reserve_entry(c, DBP_RECORDS_OFF + (size_t)hwm * sizeof(dbp_record),
+                           sizeof(dbp_record));
+    if (rc) return rc;
     atomic_store(&h->record_hwm, hwm + 1);
     return hwm;
   }
@@ -268,7 +394,7 @@ int dbpool_holder_new(dbpool_coord *c, dbpool_holder **out)
     /* A handle inherited across fork(): the child attaches as itself, once
     ** per pool, through its own attachment (shared with its own opens). */
     dbpool_coord *own;
-    int rc = open_common(NULL, c->name, DBPOOL_OPEN_NOCREATE, &own);
+    int rc = open_common(NULL, c->name, DBPOOL_OPEN_NOCREATE, NULL, &own);
     if (rc) return rc;
     rc = dbpool_holder_new(own, out);
     dbpool_coord_close(own); /* the holder keeps its own reference */
@@ -289,12 +415,13 @@ int dbpool_holder_new(dbpool_coord *c, dbpool_holder **out)
     return rc;
   }
   int p = c->proc_idx;
-  uint32_t idx = DBP_REC_NONE;
+  int64_t idx = DBP_REC_NONE;
   for (int attempt = 0; attempt < 2 && idx == DBP_REC_NONE; attempt++) {
     rc = dbp_lock(c, -1);
     if (rc) break;
     idx = alloc_record_locked(c);
-    if (idx != DBP_REC_NONE) {
+    if (idx < 0) rc = (int)idx;
+    else if (idx != DBP_REC_NONE) {
       dbp_record *r = &c->recs[idx];
       atomic_store(&r->flags, 0);
       atomic_store(&r->tid, 0);
@@ -306,6 +433,7 @@ int dbpool_holder_new(dbpool_coord *c, dbpool_holder **out)
     dbp_unlock(c);
     if (idx == DBP_REC_NONE && attempt == 0) dbp_reap(c);
   }
+  dbp_reap_if_idle(c); /* a process arriving looks for the dead now and then */
   if (rc == 0 && idx == DBP_REC_NONE)
     rc = dbp_err(-ENOSPC, "dbpool: pool of %s has no free holder record "
                  "(%u in use)", c->path, DBP_RECORDS);
@@ -315,7 +443,7 @@ int dbpool_holder_new(dbpool_coord *c, dbpool_holder **out)
     return rc;
   }
   hd->c = c;
-  hd->idx = idx;
+  hd->idx = (uint32_t)idx;
   hd->rec = &c->recs[idx];
   hd->proc_idx = p;
   hd->fork_gen = dbp_fork_gen();

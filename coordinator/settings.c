@@ -5,6 +5,8 @@
 ** gets the same message everywhere and changes nothing.
 */
 #include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,18 +83,56 @@ int dbpool_setting_parse(int s, const char *text, int64_t *value)
   return 0;
 }
 
+/* A setting's value in a header (the limit and the pause live in the gate). */
+int64_t dbp_setting_read(const dbp_header *h, int s)
+{
+  dbp_gate g = dbp_gate_snapshot(h);
+  switch (s) {
+  case DBPOOL_SETTING_MAX_CONNECTIONS: return g_max(g.bits);
+  case DBPOOL_SETTING_PAUSED: return (g.bits & G_PAUSED) != 0;
+  case DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS:
+    return atomic_load(&((dbp_header *)h)->acquire_timeout_ms);
+  }
+  return 0;
+}
+
+/* In a segment nobody else sees yet (creation): store value. */
+void dbp_setting_init(dbp_header *h, int s, int64_t value)
+{
+  switch (s) {
+  case DBPOOL_SETTING_MAX_CONNECTIONS:
+    h->gate.half[1] = g_with(h->gate.half[1], G_MAX_SHIFT, (unsigned)value);
+    break;
+  case DBPOOL_SETTING_PAUSED:
+    if (value) h->gate.half[1] |= G_PAUSED | G_SLOW;
+    else h->gate.half[1] &= ~G_PAUSED;
+    break;
+  case DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS:
+    atomic_store(&h->acquire_timeout_ms, (int32_t)value);
+    break;
+  }
+}
+
+/* May this attachment steer the pool (change settings, remove it)? Those
+** who can write the database, and root. */
+int dbp_steer_check(dbpool_coord *c, const char *what)
+{
+  if (c->readonly)
+    return dbp_err(-EROFS, "dbpool: cannot %s the pool of %s: attached read-only",
+                   what, c->path);
+  if (c->steer_ok) return 0;
+  return dbp_err(-EPERM, "dbpool: cannot %s the pool of %s: that needs write "
+                 "permission on the database (uid %u has none)", what, c->path,
+                 (unsigned)geteuid());
+}
+
 int dbpool_coord_get(dbpool_coord *c, int s, int64_t *value)
 {
   if (!c || !value) return dbp_err(-EINVAL, "dbpool: get: NULL argument");
-  dbp_gate g = dbp_gate_snapshot(c->hdr);
-  switch (s) {
-  case DBPOOL_SETTING_MAX_CONNECTIONS: *value = g_max(g.bits); return 0;
-  case DBPOOL_SETTING_PAUSED: *value = (g.bits & G_PAUSED) != 0; return 0;
-  case DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS:
-    *value = atomic_load(&c->hdr->acquire_timeout_ms);
-    return 0;
-  }
-  return dbp_err(-EINVAL, "dbpool: no setting number %d", s);
+  if (!dbpool_setting_describe(s))
+    return dbp_err(-EINVAL, "dbpool: no setting number %d", s);
+  *value = dbp_setting_read(c->hdr, s);
+  return 0;
 }
 
 int dbpool_coord_set(dbpool_coord *c, int s, int64_t value)
@@ -102,15 +142,15 @@ int dbpool_coord_set(dbpool_coord *c, int s, int64_t value)
   if (!d) return dbp_err(-EINVAL, "dbpool: no setting number %d", s);
   if (value < d->min_value || value > d->max_value)
     return out_of_range(s, (long long)value);
-  if (c->readonly)
-    return dbp_err(-EROFS, "dbpool: cannot change %s of %s: attached "
-                   "read-only (no write permission on the pool)", d->name, c->path);
+  char what[64];
+  snprintf(what, sizeof what, "change %s of", d->name);
+  int rc = dbp_steer_check(c, what);
+  if (rc) return rc;
   if (s == DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS) {
     atomic_store(&c->hdr->acquire_timeout_ms, (int32_t)value);
     return 0;
   }
-  int rc = dbp_lock(c, -1);
-  if (rc) return rc;
+  if ((rc = dbp_lock(c, -1))) return rc;
   dbp_header *h = c->hdr;
   if (s == DBPOOL_SETTING_PAUSED) {
     if (value) dbp_gate_set_flags(c, G_PAUSED | G_SLOW, 0);

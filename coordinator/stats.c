@@ -86,10 +86,34 @@ static uint64_t percentile(const uint64_t *counts, uint64_t total, double q,
   return max_ns;
 }
 
+/* Which process records belong to live processes, asked once per reading
+** (one F_OFD_GETLK each): a dead process's holders are never shown, even
+** before anyone has reclaimed their slots. */
+typedef struct liveness_view {
+  uint32_t phwm;
+  bool alive[DBP_PROCESSES];
+} liveness_view;
+
+static void liveness_read(dbpool_coord *c, liveness_view *v)
+{
+  v->phwm = dbp_process_hwm(c->hdr);
+  for (uint32_t p = 0; p < v->phwm; p++)
+    v->alive[p] = atomic_load(&c->procs[p].state) == PROC_LIVE && dbp_process_alive(c, p);
+}
+
+static bool owner_alive(const liveness_view *v, uint32_t owner)
+{
+  return owner >= 1 && owner <= v->phwm && v->alive[owner - 1];
+}
+
 int dbpool_coord_stats(dbpool_coord *c, dbpool_host_stats *out)
 {
   if (!c || !out) return dbp_err(-EINVAL, "dbpool: stats: NULL argument");
   dbp_header *h = c->hdr;
+  if (!c->readonly) dbp_reap(c); /* a dead process's slots come back now */
+  liveness_view *lv = malloc(sizeof *lv);
+  if (!lv) return dbp_err(-ENOMEM, "dbpool: stats: out of memory");
+  liveness_read(c, lv);
   memset(out, 0, sizeof *out);
   dbp_gate g = dbp_gate_snapshot(h);
   uint64_t released_all;
@@ -112,15 +136,22 @@ int dbpool_coord_stats(dbpool_coord *c, dbpool_host_stats *out)
   out->total_wait_ns = atomic_load(&h->total_wait_ns);
   out->max_wait_ns = atomic_load(&h->max_wait_ns);
   out->created_at_ns = h->created_ns;
-  out->processes = (uint32_t)dbp_live_process_count(c, true);
+  for (uint32_t p = 0; p < lv->phwm; p++) out->processes += lv->alive[p];
 
-  uint32_t hwm = dbp_record_hwm(h);
+  uint32_t hwm = dbp_record_hwm(h), dead_held = 0, dead_waiting = 0;
   for (uint32_t i = 0; i < hwm; i++) {
     dbp_record *r = &c->recs[i];
-    if (REC_STATE(atomic_load(&r->word)) == REC_HELD &&
-        (atomic_load_explicit(&r->flags, memory_order_relaxed) & REC_FLAG_IDLE))
+    unsigned st = REC_STATE(atomic_load(&r->word));
+    if (st == REC_FREE) continue;
+    bool alive = owner_alive(lv, atomic_load_explicit(&r->owner, memory_order_relaxed));
+    if (st == REC_WAITING) dead_waiting += !alive;
+    else if (!alive) dead_held++;
+    else if (atomic_load_explicit(&r->flags, memory_order_relaxed) & REC_FLAG_IDLE)
       out->idle++;
   }
+  out->active = out->active > dead_held ? out->active - dead_held : 0;
+  out->waiting = out->waiting > dead_waiting ? out->waiting - dead_waiting : 0;
+  free(lv);
 
   uint64_t *counts = malloc(DBPOOL_HIST_BUCKETS * sizeof *counts);
   if (!counts) return dbp_err(-ENOMEM, "dbpool: stats: out of memory");
@@ -145,6 +176,7 @@ static int by_ticket(const void *a, const void *b)
 static void fill_info(dbpool_coord *c, uint32_t i, dbpool_holder_state state,
                       dbpool_holder_info *o)
 {
+  uint32_t phwm = dbp_process_hwm(c->hdr);
   dbp_record *r = &c->recs[i];
   memset(o, 0, sizeof *o);
   o->slot = i;
@@ -153,10 +185,11 @@ static void fill_info(dbpool_coord *c, uint32_t i, dbpool_holder_state state,
   o->since_ns = atomic_load_explicit(&r->since_ns, memory_order_relaxed);
   dbp_label_load(r->label, DBP_LABEL_WORDS, o->label);
   uint32_t owner = atomic_load(&r->owner);
-  if (owner >= 1 && owner <= DBP_PROCESSES) {
+  if (owner >= 1 && owner <= phwm) {
     dbp_process *p = &c->procs[owner - 1];
     o->pid = atomic_load(&p->pid);
     dbp_label_load(p->comm, DBP_COMM_WORDS, o->process);
+    o->process_state = dbp_process_state(c, owner - 1);
   }
 }
 
@@ -166,10 +199,19 @@ int dbpool_coord_holders(dbpool_coord *c, dbpool_holder_info *buf, size_t cap)
   uint32_t hwm = dbp_record_hwm(c->hdr);
   size_t n = 0, nw = 0;
   waiter_row *w = malloc((size_t)hwm * sizeof *w + 1);
-  if (!w) return dbp_err(-ENOMEM, "dbpool: holders: out of memory");
+  liveness_view *lv = malloc(sizeof *lv);
+  if (!w || !lv) {
+    free(w);
+    free(lv);
+    return dbp_err(-ENOMEM, "dbpool: holders: out of memory");
+  }
+  liveness_read(c, lv);
   for (uint32_t i = 0; i < hwm; i++) {
     dbp_record *r = &c->recs[i];
     unsigned st = REC_STATE(atomic_load_explicit(&r->word, memory_order_acquire));
+    if (st != REC_FREE &&
+        !owner_alive(lv, atomic_load_explicit(&r->owner, memory_order_relaxed)))
+      continue; /* a dead process's: not a holder, reclaimed or not */
     if (st == REC_HELD) {
       dbpool_holder_state hs =
           (atomic_load_explicit(&r->flags, memory_order_relaxed) & REC_FLAG_IDLE)
@@ -186,6 +228,7 @@ int dbpool_coord_holders(dbpool_coord *c, dbpool_holder_info *buf, size_t cap)
   for (size_t k = 0; k < nw; k++, n++)
     if (n < cap) buf[n] = w[k].info;
   free(w);
+  free(lv);
   return n > (size_t)0x7fffffff ? 0x7fffffff : (int)n;
 }
 

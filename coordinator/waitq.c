@@ -221,6 +221,9 @@ int dbp_acquire_slow(dbpool_holder *hd, int timeout_ms)
       timeout_ms = DBPOOL_ACQUIRE_TIMEOUT_LIMIT;
   }
   int64_t deadline = deadline_of(start, timeout_ms);
+  /* Full? A dead process may hold what we need: look before queueing. */
+  dbp_gate g0 = dbp_gate_snapshot(h);
+  if (g_active(g0.bits) >= g_max(g0.bits)) dbp_maybe_reap(c);
 
   /* Try-once does not wait for a slot, but may wait for the lock (held for
   ** microseconds; bounded in case its holder is stopped). */

@@ -106,6 +106,16 @@ DBPOOL_EXTERN int dbpool_coord_open(const char *db_path, unsigned flags,
                                     dbpool_coord **out);
 
 /*
+** dbpool_coord_open_with: dbpool_coord_open (read-write), and if the pool is
+** created now, it starts with values[s] for each setting s whose value is
+** not DBPOOL_SETTING_UNSET (validated first: -ERANGE changes nothing). An
+** explicit value never consults the environment. values may be NULL.
+*/
+#define DBPOOL_SETTING_UNSET INT64_MIN
+DBPOOL_EXTERN int dbpool_coord_open_with(const char *db_path, const int64_t *values,
+                                         dbpool_coord **out);
+
+/*
 ** dbpool_coord_open_segment: attach to a pool by segment name (as given by
 ** dbpool_coord_list), e.g. to show pools whose database is elsewhere.
 ** Same returns as dbpool_coord_open; never creates.
@@ -137,26 +147,72 @@ DBPOOL_EXTERN void dbpool_coord_database(const dbpool_coord *c, char *buf,
 
 /*
 ** dbpool_coord_remove: remove the pool of db_path (or, when db_path is NULL,
-** the pool named segment_name). Refused with -EBUSY while a live process is
-** attached (has holders), unless force is non-zero; slots of dead processes
-** are reclaimed first. In processes still attached to a force-removed pool,
-** acquires (and waiters, woken at once) fail with -ESTALE: reopen the pool
-** and create new holders (the SQLite extension and the C pool do this by
-** themselves). Never leaves two pools in use for one database except by
-** force. Returns 0, -ENOENT (no such pool), -EBUSY, -EACCES or -errno.
+** the pool named segment_name) with its settings and statistics. Refused
+** with -EBUSY while a live process is attached (has holders), unless force
+** is non-zero; slots of dead processes are reclaimed first. Needs write
+** permission on the database (or root): -EPERM otherwise. Processes still
+** attached to a force-removed pool see it removed: waiters are woken,
+** acquires fail with -ESTALE (reopen the pool; the SQLite extension and the
+** C pool move their connections to the new pool by themselves). Only the
+** segment's owner or root may delete its name (/dev/shm is sticky): anyone
+** else's removal marks it removed, every opener then skips it, and its owner
+** or root deletes it later (dbpool_coord_gc). Never leaves two pools in use
+** for one database except by force.
+** Returns 0 (removed), 1 (marked removed, name left for its owner or root),
+** -ENOENT (no such pool), -EBUSY, -EPERM, -EACCES or -errno.
 */
 DBPOOL_EXTERN int dbpool_coord_remove(const char *db_path,
                                       const char *segment_name, int force);
 
 /*
 ** dbpool_coord_list: call cb once per pool segment in this namespace that
-** exists in /dev/shm (readable or not), with its segment name. Before
-** listing, pools whose database file no longer exists and that no live
-** process uses are removed. A non-zero return from cb stops the walk and
-** is returned. Returns 0, cb's value, or a negative errno.
+** exists in /dev/shm (readable or not), with its segment name, in name
+** order. Read-only: listing never removes or changes anything. A non-zero
+** return from cb stops the walk and is returned. Returns 0, cb's value, or
+** a negative errno (a directory that cannot be read fully is an error, not
+** a shorter list).
 */
 typedef int (*dbpool_coord_list_cb)(const char *segment_name, void *arg);
 DBPOOL_EXTERN int dbpool_coord_list(dbpool_coord_list_cb cb, void *arg);
+
+/* Where a pool's database file is, as dbpool_coord_file_state tells. */
+typedef enum dbpool_file_state {
+  DBPOOL_FILE_OK = 0,       /* the recorded path names the pool's file */
+  DBPOOL_FILE_REPLACED = 1, /* the path names another file now (restored
+                               from a backup, say); the pool serves the
+                               connections still open to the old file */
+  DBPOOL_FILE_GONE = 2,     /* no file at the path: deleted, or renamed and
+                               not opened under its new name since */
+  DBPOOL_FILE_REMOVED = 3   /* the pool itself was removed */
+} dbpool_file_state;
+
+/* dbpool_coord_file_state: the state above (a stat of the recorded path). */
+DBPOOL_EXTERN dbpool_file_state dbpool_coord_file_state(dbpool_coord *c);
+
+/*
+** dbpool_coord_gc: collect pools of this namespace that nobody uses and
+** that serve no database file any more: the file is gone or was replaced,
+** the pool was removed, or its owner can no longer read the database. A
+** database renamed within its directory is found, and its pool kept (its
+** recorded path is updated). With dry_run, only reports. cb (may be NULL)
+** is called once per pool with what was done and why. Returns the number of
+** pools removed (or that would be), or a negative errno.
+*/
+typedef enum dbpool_gc_action {
+  DBPOOL_GC_KEPT = 0,
+  DBPOOL_GC_REMOVED = 1,
+  DBPOOL_GC_WOULD_REMOVE = 2
+} dbpool_gc_action;
+
+typedef struct dbpool_gc_entry {
+  const char *segment;  /* segment name */
+  const char *database; /* recorded database path ("" if unreadable) */
+  dbpool_gc_action action;
+  const char *reason;   /* one phrase, e.g. "database file is gone" */
+} dbpool_gc_entry;
+
+typedef int (*dbpool_coord_gc_cb)(const dbpool_gc_entry *e, void *arg);
+DBPOOL_EXTERN int dbpool_coord_gc(int dry_run, dbpool_coord_gc_cb cb, void *arg);
 
 /*
 ** dbpool_coord_namespace: the namespace in effect (DBPOOL_NAMESPACE), "" for
@@ -345,6 +401,14 @@ typedef enum dbpool_holder_state {
   DBPOOL_HOLDER_WAITING = 3
 } dbpool_holder_state;
 
+/* What is known of a holder's process. */
+typedef enum dbpool_process_state {
+  DBPOOL_PROCESS_RUNNING = 0,
+  DBPOOL_PROCESS_STOPPED = 1,  /* SIGSTOP or a debugger: alive, not running */
+  DBPOOL_PROCESS_ELSEWHERE = 2 /* another pid namespace (a container): alive,
+                                  its pid is its own namespace's */
+} dbpool_process_state;
+
 typedef struct dbpool_holder_info {
   unsigned slot;           /* record number (dbpool_holder_slot) */
   int32_t pid;
@@ -353,11 +417,13 @@ typedef struct dbpool_holder_info {
   dbpool_holder_state state;
   int64_t since_ns;        /* CLOCK_REALTIME: held or waiting since */
   char label[DBPOOL_LABEL_MAX];
+  dbpool_process_state process_state;
 } dbpool_holder_info;
 
 /*
-** dbpool_coord_holders: every holder that holds or waits, waiters in queue
-** order after holders. Fills at most cap entries and returns the total count
+** dbpool_coord_holders: every holder of a live process that holds or waits,
+** waiters in queue order after holders (a dead process's holders are never
+** listed, reclaimed or not). Fills at most cap entries and returns the total count
 ** (which may exceed cap), or a negative errno. Lock-free.
 */
 DBPOOL_EXTERN int dbpool_coord_holders(dbpool_coord *c,
