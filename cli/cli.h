@@ -20,6 +20,7 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 typedef struct cli_opts {
   bool json;
   bool force;
+  bool dry_run;   /* gc */
   int interval_ms; /* watch */
   int count;       /* watch: frames to draw, 0 = until q / Ctrl-C */
 } cli_opts;
@@ -30,6 +31,7 @@ typedef struct pool_view {
   char database[DBPOOL_PATH_MAX];
   char segment[128];
   dbpool_host_stats st;
+  dbpool_file_state file;
   dbpool_holder_info *holders;
   int nholders;
 } pool_view;
@@ -46,10 +48,13 @@ int view_refresh(pool_view *v);
 void view_close(pool_view *v);
 
 /* format.c */
+const char *cli_lib_error(void); /* the library's message minus "dbpool: " */
 void fmt_iso8601(int64_t ns, char *buf, size_t cap);
 void fmt_json_string(FILE *f, const char *s);
 double ns_to_ms(uint64_t ns);
 const char *state_name(dbpool_holder_state s);
+const char *process_state_name(dbpool_process_state s);
+const char *file_state_name(dbpool_file_state s);
 
 /* The commands. argv[0] is the command word. */
 int cmd_list(int argc, char **argv, const cli_opts *o);
@@ -61,6 +66,7 @@ int cmd_resume(int argc, char **argv, const cli_opts *o);
 int cmd_reap(int argc, char **argv, const cli_opts *o);
 int cmd_rm(int argc, char **argv, const cli_opts *o);
 int cmd_metrics(int argc, char **argv, const cli_opts *o);
+int cmd_gc(int argc, char **argv, const cli_opts *o);
 
 /* show.c, used by watch too */
 void print_stats_text(FILE *f, const pool_view *v);

@@ -3,6 +3,8 @@
 */
 #include <time.h>
 
+#include <string.h>
+
 #include "cli.h"
 
 void fmt_iso8601(int64_t ns, char *buf, size_t cap)
@@ -46,4 +48,31 @@ const char *state_name(dbpool_holder_state s)
   case DBPOOL_HOLDER_WAITING: return "waiting";
   }
   return "unknown";
+}
+
+const char *process_state_name(dbpool_process_state s)
+{
+  switch (s) {
+  case DBPOOL_PROCESS_RUNNING: return "running";
+  case DBPOOL_PROCESS_STOPPED: return "stopped";
+  case DBPOOL_PROCESS_ELSEWHERE: return "elsewhere";
+  }
+  return "unknown";
+}
+
+const char *file_state_name(dbpool_file_state s)
+{
+  switch (s) {
+  case DBPOOL_FILE_OK: return "ok";
+  case DBPOOL_FILE_REPLACED: return "replaced";
+  case DBPOOL_FILE_GONE: return "gone";
+  case DBPOOL_FILE_REMOVED: return "removed";
+  }
+  return "unknown";
+}
+
+const char *cli_lib_error(void)
+{
+  const char *m = dbpool_last_error();
+  return strncmp(m, "dbpool: ", 8) == 0 ? m + 8 : m;
 }

@@ -6,6 +6,7 @@
 **   dbpoolctl watch DB [--interval MS] [--count N]
 **   dbpoolctl set DB NAME=VALUE...
 **   dbpoolctl pause DB | resume DB | reap DB | rm DB [--force]
+**   dbpoolctl gc [--dry-run] [--json]
 **   dbpoolctl metrics [DB]
 **
 ** Exit status: 0 success, 1 the operation failed, 2 usage error. Errors go
@@ -18,7 +19,7 @@
 
 #include "cli.h"
 
-enum { OPT_JSON = 1, OPT_FORCE = 2, OPT_INTERVAL = 4, OPT_COUNT = 8 };
+enum { OPT_JSON = 1, OPT_FORCE = 2, OPT_INTERVAL = 4, OPT_COUNT = 8, OPT_DRY_RUN = 16 };
 
 typedef struct command {
   const char *name;
@@ -32,8 +33,8 @@ typedef struct command {
 static const command commands[] = {
     {"list", cmd_list, 0, 0, OPT_JSON, "list [--json]",
      "Every pool on the host this user can read: database, active/max,\n"
-     "idle, waiting, processes, paused. Pools whose database file is gone and\n"
-     "that no live process uses are removed first."},
+     "idle, waiting, processes, paused, and where its file is (ok, replaced,\n"
+     "gone, removed). Listing changes nothing (see gc)."},
     {"status", cmd_status, 1, 1, OPT_JSON, "status DB [--json]",
      "One pool's statistics (the figures of the pool_stats table) and its\n"
      "holders and waiters (as pool_connections). DB is the database file."},
@@ -60,6 +61,12 @@ static const command commands[] = {
      "go with it). Refused while live processes are attached, unless\n"
      "--force; processes still attached then move to a new pool. DB may also\n"
      "be a segment name from 'list --json' when the database file is gone."},
+    {"gc", cmd_gc, 0, 0, OPT_JSON | OPT_DRY_RUN, "gc [--dry-run] [--json]",
+     "Remove pools that nobody uses and that serve no database file any\n"
+     "more: the file was deleted or replaced, the pool was removed, or its\n"
+     "owner can no longer read the database. A database renamed within its\n"
+     "directory is found and its pool kept. Prints each pool with what was\n"
+     "done and why; --dry-run only says."},
     {"metrics", cmd_metrics, 0, 1, 0, "metrics [DB]",
      "Prometheus text exposition of every pool (or one): gauges, counters\n"
      "(_total) and the wait-time histogram (dbpool_wait_seconds), for a\n"
@@ -147,6 +154,9 @@ int main(int argc, char **argv)
     } else if (!strcmp(a, "--force")) {
       o.force = true;
       seen |= OPT_FORCE;
+    } else if (!strcmp(a, "--dry-run")) {
+      o.dry_run = true;
+      seen |= OPT_DRY_RUN;
     } else if (!strcmp(a, "--interval") || !strcmp(a, "--count")) {
       bool interval = a[2] == 'i';
       const char *cname = cmd ? cmd->name : NULL;
@@ -188,6 +198,7 @@ int main(int argc, char **argv)
   if (bad)
     return cli_usage(cmd->name, "%s is not an option of %s",
                      bad & OPT_JSON ? "--json" : bad & OPT_FORCE ? "--force"
+                     : bad & OPT_DRY_RUN ? "--dry-run"
                      : bad & OPT_INTERVAL ? "--interval" : "--count", cmd->name);
   if (npos < cmd->min_args)
     return cli_usage(cmd->name, "missing %s", cmd->min_args == 1 || npos ? "argument"

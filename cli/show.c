@@ -56,22 +56,23 @@ int cmd_list(int argc, char **argv, const cli_opts *o)
       printf(", \"segment\": ");
       fmt_json_string(stdout, v->segment);
       printf(", \"max_connections\": %u, \"active\": %u, \"idle\": %u, "
-             "\"waiting\": %u, \"processes\": %u, \"paused\": %s}",
+             "\"waiting\": %u, \"processes\": %u, \"paused\": %s, \"file\": \"%s\"}",
              v->st.max_connections, v->st.active, v->st.idle, v->st.waiting,
-             v->st.processes, v->st.paused ? "true" : "false");
+             v->st.processes, v->st.paused ? "true" : "false", file_state_name(v->file));
     }
     printf("%s]\n", acc.n ? "\n" : "");
   } else if (acc.n == 0) {
     printf("no pools\n");
   } else {
-    printf("%-40s %11s %5s %8s %10s %7s\n", "DATABASE", "ACTIVE/MAX", "IDLE", "WAITING",
-           "PROCESSES", "PAUSED");
+    printf("%-40s %11s %5s %8s %10s %7s %-8s\n", "DATABASE", "ACTIVE/MAX", "IDLE",
+           "WAITING", "PROCESSES", "PAUSED", "FILE");
     for (int i = 0; i < acc.n; i++) {
       const pool_view *v = &acc.views[i];
       char am[32];
       snprintf(am, sizeof am, "%u/%u", v->st.active, v->st.max_connections);
-      printf("%-40s %11s %5u %8u %10u %7s\n", v->database, am, v->st.idle, v->st.waiting,
-             v->st.processes, v->st.paused ? "yes" : "no");
+      printf("%-40s %11s %5u %8u %10u %7s %-8s\n", v->database, am, v->st.idle,
+             v->st.waiting, v->st.processes, v->st.paused ? "yes" : "no",
+             file_state_name(v->file));
     }
   }
   for (int i = 0; i < acc.n; i++) view_close(&acc.views[i]);
@@ -89,6 +90,7 @@ void print_stats_text(FILE *f, const pool_view *v)
   double avg = s->total_acquired ? ns_to_ms(s->total_wait_ns) / (double)s->total_acquired : 0;
   fprintf(f, "pool of %s\n", v->database);
   fprintf(f, "  segment             %s\n", v->segment);
+  fprintf(f, "  file                %s\n", file_state_name(v->file));
   fprintf(f, "  created_at          %s\n", created);
   fprintf(f, "  max_connections     %u\n", s->max_connections);
   fprintf(f, "  active              %u\n", s->active);
@@ -116,15 +118,16 @@ void print_holders_text(FILE *f, const pool_view *v, int64_t now_ns, int max_row
     fprintf(f, "no holders or waiters\n");
     return;
   }
-  fprintf(f, "%-8s %-16s %-8s %-8s %-24s %12s  %s\n", "PID", "PROCESS", "THREAD",
-          "STATE", "SINCE", "DURATION_MS", "LABEL");
+  fprintf(f, "%-8s %-16s %-9s %-8s %-8s %-24s %12s  %s\n", "PID", "PROCESS", "PROC",
+          "THREAD", "STATE", "SINCE", "DURATION_MS", "LABEL");
   for (int i = 0; i < v->nholders && (max_rows <= 0 || i < max_rows); i++) {
     const dbpool_holder_info *h = &v->holders[i];
     char since[40];
     fmt_iso8601(h->since_ns, since, sizeof since);
     long long dur = h->since_ns > 0 ? (now_ns - h->since_ns) / 1000000 : 0;
-    fprintf(f, "%-8d %-16s %-8d %-8s %-24s %12lld  %s\n", h->pid, h->process, h->tid,
-            state_name(h->state), since, dur < 0 ? 0 : dur, h->label);
+    fprintf(f, "%-8d %-16s %-9s %-8d %-8s %-24s %12lld  %s\n", h->pid, h->process,
+            process_state_name(h->process_state), h->tid, state_name(h->state), since,
+            dur < 0 ? 0 : dur, h->label);
   }
   if (max_rows > 0 && v->nholders > max_rows)
     fprintf(f, "... and %d more\n", v->nholders - max_rows);
@@ -140,6 +143,7 @@ static void print_status_json(const pool_view *v, int64_t now_ns)
   fmt_json_string(stdout, v->database);
   printf(", \"segment\": ");
   fmt_json_string(stdout, v->segment);
+  printf(", \"file\": \"%s\"", file_state_name(v->file));
   printf(",\n \"stats\": {\"max_connections\": %u, \"active\": %u, \"idle\": %u, "
          "\"waiting\": %u, \"peak_active\": %u, \"processes\": %u, "
          "\"total_acquired\": %llu, \"total_released\": %llu, \"total_timeouts\": %llu, "
@@ -161,6 +165,7 @@ static void print_status_json(const pool_view *v, int64_t now_ns)
     long long dur = h->since_ns > 0 ? (now_ns - h->since_ns) / 1000000 : 0;
     printf("%s\n  {\"pid\": %d, \"process\": ", i ? "," : "", h->pid);
     fmt_json_string(stdout, h->process);
+    printf(", \"process_state\": \"%s\"", process_state_name(h->process_state));
     printf(", \"thread\": %d, \"state\": \"%s\", \"since\": \"%s\", \"duration_ms\": %lld, "
            "\"label\": ", h->tid, state_name(h->state), since, dur < 0 ? 0 : dur);
     if (h->label[0]) fmt_json_string(stdout, h->label);

@@ -9,12 +9,6 @@
 
 #include "cli.h"
 
-static const char *lib_error(void)
-{
-  const char *m = dbpool_last_error();
-  return strncmp(m, "dbpool: ", 8) == 0 ? m + 8 : m;
-}
-
 int cmd_set(int argc, char **argv, const cli_opts *o)
 {
   (void)o;
@@ -28,9 +22,9 @@ int cmd_set(int argc, char **argv, const cli_opts *o)
     *eq = 0;
     int s = dbpool_setting_lookup(arg);
     *eq = '=';
-    if (s < 0) return cli_fail(argv[0], "%s", lib_error());
+    if (s < 0) return cli_fail(argv[0], "%s", cli_lib_error());
     if (dbpool_setting_parse(s, eq + 1, &values[i]) != 0)
-      return cli_fail(argv[0], "%s", lib_error());
+      return cli_fail(argv[0], "%s", cli_lib_error());
     settings[i] = s;
   }
   pool_view v;
@@ -38,7 +32,7 @@ int cmd_set(int argc, char **argv, const cli_opts *o)
   if (rc) return rc;
   for (int i = 0; i < n && rc == EXIT_OK; i++) {
     if (dbpool_coord_set(v.c, settings[i], values[i]) != 0)
-      rc = cli_fail(argv[0], "%s", lib_error());
+      rc = cli_fail(argv[0], "%s", cli_lib_error());
     else
       printf("%s=%lld\n", dbpool_setting_describe(settings[i])->name, (long long)values[i]);
   }
@@ -52,7 +46,7 @@ static int set_paused(char **argv, int paused)
   int rc = view_open(argv[0], argv[1], true, &v);
   if (rc) return rc;
   if (dbpool_coord_set(v.c, DBPOOL_SETTING_PAUSED, paused) != 0)
-    rc = cli_fail(argv[0], "%s", lib_error());
+    rc = cli_fail(argv[0], "%s", cli_lib_error());
   else
     printf("%s the pool of %s\n", paused ? "paused" : "resumed", v.database);
   view_close(&v);
@@ -82,7 +76,7 @@ int cmd_reap(int argc, char **argv, const cli_opts *o)
   if (rc) return rc;
   int n = dbpool_coord_reap(v.c);
   if (n < 0)
-    rc = cli_fail(argv[0], "%s", lib_error());
+    rc = cli_fail(argv[0], "%s", cli_lib_error());
   else
     printf("reclaimed %d slot%s of dead processes from the pool of %s\n", n,
            n == 1 ? "" : "s", v.database);
@@ -98,8 +92,12 @@ int cmd_rm(int argc, char **argv, const cli_opts *o)
                     (strncmp(db, "/dbpool.", 8) == 0 || strncmp(db, "dbpool.", 7) == 0);
   int rc = dbpool_coord_remove(by_segment ? NULL : db, by_segment ? db : NULL, o->force);
   if (rc == -EBUSY)
-    return cli_fail(argv[0], "%s; --force removes it anyway", lib_error());
-  if (rc) return cli_fail(argv[0], "%s", lib_error());
-  printf("removed the pool of %s\n", db);
+    return cli_fail(argv[0], "%s; --force removes it anyway", cli_lib_error());
+  if (rc < 0) return cli_fail(argv[0], "%s", cli_lib_error());
+  if (rc == 1)
+    printf("marked the pool of %s removed: new opens start a fresh pool; only the "
+           "segment's owner or root can delete it (dbpoolctl gc)\n", db);
+  else
+    printf("removed the pool of %s\n", db);
   return EXIT_OK;
 }

@@ -8,13 +8,6 @@
 
 #include "cli.h"
 
-/* The library's message without its "dbpool: " prefix (we add ours). */
-static const char *lib_error(void)
-{
-  const char *m = dbpool_last_error();
-  return strncmp(m, "dbpool: ", 8) == 0 ? m + 8 : m;
-}
-
 static bool looks_like_segment(const char *s)
 {
   return strncmp(s, "/dbpool.", 8) == 0 || strncmp(s, "dbpool.", 7) == 0;
@@ -34,7 +27,7 @@ int view_attach(const char *cmd, const char *db, bool writable, pool_view *v)
   if (!writable && (rc == -EACCES || rc == -EPERM || rc == -EROFS))
     rc = by_segment ? dbpool_coord_open_segment(db, DBPOOL_OPEN_READONLY, &v->c)
                     : dbpool_coord_open(db, DBPOOL_OPEN_READONLY, &v->c);
-  if (rc) return cli_fail(cmd, "%s", lib_error());
+  if (rc) return cli_fail(cmd, "%s", cli_lib_error());
   dbpool_coord_database(v->c, v->database, sizeof v->database);
   snprintf(v->segment, sizeof v->segment, "%s", dbpool_coord_segment_name(v->c));
   return EXIT_OK;
@@ -44,7 +37,7 @@ int view_open(const char *cmd, const char *db, bool writable, pool_view *v)
 {
   int rc = view_attach(cmd, db, writable, v);
   if (rc) return rc;
-  return view_refresh(v) ? cli_fail(cmd, "%s", lib_error()) : EXIT_OK;
+  return view_refresh(v) ? cli_fail(cmd, "%s", cli_lib_error()) : EXIT_OK;
 }
 
 int view_open_segment(const char *segment, pool_view *v)
@@ -62,6 +55,7 @@ int view_refresh(pool_view *v)
 {
   int rc = dbpool_coord_stats(v->c, &v->st);
   if (rc) return rc;
+  v->file = dbpool_coord_file_state(v->c);
   for (;;) {
     int n = dbpool_coord_holders(v->c, v->holders, (size_t)v->nholders);
     if (n < 0) return n;

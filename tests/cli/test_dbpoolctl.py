@@ -96,15 +96,15 @@ class DbpoolctlTest(PoolTestCase):
         self.assertEqual(r.returncode, 0)
         header, row = r.stdout.splitlines()
         self.assertEqual(header.split(), ["DATABASE", "ACTIVE/MAX", "IDLE", "WAITING",
-                                          "PROCESSES", "PAUSED"])
-        self.assertEqual(row.split(), [self.db, "2/4", "0", "0", "2", "no"])
+                                          "PROCESSES", "PAUSED", "FILE"])
+        self.assertEqual(row.split(), [self.db, "2/4", "0", "0", "2", "no", "ok"])
         pools = json.loads(self.ctl("list", "--json").stdout)
         self.assertEqual(len(pools), 1)
         p = pools[0]
         self.assertEqual(p["database"], self.db)
         self.assertTrue(p["segment"].startswith("/dbpool.%s." % self.ns))
         self.assertEqual((p["max_connections"], p["active"], p["idle"], p["waiting"],
-                          p["processes"], p["paused"]), (4, 2, 0, 0, 2, False))
+                          p["processes"], p["paused"], p["file"]), (4, 2, 0, 0, 2, False, "ok"))
         self.close_shell(a)
 
     def test_status_json_field_by_field(self):
@@ -137,6 +137,8 @@ class DbpoolctlTest(PoolTestCase):
         self.assertEqual(conns[2]["pid"], w.pid)
         by_pid = {c["pid"]: c for c in conns}
         self.assertEqual(by_pid[a.pid]["label"], "nightly-report")
+        self.assertEqual({c["process_state"] for c in conns}, {"running"})
+        self.assertEqual(doc["file"], "ok")
         self.assertIsNone(by_pid[b.pid]["label"])
         self.assertEqual(by_pid[a.pid]["process"], "sqlite3")
         self.assertEqual(by_pid[a.pid]["thread"], a.pid)

@@ -371,6 +371,52 @@ TEST(list_never_removes_anything)
   CHECK_RC(n, before);
 }
 
+/* Mappings of pool segments in this process (/proc/self/maps). */
+static int mapped_pools(void)
+{
+  FILE *f = fopen("/proc/self/maps", "r");
+  char line[1024];
+  int n = 0;
+  while (f && fgets(line, sizeof line, f)) n += strstr(line, "/dev/shm/dbpool.") != NULL;
+  if (f) fclose(f);
+  return n;
+}
+
+static int open_fds(void)
+{
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *e;
+  int n = 0;
+  while (d && (e = readdir(d))) n += e->d_name[0] != '.';
+  if (d) closedir(d);
+  return n;
+}
+
+/* A process that opens and closes many databases keeps a bounded number
+** of pools mapped (issue 10, item 4): 400 databases, each opened, used and
+** closed in turn. */
+TEST(a_process_keeps_a_bounded_number_of_pools_mapped)
+{
+  int fds_before = open_fds();
+  for (int i = 0; i < 400; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "many-%d.db", i);
+    const char *db = tu_db(name);
+    dbpool_coord *c;
+    dbpool_holder *h;
+    REQUIRE(dbpool_coord_open(db, 0, &c) == 0);
+    REQUIRE(dbpool_holder_new(c, &h) == 0);
+    CHECK_RC(dbpool_holder_acquire(h, 0), 0);
+    dbpool_holder_free(h);
+    dbpool_coord_close(c);
+    REQUIRE(dbpool_coord_open(db, DBPOOL_OPEN_READONLY, &c) == 0);
+    dbpool_coord_close(c);
+    if (mapped_pools() > 16) break;
+  }
+  CHECK(mapped_pools() <= 16); /* at most 8 unused, each rw and ro */
+  CHECK(open_fds() <= fds_before + 16);
+}
+
 TEST(strerror_names_every_error)
 {
   int errs[] = {EAGAIN, ETIMEDOUT, ENOENT, EACCES, EPERM, EBADMSG, EINVAL,
@@ -408,6 +454,7 @@ int main(void)
   RUN(settings_outlive_processes);
   RUN(a_segment_deleted_by_hand_is_not_reused);
   RUN(list_never_removes_anything);
+  RUN(a_process_keeps_a_bounded_number_of_pools_mapped);
   RUN(strerror_names_every_error);
   RUN(histogram_buckets_are_contiguous);
   return tu_finish();
