@@ -536,3 +536,62 @@ const _Atomic uint32_t *dbp_coord_waiting_word(dbpool_coord *c)
 {
   return &c->hdr->n_waiting;
 }
+
+int dbp_coord_removed(const dbpool_coord *c)
+{
+  return c && (dbp_gate_snapshot(c->hdr).bits & G_REMOVED) != 0;
+}
+
+/* Under c's lock: take a slot for hd whatever the limit, the pause or the
+** queue (a connection that was already open before its pool was removed). */
+static int acquire_regardless(dbpool_holder *hd)
+{
+  dbpool_coord *c = hd->c;
+  int rc = dbp_lock(c, -1);
+  if (rc) return rc;
+  dbp_gate g = dbp_gate_load(c->hdr);
+  for (;;) {
+    dbp_gate_help(c, g);
+    if (g.bits & G_REMOVED) {
+      dbp_unlock(c);
+      return dbp_err(-ESTALE, "dbpool: pool %s of %s was removed; reopen it", c->name,
+                     c->path);
+    }
+    dbp_gate n = dbp_gate_op(g, hd->idx, false);
+    if (dbp_gate_cas(c->hdr, &g, n)) {
+      atomic_store_explicit(&hd->rec->word, REC_WORD(REC_HELD, n.seq),
+                            memory_order_release);
+      break;
+    }
+  }
+  dbp_unlock(c);
+  hd->held = true;
+  return 0;
+}
+
+int dbp_holder_rejoin(dbpool_holder **hp, const char *db_path)
+{
+  dbpool_holder *old = hp ? *hp : NULL;
+  if (!old || old->fork_gen != dbp_fork_gen() || !dbp_coord_removed(old->c)) return 0;
+  dbpool_coord *c;
+  dbpool_holder *nh = NULL;
+  int rc = 0;
+  for (int attempt = 0; attempt < 3; attempt++) {
+    rc = dbpool_coord_open(db_path, 0, &c);
+    if (rc) return rc;
+    rc = dbpool_holder_new(c, &nh);
+    dbpool_coord_close(c); /* the holder keeps its reference */
+    if (rc == 0 && old->held) rc = acquire_regardless(nh);
+    if (rc == 0) break;
+    dbpool_holder_free(nh);
+    nh = NULL;
+    if (rc != -ESTALE) return rc;
+  }
+  if (rc) return rc;
+  char label[DBPOOL_LABEL_MAX];
+  dbp_label_load(old->rec->label, DBP_LABEL_WORDS, label);
+  dbp_label_store(nh->rec->label, DBP_LABEL_WORDS, label);
+  dbpool_holder_free(old); /* gives the slot back in the removed pool */
+  *hp = nh;
+  return 1;
+}

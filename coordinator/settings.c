@@ -148,10 +148,17 @@ int dbpool_coord_set(dbpool_coord *c, int s, int64_t value)
   if (rc) return rc;
   if (s == DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS) {
     atomic_store(&c->hdr->acquire_timeout_ms, (int32_t)value);
-    return 0;
+    if (!(dbp_gate_snapshot(c->hdr).bits & G_REMOVED)) return 0;
+    return dbp_err(-ESTALE, "dbpool: pool %s of %s was removed; reopen it", c->name,
+                   c->path);
   }
   if ((rc = dbp_lock(c, -1))) return rc;
   dbp_header *h = c->hdr;
+  if (dbp_gate_load(h).bits & G_REMOVED) {
+    dbp_unlock(c);
+    return dbp_err(-ESTALE, "dbpool: pool %s of %s was removed; reopen it", c->name,
+                   c->path);
+  }
   if (s == DBPOOL_SETTING_PAUSED) {
     if (value) dbp_gate_set_flags(c, G_PAUSED | G_SLOW, 0);
     else dbp_gate_set_flags(c, 0, G_PAUSED);

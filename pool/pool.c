@@ -672,7 +672,7 @@ __attribute__((noinline)) static int release_slow(dbpool *p, int idx)
   e->leak_reported = false;
   if (!close_it && (e->retire || p->closing)) {
     close_it = true;
-    why = p->closing ? CLOSE_POOL_CLOSE : CLOSE_LIFETIME;
+    why = p->closing ? CLOSE_POOL_CLOSE : e->retire_why;
   }
   if (!close_it && !p->wq_head && !p->openers && p->n_idle >= p->cfg.min_idle &&
       host_has_waiters(p)) {

@@ -29,6 +29,12 @@ typedef enum entry_state {
   ENTRY_CLOSING    /* being closed */
 } entry_state;
 
+/* Why a connection is closed (for statistics). */
+typedef enum close_reason {
+  CLOSE_IDLE, CLOSE_LIFETIME, CLOSE_BROKEN, CLOSE_RESET_FAILED,
+  CLOSE_GIVEN_BACK, CLOSE_POOL_CLOSE
+} close_reason;
+
 typedef struct pool_entry {
   sqlite3 *db;
   dbpool_holder *holder; /* our host slot record, kept across connections */
@@ -42,6 +48,7 @@ typedef struct pool_entry {
   int64_t checkout_ms;   /* monotonic, only with leak detection on */
   int checkout_tid;
   bool retire;           /* close instead of reusing when released */
+  close_reason retire_why; /* and count it as this */
   bool leak_reported;
 } pool_entry;
 
@@ -70,11 +77,6 @@ typedef struct pool_opener {
   struct pool_opener *next;
 } pool_opener;
 
-/* Why a connection is closed (for statistics). */
-typedef enum close_reason {
-  CLOSE_IDLE, CLOSE_LIFETIME, CLOSE_BROKEN, CLOSE_RESET_FAILED,
-  CLOSE_GIVEN_BACK, CLOSE_POOL_CLOSE
-} close_reason;
 
 struct dbpool {
   pool_lock lock;

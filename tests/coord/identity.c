@@ -20,6 +20,7 @@
 */
 #include <stdatomic.h>
 
+#include "../../coordinator/fastpath.h"
 #include "testutil.h"
 
 typedef struct {
@@ -340,6 +341,53 @@ TEST(gc_keeps_what_is_in_use_and_says_why)
   CHECK(!seg_exists(busy_seg));
 }
 
+/* rm --force while a holder lives: a setting changed through the old
+** handle says the pool was removed (instead of changing nothing), and the
+** holder's slot moves into the new pool, counted even above its limit
+** (fastpath.h: what the extension does at a connection's next use). */
+TEST(force_removal_moves_holders_to_the_new_pool)
+{
+  const char *db = tu_db("forced.db");
+  dbpool_coord *c;
+  dbpool_holder *h;
+  REQUIRE(dbpool_coord_open(db, 0, &c) == 0);
+  REQUIRE(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 1) == 0);
+  REQUIRE(dbpool_holder_new(c, &h) == 0);
+  CHECK_RC(dbpool_holder_acquire(h, 0), 0);
+  CHECK_RC(dbpool_holder_set_label(h, "old-connection"), 0);
+  CHECK_RC(dbp_holder_rejoin(&h, db), 0); /* nothing removed: nothing to do */
+  CHECK_RC(dbpool_coord_remove(db, NULL, 0), -EBUSY);
+  CHECK_RC(dbpool_coord_remove(db, NULL, 1), 0);
+  CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 5), -ESTALE);
+  CHECK(strstr(dbpool_last_error(), "was removed") != NULL);
+  CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS, 5), -ESTALE);
+  /* Someone else fills the new pool first (limit 1 again, by settings
+  ** taken over from nothing: defaults, then set to 1). */
+  dbpool_coord *fresh;
+  dbpool_holder *other;
+  REQUIRE(dbpool_coord_open(db, 0, &fresh) == 0);
+  REQUIRE(dbpool_coord_set(fresh, DBPOOL_SETTING_MAX_CONNECTIONS, 1) == 0);
+  REQUIRE(dbpool_holder_new(fresh, &other) == 0);
+  CHECK_RC(dbpool_holder_acquire(other, 0), 0);
+  CHECK_RC(dbp_holder_rejoin(&h, db), 1);
+  CHECK(dbpool_holder_held(h));
+  CHECK(dbpool_holder_coord(h) != c);
+  dbpool_host_stats st;
+  CHECK_RC(dbpool_coord_stats(fresh, &st), 0);
+  CHECK(st.active == 2 && st.max_connections == 1); /* counted, above the limit */
+  dbpool_holder_info info[4];
+  int n = dbpool_coord_holders(fresh, info, 4), labelled = 0;
+  for (int i = 0; i < n && i < 4; i++) labelled += strcmp(info[i].label, "old-connection") == 0;
+  CHECK_RC(labelled, 1);
+  CHECK_RC(dbpool_holder_release(h), 0);
+  CHECK_RC(dbpool_coord_stats(fresh, &st), 0);
+  CHECK_RC(st.active, 1);
+  dbpool_holder_free(h);
+  dbpool_holder_free(other);
+  dbpool_coord_close(fresh);
+  dbpool_coord_close(c);
+}
+
 int main(void)
 {
   tu_init("identity");
@@ -351,5 +399,6 @@ int main(void)
   RUN(replacement_while_idle_then_gc);
   RUN(a_deleted_databases_pool_goes_with_its_last_holder);
   RUN(gc_keeps_what_is_in_use_and_says_why);
+  RUN(force_removal_moves_holders_to_the_new_pool);
   return tu_finish();
 }
