@@ -149,7 +149,11 @@ int dbpool_coord_stats(dbpool_coord *c, dbpool_host_stats *out)
     else if (atomic_load_explicit(&r->flags, memory_order_relaxed) & REC_FLAG_IDLE)
       out->idle++;
   }
+  /* A dead process's slots are reclaimed from the moment it is dead, for
+  ** what anyone sees (total_acquired = total_released + total_reclaimed +
+  ** active stays true), even before someone who may write takes them. */
   out->active = out->active > dead_held ? out->active - dead_held : 0;
+  out->total_reclaimed += dead_held;
   out->waiting = out->waiting > dead_waiting ? out->waiting - dead_waiting : 0;
   free(lv);
 

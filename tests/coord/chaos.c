@@ -381,7 +381,8 @@ TEST(reap_on_demand_gives_the_slot_back)
   dbpool_coord *ro;
   CHECK_RC(dbpool_coord_open(db, DBPOOL_OPEN_READONLY, &ro), 0);
   CHECK_RC(dbpool_coord_stats(ro, &st), 0);
-  CHECK(st.active == 0 && st.processes == 0 && st.total_reclaimed == 0);
+  CHECK(st.active == 0 && st.processes == 0 && st.total_reclaimed == 1);
+  CHECK(st.total_acquired == st.total_released + st.total_reclaimed + st.active);
   CHECK_RC(dbpool_coord_holders(ro, info, 4), 0);
   dbpool_coord_close(ro);
   CHECK_RC(dbpool_coord_reap(c), 1);

@@ -158,7 +158,8 @@ TEST(a_dead_holder_is_never_shown_and_its_slot_comes_back_unasked)
   CHECK_RC(tu_wait_child(pid, 10000), 128 + SIGKILL);
   /* Nobody waits, nobody reaped: still, the dead holder is not shown. */
   CHECK_RC(dbpool_coord_stats(ro, &st), 0);
-  CHECK(st.active == 0 && st.processes == 0 && st.total_reclaimed == 0);
+  CHECK(st.active == 0 && st.processes == 0 && st.total_reclaimed == 1);
+  CHECK(st.total_acquired == st.total_released + st.total_reclaimed + st.active);
   CHECK_RC(dbpool_coord_holders(ro, info, 4), 0);
   /* The first reader that may write gives it back. */
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
