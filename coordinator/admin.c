@@ -76,7 +76,7 @@ static int live_processes(dbpool_coord *c, int *pids, int cap)
   uint32_t phwm = dbp_process_hwm(c->hdr);
   for (uint32_t p = 0; p < phwm; p++) {
     if (atomic_load(&c->procs[p].state) != PROC_LIVE) continue;
-    if ((int)p == c->proc_idx && c->proc_fork_gen == dbp_fork_gen()) continue;
+    if (dbp_is_own_record(c, p)) continue;
     if (!dbp_process_alive(c, p)) continue;
     if (n < cap) pids[n] = atomic_load(&c->procs[p].pid);
     n++;

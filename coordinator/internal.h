@@ -211,6 +211,15 @@ DBP_HIDDEN void dbp_label_store(_Atomic uint64_t *dst, unsigned words,
 DBP_HIDDEN void dbp_label_load(_Atomic uint64_t *src, unsigned words,
                                char *dst);
 
+/* Is process record p this process's own registration in c? Read without
+** the registry lock (reapers run in any thread): relaxed atomics, and a
+** wrong "no" is harmless (our liveness lock is visible to us too). */
+static inline bool dbp_is_own_record(const dbpool_coord *c, unsigned p)
+{
+  return (unsigned)__atomic_load_n(&c->proc_idx, __ATOMIC_RELAXED) == p &&
+         __atomic_load_n(&c->proc_fork_gen, __ATOMIC_RELAXED) == dbp_fork_gen();
+}
+
 /* A valid record index (bytes in the segment are untrusted). */
 static inline bool dbp_rec_ok(uint32_t i) { return i < DBP_RECORDS; }
 

@@ -93,8 +93,7 @@ void dbp_liveness_drop(dbpool_coord *c, unsigned p)
 bool dbp_process_alive(dbpool_coord *c, unsigned p)
 {
   if (c->fd < 0) return true;
-  if (p == (unsigned)c->proc_idx && c->proc_fork_gen == dbp_fork_gen())
-    return true; /* ourselves: our own lock is invisible to us */
+  if (dbp_is_own_record(c, p)) return true; /* ourselves */
   struct flock fl = byte_of(p, F_WRLCK);
   if (fcntl(c->fd, F_OFD_GETLK, &fl) != 0) return true;
   return fl.l_type != F_UNLCK;

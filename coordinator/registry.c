@@ -224,11 +224,11 @@ static void detach_process(dbpool_coord *c)
     dbp_process *pr = &c->procs[p];
     if (atomic_load(&pr->state) == PROC_LIVE && atomic_load(&pr->gen) == c->proc_gen)
       dbp_reap_process_locked(c, p, false);
-    c->proc_idx = -1;
+    __atomic_store_n(&c->proc_idx, -1, __ATOMIC_RELAXED);
     dbp_liveness_drop(c, p);
     dbp_unlock_granting(c);
   }
-  c->proc_idx = -1;
+  __atomic_store_n(&c->proc_idx, -1, __ATOMIC_RELAXED);
   dbp_remove_if_deleted(c);
   if (c->db_fd >= 0) close(c->db_fd);
   c->db_fd = -1;
@@ -343,9 +343,9 @@ int dbp_register_process(dbpool_coord *c)
       atomic_store(&pr->n_records, 0);
       atomic_store(&pr->state, PROC_LIVE);
       atomic_store(&h->last_used_ns, dbp_real_ns());
-      c->proc_idx = (int)p;
       c->proc_gen = gen;
-      c->proc_fork_gen = fgen;
+      __atomic_store_n(&c->proc_fork_gen, fgen, __ATOMIC_RELAXED);
+      __atomic_store_n(&c->proc_idx, (int)p, __ATOMIC_RELAXED);
       dbp_unlock(c);
       return 0;
     }
