@@ -67,6 +67,7 @@ const char *file_state_name(dbpool_file_state s)
   case DBPOOL_FILE_REPLACED: return "replaced";
   case DBPOOL_FILE_GONE: return "gone";
   case DBPOOL_FILE_REMOVED: return "removed";
+  case DBPOOL_FILE_UNKNOWN: return "unknown";
   }
   return "unknown";
 }

@@ -260,7 +260,8 @@ dbpool_file_state dbpool_coord_file_state(dbpool_coord *c)
   dbpool_coord_database(c, path, sizeof path);
   int rc = dbp_dbfile_stat_quiet(path, &f);
   if (rc == 0 && dbp_key_equal(&f.key, &c->key)) return DBPOOL_FILE_OK;
-  return rc == 0 || rc == -EINVAL ? DBPOOL_FILE_REPLACED : DBPOOL_FILE_GONE;
+  if (rc == 0 || rc == -EINVAL) return DBPOOL_FILE_REPLACED;
+  return rc == -ENOENT || rc == -ENOTDIR ? DBPOOL_FILE_GONE : DBPOOL_FILE_UNKNOWN;
 }
 
 /* --------------------------------------------------------- collecting */
@@ -308,8 +309,20 @@ static int gc_one(const char *name, bool dry_run, dbpool_coord_gc_cb cb, void *a
                      : fs == DBPOOL_FILE_REPLACED ? "database file was replaced"
                      : !trusted ? "owned by a user who cannot read the database"
                      : NULL;
+  if (fs == DBPOOL_FILE_UNKNOWN) {
+    report(cb, arg, name, c->path, DBPOOL_GC_KEPT,
+           "cannot tell where its database file is (no access to the path)");
+    goto out;
+  }
   if (!reason) {
     report(cb, arg, name, c->path, DBPOOL_GC_KEPT, "in use by its database");
+    goto out;
+  }
+  if (!c->steer_ok) {
+    snprintf(why, sizeof why, "%s, but uid %u may not remove it (it needs write "
+             "permission on the database, or to own the segment)", reason,
+             (unsigned)geteuid());
+    report(cb, arg, name, c->path, DBPOOL_GC_KEPT, why);
     goto out;
   }
   if (!c->readonly) dbp_reap(c);

@@ -67,6 +67,15 @@ struct dbpool_coord {
   uint32_t proc_gen; /* its generation */
   unsigned proc_fork_gen; /* fork generation that registered proc_idx */
   uint64_t unused_tick;   /* when refs last fell to 0 (LRU order) */
+  _Atomic uint32_t recs_seen; /* records below this are known to be in use
+                                 (reserved pages): see dbp_gate_help */
+  pthread_mutex_t reg_lock; /* registration: proc_*, holders, db_fd, lock_fd */
+  bool reg_lock_init;
+  bool by_path;      /* chosen among the database's candidate names */
+  unsigned cand;     /* which candidate (naming.c) */
+  uid_t db_uid;      /* the database's owner, group and mode when its */
+  gid_t db_gid;      /* segment was last found trusted (perms.c) */
+  mode_t db_mode;
   struct dbpool_coord *next; /* registry list */
 };
 
@@ -186,6 +195,11 @@ DBP_HIDDEN int dbp_segment_attach(const char *db_path, const char *seg_name,
 DBP_HIDDEN void dbp_segment_unmap(dbpool_coord *c);
 DBP_HIDDEN bool dbp_segment_still_linked(const dbpool_coord *c);
 DBP_HIDDEN void dbp_follow_rename(dbpool_coord *c, const char *db_path);
+DBP_HIDDEN bool dbp_segment_trusted(dbpool_coord *c, const char *db_path,
+                                    const dbp_dbfile *db);
+DBP_HIDDEN bool dbp_lower_candidate_usable(dbpool_coord *c, const char *db_path,
+                                           const dbp_dbfile *db);
+DBP_HIDDEN void dbp_mark_removed(dbpool_coord *c);
 DBP_HIDDEN int dbp_reserve_locked(dbpool_coord *c, size_t off, size_t len);
 DBP_HIDDEN int dbp_shm_full_error(int err, const char *what, const char *db_path);
 
@@ -220,8 +234,15 @@ static inline bool dbp_is_own_record(const dbpool_coord *c, unsigned p)
          __atomic_load_n(&c->proc_fork_gen, __ATOMIC_RELAXED) == dbp_fork_gen();
 }
 
-/* A valid record index (bytes in the segment are untrusted). */
-static inline bool dbp_rec_ok(uint32_t i) { return i < DBP_RECORDS; }
+/* A record index that may be touched: below the high-water mark, so on a
+** page that was reserved (bytes in the segment are untrusted; a page never
+** reserved would fault when /dev/shm is full). */
+static inline bool dbp_rec_in(const dbp_header *h, uint32_t i)
+{
+  return i < (uint32_t)atomic_load_explicit(&((dbp_header *)h)->record_hwm,
+                                            memory_order_acquire) &&
+         i < DBP_RECORDS;
+}
 
 /* Untrusted counts, read once and clamped: use the value returned, never
 ** the field again (another process may change it meanwhile). */
@@ -305,7 +326,10 @@ static inline bool dbp_seq_before(uint64_t a, uint64_t b)
 static inline void dbp_gate_help(dbpool_coord *c, dbp_gate g)
 {
   uint32_t i = g_rec(g.bits);
-  if (!dbp_rec_ok(i)) return;
+  if (__builtin_expect(i >= atomic_load_explicit(&c->recs_seen, memory_order_relaxed), 0)) {
+    if (!dbp_rec_in(c->hdr, i)) return; /* DBP_REC_NONE, or garbage */
+    atomic_store_explicit(&c->recs_seen, i + 1, memory_order_relaxed);
+  }
   dbp_record *r = &c->recs[i];
   uint64_t s = g.seq & REC_SEQ_MASK;
   uint64_t w = atomic_load_explicit(&r->word, memory_order_acquire);

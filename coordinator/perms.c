@@ -49,11 +49,13 @@ typedef struct acl {
 } acl;
 
 /* Who can read the database: its mode plus the named entries of its ACL
-** (each masked), as the kernel decides. */
+** (each masked). Named entries that deny are kept too: for the kernel a
+** named user entry decides alone, whatever the groups say. */
 typedef struct readers {
   bool owner, group, other;
   unsigned nu, ng;
   uint32_t users[ACL_MAX], groups[ACL_MAX];
+  bool user_reads[ACL_MAX], group_reads[ACL_MAX];
 } readers;
 
 static int acl_decode(const unsigned char *buf, ssize_t n, acl *out)
@@ -79,26 +81,55 @@ static readers readers_of(const char *db_path, const dbp_dbfile *db)
   unsigned char buf[4 + 8 * ACL_MAX];
   acl a;
   ssize_t n = db_path ? getxattr(db_path, ACL_XATTR, buf, sizeof buf) : -1;
-  if (n <= 0 || acl_decode(buf, n, &a) != 0) return r;
+  if (n <= 0 || acl_decode(buf, n, &a) != 0) return r; /* (over 64 entries: mode only) */
   unsigned mask = 7, group_obj = 0;
   for (unsigned i = 0; i < a.n; i++)
     if (a.e[i].tag == TAG_MASK) mask = a.e[i].perm;
   for (unsigned i = 0; i < a.n; i++) {
     const acl_entry *e = &a.e[i];
     bool rd = (e->perm & mask & P_R) != 0;
-    if (e->tag == TAG_GROUP_OBJ) group_obj = e->perm;
-    else if (e->tag == TAG_USER && rd) r.users[r.nu++] = e->id;
-    else if (e->tag == TAG_GROUP && rd) r.groups[r.ng++] = e->id;
+    if (e->tag == TAG_GROUP_OBJ) {
+      group_obj = e->perm;
+    } else if (e->tag == TAG_USER) {
+      r.user_reads[r.nu] = rd;
+      r.users[r.nu++] = e->id;
+    } else if (e->tag == TAG_GROUP) {
+      r.group_reads[r.ng] = rd;
+      r.groups[r.ng++] = e->id;
+    }
   }
   r.group = (group_obj & mask & P_R) != 0;
   return r;
 }
 
-static bool has(const uint32_t *ids, unsigned n, uint32_t id)
+static int find_id(const uint32_t *ids, unsigned n, uint32_t id)
 {
   for (unsigned i = 0; i < n; i++)
-    if (ids[i] == id) return true;
-  return false;
+    if (ids[i] == id) return (int)i;
+  return -1;
+}
+
+/* May a process of uid, known to be in group gid, read the database? The
+** kernel's order: owner, named user, then the groups (any matching entry
+** that grants), then other. We know one group of the segment's owner: the
+** segment's, which it could only have given the segment as a member. */
+static bool can_read(const readers *r, const dbp_dbfile *db, uid_t uid, gid_t gid)
+{
+  if (uid == 0) return true;
+  if (uid == db->uid) return r->owner;
+  int u = find_id(r->users, r->nu, uid);
+  if (u >= 0) return r->user_reads[u];
+  bool matched = false, granted = false;
+  if (gid == db->gid) {
+    matched = true;
+    granted = r->group;
+  }
+  int g = find_id(r->groups, r->ng, gid);
+  if (g >= 0) {
+    matched = true;
+    granted = granted || r->group_reads[g];
+  }
+  return matched ? granted : r->other;
 }
 
 bool dbp_perms_owner_trusted(const char *db_path, const dbp_dbfile *db,
@@ -106,10 +137,7 @@ bool dbp_perms_owner_trusted(const char *db_path, const dbp_dbfile *db,
 {
   if (seg_uid == 0 || seg_uid == db->uid) return true;
   readers r = readers_of(db_path, db);
-  /* A segment's group is the database's only if its creator was a member
-  ** (or root): chown to a group needs membership. */
-  return r.other || (r.group && seg_gid == db->gid) ||
-         has(r.users, r.nu, seg_uid) || has(r.groups, r.ng, seg_gid);
+  return can_read(&r, db, seg_uid, seg_gid);
 }
 
 static void add(acl *a, uint16_t tag, uint16_t perm, uint32_t id)
@@ -135,15 +163,16 @@ static unsigned wanted_acl(const readers *r, const dbp_dbfile *db, uid_t seg_uid
   if (seg_uid != db->uid) add(a, TAG_USER, P_RW, db->uid), named++;
   for (unsigned i = 0; i < r->nu; i++)
     if (r->users[i] != seg_uid && r->users[i] != db->uid)
-      add(a, TAG_USER, P_RW, r->users[i]), named++;
+      add(a, TAG_USER, r->user_reads[i] ? P_RW : 0, r->users[i]), named++;
   /* Members of a group that is not the database's are, to the database,
   ** others. */
-  bool group_obj = seg_gid == db->gid ? r->group : r->other;
+  int gi = find_id(r->groups, r->ng, seg_gid);
+  bool group_obj = seg_gid == db->gid ? r->group : gi >= 0 ? r->group_reads[gi] : r->other;
   add(a, TAG_GROUP_OBJ, group_obj ? P_RW : 0, ACL_NO_ID);
   if (seg_gid != db->gid && r->group) add(a, TAG_GROUP, P_RW, db->gid), named++;
   for (unsigned i = 0; i < r->ng; i++)
     if (r->groups[i] != seg_gid && r->groups[i] != db->gid)
-      add(a, TAG_GROUP, P_RW, r->groups[i]), named++;
+      add(a, TAG_GROUP, r->group_reads[i] ? P_RW : 0, r->groups[i]), named++;
   if (named) add(a, TAG_MASK, P_RW, ACL_NO_ID);
   add(a, TAG_OTHER, r->other ? P_RW : 0, ACL_NO_ID);
   qsort(a->e, a->n, sizeof a->e[0], by_tag_id);

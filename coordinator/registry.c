@@ -31,6 +31,7 @@
 #endif
 
 static dbpool_coord *g_list; /* guarded by the registry lock */
+static void unref(dbpool_coord *c);
 static uint64_t g_tick;      /* LRU clock of unused attachments (lock) */
 
 const char *dbpool_version_string(void) { return DBPOOL_VERSION; }
@@ -103,16 +104,37 @@ static void trim_cache(void)
   }
 }
 
-static bool usable(dbpool_coord *c)
+/* Is a cached attachment still the pool to use? Not if it was removed or
+** its name now refers to another file; for one attached by a database path,
+** not if the database's owner or mode changed and the segment's owner can
+** no longer read the database (trust, perms.c), nor if it lives under a
+** later candidate name while an earlier one holds a usable pool (naming.c:
+** then it is "shadowed", and its users must move). */
+enum { USABLE, GONE, SHADOWED };
+
+static int usability(dbpool_coord *c, const char *db_path, const dbp_dbfile *db)
 {
-  return !(dbp_gate_snapshot(c->hdr).bits & G_REMOVED) && dbp_segment_still_linked(c);
+  if ((dbp_gate_snapshot(c->hdr).bits & G_REMOVED) || !dbp_segment_still_linked(c))
+    return GONE;
+  if (!db || !c->by_path) return USABLE;
+  if (db->uid != c->db_uid || db->gid != c->db_gid || db->mode != c->db_mode) {
+    if (!dbp_segment_trusted(c, db_path, db)) return SHADOWED;
+    c->db_uid = db->uid;
+    c->db_gid = db->gid;
+    c->db_mode = db->mode;
+  }
+  if (c->cand > 0 && dbp_lower_candidate_usable(c, db_path, db)) return SHADOWED;
+  return USABLE;
 }
 
-/* Under the registry lock: our attachment to the pool of key (by_name
-** NULL) or to the segment by_name, in the access mode asked for. A cached
-** one whose pool was removed is dropped (if unused) or passed over. */
-static dbpool_coord *find(const char *ns, const dbp_key *key, const char *by_name,
-                          bool ro)
+/* Under the registry lock: our attachment to the pool of db (by_name NULL)
+** or to the segment by_name, in the access mode asked for. A cached one
+** that is no longer the pool is dropped (if unused) or passed over; one
+** that is shadowed and writable is returned in *demote (referenced), for
+** the caller to mark removed once the registry lock is released. Checks
+** only process-local state and the file system: never takes a pool lock. */
+static dbpool_coord *find(const char *ns, const char *db_path, const dbp_dbfile *db,
+                          const char *by_name, bool ro, dbpool_coord **demote)
 {
   unsigned gen = dbp_fork_gen();
   dbpool_coord *next;
@@ -120,17 +142,26 @@ static dbpool_coord *find(const char *ns, const dbp_key *key, const char *by_nam
     next = c->next;
     if (c->fork_gen != gen || c->readonly != ro) continue;
     if (by_name ? strcmp(c->name, by_name) != 0
-                : !dbp_key_equal(&c->key, key) || strcmp(c->ns, ns) != 0)
+                : !c->by_path || !dbp_key_equal(&c->key, &db->key) || strcmp(c->ns, ns) != 0)
       continue;
-    if (!usable(c)) {
-      if (c->refs == 0) forget(c);
-      continue;
+    int u = usability(c, db_path, by_name ? NULL : db);
+    if (u == USABLE) return c;
+    if (u == SHADOWED && !c->readonly && demote && !*demote) {
+      c->refs++;
+      *demote = c;
+    } else if (c->refs == 0) {
+      forget(c);
     }
-    return c;
   }
   return NULL;
 }
 
+static bool usable(dbpool_coord *c) { return usability(c, NULL, NULL) == USABLE; }
+
+/* Attaching maps and validates a segment and may wait for pool locks: it
+** runs without the registry lock (which every open, close and fork of the
+** process takes); a racing thread's attachment, if it won, is used
+** instead of ours. */
 static int open_common(const char *db_path, const char *seg_name, unsigned flags,
                        const int64_t *explicit, dbpool_coord **out)
 {
@@ -151,22 +182,40 @@ static int open_common(const char *db_path, const char *seg_name, unsigned flags
   } else {
     snprintf(name, sizeof name, "/%s", seg_name[0] == '/' ? seg_name + 1 : seg_name);
   }
+  const char *by_name = db_path ? NULL : name;
+  dbpool_coord *demote = NULL;
   dbp_registry_lock();
-  dbpool_coord *c = find(ns, db_path ? &db.key : NULL, db_path ? NULL : name, ro);
-  if (c) {
-    c->refs++;
-    if (db_path) dbp_follow_rename(c, db_path);
-  } else {
-    rc = dbp_segment_attach(db_path, db_path ? NULL : name, flags, explicit, &c);
-    if (rc == 0) {
+  dbpool_coord *c = find(ns, db_path, &db, by_name, ro, &demote);
+  if (c) c->refs++;
+  dbp_registry_unlock();
+  if (demote) { /* its users (our holders among them) move to the real pool */
+    dbp_mark_removed(demote);
+    unref(demote);
+  }
+  if (!c) {
+    dbpool_coord *fresh = NULL;
+    rc = dbp_segment_attach(db_path, by_name, flags, explicit, &fresh);
+    if (rc) return rc;
+    dbp_registry_lock();
+    c = find(ns, db_path, &db, by_name, ro, NULL);
+    if (c) {
+      c->refs++;
+    } else {
+      c = fresh;
+      fresh = NULL;
       c->refs = 1;
       c->next = g_list;
       g_list = c;
     }
+    dbp_registry_unlock();
+    if (fresh) {
+      dbp_segment_unmap(fresh);
+      free(fresh);
+    }
   }
-  dbp_registry_unlock();
-  if (rc == 0) *out = c;
-  return rc;
+  if (db_path && !ro) dbp_follow_rename(c, db_path);
+  *out = c;
+  return 0;
 }
 
 int dbpool_coord_open(const char *db_path, unsigned flags, dbpool_coord **out)
@@ -212,7 +261,7 @@ void dbpool_coord_database(const dbpool_coord *c, char *buf, size_t cap)
   buf[n - 1] = 0;
 }
 
-/* Under the registry lock: leave the pool (our last holder is gone):
+/* Under c's registration lock: leave the pool (our last holder is gone):
 ** free our records, drop the liveness lock, and remove the pool at once if
 ** its database file was deleted and nobody else uses it. */
 static void detach_process(dbpool_coord *c)
@@ -236,13 +285,13 @@ static void detach_process(dbpool_coord *c)
 
 /* Drop one reference. The mapping stays cached for the next open (within
 ** the cache's bound), unless it is a parent's (after fork) or its pool was
-** removed. */
+** removed. Never waits for a pool lock: with no reference left there is no
+** holder, so the process already left the pool. */
 static void unref(dbpool_coord *c)
 {
   dbp_registry_lock();
   if (--c->refs == 0) {
     if (c->fork_gen != dbp_fork_gen() || !usable(c)) {
-      detach_process(c); /* only if this process (not a parent) registered */
       forget(c);
     } else {
       c->unused_tick = ++g_tick;
@@ -257,12 +306,16 @@ void dbpool_coord_close(dbpool_coord *c)
   if (c) unref(c);
 }
 
-/* A holder is gone: the last one of this process leaves the pool. */
+/* A holder is gone: the last one of this process leaves the pool. In a
+** child after fork(), a parent's attachment is only memory: its
+** registration lock may have been held by another thread of the parent. */
 static void drop_holder(dbpool_coord *c)
 {
-  dbp_registry_lock();
-  if (--c->holders == 0 && c->proc_fork_gen == dbp_fork_gen()) detach_process(c);
-  dbp_registry_unlock();
+  if (c->fork_gen == dbp_fork_gen()) {
+    pthread_mutex_lock(&c->reg_lock);
+    if (--c->holders == 0) detach_process(c);
+    pthread_mutex_unlock(&c->reg_lock);
+  }
   unref(c);
 }
 
@@ -298,7 +351,8 @@ static int claim_process_record_locked(dbpool_coord *c, unsigned *out)
   return -ENOSPC;
 }
 
-/* Register this process in the pool, once per process. Registry lock held. */
+/* Register this process in the pool, once per process (c's registration
+** lock held). */
 int dbp_register_process(dbpool_coord *c)
 {
   unsigned fgen = dbp_fork_gen();
@@ -404,14 +458,15 @@ int dbpool_holder_new(dbpool_coord *c, dbpool_holder **out)
   if (!hd) return dbp_err(-ENOMEM, "dbpool: out of memory");
 
   dbp_registry_lock();
-  int rc = dbp_register_process(c);
-  if (rc == 0) {
-    c->refs++;
-    c->holders++;
-  }
+  c->refs++; /* the holder's */
   dbp_registry_unlock();
+  pthread_mutex_lock(&c->reg_lock);
+  int rc = dbp_register_process(c);
+  if (rc == 0) c->holders++;
+  pthread_mutex_unlock(&c->reg_lock);
   if (rc) {
     free(hd);
+    unref(c);
     return rc;
   }
   int p = c->proc_idx;
@@ -500,14 +555,15 @@ void dbpool_holder_set_idle(dbpool_holder *hd, int idle)
 
 int dbpool_coord_set_slot_label(dbpool_coord *c, unsigned slot, const char *label)
 {
-  if (!c || slot >= DBP_RECORDS)
+  if (!c || !dbp_rec_in(c->hdr, slot))
     return dbp_err(-EINVAL, "dbpool: set_slot_label: no slot %u", slot);
   if (c->readonly)
     return dbp_err(-EROFS, "dbpool: pool of %s is attached read-only", c->path);
   dbp_record *r = &c->recs[slot];
   uint32_t owner = atomic_load(&r->owner);
-  if (owner < 1 || owner > DBP_PROCESSES ||
-      atomic_load(&c->procs[owner - 1].pid) != dbp_pid())
+  if (owner < 1 || owner > dbp_process_hwm(c->hdr) ||
+      atomic_load(&c->procs[owner - 1].pid) != dbp_pid() ||
+      atomic_load(&c->procs[owner - 1].pidns) != dbp_self_pidns())
     return dbp_err(-EPERM, "dbpool: slot %u of %s is not held by this "
                    "process", slot, c->path);
   dbp_label_store(r->label, DBP_LABEL_WORDS, label);
@@ -519,7 +575,7 @@ int dbpool_coord_slot_label(dbpool_coord *c, unsigned slot, char *buf, size_t ca
   char tmp[DBPOOL_LABEL_MAX];
   if (!buf || cap == 0) return dbp_err(-EINVAL, "dbpool: slot_label: no buffer");
   buf[0] = 0;
-  if (!c || slot >= DBP_RECORDS)
+  if (!c || !dbp_rec_in(c->hdr, slot))
     return dbp_err(-EINVAL, "dbpool: slot_label: no slot %u", slot);
   dbp_label_load(c->recs[slot].label, DBP_LABEL_WORDS, tmp);
   snprintf(buf, cap, "%s", tmp);

@@ -288,6 +288,8 @@ bool dbp_segment_still_linked(const dbpool_coord *c)
 
 void dbp_segment_unmap(dbpool_coord *c)
 {
+  if (c->reg_lock_init) pthread_mutex_destroy(&c->reg_lock);
+  c->reg_lock_init = false;
   if (c->hdr) munmap(c->hdr, c->map_size);
   c->hdr = NULL;
   if (c->fd >= 0) close(c->fd);
@@ -317,6 +319,8 @@ static dbpool_coord *new_attachment(int fd, const struct stat *st, dbp_header *h
   c->seg_ino = (uint64_t)st->st_ino;
   c->proc_idx = -1;
   c->fork_gen = dbp_fork_gen();
+  pthread_mutex_init(&c->reg_lock, NULL);
+  c->reg_lock_init = true;
   snprintf(c->name, sizeof c->name, "%s", name);
   dbp_key parsed;
   unsigned cand;
@@ -334,8 +338,9 @@ void dbp_follow_rename(dbpool_coord *c, const char *db_path)
 {
   dbp_dbfile cur;
   if (c->readonly || strncmp(c->hdr->path, db_path, sizeof c->hdr->path) == 0) return;
-  if (dbp_dbfile_stat_quiet(c->hdr->path, &cur) == 0 && dbp_key_equal(&cur.key, &c->key))
-    return;
+  int rc = dbp_dbfile_stat_quiet(c->hdr->path, &cur);
+  if (rc == 0 ? dbp_key_equal(&cur.key, &c->key) : rc != -ENOENT && rc != -ENOTDIR)
+    return; /* still a name of the file, or one we cannot look at: keep it */
   char *abs = realpath(db_path, NULL);
   if (!abs || strlen(abs) >= sizeof c->hdr->path ||
       dbp_dbfile_stat_quiet(abs, &cur) != 0 || !dbp_key_equal(&cur.key, &c->key)) {
@@ -350,17 +355,31 @@ void dbp_follow_rename(dbpool_coord *c, const char *db_path)
   free(abs);
 }
 
+/* A stand-in attachment for a segment we look at without attaching, so
+** that its lock can be taken. */
+static void temp_coord(dbpool_coord *tmp, int fd, const struct stat *st, dbp_header *h,
+                       const char *name)
+{
+  memset(tmp, 0, sizeof *tmp);
+  tmp->hdr = h;
+  tmp->fd = fd;
+  tmp->db_fd = tmp->lock_fd = -1;
+  tmp->map_size = DBP_SEGMENT_SIZE;
+  tmp->procs = (dbp_process *)((char *)h + DBP_PROCESSES_OFF);
+  tmp->recs = (dbp_record *)((char *)h + DBP_RECORDS_OFF);
+  tmp->seg_dev = (uint64_t)st->st_dev;
+  tmp->seg_ino = (uint64_t)st->st_ino;
+  tmp->proc_idx = -1;
+  snprintf(tmp->name, sizeof tmp->name, "%s", name);
+}
+
 /* A segment marked removed whose name is still linked: unlink it, under
 ** its lock, if we may. Returns true if the name is gone now. */
 static bool unlink_removed(int fd, const struct stat *st, dbp_header *h,
                            const char *name)
 {
-  dbpool_coord tmp = {.hdr = h, .fd = fd, .db_fd = -1, .lock_fd = -1, .map_size = DBP_SEGMENT_SIZE,
-                      .procs = (dbp_process *)((char *)h + DBP_PROCESSES_OFF),
-                      .recs = (dbp_record *)((char *)h + DBP_RECORDS_OFF),
-                      .seg_dev = (uint64_t)st->st_dev,
-                      .seg_ino = (uint64_t)st->st_ino, .proc_idx = -1};
-  snprintf(tmp.name, sizeof tmp.name, "%s", name);
+  dbpool_coord tmp;
+  temp_coord(&tmp, fd, st, h, name);
   if (!dbp_unlink_allowed(&tmp)) return false;
   if (dbp_lock(&tmp, dbp_mono_ns() + 1000000000) != 0) return false;
   char path[PATH_MAX];
@@ -370,12 +389,89 @@ static bool unlink_removed(int fd, const struct stat *st, dbp_header *h,
   return gone;
 }
 
+/* A removed segment that we skip but cannot unlink, kept mapped while we
+** create a pool under a later name: its lock, held across the creation,
+** keeps its owner from unlinking it and re-creating a pool under its name
+** at the same time (every unlink of a removed segment takes its lock), so
+** that two pools for one database can never both be found usable. */
+typedef struct guard {
+  int fd;
+  struct stat st;
+  dbp_header *h;
+  char name[DBP_SEGMENT_NAME_MAX];
+} guard;
+
+typedef struct guards {
+  unsigned n;
+  guard g[DBP_CANDIDATES];
+} guards;
+
+static void guards_release(guards *gs)
+{
+  for (unsigned i = 0; i < gs->n; i++) {
+    munmap(gs->g[i].h, DBP_SEGMENT_SIZE);
+    close(gs->g[i].fd);
+  }
+  gs->n = 0;
+}
+
+/* Lock every guard (in candidate order); false if one is gone (unlinked
+** meanwhile: the scan must start over). Locked ones are in *locked. */
+static bool guards_lock(guards *gs, unsigned *locked)
+{
+  *locked = 0;
+  for (unsigned i = 0; i < gs->n; i++) {
+    dbpool_coord tmp;
+    guard *g = &gs->g[i];
+    temp_coord(&tmp, g->fd, &g->st, g->h, g->name);
+    if (dbp_lock(&tmp, dbp_mono_ns() + 1000000000) != 0) return false;
+    (*locked)++;
+    if (!name_is(g->name, (uint64_t)g->st.st_dev, (uint64_t)g->st.st_ino)) return false;
+  }
+  return true;
+}
+
+static void guards_unlock(guards *gs, unsigned locked)
+{
+  for (unsigned i = 0; i < locked; i++) {
+    dbpool_coord tmp;
+    guard *g = &gs->g[i];
+    temp_coord(&tmp, g->fd, &g->st, g->h, g->name);
+    dbp_unlock(&tmp);
+  }
+}
+
 enum { CAND_USED, CAND_ABSENT, CAND_SKIP, CAND_RETRY };
+
+/* Mark an attached pool removed, so that its users leave it: waiters are
+** woken, and holders move to the pool every opener now finds. */
+void dbp_mark_removed(dbpool_coord *c)
+{
+  if (c->readonly || dbp_lock(c, dbp_mono_ns() + 1000000000) != 0) return;
+  dbp_remove_locked(c);
+  dbp_unlock(c);
+}
+
+/* A segment we may write but must not use (its owner cannot read the
+** database): mark it removed, so that whoever still uses it -- attached
+** before the database's permissions changed -- moves to the real pool. */
+static void demote_untrusted(int fd, const struct stat *st, const char *name,
+                             const dbp_key *k)
+{
+  dbp_header *h = mmap(NULL, DBP_SEGMENT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (h == MAP_FAILED) return;
+  if (validate_header(h, name, k) == 0) {
+    dbpool_coord tmp;
+    temp_coord(&tmp, fd, st, h, name);
+    dbp_mark_removed(&tmp);
+  }
+  munmap(h, DBP_SEGMENT_SIZE);
+}
 
 /* Try candidate name for the database db: *out on CAND_USED; a negative
 ** errno on an error that must be reported. */
-static int try_candidate(const char *name, const char *db_path, const dbp_dbfile *db,
-                         bool ro, dbpool_coord **out)
+static int try_candidate(const char *name, unsigned cand, const char *db_path,
+                         const dbp_dbfile *db, bool ro, dbpool_coord **out, guards *gs)
 {
   struct stat st;
   const char *why = NULL;
@@ -402,6 +498,7 @@ static int try_candidate(const char *name, const char *db_path, const dbp_dbfile
                    db_path, strerror(e));
   }
   if (!dbp_perms_owner_trusted(db_path, db, st.st_uid, st.st_gid)) {
+    if (!ro) demote_untrusted(fd, &st, name, &db->key);
     close(fd);
     return CAND_SKIP;
   }
@@ -422,8 +519,17 @@ static int try_candidate(const char *name, const char *db_path, const dbp_dbfile
   int rc = validate_header(h, name, &db->key);
   if (rc == 0 && (dbp_gate_snapshot(h).bits & G_REMOVED)) {
     /* Removed: by its owner or root (unlink it and start over), or by
-    ** someone who could not unlink it (leave it to them: skip it). */
+    ** someone who could not unlink it (leave it to them: skip it, and guard
+    ** it while we create elsewhere). */
     rc = (!ro && unlink_removed(fd, &st, h, name)) ? CAND_RETRY : CAND_SKIP;
+    if (rc == CAND_SKIP && !ro && gs && gs->n < DBP_CANDIDATES) {
+      guard *g = &gs->g[gs->n++];
+      g->fd = fd;
+      g->st = st;
+      g->h = h;
+      snprintf(g->name, sizeof g->name, "%s", name);
+      return CAND_SKIP;
+    }
   }
   dbpool_coord *c = rc == 0 ? new_attachment(fd, &st, h, name, &db->key, ro) : NULL;
   if (rc == 0 && !c) rc = dbp_err(-ENOMEM, "dbpool: out of memory");
@@ -432,10 +538,65 @@ static int try_candidate(const char *name, const char *db_path, const dbp_dbfile
     close(fd);
     return rc;
   }
+  c->by_path = true;
+  c->cand = cand;
+  c->db_uid = db->uid;
+  c->db_gid = db->gid;
+  c->db_mode = db->mode;
   dbp_follow_rename(c, db->abs);
   c->steer_ok = dbp_can_write(db_path);
   *out = c;
   return CAND_USED;
+}
+
+/* Is candidate cand of db a usable pool (without attaching to it)? */
+static bool candidate_usable(const char *ns, const dbp_dbfile *db, const char *db_path,
+                             unsigned cand, bool writable, dbpool_coord **out)
+{
+  char name[DBP_SEGMENT_NAME_MAX];
+  dbpool_coord *c = NULL;
+  dbp_segment_name(ns, &db->key, cand, name);
+  char saved[512];
+  snprintf(saved, sizeof saved, "%s", dbpool_last_error());
+  int rc = try_candidate(name, cand, db_path, db, !writable, &c, NULL);
+  dbp_err(0, "%s", saved); /* a probe: keep the caller's message */
+  if (rc != CAND_USED) return false;
+  if (out) *out = c;
+  else {
+    dbp_segment_unmap(c);
+    free(c);
+  }
+  return true;
+}
+
+bool dbp_segment_trusted(dbpool_coord *c, const char *db_path, const dbp_dbfile *db)
+{
+  struct stat st;
+  return c->fd >= 0 && fstat(c->fd, &st) == 0 &&
+         dbp_perms_owner_trusted(db_path, db, st.st_uid, st.st_gid);
+}
+
+bool dbp_lower_candidate_usable(dbpool_coord *c, const char *db_path, const dbp_dbfile *db)
+{
+  for (unsigned k = 0; k < c->cand; k++)
+    if (candidate_usable(c->ns, db, db_path, k, false, NULL)) return true;
+  return false;
+}
+
+/* We created a pool under candidate cand: a racing creator may have made one
+** under a later name after its scan passed ours (ours was not linked yet).
+** The earliest usable candidate is the pool: mark the later ones removed,
+** so that their users move here. */
+static void remove_later_candidates(const char *ns, const dbp_dbfile *db,
+                                    const char *db_path, unsigned cand)
+{
+  for (unsigned k = cand + 1; k < DBP_CANDIDATES; k++) {
+    dbpool_coord *later = NULL;
+    if (!candidate_usable(ns, db, db_path, k, true, &later)) continue;
+    dbp_mark_removed(later);
+    dbp_segment_unmap(later);
+    free(later);
+  }
 }
 
 static int attach_by_path(const char *db_path, unsigned flags,
@@ -443,7 +604,7 @@ static int attach_by_path(const char *db_path, unsigned flags,
 {
   const char *ns;
   dbp_dbfile db;
-  bool ro = flags & DBPOOL_OPEN_READONLY;
+  bool ro = flags & DBPOOL_OPEN_READONLY, created = false;
   int rc = dbp_namespace(&ns);
   if (rc == 0) rc = dbp_dbfile_stat(db_path, &db);
   if (rc == 0) rc = dbp_check_can_read(db_path);
@@ -451,30 +612,49 @@ static int attach_by_path(const char *db_path, unsigned flags,
   if (!db.abs[0])
     return dbp_err(-ENAMETOOLONG, "dbpool: database path %s is longer than %d "
                    "bytes once resolved", db_path, DBPOOL_PATH_MAX - 1);
-  char name[DBP_SEGMENT_NAME_MAX], first_free[DBP_SEGMENT_NAME_MAX];
+  char name[DBP_SEGMENT_NAME_MAX];
   for (int attempt = 0; attempt < ATTACH_ATTEMPTS; attempt++) {
     bool retry = false;
-    first_free[0] = 0;
+    int first_free = -1;
+    guards gs = {0};
     for (unsigned cand = 0; cand < DBP_CANDIDATES && !retry; cand++) {
       dbp_segment_name(ns, &db.key, cand, name);
-      rc = try_candidate(name, db_path, &db, ro, out);
-      if (rc == CAND_USED) return 0;
-      if (rc < 0) return rc;
+      rc = try_candidate(name, cand, db_path, &db, ro, out, first_free < 0 ? &gs : NULL);
+      if (rc == CAND_USED) {
+        guards_release(&gs);
+        if (created && !ro) remove_later_candidates(ns, &db, db_path, cand);
+        return 0;
+      }
+      if (rc < 0) {
+        guards_release(&gs);
+        return rc;
+      }
       if (rc == CAND_RETRY) retry = true;
-      if (rc == CAND_ABSENT && !first_free[0]) memcpy(first_free, name, sizeof name);
+      if (rc == CAND_ABSENT && first_free < 0) first_free = (int)cand;
     }
-    if (retry) continue;
-    if (!first_free[0])
-      return dbp_err(-EBUSY, "dbpool: every name the pool of %s may use is "
-                     "held by a segment its users cannot use (removed, or owned "
-                     "by a user who cannot read the database); root can collect "
-                     "them: dbpoolctl gc", db.abs);
-    if (ro || (flags & DBPOOL_OPEN_NOCREATE)) {
+    if (retry || first_free < 0 || ro || (flags & DBPOOL_OPEN_NOCREATE)) {
+      guards_release(&gs);
+      if (retry) continue;
+      if (first_free < 0)
+        return dbp_err(-EBUSY, "dbpool: every name the pool of %s may use is "
+                       "held by a segment its users cannot use (removed, or owned "
+                       "by a user who cannot read the database); root can collect "
+                       "them: dbpoolctl gc", db.abs);
       dbp_segment_name(ns, &db.key, 0, name);
       return dbp_err(-ENOENT, "dbpool: no pool for %s (segment %s)", db.abs, name);
     }
-    rc = create_segment(first_free, ns, db.abs, &db, explicit);
+    unsigned locked;
+    if (!guards_lock(&gs, &locked)) { /* one was unlinked meanwhile: look again */
+      guards_unlock(&gs, locked);
+      guards_release(&gs);
+      continue;
+    }
+    dbp_segment_name(ns, &db.key, (unsigned)first_free, name);
+    rc = create_segment(name, ns, db.abs, &db, explicit);
+    guards_unlock(&gs, locked);
+    guards_release(&gs);
     if (rc && rc != -EEXIST) return rc;
+    created = created || rc == 0;
   }
   return dbp_err(-EAGAIN, "dbpool: the pool of %s kept being removed while "
                  "attaching; try again", db_path);

@@ -147,10 +147,11 @@ int dbpool_coord_set(dbpool_coord *c, int s, int64_t value)
   int rc = dbp_steer_check(c, what);
   if (rc) return rc;
   if (s == DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS) {
+    if (dbp_gate_snapshot(c->hdr).bits & G_REMOVED)
+      return dbp_err(-ESTALE, "dbpool: pool %s of %s was removed; reopen it", c->name,
+                     c->path);
     atomic_store(&c->hdr->acquire_timeout_ms, (int32_t)value);
-    if (!(dbp_gate_snapshot(c->hdr).bits & G_REMOVED)) return 0;
-    return dbp_err(-ESTALE, "dbpool: pool %s of %s was removed; reopen it", c->name,
-                   c->path);
+    return 0;
   }
   if ((rc = dbp_lock(c, -1))) return rc;
   dbp_header *h = c->hdr;

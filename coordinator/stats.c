@@ -86,24 +86,37 @@ static uint64_t percentile(const uint64_t *counts, uint64_t total, double q,
   return max_ns;
 }
 
-/* Which process records belong to live processes, asked once per reading
-** (one F_OFD_GETLK each): a dead process's holders are never shown, even
+/* Which process records belong to live processes, asked of the kernel at
+** most once each per reading (one F_OFD_GETLK), and only after a record
+** owned by it was read: a process that registered since the reading began
+** is never taken for dead. A dead process's holders are never shown, even
 ** before anyone has reclaimed their slots. */
+enum { LV_UNKNOWN = 0, LV_ALIVE, LV_DEAD };
+
 typedef struct liveness_view {
+  dbpool_coord *c;
   uint32_t phwm;
-  bool alive[DBP_PROCESSES];
+  uint8_t state[DBP_PROCESSES];
 } liveness_view;
 
-static void liveness_read(dbpool_coord *c, liveness_view *v)
+static void liveness_start(dbpool_coord *c, liveness_view *v)
 {
+  v->c = c;
   v->phwm = dbp_process_hwm(c->hdr);
-  for (uint32_t p = 0; p < v->phwm; p++)
-    v->alive[p] = atomic_load(&c->procs[p].state) == PROC_LIVE && dbp_process_alive(c, p);
+  memset(v->state, LV_UNKNOWN, sizeof v->state);
 }
 
-static bool owner_alive(const liveness_view *v, uint32_t owner)
+static bool process_alive(liveness_view *v, uint32_t p)
 {
-  return owner >= 1 && owner <= v->phwm && v->alive[owner - 1];
+  if (v->state[p] == LV_UNKNOWN)
+    v->state[p] = atomic_load(&v->c->procs[p].state) == PROC_LIVE && dbp_process_alive(v->c, p)
+                      ? LV_ALIVE : LV_DEAD;
+  return v->state[p] == LV_ALIVE;
+}
+
+static bool owner_alive(liveness_view *v, uint32_t owner)
+{
+  return owner >= 1 && owner <= v->phwm && process_alive(v, owner - 1);
 }
 
 int dbpool_coord_stats(dbpool_coord *c, dbpool_host_stats *out)
@@ -113,7 +126,7 @@ int dbpool_coord_stats(dbpool_coord *c, dbpool_host_stats *out)
   if (!c->readonly) dbp_reap(c); /* a dead process's slots come back now */
   liveness_view *lv = malloc(sizeof *lv);
   if (!lv) return dbp_err(-ENOMEM, "dbpool: stats: out of memory");
-  liveness_read(c, lv);
+  liveness_start(c, lv);
   memset(out, 0, sizeof *out);
   dbp_gate g = dbp_gate_snapshot(h);
   uint64_t released_all;
@@ -136,7 +149,6 @@ int dbpool_coord_stats(dbpool_coord *c, dbpool_host_stats *out)
   out->total_wait_ns = atomic_load(&h->total_wait_ns);
   out->max_wait_ns = atomic_load(&h->max_wait_ns);
   out->created_at_ns = h->created_ns;
-  for (uint32_t p = 0; p < lv->phwm; p++) out->processes += lv->alive[p];
 
   uint32_t hwm = dbp_record_hwm(h), dead_held = 0, dead_waiting = 0;
   for (uint32_t i = 0; i < hwm; i++) {
@@ -154,6 +166,7 @@ int dbpool_coord_stats(dbpool_coord *c, dbpool_host_stats *out)
   ** active stays true), even before someone who may write takes them. */
   out->active = out->active > dead_held ? out->active - dead_held : 0;
   out->total_reclaimed += dead_held;
+  for (uint32_t p = 0; p < lv->phwm; p++) out->processes += process_alive(lv, p);
   out->waiting = out->waiting > dead_waiting ? out->waiting - dead_waiting : 0;
   free(lv);
 
@@ -209,7 +222,7 @@ int dbpool_coord_holders(dbpool_coord *c, dbpool_holder_info *buf, size_t cap)
     free(lv);
     return dbp_err(-ENOMEM, "dbpool: holders: out of memory");
   }
-  liveness_read(c, lv);
+  liveness_start(c, lv);
   for (uint32_t i = 0; i < hwm; i++) {
     dbp_record *r = &c->recs[i];
     unsigned st = REC_STATE(atomic_load_explicit(&r->word, memory_order_acquire));

@@ -24,8 +24,8 @@ static void q_append(dbpool_coord *c, uint32_t i)
   dbp_record *r = &c->recs[i];
   uint32_t tail = atomic_load(&h->q_tail);
   atomic_store(&r->q_next, DBP_REC_NONE);
-  atomic_store(&r->q_prev, dbp_rec_ok(tail) ? tail : DBP_REC_NONE);
-  if (dbp_rec_ok(tail))
+  atomic_store(&r->q_prev, dbp_rec_in(h, tail) ? tail : DBP_REC_NONE);
+  if (dbp_rec_in(h, tail))
     atomic_store(&c->recs[tail].q_next, i);
   else
     atomic_store(&h->q_head, i);
@@ -42,17 +42,17 @@ void dbp_queue_remove(dbpool_coord *c, uint32_t i)
   dbp_record *r = &c->recs[i];
   uint32_t prev = atomic_load(&r->q_prev), next = atomic_load(&r->q_next);
   uint32_t head = atomic_load(&h->q_head), tail = atomic_load(&h->q_tail);
-  bool ok = (head == i) ? !dbp_rec_ok(prev)
-                        : (dbp_rec_ok(prev) && atomic_load(&c->recs[prev].q_next) == i);
-  ok = ok && ((tail == i) ? !dbp_rec_ok(next)
-                          : (dbp_rec_ok(next) && atomic_load(&c->recs[next].q_prev) == i));
+  bool ok = (head == i) ? !dbp_rec_in(h, prev)
+                        : (dbp_rec_in(h, prev) && atomic_load(&c->recs[prev].q_next) == i);
+  ok = ok && ((tail == i) ? !dbp_rec_in(h, next)
+                          : (dbp_rec_in(h, next) && atomic_load(&c->recs[next].q_prev) == i));
   if (!ok || atomic_load(&h->n_waiting) == 0) {
     dbp_queue_rebuild(c);
     return;
   }
-  if (dbp_rec_ok(prev)) atomic_store(&c->recs[prev].q_next, next);
+  if (dbp_rec_in(h, prev)) atomic_store(&c->recs[prev].q_next, next);
   else atomic_store(&h->q_head, next);
-  if (dbp_rec_ok(next)) atomic_store(&c->recs[next].q_prev, prev);
+  if (dbp_rec_in(h, next)) atomic_store(&c->recs[next].q_prev, prev);
   else atomic_store(&h->q_tail, prev);
   atomic_store(&r->q_prev, DBP_REC_NONE);
   atomic_store(&r->q_next, DBP_REC_NONE);
@@ -115,7 +115,7 @@ void dbp_update_slow(dbpool_coord *c)
 void dbp_wake_records(dbpool_coord *c, const uint32_t *idx, unsigned n)
 {
   for (unsigned k = 0; k < n; k++)
-    if (dbp_rec_ok(idx[k])) dbp_futex_wake(&c->recs[idx[k]].wake, INT_MAX);
+    if (dbp_rec_in(c->hdr, idx[k])) dbp_futex_wake(&c->recs[idx[k]].wake, INT_MAX);
 }
 
 /* Under the lock, with SLOW set whenever the queue is not empty: give free
@@ -131,7 +131,7 @@ unsigned dbp_grant_waiters(dbpool_coord *c, uint32_t *woken, unsigned cap)
     if ((g.bits & (G_PAUSED | G_REMOVED)) || g_active(g.bits) >= g_max(g.bits))
       break;
     uint32_t w = atomic_load(&h->q_head);
-    if (!dbp_rec_ok(w) ||
+    if (!dbp_rec_in(h, w) ||
         REC_STATE(atomic_load(&c->recs[w].word)) != REC_WAITING) {
       dbp_queue_rebuild(c);
       continue;

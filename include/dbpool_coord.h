@@ -183,7 +183,8 @@ typedef enum dbpool_file_state {
                                connections still open to the old file */
   DBPOOL_FILE_GONE = 2,     /* no file at the path: deleted, or renamed and
                                not opened under its new name since */
-  DBPOOL_FILE_REMOVED = 3   /* the pool itself was removed */
+  DBPOOL_FILE_REMOVED = 3,  /* the pool itself was removed */
+  DBPOOL_FILE_UNKNOWN = 4   /* the path cannot be looked up by this user */
 } dbpool_file_state;
 
 /* dbpool_coord_file_state: the state above (a stat of the recorded path). */

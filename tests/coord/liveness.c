@@ -14,7 +14,10 @@
 **     its slot), and its slot is back as soon as anyone reads or acquires;
 **   - a stopped (SIGSTOP) holder is alive and shown as stopped;
 **   - a read-only handle is read-only even in a process that has the pool
-**     open for writing (issue 10, item 11).
+**     open for writing (issue 10, item 11);
+**   - statistics never take a live holder for a dead one: while processes
+**     keep registering, holding and leaving, a reader never sees a slot
+**     reclaimed (nobody died), and the counters never go down.
 ** Skipped with a message where unshare is not permitted.
 */
 #include <stdatomic.h>
@@ -227,6 +230,51 @@ TEST(a_read_only_handle_is_read_only_beside_a_writable_one)
   dbpool_coord_close(rw);
 }
 
+TEST(statistics_never_take_the_living_for_dead)
+{
+  const char *db = tu_db("busy-stats.db");
+  dbpool_coord *c, *ro;
+  REQUIRE(dbpool_coord_open(db, 0, &c) == 0);
+  REQUIRE(dbpool_coord_open(db, DBPOOL_OPEN_READONLY, &ro) == 0);
+  _Atomic int *stop = tu_shared(sizeof *stop);
+  pid_t kids[2];
+  for (int k = 0; k < 2; k++) {
+    fflush(NULL);
+    kids[k] = fork();
+    REQUIRE(kids[k] >= 0);
+    if (kids[k] == 0) {
+      alarm(30);
+      dbpool_coord *cc;
+      if (dbpool_coord_open(db, 0, &cc)) _exit(1);
+      while (!atomic_load(stop)) { /* register, hold, leave, over and over */
+        dbpool_holder *h;
+        if (dbpool_holder_new(cc, &h)) _exit(2);
+        dbpool_holder_acquire(h, -1);
+        dbpool_holder_free(h);
+      }
+      _exit(0);
+    }
+  }
+  uint64_t readings = 0, worst_reclaimed = 0, went_down = 0, last_released = 0;
+  double end = tu_now_ms() + 1500;
+  while (tu_now_ms() < end) {
+    dbpool_host_stats st;
+    if (dbpool_coord_stats(ro, &st) != 0) continue;
+    readings++;
+    if (st.total_reclaimed > worst_reclaimed) worst_reclaimed = st.total_reclaimed;
+    if (st.total_released < last_released) went_down++;
+    last_released = st.total_released;
+  }
+  atomic_store(stop, 1);
+  for (int k = 0; k < 2; k++) CHECK_RC(tu_wait_child(kids[k], 10000), 0);
+  printf("   %llu readings while processes came and went\n", (unsigned long long)readings);
+  CHECK(readings > 0);
+  CHECK_RC(worst_reclaimed, 0);
+  CHECK_RC(went_down, 0);
+  dbpool_coord_close(ro);
+  dbpool_coord_close(c);
+}
+
 int main(int argc, char **argv)
 {
   if (argc == 3 && strcmp(argv[1], "hold") == 0) return hold_main(argv[2]);
@@ -236,5 +284,6 @@ int main(int argc, char **argv)
   RUN(a_dead_holder_is_never_shown_and_its_slot_comes_back_unasked);
   RUN(a_stopped_holder_is_alive_and_shown_stopped);
   RUN(a_read_only_handle_is_read_only_beside_a_writable_one);
+  RUN(statistics_never_take_the_living_for_dead);
   return tu_finish();
 }

@@ -23,10 +23,19 @@
 **     the next candidate name, the same for every user;
 **   - the owner's removal of a pool whose segment another user made marks
 **     it removed (only that user or root may delete the name) and the next
-**     open starts a fresh pool under another name; root collects the old.
+**     open starts a fresh pool under another name; root collects the old;
+**   - trust follows the kernel's ACL order: a group member denied by a named
+**     ACL entry is no reader, and its segment is skipped;
+**   - one database never has two pools in use: not when its segment's owner
+**     unlinks a removed segment while another user creates one under the
+**     next name (linkat is slowed down here to hold that window open), nor
+**     when the database is narrowed under a long-running process;
+**   - gc by a user who cannot look the database up, or may not steer it,
+**     changes nothing.
 */
 #include <grp.h>
 #include <stdatomic.h>
+#include <sys/syscall.h>
 #include <sys/xattr.h>
 
 #include "testutil.h"
@@ -47,6 +56,38 @@ typedef struct {
 } result;
 
 static result *R;
+
+/* linkat, slowed down on demand for pool segments (a race's window held
+** open: everything else is the library's own doing). */
+typedef struct {
+  _Atomic int in_linkat;
+  _Atomic int step;
+  int rc[2];
+  char name[2][128];
+} race_state;
+static race_state *RS;
+static int linkat_role; /* this process's: 1 links slowly, 2 links last */
+
+int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags)
+{
+  if (linkat_role && strstr(newpath, "/dev/shm/dbpool.")) {
+    if (linkat_role == 1) {
+      atomic_store(&RS->in_linkat, 1);
+      tu_sleep_ms(500);
+    } else { /* not before the other has attached (at most 2 s) */
+      for (int i = 0; i < 2000 && atomic_load(&RS->step) < 1; i++) tu_sleep_ms(1);
+    }
+  }
+  return (int)syscall(SYS_linkat, olddirfd, oldpath, newdirfd, newpath, flags);
+}
+
+static void become(uid_t uid, long extra_gid)
+{
+  gid_t groups[1] = {(gid_t)extra_gid};
+  if (setgroups(extra_gid >= 0 ? 1 : 0, groups) != 0 || setresgid(uid, uid, uid) != 0 ||
+      setresuid(uid, uid, uid) != 0)
+    _exit(3);
+}
 
 static void note(const char *msg)
 {
@@ -353,8 +394,10 @@ TEST(the_segment_follows_chmod)
 
 /* ------------------------------------------- segments nobody should use */
 
-/* Another user's file planted under the pool's name (here: a copy of a real
-** segment, so only its owner is wrong) is skipped by everyone alike. */
+/* Another user's file planted under the pool's name (here: a real segment
+** given away, so only its owner is wrong) is skipped by everyone alike;
+** being writable, it is marked removed on the way, so that whoever used it
+** leaves it; root deletes it. */
 TEST(a_planted_segment_is_skipped)
 {
   const char *db = make_db("planted.db", NOBODY, NOBODY, 0640);
@@ -363,17 +406,15 @@ TEST(a_planted_segment_is_skipped)
   seg_path(db, 0, path, sizeof path);
   seg_path(db, 1, path1, sizeof path1);
   REQUIRE(chown(path, OTHER, OTHER) == 0 && chmod(path, 0666) == 0);
-  struct stat before, after;
-  REQUIRE(stat(path, &before) == 0);
+  struct stat after;
   CHECK(joins(NOBODY, NOBODY, -1, db));
   CHECK(in(R->name, "~1"));
+  CHECK(stat(path, &after) == 0 && after.st_uid == OTHER); /* not ours to delete */
   dbpool_coord *c;
   CHECK_RC(dbpool_coord_open(db, 0, &c), 0);
   CHECK(in(dbpool_coord_segment_name(c), "~1"));
   dbpool_coord_close(c);
-  CHECK(stat(path, &after) == 0 && after.st_uid == OTHER && after.st_mtime == before.st_mtime);
-  /* Root's gc takes it away; the pool stays where it is. */
-  CHECK(dbpool_coord_gc(0, NULL, NULL) >= 1);
+  dbpool_coord_gc(0, NULL, NULL); /* root deletes it (if its open did not) */
   CHECK(stat(path, &after) != 0);
   CHECK(stat(path1, &after) == 0);
   CHECK(joins(NOBODY, NOBODY, -1, db));
@@ -418,6 +459,172 @@ TEST(the_owner_removes_a_pool_a_reader_made)
   drop_segments(db);
 }
 
+/* 0640 with user:65532:--- : 65532 is in the database's group but may not
+** read it. Its segment (in the database's group: it could give it that
+** group) is not the pool. */
+TEST(a_group_member_denied_by_the_acl_is_no_reader)
+{
+  const char *db = make_db("acl-deny.db", NOBODY, NOBODY, 0640);
+  struct __attribute__((packed)) {
+    uint32_t v;
+    struct __attribute__((packed)) { uint16_t tag, perm; uint32_t id; } e[5];
+  } a = {2, {{1, 6, 0xffffffffu}, {2, 0, THIRD}, {4, 4, 0xffffffffu}, {0x10, 4, 0xffffffffu},
+             {0x20, 0, 0xffffffffu}}};
+  REQUIRE(setxattr(db, "system.posix_acl_access", &a, sizeof a, 0) == 0);
+  CHECK_RC(as_user(THIRD, THIRD, NOBODY, DO_JOIN, db), 0);
+  CHECK_RC(R->rc_open, -EACCES); /* she cannot read it, so cannot join */
+  CHECK(joins(NOBODY, NOBODY, -1, db));
+  char path[256];
+  seg_path(db, 0, path, sizeof path);
+  REQUIRE(chown(path, THIRD, NOBODY) == 0); /* as if she had planted it */
+  CHECK(joins(NOBODY, NOBODY, -1, db));
+  CHECK(in(R->name, "~1"));
+  drop_segments(db);
+}
+
+/* The owner unlinks its removed segment and makes a new pool under its
+** name while another user, who skipped that segment, creates one under the
+** next name: the segment's lock, held by the creator across its creation,
+** keeps the two apart, and both end in one pool. */
+TEST(a_removal_racing_a_creation_leaves_one_pool)
+{
+  const char *db = make_db("race.db", NOBODY, NOBODY, 0644);
+  CHECK(joins(OTHER, OTHER, -1, db)); /* OTHER's segment */
+  CHECK_RC(as_user(NOBODY, NOBODY, -1, DO_REMOVE, db), 0);
+  CHECK_RC(R->rc_act, 1); /* marked: OTHER or root may unlink it */
+  memset(RS, 0, sizeof *RS);
+  uid_t who[2] = {NOBODY, OTHER};
+  pid_t pid[2];
+  for (int k = 0; k < 2; k++) {
+    fflush(NULL);
+    pid[k] = fork();
+    REQUIRE(pid[k] >= 0);
+    if (pid[k] == 0) {
+      alarm(30);
+      become(who[k], -1);
+      /* NOBODY skips the removed ~0 and creates ~1, slowly; OTHER comes
+      ** in while it is linking: unlinks its own ~0, and creates anew. */
+      if (k == 0) {
+        linkat_role = 1;
+      } else {
+        linkat_role = 2;
+        while (!atomic_load(&RS->in_linkat)) tu_sleep_ms(1);
+      }
+      setenv("DBPOOL_MAX_CONNECTIONS", "1", 1);
+      dbpool_coord *c;
+      dbpool_holder *h;
+      if (dbpool_coord_open(db, 0, &c) || dbpool_holder_new(c, &h)) _exit(1);
+      RS->rc[k] = dbpool_holder_acquire(h, 0);
+      snprintf(RS->name[k], sizeof RS->name[k], "%s", dbpool_coord_segment_name(c));
+      atomic_fetch_add(&RS->step, 1);
+      while (atomic_load(&RS->step) < 100) tu_sleep_ms(1);
+      dbpool_holder_free(h);
+      dbpool_coord_close(c);
+      _exit(0);
+    }
+  }
+  double end = tu_now_ms() + 20000;
+  while (atomic_load(&RS->step) < 2 && tu_now_ms() < end) tu_sleep_ms(5);
+  CHECK_STR(RS->name[0], RS->name[1]);
+  CHECK((RS->rc[0] == 0) + (RS->rc[1] == 0) == 1); /* max_connections = 1 */
+  atomic_store(&RS->step, 100);
+  for (int k = 0; k < 2; k++) CHECK_RC(tu_wait_child(pid[k], 20000), 0);
+  drop_segments(db);
+}
+
+/* A reader made the pool; a long-running process of the owner has it open
+** when the owner narrows the database. A new process skips the former
+** reader's segment -- marking it removed, so that the old process moves
+** too -- and the two never both hold a slot of a one-slot pool. */
+TEST(narrowing_the_database_never_leaves_two_pools)
+{
+  const char *db = make_db("narrow.db", NOBODY, NOBODY, 0644);
+  CHECK(joins(OTHER, OTHER, -1, db));
+  memset(RS, 0, sizeof *RS);
+  fflush(NULL);
+  pid_t old = fork();
+  REQUIRE(old >= 0);
+  if (old == 0) {
+    alarm(30);
+    become(NOBODY, -1);
+    setenv("DBPOOL_MAX_CONNECTIONS", "1", 1);
+    dbpool_coord *c;
+    dbpool_holder *h;
+    if (dbpool_coord_open(db, 0, &c) || dbpool_holder_new(c, &h)) _exit(1);
+    dbpool_holder_free(h);
+    dbpool_coord_close(c); /* cached, as a server's between requests */
+    atomic_store(&RS->step, 1);
+    while (atomic_load(&RS->step) < 2) tu_sleep_ms(1);
+    if (dbpool_coord_open(db, 0, &c) || dbpool_holder_new(c, &h)) _exit(1);
+    RS->rc[0] = dbpool_holder_acquire(h, 0);
+    snprintf(RS->name[0], sizeof RS->name[0], "%s", dbpool_coord_segment_name(c));
+    atomic_store(&RS->step, 3);
+    while (atomic_load(&RS->step) < 4) tu_sleep_ms(1);
+    dbpool_holder_free(h);
+    dbpool_coord_close(c);
+    _exit(0);
+  }
+  while (atomic_load(&RS->step) < 1) tu_sleep_ms(1);
+  REQUIRE(chmod(db, 0640) == 0); /* OTHER may no longer read it */
+  pid_t fresh = fork();
+  REQUIRE(fresh >= 0);
+  if (fresh == 0) {
+    alarm(30);
+    become(NOBODY, -1);
+    setenv("DBPOOL_MAX_CONNECTIONS", "1", 1);
+    dbpool_coord *c;
+    dbpool_holder *h;
+    if (dbpool_coord_open(db, 0, &c) || dbpool_holder_new(c, &h)) _exit(1);
+    RS->rc[1] = dbpool_holder_acquire(h, 0);
+    snprintf(RS->name[1], sizeof RS->name[1], "%s", dbpool_coord_segment_name(c));
+    atomic_store(&RS->step, 2);
+    while (atomic_load(&RS->step) < 4) tu_sleep_ms(1);
+    dbpool_holder_free(h);
+    dbpool_coord_close(c);
+    _exit(0);
+  }
+  double end = tu_now_ms() + 20000;
+  while (atomic_load(&RS->step) < 3 && tu_now_ms() < end) tu_sleep_ms(5);
+  CHECK_STR(RS->name[0], RS->name[1]);
+  CHECK(!(RS->rc[0] == 0 && RS->rc[1] == 0)); /* max_connections = 1 */
+  atomic_store(&RS->step, 4);
+  CHECK_RC(tu_wait_child(old, 20000), 0);
+  CHECK_RC(tu_wait_child(fresh, 20000), 0);
+  drop_segments(db);
+}
+
+/* gc by a user who cannot look the database up (a directory closed to it)
+** leaves the pool and its settings alone. */
+TEST(gc_changes_nothing_it_cannot_judge)
+{
+  char dir[300], db[400];
+  snprintf(dir, sizeof dir, "%s/private", tu_dir);
+  REQUIRE(mkdir(dir, 0755) == 0 && chown(dir, NOBODY, NOBODY) == 0);
+  snprintf(db, sizeof db, "%s/gc.db", dir);
+  int fd = open(db, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  REQUIRE(fd >= 0);
+  close(fd);
+  REQUIRE(chown(db, NOBODY, NOBODY) == 0);
+  CHECK(joins(OTHER, OTHER, -1, db)); /* OTHER owns the segment */
+  CHECK_RC(as_user(NOBODY, NOBODY, -1, DO_SET, db), 0);
+  REQUIRE(chmod(dir, 0700) == 0);
+  fflush(NULL);
+  pid_t p = fork();
+  if (p == 0) {
+    become(OTHER, -1);
+    _exit(dbpool_coord_gc(0, NULL, NULL) == 0 ? 0 : 1);
+  }
+  CHECK_RC(tu_wait_child(p, 20000), 0); /* nothing removed */
+  REQUIRE(chmod(dir, 0755) == 0);
+  dbpool_coord *c;
+  int64_t v = 0;
+  CHECK_RC(dbpool_coord_open(db, DBPOOL_OPEN_READONLY, &c), 0);
+  CHECK_RC(dbpool_coord_get(c, DBPOOL_SETTING_MAX_CONNECTIONS, &v), 0);
+  CHECK_RC(v, 5);
+  dbpool_coord_close(c);
+  drop_segments(db);
+}
+
 int main(void)
 {
   tu_init("perms");
@@ -426,6 +633,7 @@ int main(void)
     return tu_finish();
   }
   R = tu_shared(sizeof *R);
+  RS = tu_shared(sizeof *RS);
   RUN(segment_mirrors_the_databases_readers);
   RUN(a_reader_first_locks_nobody_out);
   RUN(root_first_gives_the_pool_to_the_owner);
@@ -436,5 +644,9 @@ int main(void)
   RUN(a_planted_segment_is_skipped);
   RUN(a_former_readers_segment_is_skipped);
   RUN(the_owner_removes_a_pool_a_reader_made);
+  RUN(a_group_member_denied_by_the_acl_is_no_reader);
+  RUN(a_removal_racing_a_creation_leaves_one_pool);
+  RUN(narrowing_the_database_never_leaves_two_pools);
+  RUN(gc_changes_nothing_it_cannot_judge);
   return tu_finish();
 }

@@ -12,7 +12,9 @@
 **   - in a pool that exists, the holder whose record needs a new page fails
 **     the same way (that is the 33rd: 32 records to a page), the others
 **     keep working, and once space is freed the next one succeeds;
-**   - dbpoolctl set on a full /dev/shm exits 1 with that message.
+**   - dbpoolctl set on a full /dev/shm exits 1 with that message;
+**   - a record number beyond those in use (a label asked for by number) is
+**     refused, never touched: its page was never reserved.
 */
 #include "testutil.h"
 
@@ -110,6 +112,23 @@ TEST(dbpoolctl_set_on_a_full_dev_shm_exits_1)
   CHECK(strstr(msg, "/dev/shm is full") != NULL);
 }
 
+TEST(a_record_beyond_those_in_use_is_never_touched)
+{
+  const char *db = tu_db("far.db");
+  dbpool_coord *c;
+  dbpool_holder *h;
+  REQUIRE(dbpool_coord_open(db, 0, &c) == 0);
+  REQUIRE(dbpool_holder_new(c, &h) == 0);
+  fill();
+  char buf[64];
+  CHECK_RC(dbpool_coord_slot_label(c, 8000, buf, sizeof buf), -EINVAL);
+  CHECK_RC(dbpool_coord_set_slot_label(c, 8000, "x"), -EINVAL);
+  CHECK_RC(dbpool_coord_slot_label(c, dbpool_holder_slot(h), buf, sizeof buf), 0);
+  unfill();
+  dbpool_holder_free(h);
+  dbpool_coord_close(c);
+}
+
 int main(int argc, char **argv)
 {
   if (argc == 2 && strcmp(argv[1], "inside") == 0) {
@@ -117,6 +136,7 @@ int main(int argc, char **argv)
     RUN(creating_a_pool_on_a_full_dev_shm_is_an_error);
     RUN(a_holder_needing_a_new_page_on_a_full_dev_shm_is_an_error);
     RUN(dbpoolctl_set_on_a_full_dev_shm_exits_1);
+    RUN(a_record_beyond_those_in_use_is_never_touched);
     return tu_finish();
   }
   char self[512];
