@@ -170,14 +170,20 @@ static int64_t deadline_of(int64_t start, int timeout_ms)
   return timeout_ms < 0 ? -1 : start + (int64_t)timeout_ms * 1000000;
 }
 
+/* Why no slot came: a paused pool may have every slot free, so it says so
+** rather than "in use". */
 static int timed_out(dbpool_holder *hd, int64_t start, bool tried_once)
 {
   dbpool_coord *c = hd->c;
   dbp_gate g = dbp_gate_snapshot(c->hdr);
   long long waited = (dbp_mono_ns() - start) / 1000000;
-  return dbp_err(tried_once ? -EAGAIN : -ETIMEDOUT,
-                 "dbpool: all %u connections to %s are in use (waited %lld ms)",
-                 g_max(g.bits), c->path, waited);
+  int err = tried_once ? -EAGAIN : -ETIMEDOUT;
+  if (g.bits & G_PAUSED)
+    return dbp_err(err, "dbpool: the pool of %s is paused (%u of %u "
+                   "connections in use; waited %lld ms)", c->path,
+                   g_active(g.bits), g_max(g.bits), waited);
+  return dbp_err(err, "dbpool: all %u connections to %s are in use (waited "
+                 "%lld ms)", g_max(g.bits), c->path, waited);
 }
 
 static void notify_waiter_listeners(dbp_header *h)
