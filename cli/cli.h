@@ -40,6 +40,10 @@ int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(print
 
 /* view.c: opening pools and taking snapshots. */
 int view_open(const char *cmd, const char *db, bool writable, pool_view *v);
+/* The same; a pool it creates starts with values[s] for the settings s
+** whose bit is in given (dbpool_coord_open_initial). */
+int view_open_initial(const char *cmd, const char *db, bool writable,
+                      unsigned given, const int64_t *values, pool_view *v);
 int view_open_segment(const char *segment, pool_view *v);
 int view_refresh(pool_view *v);
 void view_close(pool_view *v);

@@ -33,8 +33,16 @@ int cmd_set(int argc, char **argv, const cli_opts *o)
       return cli_fail(argv[0], "%s", lib_error());
     settings[i] = s;
   }
+  /* A pool created here starts with the values given: the environment's
+  ** defaults are read (and must be valid) only for the other settings. */
+  unsigned given = 0;
+  int64_t initial[DBPOOL_SETTING_COUNT] = {0};
+  for (int i = 0; i < n; i++) {
+    given |= 1u << settings[i];
+    initial[settings[i]] = values[i];
+  }
   pool_view v;
-  int rc = view_open(argv[0], argv[1], true, &v);
+  int rc = view_open_initial(argv[0], argv[1], true, given, initial, &v);
   if (rc) return rc;
   for (int i = 0; i < n && rc == EXIT_OK; i++) {
     if (dbpool_coord_set(v.c, settings[i], values[i]) != 0)

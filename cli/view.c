@@ -22,6 +22,12 @@ static bool looks_like_segment(const char *s)
 
 int view_open(const char *cmd, const char *db, bool writable, pool_view *v)
 {
+  return view_open_initial(cmd, db, writable, 0, NULL, v);
+}
+
+int view_open_initial(const char *cmd, const char *db, bool writable,
+                      unsigned given, const int64_t *values, pool_view *v)
+{
   memset(v, 0, sizeof *v);
   unsigned flags = writable ? 0 : DBPOOL_OPEN_READONLY;
   if (writable && strcmp(cmd, "set") != 0) flags |= DBPOOL_OPEN_NOCREATE;
@@ -29,7 +35,7 @@ int view_open(const char *cmd, const char *db, bool writable, pool_view *v)
   if (access(db, F_OK) != 0 && looks_like_segment(db))
     rc = dbpool_coord_open_segment(db, flags, &v->c);
   else
-    rc = dbpool_coord_open(db, flags, &v->c);
+    rc = dbpool_coord_open_initial(db, flags, given, values, &v->c);
   if (rc) return cli_fail(cmd, "%s", lib_error());
   dbpool_coord_database(v->c, v->database, sizeof v->database);
   snprintf(v->segment, sizeof v->segment, "%s", dbpool_coord_segment_name(v->c));

@@ -39,13 +39,11 @@ void dbpool_conn_unref(void *p)
   sqlite3_free(conn);
 }
 
-/* Strict parse of a non-negative decimal number of ms. */
+/* dbpool_timeout=MS follows the rule of acquire_timeout_ms's values. */
 static int parse_timeout(const char *text, int *out)
 {
-  char *end;
-  errno = 0;
-  long long v = strtoll(text, &end, 10);
-  if (end == text || *end || errno || v < 0 || v > DBPOOL_ACQUIRE_TIMEOUT_LIMIT)
+  int64_t v;
+  if (dbpool_setting_parse(DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS, text, &v) != 0)
     return 0;
   *out = (int)v;
   return 1;

@@ -106,6 +106,21 @@ DBPOOL_EXTERN int dbpool_coord_open(const char *db_path, unsigned flags,
                                     dbpool_coord **out);
 
 /*
+** dbpool_coord_open_initial: dbpool_coord_open, and if this call creates the
+** pool, it starts with value[s] for every setting s whose bit (1u << s) is
+** set in given, instead of the default or the environment variable; the
+** variables are read (and an invalid one fails the open) only for the
+** settings not given. An existing pool is left as it is (change it with
+** dbpool_coord_set). A given value out of range fails with -ERANGE before
+** anything is created. Lets a tool set a limit on a pool it creates without
+** depending on the environment it runs in.
+*/
+DBPOOL_EXTERN int dbpool_coord_open_initial(const char *db_path, unsigned flags,
+                                            unsigned given,
+                                            const int64_t *value,
+                                            dbpool_coord **out);
+
+/*
 ** dbpool_coord_open_segment: attach to a pool by segment name (as given by
 ** dbpool_coord_list), e.g. to show pools whose database is elsewhere.
 ** Same returns as dbpool_coord_open; never creates.
@@ -280,10 +295,14 @@ DBPOOL_EXTERN const dbpool_setting_info *dbpool_setting_describe(int s);
 DBPOOL_EXTERN int dbpool_setting_lookup(const char *name);
 
 /*
-** dbpool_setting_parse: parse text as a value of setting s: a decimal
-** integer within the setting's range ("on"/"off"/"true"/"false" too for
-** paused). Returns 0 and *value, or -EINVAL / -ERANGE with a message that
-** names the setting, the value and the range. Changes nothing.
+** dbpool_setting_parse: parse text as a value of setting s. The one rule
+** for values from every source (SQL, PRAGMA, URI, dbpoolctl, environment):
+** surrounding whitespace is ignored; the rest is a decimal integer, or a
+** decimal number whose value is an integer ("3.0", "30e-1": how SQLite
+** writes a REAL); paused also takes on/off/true/false/yes/no (any case).
+** "3.5", "abc" and "" are invalid (-EINVAL); an integer outside the
+** setting's range is -ERANGE. The message names the setting, the value as
+** given and the range. Changes nothing.
 */
 DBPOOL_EXTERN int dbpool_setting_parse(int s, const char *text,
                                        int64_t *value);

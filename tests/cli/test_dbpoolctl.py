@@ -170,6 +170,41 @@ class DbpoolctlTest(PoolTestCase):
             self.assertIn(message, r.stderr)
         self.assertEqual(self.stats()[2], 7)  # nothing changed, not even the valid part
 
+    def test_set_values_follow_one_rule_and_need_no_environment(self):
+        r = self.ctl("set", self.db, "max_connections= 5", "acquire_timeout_ms=1500.0 ")
+        self.assertEqual((r.returncode, r.stdout, r.stderr),
+                         (0, "max_connections=5\nacquire_timeout_ms=1500\n", ""))
+        r = self.ctl("set", self.db, "max_connections=3.5")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("invalid value '3.5' for max_connections: expected an integer "
+                      "from 1 to 4096", r.stderr)
+        self.assertEqual(self.stats()[2], 5)
+        self.assertEqual(self.ctl("rm", self.db).returncode, 0)
+        # An explicit value does not need (nor read) its variable, even to
+        # create the pool; the other setting's variable is still checked.
+        env = dict(self.env, DBPOOL_MAX_CONNECTIONS="lots")
+        r = subprocess.run([DBPOOLCTL, "set", self.db, "max_connections=5"],
+                           capture_output=True, text=True, env=env, timeout=30)
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (0, "max_connections=5\n", ""))
+        self.assertEqual(self.stats()[2], 5)
+        self.assertEqual(self.ctl("rm", self.db).returncode, 0)
+        env["DBPOOL_ACQUIRE_TIMEOUT_MS"] = "soon"
+        r = subprocess.run([DBPOOLCTL, "set", self.db, "max_connections=5"],
+                           capture_output=True, text=True, env=env, timeout=30)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("environment variable DBPOOL_ACQUIRE_TIMEOUT_MS='soon' is invalid: "
+                      "expected an integer from 0 to 86400000", r.stderr)
+        self.assertIsNone(self.stats())
+        # ... and a variable's value follows the same rule.
+        env = dict(self.env, DBPOOL_MAX_CONNECTIONS=" 6 ", DBPOOL_ACQUIRE_TIMEOUT_MS="700.0")
+        r = subprocess.run([DBPOOLCTL, "set", self.db, "paused=off"],
+                           capture_output=True, text=True, env=env, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.stats()[2], 6)
+        self.assertEqual(self.view.execute(
+            "SELECT acquire_timeout_ms FROM pool_stats WHERE database = ?",
+            (self.db,)).fetchone()[0], 700)
+
     def test_pause_and_resume(self):
         self.shell()
         self.assertEqual(self.ctl("pause", self.db).stdout,

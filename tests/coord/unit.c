@@ -132,6 +132,31 @@ TEST(settings_validation)
   CHECK(v == 20);
   CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_PAUSED, "on", &v), 0);
   CHECK(v == 1);
+  /* One rule: surrounding whitespace is ignored, an integral REAL is an
+  ** integer, anything with a fraction is invalid. */
+  static const struct { const char *text; long want; } ok[] = {
+      {" 5", 5}, {"5 ", 5}, {"\t7\n", 7}, {"3.0", 3}, {"3.", 3}, {" 3.00 ", 3},
+      {"30e-1", 3}, {"1e3", 1000}, {"+8", 8}, {"4096.0", 4096}};
+  for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+    v = -1;
+    CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_MAX_CONNECTIONS, ok[i].text, &v), 0);
+    CHECK_RC(v, ok[i].want);
+  }
+  CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_MAX_CONNECTIONS, "3.5", &v), -EINVAL);
+  CHECK_STR(dbpool_last_error(),
+            "dbpool: invalid value '3.5' for max_connections: expected an integer from 1 to 4096");
+  CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_MAX_CONNECTIONS, " ", &v), -EINVAL);
+  CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_MAX_CONNECTIONS, "1 2", &v), -EINVAL);
+  CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_MAX_CONNECTIONS, "0x10", &v), -EINVAL);
+  CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_MAX_CONNECTIONS, "inf", &v), -EINVAL);
+  CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_MAX_CONNECTIONS, "4097.0", &v), -ERANGE);
+  CHECK_STR(dbpool_last_error(), "dbpool: max_connections=4097 is out of range (1..4096)");
+  CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_MAX_CONNECTIONS, "1e20", &v), -ERANGE);
+  CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_PAUSED, " off ", &v), 0);
+  CHECK(v == 0);
+  CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_PAUSED, "1.0", &v), 0);
+  CHECK(v == 1);
+  CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_PAUSED, "0.5", &v), -EINVAL);
   for (int s = 0; s < DBPOOL_SETTING_COUNT; s++) {
     const dbpool_setting_info *d = dbpool_setting_describe(s);
     CHECK(d && d->name && d->description && d->min_value <= d->default_value &&
@@ -152,9 +177,43 @@ TEST(environment_defaults)
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.max_connections == 3 && st.acquire_timeout_ms == 250);
   dbpool_coord_close(c);
+  /* The values of the variables follow the settings' rule. */
+  setenv("DBPOOL_MAX_CONNECTIONS", " 4 ", 1);
+  setenv("DBPOOL_ACQUIRE_TIMEOUT_MS", "250.0", 1);
+  CHECK_RC(dbpool_coord_open(tu_db("env-spaces.db"), 0, &c), 0);
+  CHECK_RC(dbpool_coord_stats(c, &st), 0);
+  CHECK(st.max_connections == 4 && st.acquire_timeout_ms == 250);
+  dbpool_coord_close(c);
   setenv("DBPOOL_MAX_CONNECTIONS", "0", 1);
   CHECK_RC(dbpool_coord_open(tu_db("env-bad.db"), 0, &c), -ERANGE);
   CHECK(strstr(dbpool_last_error(), "DBPOOL_MAX_CONNECTIONS='0' is invalid") != NULL);
+  setenv("DBPOOL_MAX_CONNECTIONS", "2.5", 1);
+  CHECK_RC(dbpool_coord_open(tu_db("env-bad.db"), 0, &c), -EINVAL);
+  CHECK_STR(dbpool_last_error(), "dbpool: environment variable DBPOOL_MAX_CONNECTIONS='2.5' "
+                                 "is invalid: expected an integer from 1 to 4096");
+  /* An explicit value never needs its variable; the other one is still
+  ** read, and still checked, when the pool is created. */
+  int64_t given[DBPOOL_SETTING_COUNT] = {0};
+  given[DBPOOL_SETTING_MAX_CONNECTIONS] = 5;
+  CHECK_RC(dbpool_coord_open_initial(tu_db("env-given.db"), 0,
+                                     1u << DBPOOL_SETTING_MAX_CONNECTIONS, given, &c), 0);
+  CHECK_RC(dbpool_coord_stats(c, &st), 0);
+  CHECK(st.max_connections == 5 && st.acquire_timeout_ms == 250);
+  dbpool_coord_close(c);
+  setenv("DBPOOL_ACQUIRE_TIMEOUT_MS", "soon", 1);
+  CHECK_RC(dbpool_coord_open_initial(tu_db("env-given2.db"), 0,
+                                     1u << DBPOOL_SETTING_MAX_CONNECTIONS, given, &c), -EINVAL);
+  CHECK(strstr(dbpool_last_error(), "DBPOOL_ACQUIRE_TIMEOUT_MS='soon' is invalid") != NULL);
+  given[DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS] = 700;
+  CHECK_RC(dbpool_coord_open_initial(tu_db("env-given2.db"), 0,
+                                     (1u << DBPOOL_SETTING_MAX_CONNECTIONS) |
+                                     (1u << DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS), given, &c), 0);
+  CHECK_RC(dbpool_coord_stats(c, &st), 0);
+  CHECK(st.max_connections == 5 && st.acquire_timeout_ms == 700);
+  dbpool_coord_close(c);
+  given[DBPOOL_SETTING_MAX_CONNECTIONS] = 0;
+  CHECK_RC(dbpool_coord_open_initial(tu_db("env-given3.db"), 0,
+                                     1u << DBPOOL_SETTING_MAX_CONNECTIONS, given, &c), -ERANGE);
   unsetenv("DBPOOL_MAX_CONNECTIONS");
   unsetenv("DBPOOL_ACQUIRE_TIMEOUT_MS");
   setenv("DBPOOL_NAMESPACE", "bad/namespace", 1);

@@ -162,13 +162,32 @@ class ExtensionTest(PoolTestCase):
         self.close_shell(s)
         self.assertEqual(self.stats()[0], 0)
 
+    def test_dbpool_timeout_follows_the_settings_rule(self):
+        # The values a setting takes anywhere: whitespace around it, and an
+        # integral REAL, are fine (a fraction is not: see below).
+        for _ in range(3):
+            self.shell()
+        for value in ("%20200", "200%20", "200.0", "2e2"):
+            p = self.python(
+                "t0 = time.monotonic()\n"
+                "try:\n"
+                "    sqlite3.connect('file:' + DB + '?dbpool_timeout=%s', uri=True)\n"
+                "except sqlite3.OperationalError as e:\n"
+                "    print('%%.0f|%%s' %% ((time.monotonic() - t0) * 1000, e))\n" % value)
+            out, err = p.communicate(timeout=30)
+            self.assertEqual(err, "")
+            elapsed, message = out.strip().split("|", 1)
+            self.assertIn("are in use (waited", message, value)
+            self.assertGreaterEqual(float(elapsed), 200, value)
+
     def test_invalid_dbpool_timeout_is_rejected(self):
-        with self.assertRaises(sqlite3.OperationalError) as cm:
-            sqlite3.connect("file:%s?dbpool_timeout=soon" % self.db, uri=True)
-        self.assertEqual(str(cm.exception),
-                         "automatic extension loading failed: dbpool: invalid "
-                         "dbpool_timeout 'soon' for %s: expected milliseconds "
-                         "from 0 to 86400000" % self.db)
+        for value in ("soon", "200.5"):
+            with self.assertRaises(sqlite3.OperationalError) as cm:
+                sqlite3.connect("file:%s?dbpool_timeout=%s" % (self.db, value), uri=True)
+            self.assertEqual(str(cm.exception),
+                             "automatic extension loading failed: dbpool: invalid "
+                             "dbpool_timeout '%s' for %s: expected milliseconds "
+                             "from 0 to 86400000" % (value, self.db))
         self.assertIsNone(self.stats())  # nothing happened: not even a pool
 
 
