@@ -12,20 +12,48 @@
 ** the last one releases the slot. A process that dies releases nothing: the
 ** coordinator reclaims its slots.
 **
-** Connections opened by dbpool's in-process C pool carry the URI parameter
-** dbpool_slot=N: their slot is already held by the pool, so they are not
-** counted again.
+** Connections opened by dbpool's in-process C pool already hold a slot: the
+** pool says so just before it opens them, in process (pooled.h), and they
+** are not counted again. Nothing a URI, the environment or SQL says can
+** make a connection uncounted.
 **
 ** LIMITATIONS
 **   - sqlite3_close() on a connection with open statements fails and keeps
 **     the slot, as it keeps the connection.
 */
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "ext.h"
+#include "pooled.h"
 SQLITE_EXTENSION_INIT3
+
+/* The C pool's mark for the next open on this thread (pooled.h). */
+static __thread struct {
+  unsigned slot;
+  char segment[128]; /* "" when nothing is expected */
+} t_pooled;
+
+static void expect_pooled(const char *segment, unsigned slot)
+{
+  t_pooled.slot = slot;
+  if (!segment || strlen(segment) >= sizeof t_pooled.segment) segment = "";
+  memcpy(t_pooled.segment, segment, strlen(segment) + 1);
+}
+
+const dbpool_pooled_hook dbpool_pooled = {DBPOOL_POOLED_MAGIC, 1, expect_pooled};
+
+/* Is conn (its pool just opened) the connection the C pool announced? Then
+** take the mark: it is for one connection only. */
+static int take_pooled_mark(dbpool_conn *conn)
+{
+  if (!t_pooled.segment[0] ||
+      strcmp(t_pooled.segment, dbpool_coord_segment_name(conn->coord)) != 0)
+    return 0;
+  conn->slot = t_pooled.slot;
+  t_pooled.segment[0] = 0;
+  return 1;
+}
 
 void dbpool_conn_ref(dbpool_conn *conn) { conn->refs++; }
 
@@ -64,11 +92,7 @@ static int take_slot(dbpool_conn *conn, const char *file, char **pzErrMsg)
   for (int attempt = 0; attempt < 3; attempt++) {
     rc = dbpool_coord_open(conn->path, 0, &conn->coord);
     if (rc == 0) {
-      const char *pooled = sqlite3_uri_parameter(file, DBPOOL_URI_SLOT);
-      if (pooled) { /* counted by the in-process pool already */
-        conn->slot = (unsigned)strtoul(pooled, NULL, 10);
-        return SQLITE_OK;
-      }
+      if (take_pooled_mark(conn)) return SQLITE_OK; /* the C pool's slot */
       rc = dbpool_holder_new(conn->coord, &conn->holder);
     }
     if (rc == 0) rc = dbpool_holder_acquire(conn->holder, timeout);

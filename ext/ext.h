@@ -12,9 +12,6 @@
 
 #include "dbpool_coord.h"
 
-/* The URI parameter by which dbpool's in-process C pool marks connections
-** whose slot it already holds (value: the holder's slot number). */
-#define DBPOOL_URI_SLOT "dbpool_slot"
 /* Per-connection acquire timeout override, in ms. */
 #define DBPOOL_URI_TIMEOUT "dbpool_timeout"
 
@@ -42,6 +39,10 @@ int dbpool_register_pool_stats(sqlite3 *db, dbpool_conn *conn);
 int dbpool_register_pool_connections(sqlite3 *db, dbpool_conn *conn);
 int dbpool_register_pool_settings(sqlite3 *db, dbpool_conn *conn);
 int dbpool_register_functions(sqlite3 *db, dbpool_conn *conn);
+
+/* connection.c: the mark of the in-process C pool (pooled.h), which the
+** VFS shim publishes. */
+extern const struct dbpool_pooled_hook dbpool_pooled;
 
 /* vfs_shim.c */
 int dbpool_vfs_install(void);

@@ -150,7 +150,7 @@ static void pool_free(dbpool *p)
   free(p->entries);
   free(p->map);
   free(p->path);
-  free(p->uri_base);
+  free(p->uri);
   free(p->init_sql);
   free(p->validation_sql);
   free(p->vfs);
@@ -195,7 +195,7 @@ int dbpool_open(const char *path, const dbpool_config *cfg, dbpool **out)
   p->cfg.init_sql = p->init_sql;
   p->cfg.validation_sql = p->validation_sql;
   p->cfg.vfs = p->vfs;
-  p->uri_base = conn_uri_base(path);
+  p->uri = conn_uri(path);
   p->entries = calloc((size_t)cfg->max_size, sizeof *p->entries);
   p->idle_top = -1;
   p->fork_gen = atomic_load(&g_fork_gen);
@@ -204,7 +204,7 @@ int dbpool_open(const char *path, const dbpool_config *cfg, dbpool **out)
     clock_gettime(CLOCK_REALTIME, &r);
     p->real_minus_mono_ns = ((int64_t)r.tv_sec * 1000000000 + r.tv_nsec) - mono_ns();
   }
-  if (oom || !p->uri_base || !p->entries || map_init(p) != 0) {
+  if (oom || !p->uri || !p->entries || map_init(p) != 0) {
     pool_free(p);
     return pool_err(SQLITE_NOMEM, "dbpool: out of memory");
   }

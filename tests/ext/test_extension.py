@@ -26,17 +26,8 @@ class ExtensionTest(PoolTestCase):
         for _ in range(3):
             self.shell()
         self.assertEqual(self.stats()[0], 3)
-        p = self.python(
-            "t0 = time.monotonic()\n"
-            "try:\n"
-            "    sqlite3.connect('file:' + DB + '?dbpool_timeout=300', uri=True)\n"
-            "    print('connected')\n"
-            "except sqlite3.OperationalError as e:\n"
-            "    print('%.0f|%s' % ((time.monotonic() - t0) * 1000, e))\n")
-        out, err = p.communicate(timeout=30)
-        self.assertEqual(err, "")
-        elapsed, message = out.strip().split("|", 1)
-        self.assertGreaterEqual(float(elapsed), 300)
+        elapsed, message = self.try_connect("dbpool_timeout=300")
+        self.assertGreaterEqual(elapsed, 300)
         m = re.fullmatch(r"automatic extension loading failed: dbpool: all 3 "
                          r"connections to (.*) are in use \(waited (\d+) ms\)", message)
         self.assertIsNotNone(m, message)
@@ -44,6 +35,16 @@ class ExtensionTest(PoolTestCase):
         self.assertGreaterEqual(int(m.group(2)), 300)
         self.assertEqual(self.stats()[0], 3)
         self.assertGreaterEqual(self.stats()[5], 1)
+
+    def test_a_uri_cannot_take_a_connection_out_of_the_count(self):
+        # 0.1.0 trusted dbpool_slot=N in a URI (its C pool's mark): with
+        # max_connections=1, any number of connections got in.
+        self.ctl("set", self.db, "max_connections=1")
+        self.shell()
+        for slot in (0, 1, 2):
+            _, message = self.try_connect("dbpool_slot=%d&dbpool_timeout=200" % slot)
+            self.assertIn("dbpool: all 1 connections to %s are in use" % self.db, message)
+        self.assertEqual(self.stats()[0], 1)
 
     def test_load_in_a_full_pool_fails_with_the_message(self):
         shells = [self.shell() for _ in range(3)]
@@ -168,17 +169,9 @@ class ExtensionTest(PoolTestCase):
         for _ in range(3):
             self.shell()
         for value in ("%20200", "200%20", "200.0", "2e2"):
-            p = self.python(
-                "t0 = time.monotonic()\n"
-                "try:\n"
-                "    sqlite3.connect('file:' + DB + '?dbpool_timeout=%s', uri=True)\n"
-                "except sqlite3.OperationalError as e:\n"
-                "    print('%%.0f|%%s' %% ((time.monotonic() - t0) * 1000, e))\n" % value)
-            out, err = p.communicate(timeout=30)
-            self.assertEqual(err, "")
-            elapsed, message = out.strip().split("|", 1)
+            elapsed, message = self.try_connect("dbpool_timeout=" + value)
             self.assertIn("are in use (waited", message, value)
-            self.assertGreaterEqual(float(elapsed), 200, value)
+            self.assertGreaterEqual(elapsed, 200, value)
 
     def test_invalid_dbpool_timeout_is_rejected(self):
         for value in ("soon", "200.5"):
