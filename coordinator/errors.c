@@ -39,6 +39,7 @@ const char *dbpool_last_error(void) { return t_message; }
   X(EROFS, "pool is attached read-only")                                   \
   X(ESTALE, "pool was removed")                                            \
   X(ECANCELED, "acquire was cancelled")                                     \
+  X(EINTR, "interrupted while waiting for a slot")                         \
   X(ENOTRECOVERABLE, "pool lock is unrecoverable")                         \
   X(ENOMEM, "out of memory")                                               \
   X(ENAMETOOLONG, "path too long")

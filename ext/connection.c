@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "../coordinator/interrupt.h"
 #include "ext.h"
 #include "pooled.h"
 SQLITE_EXTENSION_INIT3
@@ -95,7 +96,8 @@ static int take_slot(dbpool_conn *conn, const char *file, char **pzErrMsg)
       if (take_pooled_mark(conn)) return SQLITE_OK; /* the C pool's slot */
       rc = dbpool_holder_new(conn->coord, &conn->holder);
     }
-    if (rc == 0) rc = dbpool_holder_acquire(conn->holder, timeout);
+    /* Ctrl-C (SIGINT, SIGTERM, SIGHUP, SIGQUIT) ends the wait. */
+    if (rc == 0) rc = dbp_holder_acquire_interruptible(conn->holder, timeout);
     if (rc == 0) {
       conn->slot = dbpool_holder_slot(conn->holder);
       return SQLITE_OK;

@@ -46,6 +46,87 @@ class ExtensionTest(PoolTestCase):
             self.assertIn("dbpool: all 1 connections to %s are in use" % self.db, message)
         self.assertEqual(self.stats()[0], 1)
 
+    def test_ctrl_c_interrupts_a_python_connect_waiting_on_a_full_pool(self):
+        # 0.1.0: the KeyboardInterrupt came when the whole timeout had run.
+        self.ctl("set", self.db, "max_connections=1")
+        self.shell()
+        p = self.python(
+            "t0 = time.monotonic()\n"
+            "try:\n"
+            "    try:\n"
+            "        sqlite3.connect('file:' + DB + '?dbpool_timeout=10000', uri=True)\n"
+            "        outcome = 'connected'\n"
+            "    except sqlite3.OperationalError as e:\n"
+            "        outcome = str(e)  # Python raises its KeyboardInterrupt here\n"
+            "    time.sleep(20)\n"
+            "    print('no KeyboardInterrupt|' + outcome)\n"
+            "except KeyboardInterrupt as e:\n"
+            "    print('KeyboardInterrupt|%s' % e.__context__)\n")
+        wait_until(lambda: self.stats()[1] == 1, what="the connect to wait")
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+        took = time.monotonic() - t0
+        self.assertEqual(err, "")
+        self.assertLess(took, 3.0, out)
+        self.assertEqual(out.strip(), "KeyboardInterrupt|automatic extension loading failed: "
+                         "dbpool: interrupted while waiting for a slot of %s" % self.db)
+        self.assertEqual(self.stats()[:2], (1, 0))  # it left the queue
+        self.assertEqual(self.stats()[5], 0)  # an interrupt is not a timeout
+
+    def test_signals_for_other_work_do_not_end_a_wait(self):
+        # An interval timer (SIGALRM every 20 ms) runs through a 600 ms wait:
+        # the wait times out as usual and the alarms were all served.
+        self.ctl("set", self.db, "max_connections=1")
+        self.shell()
+        p = self.python(
+            "import signal\n"
+            "alarms = []\n"
+            "signal.signal(signal.SIGALRM, lambda *a: alarms.append(1))\n"
+            "signal.setitimer(signal.ITIMER_REAL, 0.02, 0.02)\n"
+            "t0 = time.monotonic()\n"
+            "try:\n"
+            "    sqlite3.connect('file:' + DB + '?dbpool_timeout=600', uri=True)\n"
+            "except sqlite3.OperationalError as e:\n"
+            "    took = time.monotonic() - t0\n"
+            "    signal.setitimer(signal.ITIMER_REAL, 0)\n"
+            "    print('%.3f|%d|%s' % (took, len(alarms), e))\n")
+        out, err = p.communicate(timeout=30)
+        self.assertEqual(err, "")
+        took, alarms, message = out.strip().split("|", 2)
+        self.assertGreaterEqual(float(took), 0.6)
+        self.assertGreaterEqual(int(alarms), 1)
+        self.assertIn("dbpool: all 1 connections to %s are in use (waited" % self.db, message)
+
+    def test_ctrl_c_interrupts_open_in_the_sqlite3_shell(self):
+        # The shell's SIGINT handler has SA_RESTART; a wait with a deadline
+        # ends with EINTR anyway. Interactive, the shell then goes on with
+        # an in-memory database; reading a script, it stops (its own rule).
+        self.ctl("set", self.db, "max_connections=1")
+        self.shell()
+        for interactive in (True, False):
+            w = subprocess.Popen(["sqlite3"] + (["-interactive"] if interactive else [])
+                                 + [":memory:"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, env=self.env, text=True)
+            self.procs.append(w)
+            w.stdin.write(".load %s\n.open file:%s?dbpool_timeout=10000\n" % (EXT, self.db))
+            w.stdin.flush()
+            wait_until(lambda: self.stats()[1] == 1, what="the .open to wait")
+            t0 = time.monotonic()
+            w.send_signal(signal.SIGINT)
+            wait_until(lambda: self.stats()[1] == 0, what="the .open to give up")
+            self.assertLess(time.monotonic() - t0, 3.0)
+            try:
+                w.stdin.write("SELECT 'alive';\n.quit\n")
+                w.stdin.close()
+            except BrokenPipeError:  # the batch shell has gone
+                pass
+            w.stdin = None
+            out, err = w.communicate(timeout=30)
+            self.assertIn("dbpool: interrupted while waiting for a slot of %s" % self.db, err)
+            self.assertEqual("alive" in out.split(), interactive, out)
+        self.assertEqual(self.stats()[:2], (1, 0))
+
     def test_load_in_a_full_pool_fails_with_the_message(self):
         shells = [self.shell() for _ in range(3)]
         shells[0].stdin.write(
