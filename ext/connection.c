@@ -3,10 +3,10 @@
 **
 ** dbpool_conn_attach runs for the loading connection and, as an automatic
 ** extension, for every connection opened afterwards (after its main database
-** file is opened, before its schema is read). For a file database it takes a
-** slot of the database's host-wide pool, waiting up to the acquire timeout
-** (the pool's setting, or the URI parameter dbpool_timeout=MS); then it
-** registers the SQL objects. Each registration holds a reference to the
+** file is opened, before its schema is read). For a database file (counts():
+** not in memory, a regular file) it takes a slot of the database's host-wide
+** pool, waiting up to the acquire timeout (the pool's setting, or the URI
+** parameter dbpool_timeout=MS); then it registers the SQL objects. Each registration holds a reference to the
 ** connection's state; SQLite drops them when the connection closes
 ** (sqlite3_close_v2 defers that until the last statement is finalized), and
 ** the last one releases the slot. A process that dies releases nothing: the
@@ -20,9 +20,13 @@
 ** LIMITATIONS
 **   - sqlite3_close() on a connection with open statements fails and keeps
 **     the slot, as it keeps the connection.
+**   - In memory means no file name or the memdb VFS: another VFS that keeps
+**     a database in memory under the name of an existing regular file is
+**     counted against that file's pool.
 */
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../coordinator/interrupt.h"
 #include "ext.h"
@@ -112,6 +116,27 @@ static int take_slot(dbpool_conn *conn, const char *file, char **pzErrMsg)
   return dbpool_errno_to_sqlite(rc);
 }
 
+/*
+** Does the main database count? Only a database file does: not one SQLite
+** keeps in memory (no file name, or the memdb VFS, whatever name it was
+** given: "file:a.db?vfs=memdb" is no more a.db than "file:/mem1?vfs=memdb"
+** is a file), and not one whose name is not a regular file (/dev/null, a
+** FIFO, a name that no longer exists). Those open exactly as without
+** dbpool. A name that cannot be checked (stat fails otherwise) counts: the
+** coordinator then says why it cannot be pooled.
+*/
+static int counts(sqlite3 *db, const char *file)
+{
+  sqlite3_vfs *vfs = NULL;
+  struct stat st;
+  if (!file || !file[0]) return 0;
+  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_VFS_POINTER, &vfs) == SQLITE_OK &&
+      vfs && vfs->zName && strcmp(vfs->zName, "memdb") == 0)
+    return 0;
+  if (stat(file, &st) != 0) return errno != ENOENT && errno != ENOTDIR;
+  return S_ISREG(st.st_mode);
+}
+
 int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg)
 {
   const char *file = sqlite3_db_filename(db, "main");
@@ -122,7 +147,7 @@ int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg)
   conn->db = db;
   conn->slot = DBPOOL_NO_SLOT;
   conn->refs = 1; /* ours, until the registrations hold theirs */
-  if (file && file[0]) {
+  if (counts(db, file)) {
     conn->path = sqlite3_mprintf("%s", file);
     rc = conn->path ? take_slot(conn, file, pzErrMsg) : SQLITE_NOMEM;
   }

@@ -26,7 +26,8 @@
 ** LIMITATIONS
 **   - The cap is cooperative: connections of processes that did not load
 **     dbpool are not counted.
-**   - In-memory and temporary databases are not counted.
+**   - In-memory databases (no file name, or the memdb VFS), temporary ones
+**     and names that are not regular files (/dev/null) are not counted.
 **   - The loading connection does not go through the VFS shim (it was opened
 **     before), so PRAGMA dbpool_* works on it only after .open again.
 **   - A process must be able to write the pool segment (that is, the

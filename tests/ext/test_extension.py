@@ -254,6 +254,59 @@ class ExtensionTest(PoolTestCase):
             self.assertIn("are in use (waited", message, value)
             self.assertGreaterEqual(elapsed, 200, value)
 
+    def test_databases_that_are_not_files_open_as_without_dbpool(self):
+        # A full pool (1 of 1, short timeout): none of these waits, none is
+        # counted, each behaves as without dbpool.
+        self.ctl("set", self.db, "max_connections=1", "acquire_timeout_ms=300")
+        self.shell()
+        p = self.python(
+            "import os\n"
+            "os.chdir(os.path.dirname(DB))\n"
+            "def show(name, c, sql):\n"
+            "    print('%s|%s' % (name, c.execute(sql).fetchall()))\n"
+            "m = sqlite3.connect('file:/mem1?vfs=memdb', uri=True)\n"
+            "m.execute('CREATE TABLE m(x)')\n"
+            "m.execute('INSERT INTO m VALUES (7)')\n"
+            "m.commit()\n"
+            "show('memdb', m, 'SELECT x FROM m')\n"
+            "m2 = sqlite3.connect('file:/mem1?vfs=memdb', uri=True)\n"
+            "show('memdb shared', m2, 'SELECT x FROM m')\n"
+            "a = sqlite3.connect('file:app.db?vfs=memdb', uri=True)  # not the file\n"
+            "show('memdb named like the file', a, 'SELECT name FROM sqlite_master')\n"
+            "t = sqlite3.connect('')\n"
+            "t.execute('CREATE TABLE tmp(x)')\n"
+            "show('temporary', t, 'SELECT name FROM sqlite_master')\n"
+            "show('memory uri', sqlite3.connect('file:x?mode=memory', uri=True),\n"
+            "     'SELECT 1')\n"
+            "n = sqlite3.connect('/dev/null')\n"
+            "show('/dev/null', n, 'SELECT count(*) FROM sqlite_master')\n"
+            "for c in (m, a, t, n):\n"
+            "    show('pool', c, 'SELECT count(*) FROM pool_settings')\n"
+            "print('label|' + str(n.execute(\"SELECT 1\").fetchone()[0]))\n"
+            "try:\n"
+            "    n.execute(\"SELECT dbpool_label('x')\")\n"
+            "except sqlite3.OperationalError as e:\n"
+            "    print('label|%s' % e)\n")
+        out, err = p.communicate(timeout=30)
+        self.assertEqual(err, "")
+        self.assertEqual(out.splitlines(), [
+            "memdb|[(7,)]", "memdb shared|[(7,)]", "memdb named like the file|[]",
+            "temporary|[('tmp',)]", "memory uri|[(1,)]", "/dev/null|[(0,)]",
+            "pool|[(0,)]", "pool|[(0,)]", "pool|[(0,)]", "pool|[(0,)]", "label|1",
+            "label|dbpool_label: this connection holds no slot (in-memory, temporary "
+            "or not a regular file)"])
+        self.assertEqual(self.stats()[0], 1)  # only the shell
+        self.assertEqual(self.stats()[5], 0)  # nobody timed out
+        # The shell: .open of each, in a full pool, with dbpool loaded.
+        s = subprocess.run(["sqlite3", ":memory:"], input=(
+            ".load %s\n.open file:/mem2?vfs=memdb\nCREATE TABLE z(x);\n"
+            "SELECT 'memdb', count(*) FROM z;\n"
+            ".open /dev/null\nSELECT 'devnull', count(*) FROM sqlite_master;\n"
+            ".open file:%s?vfs=memdb\nSELECT 'named', count(*) FROM sqlite_master;\n"
+            % (EXT, self.db)), capture_output=True, text=True, env=self.env, timeout=30)
+        self.assertEqual((s.stdout, s.stderr), ("memdb|0\ndevnull|0\nnamed|0\n", ""))
+        self.assertEqual(self.stats()[0], 1)
+
     def test_invalid_dbpool_timeout_is_rejected(self):
         for value in ("soon", "200.5"):
             with self.assertRaises(sqlite3.OperationalError) as cm:
