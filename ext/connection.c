@@ -25,6 +25,8 @@
 **     counted against that file's pool.
 */
 #include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -60,12 +62,55 @@ static int take_pooled_mark(dbpool_conn *conn)
   return 1;
 }
 
+/* The connections attached and not yet closed, by their sqlite3 pointer:
+** loading the extension again into one of them (by hand, or as Node's
+** better-sqlite3 and Go's mattn do for every connection) must not count
+** it twice. */
+#define CONN_BUCKETS 256
+static pthread_mutex_t g_conns_lock = PTHREAD_MUTEX_INITIALIZER;
+static dbpool_conn *g_conns[CONN_BUCKETS];
+
+static dbpool_conn **bucket_of(sqlite3 *db)
+{
+  return &g_conns[((uintptr_t)db >> 4) * 2654435761u % CONN_BUCKETS];
+}
+
+static void remember(dbpool_conn *conn)
+{
+  pthread_mutex_lock(&g_conns_lock);
+  dbpool_conn **b = bucket_of(conn->db);
+  conn->next = *b;
+  *b = conn;
+  pthread_mutex_unlock(&g_conns_lock);
+}
+
+static void forget(dbpool_conn *conn)
+{
+  pthread_mutex_lock(&g_conns_lock);
+  for (dbpool_conn **pp = bucket_of(conn->db); *pp; pp = &(*pp)->next)
+    if (*pp == conn) {
+      *pp = conn->next;
+      break;
+    }
+  pthread_mutex_unlock(&g_conns_lock);
+}
+
+int dbpool_conn_attached(sqlite3 *db)
+{
+  int found = 0;
+  pthread_mutex_lock(&g_conns_lock);
+  for (dbpool_conn *c = *bucket_of(db); c && !found; c = c->next) found = c->db == db;
+  pthread_mutex_unlock(&g_conns_lock);
+  return found;
+}
+
 void dbpool_conn_ref(dbpool_conn *conn) { conn->refs++; }
 
 void dbpool_conn_unref(void *p)
 {
   dbpool_conn *conn = p;
   if (!conn || --conn->refs > 0) return;
+  forget(conn);
   dbpool_holder_free(conn->holder); /* releases the slot */
   dbpool_coord_close(conn->coord);
   sqlite3_free(conn->path);
@@ -160,6 +205,7 @@ int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg)
   if (rc != SQLITE_OK && !*pzErrMsg)
     *pzErrMsg = sqlite3_mprintf("dbpool: cannot register SQL objects: %s",
                                 sqlite3_errstr(rc));
+  if (rc == SQLITE_OK) remember(conn);
   dbpool_conn_unref(conn);
   return rc;
 }

@@ -71,9 +71,14 @@ int sqlite3_dbpool_init(sqlite3 *db, char **pzErrMsg,
   SQLITE_EXTENSION_INIT2(pApi);
   pin_library();
   /* The loading connection first: if its pool is full, nothing is
-  ** installed and the load fails with the pool's message. */
-  rc = dbpool_conn_attach(db, pzErrMsg);
-  if (rc != SQLITE_OK) return rc;
+  ** installed and the load fails with the pool's message. A connection
+  ** attached already (loaded into before, or opened after a load and so
+  ** attached by the automatic extension) is not counted again: loading
+  ** twice is a no-op. */
+  if (!dbpool_conn_attached(db)) {
+    rc = dbpool_conn_attach(db, pzErrMsg);
+    if (rc != SQLITE_OK) return rc;
+  }
   pthread_mutex_lock(&g_install_lock);
   if (!g_installed) {
     rc = dbpool_vfs_install();

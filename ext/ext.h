@@ -23,6 +23,7 @@ typedef struct dbpool_conn {
   unsigned slot;         /* the slot counted for this connection, or ~0u */
   char *path;            /* main database path, or NULL */
   int refs;              /* SQL objects registered (plus one while attaching) */
+  struct dbpool_conn *next; /* in the table of attached connections */
 } dbpool_conn;
 
 #define DBPOOL_NO_SLOT (~0u)
@@ -31,6 +32,8 @@ typedef struct dbpool_conn {
 ** reference to its dbpool_conn; the last one, dropped when the connection
 ** closes, releases the slot. */
 int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg);
+/* Has db been attached (counted, or found not to count) already? */
+int dbpool_conn_attached(sqlite3 *db);
 void dbpool_conn_ref(dbpool_conn *conn);
 void dbpool_conn_unref(void *conn);
 

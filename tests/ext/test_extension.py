@@ -127,6 +127,32 @@ class ExtensionTest(PoolTestCase):
             self.assertEqual("alive" in out.split(), interactive, out)
         self.assertEqual(self.stats()[:2], (1, 0))
 
+    def test_loading_again_is_a_no_op(self):
+        # max_connections=1: a second slot for the same connection would
+        # wait, and fail.
+        self.ctl("set", self.db, "max_connections=1", "acquire_timeout_ms=300")
+        s = subprocess.run(["sqlite3", self.db], input=(
+            ".load {0}\n.load {0}\nSELECT 'loaded twice', active FROM pool_stats;\n"
+            ".load {0}\nSELECT 'three times', count(*) FROM pool_connections;\n"
+            .format(EXT)), capture_output=True, text=True, env=self.env, timeout=30)
+        self.assertEqual((s.stdout, s.stderr), ("loaded twice|1\nthree times|1\n", ""))
+        # Python, as Node's better-sqlite3 and Go's mattn do: load into every
+        # connection, including those the automatic extension counted.
+        p = self.python(
+            "boot.load_extension(EXT)  # again, into the in-memory connection\n"
+            "c = sqlite3.connect(DB)  # counted at open\n"
+            "c.enable_load_extension(True)\n"
+            "c.load_extension(EXT)\n"
+            "c.load_extension(EXT)\n"
+            "c.execute(\"SELECT dbpool_label('reloaded')\")\n"
+            "print(boot.execute('SELECT active, label FROM pool_stats, pool_connections')"
+            ".fetchall())\n"
+            "c.close()\n"
+            "print(boot.execute('SELECT active FROM pool_stats').fetchall())\n")
+        out, err = p.communicate(timeout=30)
+        self.assertEqual((out, err), ("[(1, 'reloaded')]\n[(0,)]\n", ""))
+        self.assertEqual(self.stats()[5], 0)  # no load ever waited in vain
+
     def test_load_in_a_full_pool_fails_with_the_message(self):
         shells = [self.shell() for _ in range(3)]
         shells[0].stdin.write(
