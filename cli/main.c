@@ -32,7 +32,7 @@ typedef struct command {
 static const command commands[] = {
     {"list", cmd_list, 0, 0, OPT_JSON, "list [--json]",
      "Every pool on the host this user can read: database, active/max,\n"
-     "idle, waiting, processes, paused. Pools whose database file is gone and\n"
+     "idle, waiting, processes, paused, holder records in use. Pools whose database file is gone and\n"
      "that no live process uses are removed first."},
     {"status", cmd_status, 1, 1, OPT_JSON, "status DB [--json]",
      "One pool's statistics (the figures of the pool_stats table) and its\n"

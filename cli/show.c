@@ -56,22 +56,25 @@ int cmd_list(int argc, char **argv, const cli_opts *o)
       printf(", \"segment\": ");
       fmt_json_string(stdout, v->segment);
       printf(", \"max_connections\": %u, \"active\": %u, \"idle\": %u, "
-             "\"waiting\": %u, \"processes\": %u, \"paused\": %s}",
+             "\"waiting\": %u, \"processes\": %u, \"paused\": %s, "
+             "\"records_in_use\": %u, \"records_max\": %u}",
              v->st.max_connections, v->st.active, v->st.idle, v->st.waiting,
-             v->st.processes, v->st.paused ? "true" : "false");
+             v->st.processes, v->st.paused ? "true" : "false", v->st.records_in_use,
+             v->st.records_max);
     }
     printf("%s]\n", acc.n ? "\n" : "");
   } else if (acc.n == 0) {
     printf("no pools\n");
   } else {
-    printf("%-40s %11s %5s %8s %10s %7s\n", "DATABASE", "ACTIVE/MAX", "IDLE", "WAITING",
-           "PROCESSES", "PAUSED");
+    printf("%-40s %11s %5s %8s %10s %7s %10s\n", "DATABASE", "ACTIVE/MAX", "IDLE",
+           "WAITING", "PROCESSES", "PAUSED", "RECORDS");
     for (int i = 0; i < acc.n; i++) {
       const pool_view *v = &acc.views[i];
       char am[32];
       snprintf(am, sizeof am, "%u/%u", v->st.active, v->st.max_connections);
-      printf("%-40s %11s %5u %8u %10u %7s\n", v->database, am, v->st.idle, v->st.waiting,
-             v->st.processes, v->st.paused ? "yes" : "no");
+      printf("%-40s %11s %5u %8u %10u %7s %10u\n", v->database, am, v->st.idle,
+             v->st.waiting, v->st.processes, v->st.paused ? "yes" : "no",
+             v->st.records_in_use);
     }
   }
   for (int i = 0; i < acc.n; i++) view_close(&acc.views[i]);
@@ -108,6 +111,7 @@ void print_stats_text(FILE *f, const pool_view *v)
   fprintf(f, "  p95_wait_ms         %.3f\n", ns_to_ms(s->p95_wait_ns));
   fprintf(f, "  p99_wait_ms         %.3f\n", ns_to_ms(s->p99_wait_ns));
   fprintf(f, "  max_wait_ms         %.3f\n", ns_to_ms(s->max_wait_ns));
+  fprintf(f, "  records_in_use      %u of %u\n", s->records_in_use, s->records_max);
 }
 
 void print_holders_text(FILE *f, const pool_view *v, int64_t now_ns, int max_rows)
@@ -146,14 +150,15 @@ static void print_status_json(const pool_view *v, int64_t now_ns)
          "\"total_reclaimed\": %llu, \"avg_wait_ms\": %.6f, \"p50_wait_ms\": %.6f, "
          "\"p95_wait_ms\": %.6f, \"p99_wait_ms\": %.6f, \"max_wait_ms\": %.6f, "
          "\"utilization\": %.6f, \"paused\": %d, \"acquire_timeout_ms\": %d, "
-         "\"created_at\": \"%s\"},\n \"connections\": [",
+         "\"created_at\": \"%s\", \"records_in_use\": %u, \"records_max\": %u},\n"
+         " \"connections\": [",
          s->max_connections, s->active, s->idle, s->waiting, s->peak_active, s->processes,
          (unsigned long long)s->total_acquired, (unsigned long long)s->total_released,
          (unsigned long long)s->total_timeouts, (unsigned long long)s->total_reclaimed, avg,
          ns_to_ms(s->p50_wait_ns), ns_to_ms(s->p95_wait_ns), ns_to_ms(s->p99_wait_ns),
          ns_to_ms(s->max_wait_ns),
          s->max_connections ? (double)s->active / s->max_connections : 0.0, s->paused,
-         s->acquire_timeout_ms, created);
+         s->acquire_timeout_ms, created, s->records_in_use, s->records_max);
   for (int i = 0; i < v->nholders; i++) {
     const dbpool_holder_info *h = &v->holders[i];
     char since[40];

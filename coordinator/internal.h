@@ -152,6 +152,7 @@ DBP_HIDDEN int dbp_setting_initial(int s, int64_t *value);
 
 /* stats.c */
 DBP_HIDDEN unsigned dbp_hist_bucket(uint64_t wait_ns);
+DBP_HIDDEN void dbp_record_users(dbpool_coord *c, char *buf, size_t cap);
 DBP_HIDDEN void dbp_record_wait(dbp_header *h, uint64_t wait_ns);
 
 /* registry.c */

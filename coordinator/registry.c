@@ -306,9 +306,12 @@ int dbpool_holder_new(dbpool_coord *c, dbpool_holder **out)
     dbp_unlock(c);
     if (idx == DBP_REC_NONE && attempt == 0) dbp_reap(c);
   }
-  if (rc == 0 && idx == DBP_REC_NONE)
+  if (rc == 0 && idx == DBP_REC_NONE) {
+    char users[192];
+    dbp_record_users(c, users, sizeof users);
     rc = dbp_err(-ENOSPC, "dbpool: pool of %s has no free holder record "
-                 "(%u in use)", c->path, DBP_RECORDS);
+                 "(%u in use%s)", c->path, DBP_RECORDS, users);
+  }
   if (rc) {
     free(hd);
     drop_holder(c);

@@ -12,6 +12,7 @@
 */
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,11 +116,13 @@ int dbpool_coord_stats(dbpool_coord *c, dbpool_host_stats *out)
   out->processes = (uint32_t)dbp_live_process_count(c, true);
 
   uint32_t hwm = dbp_record_hwm(h);
+  out->records_max = DBP_RECORDS;
   for (uint32_t i = 0; i < hwm; i++) {
     dbp_record *r = &c->recs[i];
     if (REC_STATE(atomic_load(&r->word)) == REC_HELD &&
         (atomic_load_explicit(&r->flags, memory_order_relaxed) & REC_FLAG_IDLE))
       out->idle++;
+    out->records_in_use += atomic_load_explicit(&r->owner, memory_order_relaxed) != 0;
   }
 
   uint64_t *counts = malloc(DBPOOL_HIST_BUCKETS * sizeof *counts);
@@ -132,6 +135,35 @@ int dbpool_coord_stats(dbpool_coord *c, dbpool_host_stats *out)
   out->p99_wait_ns = percentile(counts, total, 0.99, out->max_wait_ns);
   free(counts);
   return 0;
+}
+
+/* Who uses the holder records: "; most by pid P (name): N, ..." for the
+** (up to) three processes owning the most, for the message of a pool whose
+** records ran out. A snapshot without the lock; owners are untrusted. */
+void dbp_record_users(dbpool_coord *c, char *buf, size_t cap)
+{
+  uint32_t *n = calloc(DBP_PROCESSES, sizeof *n);
+  buf[0] = 0;
+  if (!n) return;
+  uint32_t hwm = dbp_record_hwm(c->hdr);
+  for (uint32_t i = 0; i < hwm; i++) {
+    uint32_t owner = atomic_load_explicit(&c->recs[i].owner, memory_order_relaxed);
+    if (owner >= 1 && owner <= DBP_PROCESSES) n[owner - 1]++;
+  }
+  size_t off = 0;
+  for (int k = 0; k < 3 && off < cap; k++) {
+    uint32_t best = 0;
+    for (uint32_t p = 1; p < DBP_PROCESSES; p++)
+      if (n[p] > n[best]) best = p;
+    if (n[best] == 0) break;
+    char comm[DBPOOL_PROCESS_NAME_MAX];
+    dbp_label_load(c->procs[best].comm, DBP_COMM_WORDS, comm);
+    off += (size_t)snprintf(buf + off, cap - off, "%s pid %d (%s): %u",
+                            k ? "," : "; most by", (int)atomic_load(&c->procs[best].pid),
+                            comm, n[best]);
+    n[best] = 0;
+  }
+  free(n);
 }
 
 typedef struct { uint64_t ticket; dbpool_holder_info info; } waiter_row;

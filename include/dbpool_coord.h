@@ -336,6 +336,10 @@ typedef struct dbpool_host_stats {
   uint64_t max_wait_ns;
   uint64_t p50_wait_ns, p95_wait_ns, p99_wait_ns; /* over all acquires */
   int64_t created_at_ns;    /* CLOCK_REALTIME */
+  uint32_t records_in_use;  /* holder records owned by processes (every
+                               holder: holding, waiting or neither) */
+  uint32_t records_max;     /* holder records of a pool (8191); holder_new
+                               fails with -ENOSPC when all are in use */
 } dbpool_host_stats;
 
 #ifndef DBPOOL_H /* TEMPORARY: old name, until every caller is renamed */

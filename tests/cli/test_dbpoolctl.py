@@ -96,15 +96,16 @@ class DbpoolctlTest(PoolTestCase):
         self.assertEqual(r.returncode, 0)
         header, row = r.stdout.splitlines()
         self.assertEqual(header.split(), ["DATABASE", "ACTIVE/MAX", "IDLE", "WAITING",
-                                          "PROCESSES", "PAUSED"])
-        self.assertEqual(row.split(), [self.db, "2/4", "0", "0", "2", "no"])
+                                          "PROCESSES", "PAUSED", "RECORDS"])
+        self.assertEqual(row.split(), [self.db, "2/4", "0", "0", "2", "no", "2"])
         pools = json.loads(self.ctl("list", "--json").stdout)
         self.assertEqual(len(pools), 1)
         p = pools[0]
         self.assertEqual(p["database"], self.db)
         self.assertTrue(p["segment"].startswith("/dbpool.%s." % self.ns))
         self.assertEqual((p["max_connections"], p["active"], p["idle"], p["waiting"],
-                          p["processes"], p["paused"]), (4, 2, 0, 0, 2, False))
+                          p["processes"], p["paused"], p["records_in_use"], p["records_max"]),
+                         (4, 2, 0, 0, 2, False, 2, 8191))
         self.close_shell(a)
 
     def test_status_json_field_by_field(self):
@@ -123,13 +124,15 @@ class DbpoolctlTest(PoolTestCase):
                          "processes", "total_acquired", "total_released",
                          "total_timeouts", "total_reclaimed", "avg_wait_ms", "p50_wait_ms",
                          "p95_wait_ms", "p99_wait_ms", "max_wait_ms", "utilization",
-                         "paused", "acquire_timeout_ms", "created_at"}
+                         "paused", "acquire_timeout_ms", "created_at", "records_in_use",
+                         "records_max"}
         self.assertEqual(set(st), expected_keys)
         self.assertEqual((st["max_connections"], st["active"], st["waiting"], st["idle"],
                           st["paused"], st["acquire_timeout_ms"]), (2, 2, 1, 0, 0, 5000))
         self.assertEqual(st["utilization"], 1.0)
         self.assertEqual(st["processes"], 3)
         self.assertEqual(st["total_acquired"], 2)
+        self.assertEqual((st["records_in_use"], st["records_max"]), (3, 8191))  # the waiter too
         self.assertRegex(st["created_at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
         conns = doc["connections"]
         self.assertEqual([c["state"] for c in conns], ["active", "active", "waiting"])
@@ -145,6 +148,7 @@ class DbpoolctlTest(PoolTestCase):
             self.assertRegex(c["since"], r"Z$")
         text = self.ctl("status", self.db).stdout
         self.assertIn("max_connections     2", text)
+        self.assertIn("records_in_use      3 of 8191", text)
         self.assertIn("nightly-report", text)
         self.close_shell(a)
         self.assertEqual(w.communicate(timeout=30)[0].strip(), "in")
@@ -286,6 +290,8 @@ class DbpoolctlTest(PoolTestCase):
         self.assertEqual(value("dbpool_active_connections"), 1)
         self.assertEqual(value("dbpool_acquired_total"), 3)
         self.assertEqual(value("dbpool_released_total"), 2)
+        self.assertEqual(value("dbpool_records_in_use"), 1)
+        self.assertEqual(value("dbpool_records_max"), 8191)
         self.assertEqual(fams["dbpool_acquired_total"]["type"], "counter")
         hist = fams["dbpool_wait_seconds"]
         self.assertEqual(hist["type"], "histogram")
