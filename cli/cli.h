@@ -48,9 +48,13 @@ int view_open_segment(const char *segment, pool_view *v);
 int view_refresh(pool_view *v);
 void view_close(pool_view *v);
 
-/* format.c */
+/* format.c: the rules for bytes that are not valid UTF-8 or not printable
+** are at its top. */
+#define FMT_TEXT_CAP(n) (4 * (size_t)(n) + 16) /* room for fmt_text of n bytes */
 void fmt_iso8601(int64_t ns, char *buf, size_t cap);
 void fmt_json_string(FILE *f, const char *s);
+void fmt_prom_label_value(FILE *f, const char *s);
+const char *fmt_text(const char *s, char *buf, size_t cap);
 double ns_to_ms(uint64_t ns);
 const char *state_name(dbpool_holder_state s);
 

@@ -28,12 +28,7 @@ typedef struct metric_acc {
 static void label(FILE *f, const char *database)
 {
   fputs("{database=\"", f);
-  for (const char *p = database; *p; p++) {
-    if (*p == '\\') fputs("\\\\", f);
-    else if (*p == '"') fputs("\\\"", f);
-    else if (*p == '\n') fputs("\\n", f);
-    else fputc(*p, f);
-  }
+  fmt_prom_label_value(f, database);
   fputc('"', f);
 }
 

@@ -70,9 +70,10 @@ int cmd_list(int argc, char **argv, const cli_opts *o)
            "WAITING", "PROCESSES", "PAUSED", "RECORDS");
     for (int i = 0; i < acc.n; i++) {
       const pool_view *v = &acc.views[i];
-      char am[32];
+      char am[32], db[FMT_TEXT_CAP(DBPOOL_PATH_MAX)];
       snprintf(am, sizeof am, "%u/%u", v->st.active, v->st.max_connections);
-      printf("%-40s %11s %5u %8u %10u %7s %10u\n", v->database, am, v->st.idle,
+      printf("%-40s %11s %5u %8u %10u %7s %10u\n", fmt_text(v->database, db, sizeof db), am,
+             v->st.idle,
              v->st.waiting, v->st.processes, v->st.paused ? "yes" : "no",
              v->st.records_in_use);
     }
@@ -87,11 +88,11 @@ int cmd_list(int argc, char **argv, const cli_opts *o)
 void print_stats_text(FILE *f, const pool_view *v)
 {
   const dbpool_host_stats *s = &v->st;
-  char created[40];
+  char created[40], db[FMT_TEXT_CAP(DBPOOL_PATH_MAX)], seg[FMT_TEXT_CAP(sizeof v->segment)];
   fmt_iso8601(s->created_at_ns, created, sizeof created);
   double avg = s->total_acquired ? ns_to_ms(s->total_wait_ns) / (double)s->total_acquired : 0;
-  fprintf(f, "pool of %s\n", v->database);
-  fprintf(f, "  segment             %s\n", v->segment);
+  fprintf(f, "pool of %s\n", fmt_text(v->database, db, sizeof db));
+  fprintf(f, "  segment             %s\n", fmt_text(v->segment, seg, sizeof seg));
   fprintf(f, "  created_at          %s\n", created);
   fprintf(f, "  max_connections     %u\n", s->max_connections);
   fprintf(f, "  active              %u\n", s->active);
@@ -124,11 +125,13 @@ void print_holders_text(FILE *f, const pool_view *v, int64_t now_ns, int max_row
           "STATE", "SINCE", "DURATION_MS", "LABEL");
   for (int i = 0; i < v->nholders && (max_rows <= 0 || i < max_rows); i++) {
     const dbpool_holder_info *h = &v->holders[i];
-    char since[40];
+    char since[40], process[FMT_TEXT_CAP(DBPOOL_PROCESS_NAME_MAX)];
+    char label[FMT_TEXT_CAP(DBPOOL_LABEL_MAX)];
     fmt_iso8601(h->since_ns, since, sizeof since);
     long long dur = h->since_ns > 0 ? (now_ns - h->since_ns) / 1000000 : 0;
-    fprintf(f, "%-8d %-16s %-8d %-8s %-24s %12lld  %s\n", h->pid, h->process, h->tid,
-            state_name(h->state), since, dur < 0 ? 0 : dur, h->label);
+    fprintf(f, "%-8d %-16s %-8d %-8s %-24s %12lld  %s\n", h->pid,
+            fmt_text(h->process, process, sizeof process), h->tid, state_name(h->state),
+            since, dur < 0 ? 0 : dur, fmt_text(h->label, label, sizeof label));
   }
   if (max_rows > 0 && v->nholders > max_rows)
     fprintf(f, "... and %d more\n", v->nholders - max_rows);

@@ -15,6 +15,13 @@ static const char *lib_error(void)
   return strncmp(m, "dbpool: ", 8) == 0 ? m + 8 : m;
 }
 
+/* The pool's database path as text output shows it (format.c). */
+static const char *shown(const pool_view *v)
+{
+  static char buf[FMT_TEXT_CAP(DBPOOL_PATH_MAX)];
+  return fmt_text(v->database, buf, sizeof buf);
+}
+
 int cmd_set(int argc, char **argv, const cli_opts *o)
 {
   (void)o;
@@ -62,7 +69,7 @@ static int set_paused(char **argv, int paused)
   if (dbpool_coord_set(v.c, DBPOOL_SETTING_PAUSED, paused) != 0)
     rc = cli_fail(argv[0], "%s", lib_error());
   else
-    printf("%s the pool of %s\n", paused ? "paused" : "resumed", v.database);
+    printf("%s the pool of %s\n", paused ? "paused" : "resumed", shown(&v));
   view_close(&v);
   return rc;
 }
@@ -93,7 +100,7 @@ int cmd_reap(int argc, char **argv, const cli_opts *o)
     rc = cli_fail(argv[0], "%s", lib_error());
   else
     printf("reclaimed %d slot%s of dead processes from the pool of %s\n", n,
-           n == 1 ? "" : "s", v.database);
+           n == 1 ? "" : "s", shown(&v));
   view_close(&v);
   return rc;
 }

@@ -13,7 +13,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from dbpool_testlib import DBPOOLCTL, ROOT, PoolTestCase, wait_until  # noqa: E402
+from dbpool_testlib import DBPOOLCTL, EXT, ROOT, PoolTestCase, wait_until  # noqa: E402
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"(,|$)')
@@ -311,6 +311,56 @@ class DbpoolctlTest(PoolTestCase):
         one = self.ctl("metrics", self.db)
         self.assertEqual(one.returncode, 0)
         parse_prometheus(one.stdout)
+
+    def test_output_stays_valid_utf8_with_any_bytes(self):
+        # A path with a Latin-1 byte and a newline, a label that is not
+        # UTF-8: JSON and Prometheus replace invalid bytes with U+FFFD, text
+        # shows them (and control characters) as \xHH, one line per row.
+        odd = os.path.join(os.fsencode(self.dir), b"caf\xe9\nx.db")
+        open(odd, "wb").close()
+        holder = subprocess.Popen(
+            ["/usr/bin/python3", "-c",
+             "import os, sqlite3, sys\n"
+             "boot = sqlite3.connect(':memory:')\n"
+             "boot.enable_load_extension(True)\n"
+             "boot.load_extension(sys.argv[1])\n"
+             "c = sqlite3.connect(os.fsencode(sys.argv[2]))\n"
+             "c.execute(\"SELECT dbpool_label(CAST(x'41ff42' AS TEXT))\")\n"
+             "print('in', flush=True)\n"
+             "sys.stdin.read()\n", EXT, os.fsdecode(odd)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=self.env)
+        self.procs.append(holder)
+        self.assertEqual(holder.stdout.readline(), b"in\n")
+        shown_json = os.fsdecode(odd).encode("utf-8", "surrogateescape").decode(
+            "utf-8", "replace")  # what JSON and Prometheus show: \xe9 -> U+FFFD
+        shown_text = self.dir + "/caf\\xE9\\nx.db"
+
+        def run(*args):
+            r = subprocess.run([DBPOOLCTL] + list(args), capture_output=True,
+                               env=self.env, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return r.stdout.decode("utf-8")  # strict: fails on invalid UTF-8
+
+        pools = json.loads(run("list", "--json"))
+        self.assertEqual([p["database"] for p in pools], [shown_json])
+        status = json.loads(run("status", odd, "--json"))
+        self.assertEqual(status["database"], shown_json)
+        self.assertEqual([c["label"] for c in status["connections"]], ["A\ufffdB"])
+        fams = parse_prometheus(run("metrics"))
+        self.assertEqual([s[1]["database"] for s in fams["dbpool_active_connections"]["samples"]],
+                         [shown_json])
+        parse_prometheus(run("metrics", odd))
+        lines = run("list").splitlines()
+        self.assertEqual(len(lines), 2, lines)  # the header and one row
+        self.assertEqual(lines[1].split()[:2], [shown_text, "1/4"])
+        text = run("status", odd)
+        self.assertIn("pool of %s\n" % shown_text, text)
+        [row] = [line for line in text.splitlines() if line.startswith(str(holder.pid))]
+        self.assertEqual(row.split()[-1], "A\\xFFB")
+        watch = run("watch", odd, "--interval", "10", "--count", "2").splitlines()
+        self.assertEqual(len(watch), 2, watch)
+        self.assertIn(" %s active=1/4" % shown_text, watch[0])
+        self.assertEqual(run("pause", odd), "paused the pool of %s\n" % shown_text)
 
     def test_watch_plain_lines_when_not_a_terminal(self):
         self.shell()
