@@ -18,9 +18,9 @@
 ** setting both return one row: the value in effect.
 **
 ** LIMITATIONS
-**   - Connections opened before the extension was loaded, or with an
-**     explicit other VFS, do not see these pragmas (pool_settings works
-**     everywhere).
+**   - Connections opened before the extension was loaded (the loading
+**     connection too), or with an explicit other VFS, do not see these
+**     pragmas (pool_settings works on every connection dbpool counts).
 */
 #include <string.h>
 

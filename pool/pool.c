@@ -23,6 +23,7 @@
 **   min_idle idle already: close it and give the slot back.
 */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,7 @@
 
 #include "pool_internal.h"
 
-static __thread char t_errmsg[512];
+static __thread char t_errmsg[PATH_MAX + 1024]; /* as the coordinator's */
 static __thread int t_tid;
 static __thread unsigned t_tid_gen;
 static _Atomic unsigned g_fork_gen = 1;

@@ -105,6 +105,36 @@ TEST(same_file_same_pool)
   dbpool_coord_close(d);
 }
 
+/* A path too long to record is named in full, and the limit after it: the
+** message is not cut short (it once was, at 512 bytes), and a short
+** symlink does not help (the path is resolved). */
+TEST(a_long_path_is_refused_with_the_whole_message)
+{
+  char deep[1400], link_path[512], db[1500];
+  snprintf(deep, sizeof deep, "%s", tu_dir);
+  while (strlen(deep) < 1100) {
+    strcat(deep, "/");
+    memset(deep + strlen(deep) + 100, 0, 1);
+    memset(deep + strlen(deep), 'd', 100);
+    REQUIRE(mkdir(deep, 0755) == 0);
+  }
+  snprintf(db, sizeof db, "%s/long.db", deep);
+  int fd = open(db, O_CREAT | O_RDWR, 0644);
+  REQUIRE(fd >= 0);
+  close(fd);
+  snprintf(link_path, sizeof link_path, "%s/short", tu_dir);
+  REQUIRE(symlink(deep, link_path) == 0);
+  strcat(link_path, "/long.db");
+  dbpool_coord *c = NULL;
+  char want[1600];
+  snprintf(want, sizeof want, "dbpool: database path %s is longer than 1023 bytes", db);
+  CHECK_RC(dbpool_coord_open(db, 0, &c), -ENAMETOOLONG);
+  CHECK_STR(dbpool_last_error(), want);
+  CHECK_RC(dbpool_coord_open(link_path, 0, &c), -ENAMETOOLONG);
+  CHECK_STR(dbpool_last_error(), want);
+  CHECK(c == NULL);
+}
+
 TEST(settings_validation)
 {
   dbpool_coord *c;
@@ -475,6 +505,7 @@ int main(void)
   RUN(acquire_release_counts);
   RUN(try_once_and_timeout);
   RUN(same_file_same_pool);
+  RUN(a_long_path_is_refused_with_the_whole_message);
   RUN(settings_validation);
   RUN(environment_defaults);
   RUN(lower_limit_revokes_nothing);
