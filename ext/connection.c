@@ -70,37 +70,46 @@ static int take_pooled_mark(dbpool_conn *conn)
 static pthread_mutex_t g_conns_lock = PTHREAD_MUTEX_INITIALIZER;
 static dbpool_conn *g_conns[CONN_BUCKETS];
 
+static pthread_once_t g_conns_once = PTHREAD_ONCE_INIT;
+
 static dbpool_conn **bucket_of(sqlite3 *db)
 {
   return &g_conns[((uintptr_t)db >> 4) * 2654435761u % CONN_BUCKETS];
 }
 
+/* A fork while another thread holds the table's lock must not leave the
+** child's copy locked forever (the library is never unloaded: pin_library). */
+static void conns_lock(void) { pthread_mutex_lock(&g_conns_lock); }
+static void conns_unlock(void) { pthread_mutex_unlock(&g_conns_lock); }
+static void conns_at_fork(void) { pthread_atfork(conns_lock, conns_unlock, conns_unlock); }
+
 static void remember(dbpool_conn *conn)
 {
-  pthread_mutex_lock(&g_conns_lock);
+  pthread_once(&g_conns_once, conns_at_fork);
+  conns_lock();
   dbpool_conn **b = bucket_of(conn->db);
   conn->next = *b;
   *b = conn;
-  pthread_mutex_unlock(&g_conns_lock);
+  conns_unlock();
 }
 
 static void forget(dbpool_conn *conn)
 {
-  pthread_mutex_lock(&g_conns_lock);
+  conns_lock();
   for (dbpool_conn **pp = bucket_of(conn->db); *pp; pp = &(*pp)->next)
     if (*pp == conn) {
       *pp = conn->next;
       break;
     }
-  pthread_mutex_unlock(&g_conns_lock);
+  conns_unlock();
 }
 
 int dbpool_conn_attached(sqlite3 *db)
 {
   int found = 0;
-  pthread_mutex_lock(&g_conns_lock);
+  conns_lock();
   for (dbpool_conn *c = *bucket_of(db); c && !found; c = c->next) found = c->db == db;
-  pthread_mutex_unlock(&g_conns_lock);
+  conns_unlock();
   return found;
 }
 
