@@ -15,9 +15,15 @@
 **            signals are delivered here, once per slice.
 **
 ** Before each sleep a pending ending signal counts as an interrupt. What is
-** left is the instant between that check and the switch of masks; a signal
-** arriving exactly then runs its handler and the wait goes on (a second
-** Ctrl-C ends it). Blocking the fault signals (SIGSEGV, SIGBUS, ...) while
+** left are the instants when a sleep begins or ends by itself (the slice's
+** end, a wake-up): an ending signal arriving exactly then runs its handler
+** and the wait goes on, and a second Ctrl-C ends it. On an idle machine
+** that is microseconds in 25 ms; on a loaded one, the time the waiter waits
+** for a CPU. (No system call sleeps on a futex with an atomic signal mask,
+** as ppoll does on file descriptors. Keeping the ending signals blocked
+** while asleep too would close the gap but send a process-directed Ctrl-C
+** to any other thread that does not block it, so that the waiter would
+** never see it.) Blocking the fault signals (SIGSEGV, SIGBUS, ...) while
 ** asleep is safe: the kernel kills a thread that faults with them blocked,
 ** but between the two mask switches this thread runs only the system call
 ** wrappers, which touch no shared memory.

@@ -219,8 +219,22 @@ static int leave_queue(dbpool_holder *hd, bool count_timeout)
 
 static int wait_in_queue(dbpool_holder *hd, int64_t start, int64_t deadline,
                          dbp_sigwait *sw);
+static int acquire_slow(dbpool_holder *hd, int timeout_ms, dbp_sigwait *sw);
 
+/* An interruptible acquire holds the ending signals pending from before it
+** queues (sigwait.c): one that arrives once others can see it waiting is
+** never lost to a handler that runs before it sleeps. */
 int dbp_acquire_slow(dbpool_holder *hd, int timeout_ms)
+{
+  if (!hd->interruptible) return acquire_slow(hd, timeout_ms, NULL);
+  dbp_sigwait sw;
+  dbp_sigwait_begin(&sw);
+  int rc = acquire_slow(hd, timeout_ms, &sw);
+  dbp_sigwait_end(&sw);
+  return rc;
+}
+
+static int acquire_slow(dbpool_holder *hd, int timeout_ms, dbp_sigwait *sw)
 {
   dbpool_coord *c = hd->c;
   dbp_header *h = c->hdr;
@@ -292,10 +306,7 @@ int dbp_acquire_slow(dbpool_holder *hd, int timeout_ms)
   dbp_unlock(c);
   notify_waiter_listeners(h);
 
-  dbp_sigwait sw;
-  if (hd->interruptible) dbp_sigwait_begin(&sw);
-  rc = wait_in_queue(hd, start, deadline, hd->interruptible ? &sw : NULL);
-  if (hd->interruptible) dbp_sigwait_end(&sw);
+  rc = wait_in_queue(hd, start, deadline, sw);
   hd->waiting = false;
   if (rc) return rc;
   hd->held = true;

@@ -20,6 +20,20 @@ from dbpool_testlib import EXT, PoolTestCase, wait_until  # noqa: E402
 
 
 class ExtensionTest(PoolTestCase):
+    def ctrl_c(self, proc, over):
+        """Ctrl-C as a user gives it: SIGINT, and once more if over() is not
+        true a second later (a signal that arrives just as a sleep ends by
+        itself is missed: docs/sql.md). Returns the seconds from the first
+        SIGINT until over()."""
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        try:
+            wait_until(over, timeout=1.0, what="the first Ctrl-C to end the wait")
+        except AssertionError:
+            proc.send_signal(signal.SIGINT)
+            wait_until(over, timeout=10.0, what="the second Ctrl-C to end the wait")
+        return time.monotonic() - t0
+
     # -- tests ---------------------------------------------------------------
 
     def test_fourth_open_fails_after_its_timeout_with_the_message(self):
@@ -63,10 +77,8 @@ class ExtensionTest(PoolTestCase):
             "except KeyboardInterrupt as e:\n"
             "    print('KeyboardInterrupt|%s' % e.__context__)\n")
         wait_until(lambda: self.stats()[1] == 1, what="the connect to wait")
-        t0 = time.monotonic()
-        p.send_signal(signal.SIGINT)
+        took = self.ctrl_c(p, lambda: p.poll() is not None)
         out, err = p.communicate(timeout=30)
-        took = time.monotonic() - t0
         self.assertEqual(err, "")
         self.assertLess(took, 3.0, out)
         self.assertEqual(out.strip(), "KeyboardInterrupt|automatic extension loading failed: "
@@ -112,10 +124,7 @@ class ExtensionTest(PoolTestCase):
             w.stdin.write(".load %s\n.open file:%s?dbpool_timeout=10000\n" % (EXT, self.db))
             w.stdin.flush()
             wait_until(lambda: self.stats()[1] == 1, what="the .open to wait")
-            t0 = time.monotonic()
-            w.send_signal(signal.SIGINT)
-            wait_until(lambda: self.stats()[1] == 0, what="the .open to give up")
-            self.assertLess(time.monotonic() - t0, 3.0)
+            self.assertLess(self.ctrl_c(w, lambda: self.stats()[1] == 0), 3.0)
             try:
                 w.stdin.write("SELECT 'alive';\n.quit\n")
                 w.stdin.close()
