@@ -34,6 +34,11 @@ class ExtensionTest(PoolTestCase):
             wait_until(over, timeout=10.0, what="the second Ctrl-C to end the wait")
         return time.monotonic() - t0
 
+    def hold_the_only_slot(self, *settings):
+        """max_connections=1 (and settings), its slot held by a shell."""
+        self.assertEqual(self.ctl("set", self.db, "max_connections=1", *settings).returncode, 0)
+        return self.shell()
+
     # -- tests ---------------------------------------------------------------
 
     def test_fourth_open_fails_after_its_timeout_with_the_message(self):
@@ -53,8 +58,7 @@ class ExtensionTest(PoolTestCase):
     def test_a_uri_cannot_take_a_connection_out_of_the_count(self):
         # 0.1.0 trusted dbpool_slot=N in a URI (its C pool's mark): with
         # max_connections=1, any number of connections got in.
-        self.ctl("set", self.db, "max_connections=1")
-        self.shell()
+        self.hold_the_only_slot()
         for slot in (0, 1, 2):
             _, message = self.try_connect("dbpool_slot=%d&dbpool_timeout=200" % slot)
             self.assertIn("dbpool: all 1 connections to %s are in use" % self.db, message)
@@ -62,8 +66,7 @@ class ExtensionTest(PoolTestCase):
 
     def test_ctrl_c_interrupts_a_python_connect_waiting_on_a_full_pool(self):
         # 0.1.0: the KeyboardInterrupt came when the whole timeout had run.
-        self.ctl("set", self.db, "max_connections=1")
-        self.shell()
+        self.hold_the_only_slot()
         p = self.python(
             "t0 = time.monotonic()\n"
             "try:\n"
@@ -89,8 +92,7 @@ class ExtensionTest(PoolTestCase):
     def test_signals_for_other_work_do_not_end_a_wait(self):
         # An interval timer (SIGALRM every 20 ms) runs through a 600 ms wait:
         # the wait times out as usual and the alarms were all served.
-        self.ctl("set", self.db, "max_connections=1")
-        self.shell()
+        self.hold_the_only_slot()
         p = self.python(
             "import signal\n"
             "alarms = []\n"
@@ -114,8 +116,7 @@ class ExtensionTest(PoolTestCase):
         # The shell's SIGINT handler has SA_RESTART; a wait with a deadline
         # ends with EINTR anyway. Interactive, the shell then goes on with
         # an in-memory database; reading a script, it stops (its own rule).
-        self.ctl("set", self.db, "max_connections=1")
-        self.shell()
+        self.hold_the_only_slot()
         for interactive in (True, False):
             w = subprocess.Popen(["sqlite3"] + (["-interactive"] if interactive else [])
                                  + [":memory:"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -292,8 +293,7 @@ class ExtensionTest(PoolTestCase):
     def test_databases_that_are_not_files_open_as_without_dbpool(self):
         # A full pool (1 of 1, short timeout): none of these waits, none is
         # counted, each behaves as without dbpool.
-        self.ctl("set", self.db, "max_connections=1", "acquire_timeout_ms=300")
-        self.shell()
+        self.hold_the_only_slot("acquire_timeout_ms=300")
         p = self.python(
             "import os\n"
             "os.chdir(os.path.dirname(DB))\n"
