@@ -43,14 +43,23 @@ int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(print
 /* view.c: opening pools and taking snapshots. */
 int view_attach(const char *cmd, const char *db, bool writable, pool_view *v);
 int view_open(const char *cmd, const char *db, bool writable, pool_view *v);
+/* view_attach; a pool it creates (set) starts with values[s] for the
+** settings s not DBPOOL_SETTING_UNSET (dbpool_coord_open_with). */
+int view_attach_with(const char *cmd, const char *db, bool writable,
+                     const int64_t *values, pool_view *v);
 int view_open_segment(const char *segment, pool_view *v);
 int view_refresh(pool_view *v);
 void view_close(pool_view *v);
 
 /* format.c */
 const char *cli_lib_error(void); /* the library's message minus "dbpool: " */
+/* format.c: the rules for bytes that are not valid UTF-8 or not printable
+** are at its top. */
+#define FMT_TEXT_CAP(n) (4 * (size_t)(n) + 16) /* room for fmt_text of n bytes */
 void fmt_iso8601(int64_t ns, char *buf, size_t cap);
 void fmt_json_string(FILE *f, const char *s);
+void fmt_prom_label_value(FILE *f, const char *s);
+const char *fmt_text(const char *s, char *buf, size_t cap);
 double ns_to_ms(uint64_t ns);
 const char *state_name(dbpool_holder_state s);
 const char *process_state_name(dbpool_process_state s);

@@ -33,8 +33,8 @@ typedef struct command {
 static const command commands[] = {
     {"list", cmd_list, 0, 0, OPT_JSON, "list [--json]",
      "Every pool on the host this user can read: database, active/max,\n"
-     "idle, waiting, processes, paused, and where its file is (ok, replaced,\n"
-     "gone, removed). Listing changes nothing (see gc)."},
+     "idle, waiting, processes, paused, holder records in use, and where its\n"
+     "file is (ok, replaced, gone, removed). Listing changes nothing (see gc)."},
     {"status", cmd_status, 1, 1, OPT_JSON, "status DB [--json]",
      "One pool's statistics (the figures of the pool_stats table) and its\n"
      "holders and waiters (as pool_connections). DB is the database file."},

@@ -56,23 +56,25 @@ int cmd_list(int argc, char **argv, const cli_opts *o)
       printf(", \"segment\": ");
       fmt_json_string(stdout, v->segment);
       printf(", \"max_connections\": %u, \"active\": %u, \"idle\": %u, "
-             "\"waiting\": %u, \"processes\": %u, \"paused\": %s, \"file\": \"%s\"}",
+             "\"waiting\": %u, \"processes\": %u, \"paused\": %s, "
+             "\"records_in_use\": %u, \"records_max\": %u, \"file\": \"%s\"}",
              v->st.max_connections, v->st.active, v->st.idle, v->st.waiting,
-             v->st.processes, v->st.paused ? "true" : "false", file_state_name(v->file));
+             v->st.processes, v->st.paused ? "true" : "false", v->st.records_in_use,
+             v->st.records_max, file_state_name(v->file));
     }
     printf("%s]\n", acc.n ? "\n" : "");
   } else if (acc.n == 0) {
     printf("no pools\n");
   } else {
-    printf("%-40s %11s %5s %8s %10s %7s %-8s\n", "DATABASE", "ACTIVE/MAX", "IDLE",
-           "WAITING", "PROCESSES", "PAUSED", "FILE");
+    printf("%-40s %11s %5s %8s %10s %7s %10s %-8s\n", "DATABASE", "ACTIVE/MAX", "IDLE",
+           "WAITING", "PROCESSES", "PAUSED", "RECORDS", "FILE");
     for (int i = 0; i < acc.n; i++) {
       const pool_view *v = &acc.views[i];
-      char am[32];
+      char am[32], db[FMT_TEXT_CAP(DBPOOL_PATH_MAX)];
       snprintf(am, sizeof am, "%u/%u", v->st.active, v->st.max_connections);
-      printf("%-40s %11s %5u %8u %10u %7s %-8s\n", v->database, am, v->st.idle,
-             v->st.waiting, v->st.processes, v->st.paused ? "yes" : "no",
-             file_state_name(v->file));
+      printf("%-40s %11s %5u %8u %10u %7s %10u %-8s\n", fmt_text(v->database, db, sizeof db),
+             am, v->st.idle, v->st.waiting, v->st.processes, v->st.paused ? "yes" : "no",
+             v->st.records_in_use, file_state_name(v->file));
     }
   }
   for (int i = 0; i < acc.n; i++) view_close(&acc.views[i]);
@@ -85,11 +87,11 @@ int cmd_list(int argc, char **argv, const cli_opts *o)
 void print_stats_text(FILE *f, const pool_view *v)
 {
   const dbpool_host_stats *s = &v->st;
-  char created[40];
+  char created[40], db[FMT_TEXT_CAP(DBPOOL_PATH_MAX)], seg[FMT_TEXT_CAP(sizeof v->segment)];
   fmt_iso8601(s->created_at_ns, created, sizeof created);
   double avg = s->total_acquired ? ns_to_ms(s->total_wait_ns) / (double)s->total_acquired : 0;
-  fprintf(f, "pool of %s\n", v->database);
-  fprintf(f, "  segment             %s\n", v->segment);
+  fprintf(f, "pool of %s\n", fmt_text(v->database, db, sizeof db));
+  fprintf(f, "  segment             %s\n", fmt_text(v->segment, seg, sizeof seg));
   fprintf(f, "  file                %s\n", file_state_name(v->file));
   fprintf(f, "  created_at          %s\n", created);
   fprintf(f, "  max_connections     %u\n", s->max_connections);
@@ -110,6 +112,7 @@ void print_stats_text(FILE *f, const pool_view *v)
   fprintf(f, "  p95_wait_ms         %.3f\n", ns_to_ms(s->p95_wait_ns));
   fprintf(f, "  p99_wait_ms         %.3f\n", ns_to_ms(s->p99_wait_ns));
   fprintf(f, "  max_wait_ms         %.3f\n", ns_to_ms(s->max_wait_ns));
+  fprintf(f, "  records_in_use      %u of %u\n", s->records_in_use, s->records_max);
 }
 
 void print_holders_text(FILE *f, const pool_view *v, int64_t now_ns, int max_rows)
@@ -122,12 +125,14 @@ void print_holders_text(FILE *f, const pool_view *v, int64_t now_ns, int max_row
           "THREAD", "STATE", "SINCE", "DURATION_MS", "LABEL");
   for (int i = 0; i < v->nholders && (max_rows <= 0 || i < max_rows); i++) {
     const dbpool_holder_info *h = &v->holders[i];
-    char since[40];
+    char since[40], process[FMT_TEXT_CAP(DBPOOL_PROCESS_NAME_MAX)];
+    char label[FMT_TEXT_CAP(DBPOOL_LABEL_MAX)];
     fmt_iso8601(h->since_ns, since, sizeof since);
     long long dur = h->since_ns > 0 ? (now_ns - h->since_ns) / 1000000 : 0;
-    fprintf(f, "%-8d %-16s %-9s %-8d %-8s %-24s %12lld  %s\n", h->pid, h->process,
+    fprintf(f, "%-8d %-16s %-9s %-8d %-8s %-24s %12lld  %s\n", h->pid,
+            fmt_text(h->process, process, sizeof process),
             process_state_name(h->process_state), h->tid, state_name(h->state), since,
-            dur < 0 ? 0 : dur, h->label);
+            dur < 0 ? 0 : dur, fmt_text(h->label, label, sizeof label));
   }
   if (max_rows > 0 && v->nholders > max_rows)
     fprintf(f, "... and %d more\n", v->nholders - max_rows);
@@ -150,14 +155,15 @@ static void print_status_json(const pool_view *v, int64_t now_ns)
          "\"total_reclaimed\": %llu, \"avg_wait_ms\": %.6f, \"p50_wait_ms\": %.6f, "
          "\"p95_wait_ms\": %.6f, \"p99_wait_ms\": %.6f, \"max_wait_ms\": %.6f, "
          "\"utilization\": %.6f, \"paused\": %d, \"acquire_timeout_ms\": %d, "
-         "\"created_at\": \"%s\"},\n \"connections\": [",
+         "\"created_at\": \"%s\", \"records_in_use\": %u, \"records_max\": %u},\n"
+         " \"connections\": [",
          s->max_connections, s->active, s->idle, s->waiting, s->peak_active, s->processes,
          (unsigned long long)s->total_acquired, (unsigned long long)s->total_released,
          (unsigned long long)s->total_timeouts, (unsigned long long)s->total_reclaimed, avg,
          ns_to_ms(s->p50_wait_ns), ns_to_ms(s->p95_wait_ns), ns_to_ms(s->p99_wait_ns),
          ns_to_ms(s->max_wait_ns),
          s->max_connections ? (double)s->active / s->max_connections : 0.0, s->paused,
-         s->acquire_timeout_ms, created);
+         s->acquire_timeout_ms, created, s->records_in_use, s->records_max);
   for (int i = 0; i < v->nholders; i++) {
     const dbpool_holder_info *h = &v->holders[i];
     char since[40];

@@ -9,6 +9,13 @@
 
 #include "cli.h"
 
+/* The pool's database path as text output shows it (format.c). */
+static const char *shown(const pool_view *v)
+{
+  static char buf[FMT_TEXT_CAP(DBPOOL_PATH_MAX)];
+  return fmt_text(v->database, buf, sizeof buf);
+}
+
 int cmd_set(int argc, char **argv, const cli_opts *o)
 {
   (void)o;
@@ -27,8 +34,13 @@ int cmd_set(int argc, char **argv, const cli_opts *o)
       return cli_fail(argv[0], "%s", cli_lib_error());
     settings[i] = s;
   }
+  /* A pool created here starts with the values given: the environment's
+  ** defaults are read (and must be valid) only for the other settings. */
+  int64_t initial[DBPOOL_SETTING_COUNT];
+  for (int s = 0; s < DBPOOL_SETTING_COUNT; s++) initial[s] = DBPOOL_SETTING_UNSET;
+  for (int i = 0; i < n; i++) initial[settings[i]] = values[i];
   pool_view v;
-  int rc = view_open(argv[0], argv[1], true, &v);
+  int rc = view_attach_with(argv[0], argv[1], true, initial, &v);
   if (rc) return rc;
   for (int i = 0; i < n && rc == EXIT_OK; i++) {
     if (dbpool_coord_set(v.c, settings[i], values[i]) != 0)
@@ -48,7 +60,7 @@ static int set_paused(char **argv, int paused)
   if (dbpool_coord_set(v.c, DBPOOL_SETTING_PAUSED, paused) != 0)
     rc = cli_fail(argv[0], "%s", cli_lib_error());
   else
-    printf("%s the pool of %s\n", paused ? "paused" : "resumed", v.database);
+    printf("%s the pool of %s\n", paused ? "paused" : "resumed", shown(&v));
   view_close(&v);
   return rc;
 }
@@ -79,7 +91,7 @@ int cmd_reap(int argc, char **argv, const cli_opts *o)
     rc = cli_fail(argv[0], "%s", cli_lib_error());
   else
     printf("reclaimed %d slot%s of dead processes from the pool of %s\n", n,
-           n == 1 ? "" : "s", v.database);
+           n == 1 ? "" : "s", shown(&v));
   view_close(&v);
   return rc;
 }

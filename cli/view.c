@@ -13,16 +13,20 @@ static bool looks_like_segment(const char *s)
   return strncmp(s, "/dbpool.", 8) == 0 || strncmp(s, "dbpool.", 7) == 0;
 }
 
-/* Attach without taking a snapshot. Read-only commands attach read-write
-** when the user may (never creating), so that reading gives dead processes'
-** slots back; otherwise read-only. */
-int view_attach(const char *cmd, const char *db, bool writable, pool_view *v)
+/* Attach without taking a snapshot; `set` may create the pool, which then
+** starts with values (DBPOOL_SETTING_UNSET for those not given; NULL for
+** none). Read-only commands attach read-write when the user may (never
+** creating), so that reading gives dead processes' slots back; otherwise
+** read-only. */
+int view_attach_with(const char *cmd, const char *db, bool writable,
+                     const int64_t *values, pool_view *v)
 {
   memset(v, 0, sizeof *v);
-  unsigned flags = DBPOOL_OPEN_NOCREATE;
-  if (writable && strcmp(cmd, "set") == 0) flags = 0;
+  bool create = writable && strcmp(cmd, "set") == 0;
+  unsigned flags = create ? 0 : DBPOOL_OPEN_NOCREATE;
   bool by_segment = access(db, F_OK) != 0 && looks_like_segment(db);
   int rc = by_segment ? dbpool_coord_open_segment(db, flags, &v->c)
+         : create     ? dbpool_coord_open_with(db, values, &v->c)
                       : dbpool_coord_open(db, flags, &v->c);
   if (!writable && (rc == -EACCES || rc == -EPERM || rc == -EROFS))
     rc = by_segment ? dbpool_coord_open_segment(db, DBPOOL_OPEN_READONLY, &v->c)
@@ -31,6 +35,11 @@ int view_attach(const char *cmd, const char *db, bool writable, pool_view *v)
   dbpool_coord_database(v->c, v->database, sizeof v->database);
   snprintf(v->segment, sizeof v->segment, "%s", dbpool_coord_segment_name(v->c));
   return EXIT_OK;
+}
+
+int view_attach(const char *cmd, const char *db, bool writable, pool_view *v)
+{
+  return view_attach_with(cmd, db, writable, NULL, v);
 }
 
 int view_open(const char *cmd, const char *db, bool writable, pool_view *v)

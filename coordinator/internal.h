@@ -5,6 +5,7 @@
 #ifndef DBPOOL_INTERNAL_H
 #define DBPOOL_INTERNAL_H
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <sys/types.h>
@@ -88,6 +89,7 @@ struct dbpool_holder {
   bool held;
   bool waiting;
   const int *cancel; /* during dbpool_holder_acquire_cancellable (atomic reads) */
+  bool interruptible; /* during dbp_holder_acquire_interruptible */
 };
 
 /* errors.c */
@@ -104,6 +106,20 @@ DBP_HIDDEN struct timespec dbp_ts(int64_t ns);
 /* futex.c */
 DBP_HIDDEN int dbp_futex_wait(_Atomic uint32_t *word, uint32_t expected,
                               int64_t deadline_mono_ns);
+DBP_HIDDEN int dbp_futex_wait_once(_Atomic uint32_t *word, uint32_t expected,
+                                   int64_t deadline_mono_ns);
+
+/* sigwait.c: the signal masks of an interruptible wait (interrupt.h). */
+typedef struct dbp_sigwait {
+  sigset_t app;   /* the thread's mask before the wait: restored after */
+  sigset_t work;  /* between sleeps: app + the ending signals (held pending) */
+  sigset_t sleep; /* while asleep: everything but the ending signals */
+  sigset_t ends;  /* SIGINT, SIGTERM, SIGHUP, SIGQUIT not blocked by app */
+} dbp_sigwait;
+DBP_HIDDEN void dbp_sigwait_begin(dbp_sigwait *s);
+DBP_HIDDEN int dbp_sigwait_sleep(dbp_sigwait *s, _Atomic uint32_t *word,
+                                 uint32_t expected, int64_t deadline_mono_ns);
+DBP_HIDDEN void dbp_sigwait_end(dbp_sigwait *s);
 DBP_HIDDEN void dbp_futex_wake(_Atomic uint32_t *word, int n);
 
 /* identity.c: who we are (pid and tid cached, fork generation). */
@@ -216,6 +232,7 @@ DBP_HIDDEN int dbp_steer_check(dbpool_coord *c, const char *what);
 
 /* stats.c */
 DBP_HIDDEN unsigned dbp_hist_bucket(uint64_t wait_ns);
+DBP_HIDDEN void dbp_record_users(dbpool_coord *c, char *buf, size_t cap);
 DBP_HIDDEN void dbp_record_wait(dbp_header *h, uint64_t wait_ns);
 
 /* registry.c */

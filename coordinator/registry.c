@@ -127,6 +127,25 @@ static int usability(dbpool_coord *c, const char *db_path, const dbp_dbfile *db)
   return USABLE;
 }
 
+/* An attachment made by segment name (a forked child's, say) serves opens
+** by path too when it is what the candidate rule would choose: trusted, and
+** no usable candidate before it. */
+static bool promote(dbpool_coord *c, const char *db_path, const dbp_dbfile *db)
+{
+  char ns[33];
+  dbp_key k;
+  unsigned cand;
+  if (!dbp_parse_segment_name(c->name, ns, &k, &cand) || !dbp_segment_trusted(c, db_path, db))
+    return false;
+  c->cand = cand;
+  if (cand > 0 && dbp_lower_candidate_usable(c, db_path, db)) return false;
+  c->db_uid = db->uid;
+  c->db_gid = db->gid;
+  c->db_mode = db->mode;
+  c->by_path = true;
+  return true;
+}
+
 /* Under the registry lock: our attachment to the pool of db (by_name NULL)
 ** or to the segment by_name, in the access mode asked for. A cached one
 ** that is no longer the pool is dropped (if unused) or passed over; one
@@ -142,8 +161,9 @@ static dbpool_coord *find(const char *ns, const char *db_path, const dbp_dbfile 
     next = c->next;
     if (c->fork_gen != gen || c->readonly != ro) continue;
     if (by_name ? strcmp(c->name, by_name) != 0
-                : !c->by_path || !dbp_key_equal(&c->key, &db->key) || strcmp(c->ns, ns) != 0)
+                : !dbp_key_equal(&c->key, &db->key) || strcmp(c->ns, ns) != 0)
       continue;
+    if (!by_name && !c->by_path && !promote(c, db_path, db)) continue;
     int u = usability(c, db_path, by_name ? NULL : db);
     if (u == USABLE) return c;
     if (u == SHADOWED && !c->readonly && demote && !*demote) {
@@ -489,9 +509,12 @@ int dbpool_holder_new(dbpool_coord *c, dbpool_holder **out)
     if (idx == DBP_REC_NONE && attempt == 0) dbp_reap(c);
   }
   dbp_reap_if_idle(c); /* a process arriving looks for the dead now and then */
-  if (rc == 0 && idx == DBP_REC_NONE)
+  if (rc == 0 && idx == DBP_REC_NONE) {
+    char users[192];
+    dbp_record_users(c, users, sizeof users);
     rc = dbp_err(-ENOSPC, "dbpool: pool of %s has no free holder record "
-                 "(%u in use)", c->path, DBP_RECORDS);
+                 "(%u in use%s)", c->path, DBP_RECORDS, users);
+  }
   if (rc) {
     free(hd);
     drop_holder(c);

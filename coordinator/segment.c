@@ -609,9 +609,13 @@ static int attach_by_path(const char *db_path, unsigned flags,
   if (rc == 0) rc = dbp_dbfile_stat(db_path, &db);
   if (rc == 0) rc = dbp_check_can_read(db_path);
   if (rc) return rc;
-  if (!db.abs[0])
-    return dbp_err(-ENAMETOOLONG, "dbpool: database path %s is longer than %d "
-                   "bytes once resolved", db_path, DBPOOL_PATH_MAX - 1);
+  if (!db.abs[0]) { /* the path is recorded resolved: name what is too long */
+    char *resolved = realpath(db_path, NULL);
+    rc = dbp_err(-ENAMETOOLONG, "dbpool: database path %s is longer than %d bytes",
+                 resolved ? resolved : db_path, DBPOOL_PATH_MAX - 1);
+    free(resolved);
+    return rc;
+  }
   char name[DBP_SEGMENT_NAME_MAX];
   for (int attempt = 0; attempt < ATTACH_ATTEMPTS; attempt++) {
     bool retry = false;

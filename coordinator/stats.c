@@ -12,6 +12,7 @@
 */
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,6 +120,21 @@ static bool owner_alive(liveness_view *v, uint32_t owner)
   return owner >= 1 && owner <= v->phwm && process_alive(v, owner - 1);
 }
 
+/* Is record r (in state *state as read) held or waited for by a live
+** process? Asked after reading the record; a record whose owner looks dead
+** but that changed meanwhile was let go normally (released, then its
+** process left): not a dead process's, which stays as it was until
+** reclaimed. */
+static bool record_owner_alive(liveness_view *v, dbp_record *r, unsigned *state)
+{
+  uint64_t w = atomic_load_explicit(&r->word, memory_order_acquire);
+  uint32_t owner = atomic_load_explicit(&r->owner, memory_order_acquire);
+  *state = REC_STATE(w);
+  if (*state == REC_FREE || owner_alive(v, owner)) return true;
+  return atomic_load_explicit(&r->word, memory_order_acquire) != w ||
+         atomic_load_explicit(&r->owner, memory_order_acquire) != owner;
+}
+
 int dbpool_coord_stats(dbpool_coord *c, dbpool_host_stats *out)
 {
   if (!c || !out) return dbp_err(-EINVAL, "dbpool: stats: NULL argument");
@@ -151,11 +167,13 @@ int dbpool_coord_stats(dbpool_coord *c, dbpool_host_stats *out)
   out->created_at_ns = h->created_ns;
 
   uint32_t hwm = dbp_record_hwm(h), dead_held = 0, dead_waiting = 0;
+  out->records_max = DBP_RECORDS;
   for (uint32_t i = 0; i < hwm; i++) {
     dbp_record *r = &c->recs[i];
-    unsigned st = REC_STATE(atomic_load(&r->word));
+    unsigned st;
+    out->records_in_use += atomic_load_explicit(&r->owner, memory_order_relaxed) != 0;
+    bool alive = record_owner_alive(lv, r, &st);
     if (st == REC_FREE) continue;
-    bool alive = owner_alive(lv, atomic_load_explicit(&r->owner, memory_order_relaxed));
     if (st == REC_WAITING) dead_waiting += !alive;
     else if (!alive) dead_held++;
     else if (atomic_load_explicit(&r->flags, memory_order_relaxed) & REC_FLAG_IDLE)
@@ -180,6 +198,35 @@ int dbpool_coord_stats(dbpool_coord *c, dbpool_host_stats *out)
   out->p99_wait_ns = percentile(counts, total, 0.99, out->max_wait_ns);
   free(counts);
   return 0;
+}
+
+/* Who uses the holder records: "; most by pid P (name): N, ..." for the
+** (up to) three processes owning the most, for the message of a pool whose
+** records ran out. A snapshot without the lock; owners are untrusted. */
+void dbp_record_users(dbpool_coord *c, char *buf, size_t cap)
+{
+  uint32_t *n = calloc(DBP_PROCESSES, sizeof *n);
+  buf[0] = 0;
+  if (!n) return;
+  uint32_t hwm = dbp_record_hwm(c->hdr);
+  for (uint32_t i = 0; i < hwm; i++) {
+    uint32_t owner = atomic_load_explicit(&c->recs[i].owner, memory_order_relaxed);
+    if (owner >= 1 && owner <= DBP_PROCESSES) n[owner - 1]++;
+  }
+  size_t off = 0;
+  for (int k = 0; k < 3 && off < cap; k++) {
+    uint32_t best = 0;
+    for (uint32_t p = 1; p < DBP_PROCESSES; p++)
+      if (n[p] > n[best]) best = p;
+    if (n[best] == 0) break;
+    char comm[DBPOOL_PROCESS_NAME_MAX];
+    dbp_label_load(c->procs[best].comm, DBP_COMM_WORDS, comm);
+    off += (size_t)snprintf(buf + off, cap - off, "%s pid %d (%s): %u",
+                            k ? "," : "; most by", (int)atomic_load(&c->procs[best].pid),
+                            comm, n[best]);
+    n[best] = 0;
+  }
+  free(n);
 }
 
 typedef struct { uint64_t ticket; dbpool_holder_info info; } waiter_row;
@@ -225,9 +272,8 @@ int dbpool_coord_holders(dbpool_coord *c, dbpool_holder_info *buf, size_t cap)
   liveness_start(c, lv);
   for (uint32_t i = 0; i < hwm; i++) {
     dbp_record *r = &c->recs[i];
-    unsigned st = REC_STATE(atomic_load_explicit(&r->word, memory_order_acquire));
-    if (st != REC_FREE &&
-        !owner_alive(lv, atomic_load_explicit(&r->owner, memory_order_relaxed)))
+    unsigned st;
+    if (!record_owner_alive(lv, r, &st))
       continue; /* a dead process's: not a holder, reclaimed or not */
     if (st == REC_HELD) {
       dbpool_holder_state hs =

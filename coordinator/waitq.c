@@ -8,7 +8,9 @@
 ** "acquire" op on the waiter's record, then a wake. The waiter never needs
 ** the lock to learn it was granted; it needs it only to leave the queue on
 ** timeout. Waiters wake every DBP_POLL_MS to reclaim slots of dead
-** processes, so a dead holder costs them at most that much.
+** processes, so a dead holder costs them at most that much. Signals neither
+** end nor extend a wait, except in an interruptible acquire (interrupt.h,
+** sigwait.c), which a caught SIGINT, SIGTERM, SIGHUP or SIGQUIT ends.
 */
 #include <errno.h>
 #include <limits.h>
@@ -170,14 +172,20 @@ static int64_t deadline_of(int64_t start, int timeout_ms)
   return timeout_ms < 0 ? -1 : start + (int64_t)timeout_ms * 1000000;
 }
 
+/* Why no slot came: a paused pool may have every slot free, so it says so
+** rather than "in use". */
 static int timed_out(dbpool_holder *hd, int64_t start, bool tried_once)
 {
   dbpool_coord *c = hd->c;
   dbp_gate g = dbp_gate_snapshot(c->hdr);
   long long waited = (dbp_mono_ns() - start) / 1000000;
-  return dbp_err(tried_once ? -EAGAIN : -ETIMEDOUT,
-                 "dbpool: all %u connections to %s are in use (waited %lld ms)",
-                 g_max(g.bits), c->path, waited);
+  int err = tried_once ? -EAGAIN : -ETIMEDOUT;
+  if (g.bits & G_PAUSED)
+    return dbp_err(err, "dbpool: the pool of %s is paused (%u of %u "
+                   "connections in use; waited %lld ms)", c->path,
+                   g_active(g.bits), g_max(g.bits), waited);
+  return dbp_err(err, "dbpool: all %u connections to %s are in use (waited "
+                 "%lld ms)", g_max(g.bits), c->path, waited);
 }
 
 static void notify_waiter_listeners(dbp_header *h)
@@ -209,7 +217,24 @@ static int leave_queue(dbpool_holder *hd, bool count_timeout)
   return 1;
 }
 
+static int wait_in_queue(dbpool_holder *hd, int64_t start, int64_t deadline,
+                         dbp_sigwait *sw);
+static int acquire_slow(dbpool_holder *hd, int timeout_ms, dbp_sigwait *sw);
+
+/* An interruptible acquire holds the ending signals pending from before it
+** queues (sigwait.c): one that arrives once others can see it waiting is
+** never lost to a handler that runs before it sleeps. */
 int dbp_acquire_slow(dbpool_holder *hd, int timeout_ms)
+{
+  if (!hd->interruptible) return acquire_slow(hd, timeout_ms, NULL);
+  dbp_sigwait sw;
+  dbp_sigwait_begin(&sw);
+  int rc = acquire_slow(hd, timeout_ms, &sw);
+  dbp_sigwait_end(&sw);
+  return rc;
+}
+
+static int acquire_slow(dbpool_holder *hd, int timeout_ms, dbp_sigwait *sw)
 {
   dbpool_coord *c = hd->c;
   dbp_header *h = c->hdr;
@@ -284,40 +309,55 @@ int dbp_acquire_slow(dbpool_holder *hd, int timeout_ms)
   dbp_unlock(c);
   notify_waiter_listeners(h);
 
+  rc = wait_in_queue(hd, start, deadline, sw);
+  hd->waiting = false;
+  if (rc) return rc;
+  hd->held = true;
+  dbp_record_wait(h, (uint64_t)(dbp_mono_ns() - start));
+  return 0;
+}
+
+/* Queued: sleep until granted (0), or leave the queue and fail: deadline,
+** removal, cancel, or (sw not NULL: interruptible) an ending signal. */
+static int wait_in_queue(dbpool_holder *hd, int64_t start, int64_t deadline,
+                         dbp_sigwait *sw)
+{
+  dbpool_coord *c = hd->c;
+  dbp_header *h = c->hdr;
+  dbp_record *r = hd->rec;
+  bool interrupted = false;
   for (;;) {
     uint32_t v = atomic_load_explicit(&r->wake, memory_order_acquire);
     unsigned state = REC_STATE(atomic_load_explicit(&r->word, memory_order_acquire));
-    if (state == REC_HELD) break;
-    if (state != REC_WAITING) { /* our place was taken from us: garbage */
-      hd->waiting = false;
+    if (state == REC_HELD) return 0;
+    if (state != REC_WAITING) /* our place was taken from us: garbage */
       return dbp_err(-EBADMSG, "dbpool: pool %s lost holder %u's place in "
                      "the queue", c->name, hd->idx);
-    }
     bool removed = dbp_gate_snapshot(h).bits & G_REMOVED;
     bool cancelled = hd->cancel && __atomic_load_n(hd->cancel, __ATOMIC_ACQUIRE);
     int64_t now = dbp_mono_ns();
-    if (removed || cancelled || (deadline >= 0 && now >= deadline)) {
-      rc = leave_queue(hd, !removed && !cancelled);
-      if (rc == 0) break; /* granted just in time: keep it */
-      hd->waiting = false;
-      if (rc < 0) return rc;
+    if (removed || cancelled || interrupted || (deadline >= 0 && now >= deadline)) {
+      int rc = leave_queue(hd, !removed && !cancelled && !interrupted);
+      if (rc <= 0) return rc; /* 0: granted just in time, keep it */
       if (removed)
         return dbp_err(-ESTALE, "dbpool: pool %s of %s was removed; reopen it",
                        c->name, c->path);
       if (cancelled)
         return dbp_err(-ECANCELED, "dbpool: acquire of a slot of %s was "
                        "cancelled", c->path);
+      if (interrupted)
+        return dbp_err(-EINTR, "dbpool: interrupted while waiting for a slot "
+                       "of %s", c->path);
       return timed_out(hd, start, false);
     }
     int64_t slice = now + (int64_t)DBP_POLL_MS * 1000000;
     if (deadline >= 0 && deadline < slice) slice = deadline;
-    if (dbp_futex_wait(&r->wake, v, slice) == -ETIMEDOUT)
+    int rc = sw ? dbp_sigwait_sleep(sw, &r->wake, v, slice)
+                : dbp_futex_wait(&r->wake, v, slice);
+    if (rc == -ETIMEDOUT)
       dbp_maybe_reap(c); /* a dead holder's slot may be ours: see above */
+    interrupted = rc == -EINTR;
   }
-  hd->waiting = false;
-  hd->held = true;
-  dbp_record_wait(h, (uint64_t)(dbp_mono_ns() - start));
-  return 0;
 }
 
 int dbp_release_slow(dbpool_holder *hd)

@@ -5,7 +5,9 @@
 ** opens afterwards to a database file holds one slot of that database's
 ** host-wide pool until it closes: when all max_connections slots are held by
 ** any processes on the host, opening waits (FIFO) up to the acquire timeout,
-** then fails with SQLITE_BUSY. SQL shows and steers the pools.
+** then fails with SQLITE_BUSY; Ctrl-C (a caught SIGINT, SIGTERM, SIGHUP or
+** SIGQUIT) ends the wait with SQLITE_INTERRUPT. SQL shows and steers the
+** pools.
 **
 **   $ sqlite3 app.db
 **   sqlite> .load ./build/dbpool
@@ -24,7 +26,8 @@
 ** LIMITATIONS
 **   - The cap is cooperative: connections of processes that did not load
 **     dbpool are not counted.
-**   - In-memory and temporary databases are not counted.
+**   - In-memory databases (no file name, or the memdb VFS), temporary ones
+**     and names that are not regular files (/dev/null) are not counted.
 **   - The loading connection does not go through the VFS shim (it was opened
 **     before), so PRAGMA dbpool_* works on it only after .open again.
 **   - A process must be able to write the pool segment (that is, the
@@ -68,9 +71,14 @@ int sqlite3_dbpool_init(sqlite3 *db, char **pzErrMsg,
   SQLITE_EXTENSION_INIT2(pApi);
   pin_library();
   /* The loading connection first: if its pool is full, nothing is
-  ** installed and the load fails with the pool's message. */
-  rc = dbpool_conn_attach(db, pzErrMsg);
-  if (rc != SQLITE_OK) return rc;
+  ** installed and the load fails with the pool's message. A connection
+  ** attached already (loaded into before, or opened after a load and so
+  ** attached by the automatic extension) is not counted again: loading
+  ** twice is a no-op. */
+  if (!dbpool_conn_attached(db)) {
+    rc = dbpool_conn_attach(db, pzErrMsg);
+    if (rc != SQLITE_OK) return rc;
+  }
   pthread_mutex_lock(&g_install_lock);
   if (!g_installed) {
     rc = dbpool_vfs_install();

@@ -12,9 +12,6 @@
 
 #include "dbpool_coord.h"
 
-/* The URI parameter by which dbpool's in-process C pool marks connections
-** whose slot it already holds (value: the holder's slot number). */
-#define DBPOOL_URI_SLOT "dbpool_slot"
 /* Per-connection acquire timeout override, in ms. */
 #define DBPOOL_URI_TIMEOUT "dbpool_timeout"
 
@@ -26,6 +23,7 @@ typedef struct dbpool_conn {
   unsigned slot;         /* the slot counted for this connection, or ~0u */
   char *path;            /* main database path, or NULL */
   int refs;              /* SQL objects registered (plus one while attaching) */
+  struct dbpool_conn *next; /* in the table of attached connections */
 } dbpool_conn;
 
 #define DBPOOL_NO_SLOT (~0u)
@@ -34,6 +32,8 @@ typedef struct dbpool_conn {
 ** reference to its dbpool_conn; the last one, dropped when the connection
 ** closes, releases the slot. */
 int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg);
+/* Has db been attached (counted, or found not to count) already? */
+int dbpool_conn_attached(sqlite3 *db);
 void dbpool_conn_ref(dbpool_conn *conn);
 void dbpool_conn_unref(void *conn);
 
@@ -42,6 +42,10 @@ int dbpool_register_pool_stats(sqlite3 *db, dbpool_conn *conn);
 int dbpool_register_pool_connections(sqlite3 *db, dbpool_conn *conn);
 int dbpool_register_pool_settings(sqlite3 *db, dbpool_conn *conn);
 int dbpool_register_functions(sqlite3 *db, dbpool_conn *conn);
+
+/* connection.c: the mark of the in-process C pool (pooled.h), which the
+** VFS shim publishes. */
+extern const struct dbpool_pooled_hook dbpool_pooled;
 
 /* vfs_shim.c */
 int dbpool_vfs_install(void);

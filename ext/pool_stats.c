@@ -11,7 +11,10 @@
 ** Columns: see STATS_SCHEMA. Counters are cumulative since the pool was
 ** created; wait percentiles are over all acquires (those that did not wait
 ** count as 0 ms) and are the middle of a histogram bucket at most 12.5% wide.
-** utilization is active / max_connections.
+** utilization is active / max_connections. records_in_use counts the
+** holder records processes own (one per connection or waiter, at most
+** records_max, 8191): when they run out every open fails, whatever active
+** says.
 **
 ** WHERE database = ? reads only that pool (the path may be relative or a
 ** symlink: the pool is found by the file's identity, and the row is kept
@@ -32,7 +35,8 @@ SQLITE_EXTENSION_INIT3
   "total_acquired INTEGER, total_released INTEGER, total_timeouts INTEGER, " \
   "total_reclaimed INTEGER, avg_wait_ms REAL, p50_wait_ms REAL, "           \
   "p95_wait_ms REAL, p99_wait_ms REAL, max_wait_ms REAL, utilization REAL, " \
-  "paused INTEGER, acquire_timeout_ms INTEGER, created_at TEXT)"
+  "paused INTEGER, acquire_timeout_ms INTEGER, created_at TEXT, "          \
+  "records_in_use INTEGER, records_max INTEGER)"
 #define COL_DATABASE 0
 #define COL_MAX_CONNECTIONS 1
 #define COL_ACTIVE 2
@@ -53,6 +57,8 @@ SQLITE_EXTENSION_INIT3
 #define COL_PAUSED 17
 #define COL_ACQUIRE_TIMEOUT_MS 18
 #define COL_CREATED_AT 19
+#define COL_RECORDS_IN_USE 20
+#define COL_RECORDS_MAX 21
 
 typedef struct stats_row {
   char database[DBPOOL_PATH_MAX];
@@ -208,6 +214,8 @@ static int stats_column(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int col
     break;
   case COL_PAUSED: sqlite3_result_int(ctx, s->paused); break;
   case COL_ACQUIRE_TIMEOUT_MS: sqlite3_result_int(ctx, s->acquire_timeout_ms); break;
+  case COL_RECORDS_IN_USE: sqlite3_result_int64(ctx, s->records_in_use); break;
+  case COL_RECORDS_MAX: sqlite3_result_int64(ctx, s->records_max); break;
   case COL_CREATED_AT: {
     char *t = dbpool_iso8601(s->created_at_ns);
     if (t) sqlite3_result_text(ctx, t, -1, sqlite3_free);

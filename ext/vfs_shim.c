@@ -18,13 +18,14 @@
 ** setting both return one row: the value in effect.
 **
 ** LIMITATIONS
-**   - Connections opened before the extension was loaded, or with an
-**     explicit other VFS, do not see these pragmas (pool_settings works
-**     everywhere).
+**   - Connections opened before the extension was loaded (the loading
+**     connection too), or with an explicit other VFS, do not see these
+**     pragmas (pool_settings works on every connection dbpool counts).
 */
 #include <string.h>
 
 #include "ext.h"
+#include "pooled.h"
 SQLITE_EXTENSION_INIT3
 
 typedef struct shim_file {
@@ -329,7 +330,8 @@ int dbpool_vfs_install(void)
   g_shim.iVersion = root->iVersion < 3 ? root->iVersion : 3;
   g_shim.szOsFile = (int)sizeof(shim_file) + root->szOsFile;
   g_shim.mxPathname = root->mxPathname;
-  g_shim.zName = "dbpool";
+  g_shim.zName = DBPOOL_POOLED_VFS;
+  g_shim.pAppData = (void *)&dbpool_pooled; /* found by the C pool */
   g_shim.xOpen = shim_open;
   g_shim.xDelete = shim_delete;
   g_shim.xAccess = shim_access;

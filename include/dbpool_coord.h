@@ -337,10 +337,14 @@ DBPOOL_EXTERN const dbpool_setting_info *dbpool_setting_describe(int s);
 DBPOOL_EXTERN int dbpool_setting_lookup(const char *name);
 
 /*
-** dbpool_setting_parse: parse text as a value of setting s: a decimal
-** integer within the setting's range ("on"/"off"/"true"/"false" too for
-** paused). Returns 0 and *value, or -EINVAL / -ERANGE with a message that
-** names the setting, the value and the range. Changes nothing.
+** dbpool_setting_parse: parse text as a value of setting s. The one rule
+** for values from every source (SQL, PRAGMA, URI, dbpoolctl, environment):
+** surrounding whitespace is ignored; the rest is a decimal integer, or a
+** decimal number whose value is an integer ("3.0", "30e-1": how SQLite
+** writes a REAL); paused also takes on/off/true/false/yes/no (any case).
+** "3.5", "abc" and "" are invalid (-EINVAL); an integer outside the
+** setting's range is -ERANGE. The message names the setting, the value as
+** given and the range. Changes nothing.
 */
 DBPOOL_EXTERN int dbpool_setting_parse(int s, const char *text,
                                        int64_t *value);
@@ -374,6 +378,10 @@ typedef struct dbpool_host_stats {
   uint64_t max_wait_ns;
   uint64_t p50_wait_ns, p95_wait_ns, p99_wait_ns; /* over all acquires */
   int64_t created_at_ns;    /* CLOCK_REALTIME */
+  uint32_t records_in_use;  /* holder records owned by processes (every
+                               holder: holding, waiting or neither) */
+  uint32_t records_max;     /* holder records of a pool (8191); holder_new
+                               fails with -ENOSPC when all are in use */
 } dbpool_host_stats;
 
 #ifndef DBPOOL_H /* TEMPORARY: old name, until every caller is renamed */

@@ -82,7 +82,7 @@ struct dbpool {
   pool_lock lock;
   dbpool_config cfg;
   char *path;     /* the database file */
-  char *uri_base; /* "file:<percent-encoded path>?" */
+  char *uri;      /* "file:<percent-encoded path>" */
   char *init_sql, *validation_sql, *vfs; /* owned copies */
   dbpool_coord *coord;  /* the host pool (replaced if it is removed) */
   const _Atomic uint32_t *host_waiting; /* waiters queued for host slots */
@@ -146,7 +146,7 @@ POOL_HIDDEN int conn_has_moved(sqlite3 *db);
 POOL_HIDDEN int conn_validate(dbpool *p, sqlite3 *db);
 POOL_HIDDEN void conn_close(dbpool *p, pool_entry *e);
 POOL_HIDDEN void entry_retire_locked(dbpool *p, int idx, close_reason why);
-POOL_HIDDEN char *conn_uri_base(const char *path);
+POOL_HIDDEN char *conn_uri(const char *path);
 
 /* map.c */
 POOL_HIDDEN int map_init(dbpool *p);

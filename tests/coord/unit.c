@@ -105,6 +105,36 @@ TEST(same_file_same_pool)
   dbpool_coord_close(d);
 }
 
+/* A path too long to record is named in full, and the limit after it: the
+** message is not cut short (it once was, at 512 bytes), and a short
+** symlink does not help (the path is resolved). */
+TEST(a_long_path_is_refused_with_the_whole_message)
+{
+  char deep[1400], link_path[512], db[1500];
+  snprintf(deep, sizeof deep, "%s", tu_dir);
+  while (strlen(deep) < 1100) {
+    strcat(deep, "/");
+    memset(deep + strlen(deep) + 100, 0, 1);
+    memset(deep + strlen(deep), 'd', 100);
+    REQUIRE(mkdir(deep, 0755) == 0);
+  }
+  snprintf(db, sizeof db, "%s/long.db", deep);
+  int fd = open(db, O_CREAT | O_RDWR, 0644);
+  REQUIRE(fd >= 0);
+  close(fd);
+  snprintf(link_path, sizeof link_path, "%s/short", tu_dir);
+  REQUIRE(symlink(deep, link_path) == 0);
+  strcat(link_path, "/long.db");
+  dbpool_coord *c = NULL;
+  char want[1600];
+  snprintf(want, sizeof want, "dbpool: database path %s is longer than 1023 bytes", db);
+  CHECK_RC(dbpool_coord_open(db, 0, &c), -ENAMETOOLONG);
+  CHECK_STR(dbpool_last_error(), want);
+  CHECK_RC(dbpool_coord_open(link_path, 0, &c), -ENAMETOOLONG);
+  CHECK_STR(dbpool_last_error(), want);
+  CHECK(c == NULL);
+}
+
 TEST(settings_validation)
 {
   dbpool_coord *c;
@@ -132,6 +162,31 @@ TEST(settings_validation)
   CHECK(v == 20);
   CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_PAUSED, "on", &v), 0);
   CHECK(v == 1);
+  /* One rule: surrounding whitespace is ignored, an integral REAL is an
+  ** integer, anything with a fraction is invalid. */
+  static const struct { const char *text; long want; } ok[] = {
+      {" 5", 5}, {"5 ", 5}, {"\t7\n", 7}, {"3.0", 3}, {"3.", 3}, {" 3.00 ", 3},
+      {"30e-1", 3}, {"1e3", 1000}, {"+8", 8}, {"4096.0", 4096}};
+  for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+    v = -1;
+    CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_MAX_CONNECTIONS, ok[i].text, &v), 0);
+    CHECK_RC(v, ok[i].want);
+  }
+  CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_MAX_CONNECTIONS, "3.5", &v), -EINVAL);
+  CHECK_STR(dbpool_last_error(),
+            "dbpool: invalid value '3.5' for max_connections: expected an integer from 1 to 4096");
+  CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_MAX_CONNECTIONS, " ", &v), -EINVAL);
+  CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_MAX_CONNECTIONS, "1 2", &v), -EINVAL);
+  CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_MAX_CONNECTIONS, "0x10", &v), -EINVAL);
+  CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_MAX_CONNECTIONS, "inf", &v), -EINVAL);
+  CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_MAX_CONNECTIONS, "4097.0", &v), -ERANGE);
+  CHECK_STR(dbpool_last_error(), "dbpool: max_connections=4097 is out of range (1..4096)");
+  CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_MAX_CONNECTIONS, "1e20", &v), -ERANGE);
+  CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_PAUSED, " off ", &v), 0);
+  CHECK(v == 0);
+  CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_PAUSED, "1.0", &v), 0);
+  CHECK(v == 1);
+  CHECK_RC(dbpool_setting_parse(DBPOOL_SETTING_PAUSED, "0.5", &v), -EINVAL);
   for (int s = 0; s < DBPOOL_SETTING_COUNT; s++) {
     const dbpool_setting_info *d = dbpool_setting_describe(s);
     CHECK(d && d->name && d->description && d->min_value <= d->default_value &&
@@ -152,9 +207,39 @@ TEST(environment_defaults)
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.max_connections == 3 && st.acquire_timeout_ms == 250);
   dbpool_coord_close(c);
+  /* The values of the variables follow the settings' rule. */
+  setenv("DBPOOL_MAX_CONNECTIONS", " 4 ", 1);
+  setenv("DBPOOL_ACQUIRE_TIMEOUT_MS", "250.0", 1);
+  CHECK_RC(dbpool_coord_open(tu_db("env-spaces.db"), 0, &c), 0);
+  CHECK_RC(dbpool_coord_stats(c, &st), 0);
+  CHECK(st.max_connections == 4 && st.acquire_timeout_ms == 250);
+  dbpool_coord_close(c);
   setenv("DBPOOL_MAX_CONNECTIONS", "0", 1);
   CHECK_RC(dbpool_coord_open(tu_db("env-bad.db"), 0, &c), -ERANGE);
   CHECK(strstr(dbpool_last_error(), "DBPOOL_MAX_CONNECTIONS='0' is invalid") != NULL);
+  setenv("DBPOOL_MAX_CONNECTIONS", "2.5", 1);
+  CHECK_RC(dbpool_coord_open(tu_db("env-bad.db"), 0, &c), -EINVAL);
+  CHECK_STR(dbpool_last_error(), "dbpool: environment variable DBPOOL_MAX_CONNECTIONS='2.5' "
+                                 "is invalid: expected an integer from 1 to 4096");
+  /* An explicit value never needs its variable; the other one is still
+  ** read, and still checked, when the pool is created. */
+  int64_t given[DBPOOL_SETTING_COUNT];
+  for (int s = 0; s < DBPOOL_SETTING_COUNT; s++) given[s] = DBPOOL_SETTING_UNSET;
+  given[DBPOOL_SETTING_MAX_CONNECTIONS] = 5;
+  CHECK_RC(dbpool_coord_open_with(tu_db("env-given.db"), given, &c), 0);
+  CHECK_RC(dbpool_coord_stats(c, &st), 0);
+  CHECK(st.max_connections == 5 && st.acquire_timeout_ms == 250);
+  dbpool_coord_close(c);
+  setenv("DBPOOL_ACQUIRE_TIMEOUT_MS", "soon", 1);
+  CHECK_RC(dbpool_coord_open_with(tu_db("env-given2.db"), given, &c), -EINVAL);
+  CHECK(strstr(dbpool_last_error(), "DBPOOL_ACQUIRE_TIMEOUT_MS='soon' is invalid") != NULL);
+  given[DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS] = 700;
+  CHECK_RC(dbpool_coord_open_with(tu_db("env-given2.db"), given, &c), 0);
+  CHECK_RC(dbpool_coord_stats(c, &st), 0);
+  CHECK(st.max_connections == 5 && st.acquire_timeout_ms == 700);
+  dbpool_coord_close(c);
+  given[DBPOOL_SETTING_MAX_CONNECTIONS] = 0;
+  CHECK_RC(dbpool_coord_open_with(tu_db("env-given3.db"), given, &c), -ERANGE);
   unsetenv("DBPOOL_MAX_CONNECTIONS");
   unsetenv("DBPOOL_ACQUIRE_TIMEOUT_MS");
   setenv("DBPOOL_NAMESPACE", "bad/namespace", 1);
@@ -229,6 +314,13 @@ TEST(raise_limit_and_resume_let_waiters_in)
   /* Paused: even with room, acquires wait; resume lets them in. */
   CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_PAUSED, 1), 0);
   CHECK_RC(dbpool_holder_acquire(b, 0), -EAGAIN);
+  char want[600];
+  snprintf(want, sizeof want, "dbpool: the pool of %s is paused (1 of 2 connections "
+           "in use; waited 0 ms)", tu_db("raise.db"));
+  CHECK_STR(dbpool_last_error(), want);
+  CHECK_RC(dbpool_holder_acquire(b, 40), -ETIMEDOUT);
+  CHECK(strstr(dbpool_last_error(), "raise.db is paused (1 of 2 connections in use; "
+                                    "waited ") != NULL);
   w = (waiter_arg){b, 10000, 1, 0};
   pthread_create(&t, NULL, waiter_thread, &w);
   CHECK(wait_for_waiters(c, 1) == 1);
@@ -445,6 +537,7 @@ int main(void)
   RUN(acquire_release_counts);
   RUN(try_once_and_timeout);
   RUN(same_file_same_pool);
+  RUN(a_long_path_is_refused_with_the_whole_message);
   RUN(settings_validation);
   RUN(environment_defaults);
   RUN(lower_limit_revokes_nothing);

@@ -105,6 +105,22 @@ class PoolTestCase(unittest.TestCase):
         self.procs.append(p)
         return p
 
+    def try_connect(self, params):
+        """Connect from a new Python process to 'file:DB?' + params; returns
+        (milliseconds it took, the error message or "connected")."""
+        p = self.python(
+            "t0 = time.monotonic()\n"
+            "try:\n"
+            "    sqlite3.connect('file:' + DB + '?' + sys.argv[1], uri=True)\n"
+            "    e = 'connected'\n"
+            "except sqlite3.OperationalError as error:\n"
+            "    e = error\n"
+            "print('%.0f|%s' % ((time.monotonic() - t0) * 1000, e))\n", params)
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(err, "")
+        elapsed, message = out.strip().split("|", 1)
+        return float(elapsed), message
+
     def ctl(self, *args, **kw):
         """Run dbpoolctl; returns the CompletedProcess."""
         return subprocess.run([DBPOOLCTL] + list(args), capture_output=True, text=True,
