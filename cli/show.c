@@ -86,7 +86,7 @@ void print_stats_text(FILE *f, const pool_view *v)
   const dbpool_host_stats *s = &v->st;
   char created[40];
   fmt_iso8601(s->created_at_ns, created, sizeof created);
-  double avg = s->total_acquired ? ns_to_ms(s->total_wait_ns) / (double)s->total_acquired : 0;
+  double avg = ns_to_ms(s->avg_wait_ns);
   fprintf(f, "pool of %s\n", v->database);
   fprintf(f, "  segment             %s\n", v->segment);
   fprintf(f, "  created_at          %s\n", created);
@@ -135,7 +135,7 @@ static void print_status_json(const pool_view *v, int64_t now_ns)
   const dbpool_host_stats *s = &v->st;
   char created[40];
   fmt_iso8601(s->created_at_ns, created, sizeof created);
-  double avg = s->total_acquired ? ns_to_ms(s->total_wait_ns) / (double)s->total_acquired : 0;
+  double avg = ns_to_ms(s->avg_wait_ns);
   printf("{\"database\": ");
   fmt_json_string(stdout, v->database);
   printf(", \"segment\": ");

@@ -137,6 +137,9 @@ DBP_HIDDEN int dbp_setting_initial(int s, int64_t *value);
 /* stats.c */
 DBP_HIDDEN unsigned dbp_hist_bucket(uint64_t wait_ns);
 DBP_HIDDEN void dbp_record_wait(dbp_header *h, uint64_t wait_ns);
+/* An acquire that failed for lack of a slot after waiting waited_ns: counted
+** in total_timeouts and in the wait figures. */
+DBP_HIDDEN void dbp_record_timeout(dbp_header *h, uint64_t waited_ns);
 
 /* registry.c */
 DBP_HIDDEN int dbp_register_process(dbpool_coord *c);

@@ -8,7 +8,12 @@
 ** exact and consistent with each other at every instant, for free. Waits are
 ** recorded by waiters after they wake (atomics, no lock) in a log-linear
 ** histogram: 8 buckets per power of two (at most 12.5% wide) from 1 us up;
-** acquires that did not wait are bucket 0, derived as the remainder.
+** attempts that did not wait are bucket 0, derived as the remainder.
+**
+** The wait figures cover every acquire that ended in a slot or a timeout:
+** an acquire that gave up after waiting 5 s is the longest wait a caller
+** saw, and leaving it out made a pool that timed callers out show a p99 of
+** 0. The attempts are total_acquired + total_timeouts.
 */
 #include <errno.h>
 #include <limits.h>
@@ -47,6 +52,12 @@ void dbp_record_wait(dbp_header *h, uint64_t ns)
   }
 }
 
+void dbp_record_timeout(dbp_header *h, uint64_t waited_ns)
+{
+  atomic_fetch_add(&h->total_timeouts, 1);
+  dbp_record_wait(h, waited_ns);
+}
+
 static void totals(dbp_gate g, uint64_t *acquired, uint64_t *released_all)
 {
   uint64_t active = g_active(g.bits);
@@ -59,11 +70,12 @@ int dbpool_coord_histogram(dbpool_coord *c, uint64_t *counts)
   if (!c || !counts) return dbp_err(-EINVAL, "dbpool: histogram: NULL argument");
   uint64_t acquired, rel, waited = 0;
   totals(dbp_gate_snapshot(c->hdr), &acquired, &rel);
+  uint64_t attempts = acquired + atomic_load(&c->hdr->total_timeouts);
   for (unsigned b = 1; b < DBPOOL_HIST_BUCKETS; b++) {
     counts[b] = atomic_load_explicit(&c->hdr->hist[b], memory_order_relaxed);
     waited += counts[b];
   }
-  counts[0] = acquired > waited ? acquired - waited : 0;
+  counts[0] = attempts > waited ? attempts - waited : 0;
   return 0;
 }
 
@@ -111,6 +123,8 @@ int dbpool_coord_stats(dbpool_coord *c, dbpool_host_stats *out)
   out->total_timeouts = atomic_load(&h->total_timeouts);
   out->total_wait_ns = atomic_load(&h->total_wait_ns);
   out->max_wait_ns = atomic_load(&h->max_wait_ns);
+  uint64_t attempts = out->total_acquired + out->total_timeouts;
+  out->avg_wait_ns = attempts ? out->total_wait_ns / attempts : 0;
   out->created_at_ns = h->created_ns;
   out->processes = (uint32_t)dbp_live_process_count(c, true);
 

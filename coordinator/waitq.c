@@ -188,8 +188,9 @@ static void notify_waiter_listeners(dbp_header *h)
 }
 
 /* Leave the queue (timeout, or the pool was removed). Returns 0 if the slot
-** was granted before we got the lock: then we keep it. */
-static int leave_queue(dbpool_holder *hd, bool count_timeout)
+** was granted before we got the lock: then we keep it. A timeout (count_timeout)
+** is recorded with the wait since start. */
+static int leave_queue(dbpool_holder *hd, bool count_timeout, int64_t start)
 {
   dbpool_coord *c = hd->c;
   dbp_record *r = hd->rec;
@@ -204,7 +205,7 @@ static int leave_queue(dbpool_holder *hd, bool count_timeout)
     atomic_store(&r->word, REC_WORD(REC_FREE, REC_SEQ(w)));
     dbp_queue_remove(c, hd->idx);
   }
-  if (count_timeout) atomic_fetch_add(&c->hdr->total_timeouts, 1);
+  if (count_timeout) dbp_record_timeout(c->hdr, (uint64_t)(dbp_mono_ns() - start));
   dbp_unlock_granting(c);
   return 1;
 }
@@ -226,7 +227,7 @@ int dbp_acquire_slow(dbpool_holder *hd, int timeout_ms)
   ** microseconds; bounded in case its holder is stopped). */
   int rc = dbp_lock(c, timeout_ms == 0 ? start + 100000000 : deadline);
   if (rc == -ETIMEDOUT) {
-    atomic_fetch_add(&h->total_timeouts, 1);
+    dbp_record_timeout(h, (uint64_t)(dbp_mono_ns() - start));
     return timed_out(hd, start, timeout_ms == 0);
   }
   if (rc) return rc;
@@ -262,7 +263,7 @@ int dbp_acquire_slow(dbpool_holder *hd, int timeout_ms)
         if ((rc = dbp_lock(c, -1))) return rc;
         continue;
       }
-      atomic_fetch_add(&h->total_timeouts, 1);
+      dbp_record_timeout(h, (uint64_t)(dbp_mono_ns() - start));
       return timed_out(hd, start, true);
     }
     if (g.bits & G_SLOW) break;
@@ -294,7 +295,7 @@ int dbp_acquire_slow(dbpool_holder *hd, int timeout_ms)
     bool cancelled = hd->cancel && __atomic_load_n(hd->cancel, __ATOMIC_ACQUIRE);
     int64_t now = dbp_mono_ns();
     if (removed || cancelled || (deadline >= 0 && now >= deadline)) {
-      rc = leave_queue(hd, !removed && !cancelled);
+      rc = leave_queue(hd, !removed && !cancelled, start);
       if (rc == 0) break; /* granted just in time: keep it */
       hd->waiting = false;
       if (rc < 0) return rc;

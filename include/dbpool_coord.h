@@ -313,10 +313,14 @@ typedef struct dbpool_host_stats {
   uint64_t total_released;  /* given back by their holders */
   uint64_t total_timeouts;  /* acquires that failed for lack of a slot */
   uint64_t total_reclaimed; /* slots taken back from dead processes */
+  /* Wait figures: over every acquire attempt, granted (total_acquired) or
+  ** timed out (total_timeouts, each with the time it waited before failing);
+  ** attempts that found a slot at once count as 0. */
   uint64_t total_wait_ns;
   uint64_t max_wait_ns;
-  uint64_t p50_wait_ns, p95_wait_ns, p99_wait_ns; /* over all acquires */
+  uint64_t p50_wait_ns, p95_wait_ns, p99_wait_ns;
   int64_t created_at_ns;    /* CLOCK_REALTIME */
+  uint64_t avg_wait_ns;     /* total_wait_ns / (total_acquired + total_timeouts) */
 } dbpool_host_stats;
 
 #ifndef DBPOOL_H /* TEMPORARY: old name, until every caller is renamed */
@@ -330,9 +334,9 @@ typedef dbpool_host_stats dbpool_stats;
 DBPOOL_EXTERN int dbpool_coord_stats(dbpool_coord *c, dbpool_host_stats *out);
 
 /*
-** Wait-time histogram: bucket b counts acquires whose wait was in
-** [dbpool_hist_lower_ns(b), dbpool_hist_lower_ns(b + 1)). Bucket 0 holds
-** acquires that did not wait (under 1024 ns). DBPOOL_HIST_BUCKETS buckets.
+** Wait-time histogram: bucket b counts acquire attempts (granted or timed
+** out) whose wait was in [dbpool_hist_lower_ns(b), dbpool_hist_lower_ns(b +
+** 1)). Bucket 0 holds attempts that did not wait (under 1024 ns). DBPOOL_HIST_BUCKETS buckets.
 ** dbpool_coord_histogram fills counts[0..DBPOOL_HIST_BUCKETS-1].
 */
 #define DBPOOL_HIST_BUCKETS 265

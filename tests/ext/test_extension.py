@@ -44,6 +44,12 @@ class ExtensionTest(PoolTestCase):
         self.assertGreaterEqual(int(m.group(2)), 300)
         self.assertEqual(self.stats()[0], 3)
         self.assertGreaterEqual(self.stats()[5], 1)
+        # The failed attempt is in the wait figures, with the time it waited.
+        max_wait, timeouts = self.view.execute(
+            "SELECT max_wait_ms, total_timeouts FROM pool_stats WHERE database = ?",
+            (self.db,)).fetchone()
+        self.assertEqual(timeouts, 1)
+        self.assertGreaterEqual(max_wait, 299)
 
     def test_load_in_a_full_pool_fails_with_the_message(self):
         shells = [self.shell() for _ in range(3)]
