@@ -176,7 +176,7 @@ static int timed_out(dbpool_holder *hd, int64_t start, bool tried_once)
   dbp_gate g = dbp_gate_snapshot(c->hdr);
   long long waited = (dbp_mono_ns() - start) / 1000000;
   return dbp_err(tried_once ? -EAGAIN : -ETIMEDOUT,
-                 "dbpool: all %u connections to %s are in use (waited %lld ms)",
+                 "dbpool: pool full: all %u connections to %s are in use (waited %lld ms)",
                  g_max(g.bits), c->path, waited);
 }
 

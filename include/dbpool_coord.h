@@ -74,6 +74,17 @@ typedef struct dbpool_holder dbpool_holder;
 DBPOOL_EXTERN const char *dbpool_strerror(int err);
 
 /*
+** DBPOOL_POOL_FULL_PREFIX: every message of a failure for lack of a slot (a
+** host pool or an in-process pool that stayed full for the whole timeout)
+** starts with it; the code is -ETIMEDOUT / -EAGAIN here and SQLITE_BUSY
+** through SQLite. Lets applications tell "come back later" apart from
+** SQLite's own SQLITE_BUSY ("database is locked"). SQLite puts its own text
+** in front of an automatic extension's message, so search for it rather than
+** compare the start.
+*/
+#define DBPOOL_POOL_FULL_PREFIX "dbpool: pool full: "
+
+/*
 ** dbpool_last_error: this thread's message for the last failure of any
 ** dbpool function, e.g. "dbpool: max_connections=0 is out of range
 ** (1..4096)". Empty string if none. Valid until the thread's next dbpool

@@ -37,7 +37,7 @@ class ExtensionTest(PoolTestCase):
         self.assertEqual(err, "")
         elapsed, message = out.strip().split("|", 1)
         self.assertGreaterEqual(float(elapsed), 300)
-        m = re.fullmatch(r"automatic extension loading failed: dbpool: all 3 "
+        m = re.fullmatch(r"automatic extension loading failed: dbpool: pool full: all 3 "
                          r"connections to (.*) are in use \(waited (\d+) ms\)", message)
         self.assertIsNotNone(m, message)
         self.assertEqual(m.group(1), self.db)
@@ -61,7 +61,8 @@ class ExtensionTest(PoolTestCase):
             (self.db,)).fetchone()[0] == 200, what="timeout 200")
         s = subprocess.run(["sqlite3", self.db], input=".load %s\n" % EXT,
                            capture_output=True, text=True, env=self.env, timeout=30)
-        self.assertIn("dbpool: all 3 connections to %s are in use (waited" % self.db, s.stderr)
+        self.assertIn("Error: error during initialization: dbpool: pool full: all 3 "
+                      "connections to %s are in use (waited" % self.db, s.stderr)
         self.assertEqual(self.stats()[0], 3)
 
     def test_a_waiter_gets_in_when_a_holder_closes(self):
