@@ -68,7 +68,8 @@ TEST_UTIL := tests/lib/testutil.h
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
-PRODUCTS := $(B)/libdbpool.a $(B)/libdbpool.so $(B)/dbpool.so $(B)/dbpoolctl $(B)/dbpool.pc
+PRODUCTS := $(B)/libdbpool.a $(B)/libdbpool.so $(B)/dbpool.so $(B)/dbpoolctl $(B)/dbpool.pc \
+  $(B)/libdbpool-preload.so
 
 .PHONY: all test test-c bench demo deps install uninstall clean FORCE
 all: $(PRODUCTS) $(TEST_BIN) $(BENCH_BIN)
@@ -81,9 +82,13 @@ $(B)/ext/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Iext $(CFLAGS) -MMD -MP -c $< -o $@
 
+# dbpoolctl run looks for the preload library under ../lib/MULTIARCH/dbpool
+# too (Debian's library directory).
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+$(B)/cli-obj/cli/run.o: CLI_DEFS := -DDBPOOL_MULTIARCH='"$(MULTIARCH)"'
 $(B)/cli-obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(BASE_CFLAGS) $(CLI_DEFS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(B)/libdbpool.a: $(LIB_OBJ)
 	@rm -f $@
@@ -98,6 +103,13 @@ $(B)/libdbpool.so: $(LIB_OBJ)
 
 $(B)/dbpool.so: $(EXT_OBJ)
 	$(CC) -shared -Wl,-z,defs -o $@ $^ $(ALL_LDFLAGS)
+
+# The LD_PRELOAD library of `dbpoolctl run`: links nothing but libc; it
+# dlopens libsqlite3.so.0 and dbpool.so when a process starts.
+$(B)/libdbpool-preload.so: preload/preload.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/preload.d -shared -Wl,-z,defs \
+	  $< -o $@ -ldl $(ALL_LDFLAGS)
 
 # dbpoolctl needs only the coordinator: no SQLite.
 $(B)/dbpoolctl: $(CLI_OBJ) $(B)/libdbpool.a
@@ -149,16 +161,23 @@ demo: deps
 	B=$(B) demo/demo.sh
 
 # Installed files; uninstall removes exactly these.
+# The preload library of `dbpoolctl run` lives in LIBDIR/dbpool (not a
+# library to link with), beside a link to the extension, which it loads.
+PRELOADDIR := $(LIBDIR)/dbpool
 INSTALLED := $(BINDIR)/dbpoolctl $(LIBDIR)/dbpool.so $(LIBDIR)/libdbpool.a \
+  $(PRELOADDIR)/libdbpool-preload.so $(PRELOADDIR)/dbpool.so \
   $(LIBDIR)/libdbpool.so.$(VERSION) $(LIBDIR)/$(SONAME) $(LIBDIR)/libdbpool.so \
   $(INCLUDEDIR)/dbpool.h $(INCLUDEDIR)/dbpool_coord.h $(LIBDIR)/pkgconfig/dbpool.pc \
   $(MANDIR)/man1/dbpoolctl.1 $(MANDIR)/man3/dbpool.3 $(MANDIR)/man7/dbpool.7
 
 install: $(PRODUCTS)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
+	  $(DESTDIR)$(PRELOADDIR) \
 	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
 	install -m 755 $(B)/dbpoolctl $(DESTDIR)$(BINDIR)/dbpoolctl
 	install -m 755 $(B)/dbpool.so $(DESTDIR)$(LIBDIR)/dbpool.so
+	install -m 644 $(B)/libdbpool-preload.so $(DESTDIR)$(PRELOADDIR)/libdbpool-preload.so
+	ln -sf ../dbpool.so $(DESTDIR)$(PRELOADDIR)/dbpool.so
 	install -m 644 $(B)/libdbpool.a $(DESTDIR)$(LIBDIR)/libdbpool.a
 	install -m 755 $(B)/libdbpool.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libdbpool.so.$(VERSION)
 	ln -sf libdbpool.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
@@ -171,6 +190,7 @@ install: $(PRODUCTS)
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	rmdir $(DESTDIR)$(PRELOADDIR) 2>/dev/null || true
 
 clean:
 	rm -rf build build-*

@@ -116,15 +116,16 @@ void print_holders_text(FILE *f, const pool_view *v, int64_t now_ns, int max_row
     fprintf(f, "no holders or waiters\n");
     return;
   }
-  fprintf(f, "%-8s %-16s %-8s %-8s %-24s %12s  %s\n", "PID", "PROCESS", "THREAD",
-          "STATE", "SINCE", "DURATION_MS", "LABEL");
+  fprintf(f, "%-8s %-16s %-8s %-8s %-24s %12s  %-8s %s\n", "PID", "PROCESS", "THREAD",
+          "STATE", "SINCE", "DURATION_MS", "JOINED", "LABEL");
   for (int i = 0; i < v->nholders && (max_rows <= 0 || i < max_rows); i++) {
     const dbpool_holder_info *h = &v->holders[i];
     char since[40];
     fmt_iso8601(h->since_ns, since, sizeof since);
     long long dur = h->since_ns > 0 ? (now_ns - h->since_ns) / 1000000 : 0;
-    fprintf(f, "%-8d %-16s %-8d %-8s %-24s %12lld  %s\n", h->pid, h->process, h->tid,
-            state_name(h->state), since, dur < 0 ? 0 : dur, h->label);
+    fprintf(f, "%-8d %-16s %-8d %-8s %-24s %12lld  %-8s %s\n", h->pid, h->process,
+            h->tid, state_name(h->state), since, dur < 0 ? 0 : dur,
+            dbpool_joined_name(h->joined), h->label);
   }
   if (max_rows > 0 && v->nholders > max_rows)
     fprintf(f, "... and %d more\n", v->nholders - max_rows);
@@ -162,7 +163,8 @@ static void print_status_json(const pool_view *v, int64_t now_ns)
     printf("%s\n  {\"pid\": %d, \"process\": ", i ? "," : "", h->pid);
     fmt_json_string(stdout, h->process);
     printf(", \"thread\": %d, \"state\": \"%s\", \"since\": \"%s\", \"duration_ms\": %lld, "
-           "\"label\": ", h->tid, state_name(h->state), since, dur < 0 ? 0 : dur);
+           "\"joined\": \"%s\", \"label\": ", h->tid, state_name(h->state), since,
+           dur < 0 ? 0 : dur, dbpool_joined_name(h->joined));
     if (h->label[0]) fmt_json_string(stdout, h->label);
     else printf("null");
     printf("}");

@@ -166,12 +166,31 @@ static void fill_info(dbpool_coord *c, uint32_t i, dbpool_holder_state state,
   o->tid = atomic_load_explicit(&r->tid, memory_order_relaxed);
   o->since_ns = atomic_load_explicit(&r->since_ns, memory_order_relaxed);
   dbp_label_load(r->label, DBP_LABEL_WORDS, o->label);
+  o->joined = (int)atomic_load_explicit(&r->joined, memory_order_relaxed);
   uint32_t owner = atomic_load(&r->owner);
   if (owner >= 1 && owner <= DBP_PROCESSES) {
     dbp_process *p = &c->procs[owner - 1];
     o->pid = atomic_load(&p->pid);
     dbp_label_load(p->comm, DBP_COMM_WORDS, o->process);
   }
+}
+
+int dbpool_holder_set_joined(dbpool_holder *hd, int joined)
+{
+  if (!hd || joined < DBPOOL_JOINED_API || joined > DBPOOL_JOINED_C_POOL)
+    return dbp_err(-EINVAL, "dbpool: set_joined: no holder, or no such kind %d", joined);
+  if (hd->fork_gen != dbp_fork_gen())
+    return dbp_err(-EPERM, "dbpool: holder belongs to another process");
+  atomic_store_explicit(&hd->rec->joined, (uint32_t)joined, memory_order_relaxed);
+  return 0;
+}
+
+const char *dbpool_joined_name(int joined)
+{
+  static const char *const names[] = {"api", "load", "auto", "preload", "c-pool"};
+  /* From shared memory: any value may come. */
+  return joined >= 0 && joined < (int)(sizeof names / sizeof *names) ? names[joined]
+                                                                     : "unknown";
 }
 
 int dbpool_coord_holders(dbpool_coord *c, dbpool_holder_info *buf, size_t cap)

@@ -52,7 +52,8 @@ static int parse_timeout(const char *text, int *out)
 }
 
 /* Take a slot for conn (a file database). */
-static int take_slot(dbpool_conn *conn, const char *file, char **pzErrMsg)
+static int take_slot(dbpool_conn *conn, const char *file, int joined,
+                     char **pzErrMsg)
 {
   int timeout = DBPOOL_TIMEOUT_DEFAULT;
   const char *t = sqlite3_uri_parameter(file, DBPOOL_URI_TIMEOUT);
@@ -72,6 +73,7 @@ static int take_slot(dbpool_conn *conn, const char *file, char **pzErrMsg)
         return SQLITE_OK;
       }
       rc = dbpool_holder_new(conn->coord, &conn->holder);
+      if (rc == 0) dbpool_holder_set_joined(conn->holder, joined);
     }
     if (rc == 0) rc = dbpool_holder_acquire(conn->holder, timeout);
     if (rc == 0) {
@@ -88,7 +90,7 @@ static int take_slot(dbpool_conn *conn, const char *file, char **pzErrMsg)
   return dbpool_errno_to_sqlite(rc);
 }
 
-int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg)
+int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg, int joined)
 {
   const char *file = sqlite3_db_filename(db, "main");
   dbpool_conn *conn = sqlite3_malloc64(sizeof *conn);
@@ -100,7 +102,7 @@ int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg)
   conn->refs = 1; /* ours, until the registrations hold theirs */
   if (file && file[0]) {
     conn->path = sqlite3_mprintf("%s", file);
-    rc = conn->path ? take_slot(conn, file, pzErrMsg) : SQLITE_NOMEM;
+    rc = conn->path ? take_slot(conn, file, joined, pzErrMsg) : SQLITE_NOMEM;
   }
   /* Each registration takes a reference; on failure SQLite calls the
   ** destructor, which drops it again. */

@@ -33,7 +33,8 @@ typedef struct dbpool_conn {
 /* connection.c: every SQL object registered for a connection holds a
 ** reference to its dbpool_conn; the last one, dropped when the connection
 ** closes, releases the slot. */
-int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg);
+/* joined: how the connection came (dbpool_joined), shown in pool_connections. */
+int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg, int joined);
 void dbpool_conn_ref(dbpool_conn *conn);
 void dbpool_conn_unref(void *conn);
 
@@ -45,6 +46,9 @@ int dbpool_register_functions(sqlite3 *db, dbpool_conn *conn);
 
 /* vfs_shim.c */
 int dbpool_vfs_install(void);
+/* 1 if a VFS named "dbpool" that is not ours is registered: another copy of
+** the extension (another file) is active in this process. */
+int dbpool_vfs_other_copy(void);
 void dbpool_vfs_uninstall(void);
 
 /* common.c: helpers the tables share. */

@@ -255,6 +255,28 @@ DBPOOL_EXTERN int dbpool_coord_set_slot_label(dbpool_coord *c, unsigned slot,
 DBPOOL_EXTERN int dbpool_coord_slot_label(dbpool_coord *c, unsigned slot,
                                           char *buf, size_t cap);
 
+/*
+** How a holder came to the pool, shown with it (pool_connections' joined
+** column, dbpoolctl status) so that an operator can see which way each
+** connection is counted, e.g. that `dbpoolctl run` is in effect.
+*/
+typedef enum dbpool_joined {
+  DBPOOL_JOINED_API = 0,     /* "api": dbpool_holder_new, nothing more said */
+  DBPOOL_JOINED_LOAD = 1,    /* "load": the connection that loaded the extension */
+  DBPOOL_JOINED_AUTO = 2,    /* "auto": opened after loading, counted automatically */
+  DBPOOL_JOINED_PRELOAD = 3, /* "preload": counted through libdbpool-preload.so */
+  DBPOOL_JOINED_C_POOL = 4   /* "c-pool": a connection of dbpool_open's pool */
+} dbpool_joined;
+
+/*
+** dbpool_holder_set_joined: record how h came (a dbpool_joined value; set
+** once, after dbpool_holder_new). Returns 0, -EINVAL or -EPERM.
+** dbpool_joined_name: "api", "load", "auto", "preload", "c-pool", or
+** "unknown" for any other value.
+*/
+DBPOOL_EXTERN int dbpool_holder_set_joined(dbpool_holder *h, int joined);
+DBPOOL_EXTERN const char *dbpool_joined_name(int joined);
+
 /* dbpool_holder_slot: the holder's record number, as in dbpool_holder_info. */
 DBPOOL_EXTERN unsigned dbpool_holder_slot(const dbpool_holder *h);
 
@@ -368,6 +390,7 @@ typedef struct dbpool_holder_info {
   dbpool_holder_state state;
   int64_t since_ns;        /* CLOCK_REALTIME: held or waiting since */
   char label[DBPOOL_LABEL_MAX];
+  int joined;              /* dbpool_joined (dbpool_joined_name) */
 } dbpool_holder_info;
 
 /*

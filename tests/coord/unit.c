@@ -436,6 +436,32 @@ TEST(timed_out_waits_are_in_the_wait_figures)
   dbpool_coord_close(c);
 }
 
+/* How a holder came is shown with it; a reused record starts as "api". */
+TEST(holders_show_how_they_joined)
+{
+  dbpool_coord *c;
+  dbpool_holder *a, *b;
+  dbpool_holder_info info[4];
+  CHECK_RC(dbpool_coord_open(tu_db("joined.db"), 0, &c), 0);
+  CHECK_RC(dbpool_holder_new(c, &a), 0);
+  CHECK_RC(dbpool_holder_set_joined(a, DBPOOL_JOINED_PRELOAD), 0);
+  CHECK_RC(dbpool_holder_set_joined(a, 99), -EINVAL);
+  CHECK_RC(dbpool_holder_acquire(a, 0), 0);
+  CHECK_RC(dbpool_coord_holders(c, info, 4), 1);
+  CHECK(info[0].joined == DBPOOL_JOINED_PRELOAD);
+  CHECK_STR(dbpool_joined_name(info[0].joined), "preload");
+  dbpool_holder_free(a);
+  CHECK_RC(dbpool_holder_new(c, &b), 0); /* gets the freed record */
+  CHECK_RC(dbpool_holder_acquire(b, 0), 0);
+  CHECK_RC(dbpool_coord_holders(c, info, 4), 1);
+  CHECK_STR(dbpool_joined_name(info[0].joined), "api");
+  CHECK_STR(dbpool_joined_name(DBPOOL_JOINED_C_POOL), "c-pool");
+  CHECK_STR(dbpool_joined_name(-1), "unknown");
+  CHECK_STR(dbpool_joined_name(5), "unknown");
+  dbpool_holder_free(b);
+  dbpool_coord_close(c);
+}
+
 int main(void)
 {
   tu_init("unit");
@@ -455,5 +481,6 @@ int main(void)
   RUN(strerror_names_every_error);
   RUN(histogram_buckets_are_contiguous);
   RUN(timed_out_waits_are_in_the_wait_figures);
+  RUN(holders_show_how_they_joined);
   return tu_finish();
 }

@@ -101,6 +101,7 @@ spec = re.compile(r"%[-+ #0-9.]*(?:ll|l|z|h)?[diuxXoscpfgz%]")
 for path in sorted(glob.glob(os.path.join(ROOT, "coordinator/*.c")) +
                    glob.glob(os.path.join(ROOT, "pool/*.c")) +
                    glob.glob(os.path.join(ROOT, "ext/*.c")) +
+                   glob.glob(os.path.join(ROOT, "preload/*.c")) +
                    glob.glob(os.path.join(ROOT, "cli/*.c"))):
     src = open(path).read()
     # adjacent literals concatenate

@@ -16,6 +16,7 @@ trap 'rm -rf "$dest"' EXIT
 
 make --no-print-directory install B="$B" DESTDIR="$dest" PREFIX="$prefix" >/dev/null || { echo "make install failed"; exit 1; }
 for f in bin/dbpoolctl lib/dbpool.so lib/libdbpool.a "lib/libdbpool.so.$version" \
+         lib/dbpool/libdbpool-preload.so lib/dbpool/dbpool.so \
          lib/libdbpool.so.0 lib/libdbpool.so include/dbpool.h include/dbpool_coord.h \
          lib/pkgconfig/dbpool.pc share/man/man1/dbpoolctl.1 share/man/man3/dbpool.3 \
          share/man/man7/dbpool.7; do
@@ -54,6 +55,11 @@ cc "$work/prog.c" -o "$work/prog" $flags || { echo "compiling with pkg-config fa
 out=$(LD_LIBRARY_PATH="$root/lib" "$work/prog" "$work/app.db")
 check "[ '$out' = '$version active=1' ]"
 check "[ \"\$('$root/bin/dbpoolctl' --version)\" = 'dbpoolctl $version' ]"
+# dbpoolctl run finds the installed preload library (../lib/dbpool from its
+# directory), which finds the extension through its link.
+out=$(cd "$work" && env -u DBPOOL_PRELOAD -u DBPOOL_EXTENSION "$root/bin/dbpoolctl" run -- \
+      sqlite3 app.db "SELECT joined, dbpool_version() FROM pool_connections WHERE current")
+check "[ '$out' = 'preload|$version' ]"
 check "'$root/bin/dbpoolctl' rm '$work/app.db' >/dev/null"
 check "grep -q 'dbpool $version' '$root/share/man/man1/dbpoolctl.1'"
 
