@@ -3,6 +3,7 @@
 #   make            build everything into build/
 #   make demo       a multi-process demonstration on a temporary database
 #   make test       install what is missing (as root), build, run the suite
+#   make deps-integrations   also the runtimes the recipe tests use (PHP, Go, ...)
 #   make bench      print benchmark figures (ratios measured in one run)
 #   make install    into $(DESTDIR)$(PREFIX); make uninstall removes it
 #   make clean
@@ -71,7 +72,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 PRODUCTS := $(B)/libdbpool.a $(B)/libdbpool.so $(B)/dbpool.so $(B)/dbpoolctl $(B)/dbpool.pc \
   $(B)/libdbpool-preload.so
 
-.PHONY: all test test-c bench demo deps install uninstall clean FORCE
+.PHONY: all test test-c bench demo deps deps-integrations install uninstall clean FORCE
 all: $(PRODUCTS) $(TEST_BIN) $(BENCH_BIN)
 
 $(B)/lib/%.o: %.c
@@ -141,9 +142,13 @@ $(B)/bench/%: bench/%.c $(B)/libdbpool.a $(B)/dbpool.so
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $< -o $@ $(B)/libdbpool.a $(BENCH_LIBS) $(ALL_LDFLAGS) -lm
 
 # What a fresh Debian or Ubuntu lacks: installed when root, else the one
-# command to run is printed.
+# command to run is printed. deps-integrations: the runtimes of the recipes
+# in docs/integrations.md (tests/integrations skips what is missing).
 deps:
 	@scripts/deps.sh
+
+deps-integrations:
+	@scripts/deps.sh integrations
 
 # deps first, before anything compiles against sqlite3.h.
 test: deps
