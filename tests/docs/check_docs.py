@@ -126,6 +126,9 @@ if "docs/integrations.md" not in readme:
 
 # --- one version everywhere --------------------------------------------------
 version = read("VERSION").strip()
+changelog = read("debian/changelog").split("\n", 1)[0]
+if not changelog.startswith("dbpool (%s) " % version):
+    failures.append("debian/changelog's first entry (%s) is not version %s" % (changelog, version))
 if subprocess.run([ctl, "--version"], capture_output=True, text=True).stdout.strip() != \
         "dbpoolctl " + version:
     failures.append("dbpoolctl --version disagrees with VERSION")
