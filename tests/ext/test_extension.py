@@ -7,6 +7,7 @@ namespace, and removes its pool segments.
 """
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -64,6 +65,27 @@ class ExtensionTest(PoolTestCase):
         self.assertIn("Error: error during initialization: dbpool: pool full: all 3 "
                       "connections to %s are in use (waited" % self.db, s.stderr)
         self.assertEqual(self.stats()[0], 3)
+
+    def test_a_second_copy_of_the_extension_counts_nothing_twice(self):
+        """Loading dbpool from another file too (a copy elsewhere, as with
+        dbpoolctl run and an application that loads its own) must not
+        install a second counter: it would take a second slot for each
+        connection, for a moment, so at the cap the open would fail."""
+        for _ in range(2):
+            self.shell()  # one slot of 3 left
+        copy = os.path.join(self.dir, "copy")
+        os.mkdir(copy)
+        shutil.copy(EXT + ".so", copy)
+        p = self.python(
+            "import os\n"
+            "other = sqlite3.connect(':memory:')\n"
+            "other.enable_load_extension(True)\n"
+            "other.load_extension(sys.argv[1])\n"
+            "c = sqlite3.connect('file:' + DB + '?dbpool_timeout=200', uri=True)\n"
+            "print(c.execute('SELECT count(*) FROM pool_connections WHERE pid = ?',"
+            " (os.getpid(),)).fetchone()[0])\n", os.path.join(copy, "dbpool"))
+        out, err = p.communicate(timeout=30)
+        self.assertEqual((out, err), ("1\n", ""))
 
     def test_a_waiter_gets_in_when_a_holder_closes(self):
         shells = [self.shell() for _ in range(3)]
