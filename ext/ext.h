@@ -32,8 +32,8 @@ typedef struct dbpool_conn {
 
 /* connection.c: every SQL object registered for a connection holds a
 ** reference to its dbpool_conn; the last one, dropped when the connection
-** closes, releases the slot. */
-/* joined: how the connection came (dbpool_joined), shown in pool_connections. */
+** closes, releases the slot. joined (a dbpool_joined) says how the
+** connection came, as pool_connections shows it. */
 int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg, int joined);
 void dbpool_conn_ref(dbpool_conn *conn);
 void dbpool_conn_unref(void *conn);
