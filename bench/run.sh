@@ -12,6 +12,11 @@ for b in "$B"/bench/*; do
   echo
 done
 
+# An application server: the Flask recipe of docs/integrations.md under
+# gunicorn, without and with dbpool (skipped without gunicorn and Flask).
+B=$B /usr/bin/python3 bench/appserver.py
+echo
+
 # Instruction counts are exact where timings are noisy: the extension's cost
 # on a point SELECT, counted by callgrind inside the SELECT loop alone.
 count() { # count BINARY FUNCTION MODE: instructions inside FUNCTION

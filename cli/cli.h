@@ -16,6 +16,8 @@
 
 /* Exit statuses. */
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+/* From a command that parses its own arguments (run): print its --help. */
+#define EXIT_HELP (-1)
 
 typedef struct cli_opts {
   bool json;
@@ -76,6 +78,8 @@ int cmd_reap(int argc, char **argv, const cli_opts *o);
 int cmd_rm(int argc, char **argv, const cli_opts *o);
 int cmd_metrics(int argc, char **argv, const cli_opts *o);
 int cmd_gc(int argc, char **argv, const cli_opts *o);
+/* run.c: argv[1..] are run's own options, then the command to run. */
+int cmd_run(int argc, char **argv, const cli_opts *o);
 
 /* show.c, used by watch too */
 void print_stats_text(FILE *f, const pool_view *v);

@@ -8,6 +8,7 @@
 **   dbpoolctl pause DB | resume DB | reap DB | rm DB [--force]
 **   dbpoolctl gc [--dry-run] [--json]
 **   dbpoolctl metrics [DB]
+**   dbpoolctl run [--max-connections N] [--timeout MS] [--] COMMAND [ARG...]
 **
 ** Exit status: 0 success, 1 the operation failed, 2 usage error. Errors go
 ** to stderr and name the cause. A refused command changes nothing.
@@ -19,7 +20,8 @@
 
 #include "cli.h"
 
-enum { OPT_JSON = 1, OPT_FORCE = 2, OPT_INTERVAL = 4, OPT_COUNT = 8, OPT_DRY_RUN = 16 };
+enum { OPT_JSON = 1, OPT_FORCE = 2, OPT_INTERVAL = 4, OPT_COUNT = 8, OPT_DRY_RUN = 16,
+       OPT_OWN = 32 /* the command parses everything after its word itself */ };
 
 typedef struct command {
   const char *name;
@@ -71,6 +73,19 @@ static const command commands[] = {
      "Prometheus text exposition of every pool (or one): gauges, counters\n"
      "(_total) and the wait-time histogram (dbpool_wait_seconds), for a\n"
      "node-exporter textfile collector or a scrape wrapper."},
+    {"run", cmd_run, 1, 1, OPT_OWN,
+     "run [--max-connections N] [--timeout MS] [--] COMMAND [ARG...]",
+     "Run COMMAND with every SQLite connection that it and its children open\n"
+     "counted by dbpool, without .load or any change to its code: COMMAND\n"
+     "starts with libdbpool-preload.so in LD_PRELOAD, which makes the\n"
+     "system's libsqlite3 count each connection (pool_connections shows them\n"
+     "as joined 'preload'). Reaches dynamically linked programs that use\n"
+     "libsqlite3.so.0 (Python, PHP, the sqlite3 shell, Go with Debian's\n"
+     "go-sqlite3), not a SQLite compiled into the program (better-sqlite3).\n"
+     "--max-connections N and --timeout MS are the max_connections and\n"
+     "acquire_timeout_ms of pools the command creates; a pool that exists\n"
+     "keeps its settings (dbpoolctl set changes them). dbpoolctl execs\n"
+     "COMMAND: same pid, COMMAND's exit status (127 if it cannot be found)."},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof *commands)
 
@@ -177,6 +192,11 @@ int main(int argc, char **argv)
       for (int k = 0; k < NCOMMANDS; k++)
         if (!strcmp(a, commands[k].name)) cmd = &commands[k];
       if (!cmd) return cli_usage(NULL, "unknown command '%s'", a);
+      if (cmd->options & OPT_OWN) {
+        int rc = help ? EXIT_HELP : cmd->run(argc - i, argv + i, &o);
+        if (rc == EXIT_HELP) print_command_help(stdout, cmd);
+        return rc == EXIT_HELP ? EXIT_OK : rc;
+      }
     } else {
       if (npos >= 64) return cli_usage(cmd->name, "too many arguments");
       pos[npos++] = argv[i];

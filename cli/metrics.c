@@ -98,7 +98,7 @@ static int collect(const char *segment, void *arg)
 
 static void print_histogram(const metric_acc *acc)
 {
-  printf("# HELP dbpool_wait_seconds Time acquires waited for a slot.\n"
+  printf("# HELP dbpool_wait_seconds Time acquire attempts waited for a slot (timed-out ones included).\n"
          "# TYPE dbpool_wait_seconds histogram\n");
   for (int i = 0; i < acc->n; i++) {
     const metric_pool *m = &acc->pools[i];

@@ -89,7 +89,7 @@ void print_stats_text(FILE *f, const pool_view *v)
   const dbpool_host_stats *s = &v->st;
   char created[40], db[FMT_TEXT_CAP(DBPOOL_PATH_MAX)], seg[FMT_TEXT_CAP(sizeof v->segment)];
   fmt_iso8601(s->created_at_ns, created, sizeof created);
-  double avg = s->total_acquired ? ns_to_ms(s->total_wait_ns) / (double)s->total_acquired : 0;
+  double avg = ns_to_ms(s->avg_wait_ns);
   fprintf(f, "pool of %s\n", fmt_text(v->database, db, sizeof db));
   fprintf(f, "  segment             %s\n", fmt_text(v->segment, seg, sizeof seg));
   fprintf(f, "  file                %s\n", file_state_name(v->file));
@@ -121,18 +121,19 @@ void print_holders_text(FILE *f, const pool_view *v, int64_t now_ns, int max_row
     fprintf(f, "no holders or waiters\n");
     return;
   }
-  fprintf(f, "%-8s %-16s %-9s %-8s %-8s %-24s %12s  %s\n", "PID", "PROCESS", "PROC",
-          "THREAD", "STATE", "SINCE", "DURATION_MS", "LABEL");
+  fprintf(f, "%-8s %-16s %-9s %-8s %-8s %-24s %12s  %-8s %s\n", "PID", "PROCESS", "PROC",
+          "THREAD", "STATE", "SINCE", "DURATION_MS", "JOINED", "LABEL");
   for (int i = 0; i < v->nholders && (max_rows <= 0 || i < max_rows); i++) {
     const dbpool_holder_info *h = &v->holders[i];
     char since[40], process[FMT_TEXT_CAP(DBPOOL_PROCESS_NAME_MAX)];
     char label[FMT_TEXT_CAP(DBPOOL_LABEL_MAX)];
     fmt_iso8601(h->since_ns, since, sizeof since);
     long long dur = h->since_ns > 0 ? (now_ns - h->since_ns) / 1000000 : 0;
-    fprintf(f, "%-8d %-16s %-9s %-8d %-8s %-24s %12lld  %s\n", h->pid,
+    fprintf(f, "%-8d %-16s %-9s %-8d %-8s %-24s %12lld  %-8s %s\n", h->pid,
             fmt_text(h->process, process, sizeof process),
             process_state_name(h->process_state), h->tid, state_name(h->state), since,
-            dur < 0 ? 0 : dur, fmt_text(h->label, label, sizeof label));
+            dur < 0 ? 0 : dur, dbpool_joined_name(h->joined),
+            fmt_text(h->label, label, sizeof label));
   }
   if (max_rows > 0 && v->nholders > max_rows)
     fprintf(f, "... and %d more\n", v->nholders - max_rows);
@@ -143,7 +144,7 @@ static void print_status_json(const pool_view *v, int64_t now_ns)
   const dbpool_host_stats *s = &v->st;
   char created[40];
   fmt_iso8601(s->created_at_ns, created, sizeof created);
-  double avg = s->total_acquired ? ns_to_ms(s->total_wait_ns) / (double)s->total_acquired : 0;
+  double avg = ns_to_ms(s->avg_wait_ns);
   printf("{\"database\": ");
   fmt_json_string(stdout, v->database);
   printf(", \"segment\": ");
@@ -173,7 +174,8 @@ static void print_status_json(const pool_view *v, int64_t now_ns)
     fmt_json_string(stdout, h->process);
     printf(", \"process_state\": \"%s\"", process_state_name(h->process_state));
     printf(", \"thread\": %d, \"state\": \"%s\", \"since\": \"%s\", \"duration_ms\": %lld, "
-           "\"label\": ", h->tid, state_name(h->state), since, dur < 0 ? 0 : dur);
+           "\"joined\": \"%s\", \"label\": ", h->tid, state_name(h->state), since,
+           dur < 0 ? 0 : dur, dbpool_joined_name(h->joined));
     if (h->label[0]) fmt_json_string(stdout, h->label);
     else printf("null");
     printf("}");

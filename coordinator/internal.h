@@ -234,6 +234,9 @@ DBP_HIDDEN int dbp_steer_check(dbpool_coord *c, const char *what);
 DBP_HIDDEN unsigned dbp_hist_bucket(uint64_t wait_ns);
 DBP_HIDDEN void dbp_record_users(dbpool_coord *c, char *buf, size_t cap);
 DBP_HIDDEN void dbp_record_wait(dbp_header *h, uint64_t wait_ns);
+/* An acquire that failed for lack of a slot after waiting waited_ns: counted
+** in total_timeouts and in the wait figures. */
+DBP_HIDDEN void dbp_record_timeout(dbp_header *h, uint64_t waited_ns);
 
 /* registry.c */
 DBP_HIDDEN int dbp_register_process(dbpool_coord *c);

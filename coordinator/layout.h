@@ -102,7 +102,7 @@ typedef struct dbp_record {
   _Atomic uint64_t ticket;   /* FIFO position while waiting (lock) */
   _Atomic uint32_t q_prev, q_next; /* wait queue links (lock) */
   _Atomic uint32_t free_next; /* unowned record stack (lock) */
-  uint32_t reserved0;
+  _Atomic uint32_t joined;   /* dbpool_joined: how the holder came (shown only) */
   _Atomic uint64_t label[DBP_LABEL_WORDS];
   uint8_t reserved[128 - 104];
 } dbp_record;

@@ -499,6 +499,7 @@ int dbpool_holder_new(dbpool_coord *c, dbpool_holder **out)
     else if (idx != DBP_REC_NONE) {
       dbp_record *r = &c->recs[idx];
       atomic_store(&r->flags, 0);
+      atomic_store(&r->joined, DBPOOL_JOINED_API);
       atomic_store(&r->tid, 0);
       atomic_store(&r->since_ns, 0);
       dbp_label_store(r->label, DBP_LABEL_WORDS, NULL);

@@ -8,7 +8,12 @@
 ** exact and consistent with each other at every instant, for free. Waits are
 ** recorded by waiters after they wake (atomics, no lock) in a log-linear
 ** histogram: 8 buckets per power of two (at most 12.5% wide) from 1 us up;
-** acquires that did not wait are bucket 0, derived as the remainder.
+** attempts that did not wait are bucket 0, derived as the remainder.
+**
+** The wait figures cover every acquire that ended in a slot or a timeout:
+** an acquire that gave up after waiting 5 s is the longest wait a caller
+** saw, and leaving it out made a pool that timed callers out show a p99 of
+** 0. The attempts are total_acquired + total_timeouts.
 */
 #include <errno.h>
 #include <limits.h>
@@ -48,6 +53,12 @@ void dbp_record_wait(dbp_header *h, uint64_t ns)
   }
 }
 
+void dbp_record_timeout(dbp_header *h, uint64_t waited_ns)
+{
+  atomic_fetch_add(&h->total_timeouts, 1);
+  dbp_record_wait(h, waited_ns);
+}
+
 static void totals(dbp_gate g, uint64_t *acquired, uint64_t *released_all)
 {
   uint64_t active = g_active(g.bits);
@@ -60,11 +71,12 @@ int dbpool_coord_histogram(dbpool_coord *c, uint64_t *counts)
   if (!c || !counts) return dbp_err(-EINVAL, "dbpool: histogram: NULL argument");
   uint64_t acquired, rel, waited = 0;
   totals(dbp_gate_snapshot(c->hdr), &acquired, &rel);
+  uint64_t attempts = acquired + atomic_load(&c->hdr->total_timeouts);
   for (unsigned b = 1; b < DBPOOL_HIST_BUCKETS; b++) {
     counts[b] = atomic_load_explicit(&c->hdr->hist[b], memory_order_relaxed);
     waited += counts[b];
   }
-  counts[0] = acquired > waited ? acquired - waited : 0;
+  counts[0] = attempts > waited ? attempts - waited : 0;
   return 0;
 }
 
@@ -164,6 +176,8 @@ int dbpool_coord_stats(dbpool_coord *c, dbpool_host_stats *out)
   out->total_timeouts = atomic_load(&h->total_timeouts);
   out->total_wait_ns = atomic_load(&h->total_wait_ns);
   out->max_wait_ns = atomic_load(&h->max_wait_ns);
+  uint64_t attempts = out->total_acquired + out->total_timeouts;
+  out->avg_wait_ns = attempts ? out->total_wait_ns / attempts : 0;
   out->created_at_ns = h->created_ns;
 
   uint32_t hwm = dbp_record_hwm(h), dead_held = 0, dead_waiting = 0;
@@ -248,6 +262,7 @@ static void fill_info(dbpool_coord *c, uint32_t i, dbpool_holder_state state,
   o->tid = atomic_load_explicit(&r->tid, memory_order_relaxed);
   o->since_ns = atomic_load_explicit(&r->since_ns, memory_order_relaxed);
   dbp_label_load(r->label, DBP_LABEL_WORDS, o->label);
+  o->joined = (int)atomic_load_explicit(&r->joined, memory_order_relaxed);
   uint32_t owner = atomic_load(&r->owner);
   if (owner >= 1 && owner <= phwm) {
     dbp_process *p = &c->procs[owner - 1];
@@ -255,6 +270,24 @@ static void fill_info(dbpool_coord *c, uint32_t i, dbpool_holder_state state,
     dbp_label_load(p->comm, DBP_COMM_WORDS, o->process);
     o->process_state = dbp_process_state(c, owner - 1);
   }
+}
+
+int dbpool_holder_set_joined(dbpool_holder *hd, int joined)
+{
+  if (!hd || joined < DBPOOL_JOINED_API || joined > DBPOOL_JOINED_C_POOL)
+    return dbp_err(-EINVAL, "dbpool: set_joined: no holder, or no such kind %d", joined);
+  if (hd->fork_gen != dbp_fork_gen())
+    return dbp_err(-EPERM, "dbpool: holder belongs to another process");
+  atomic_store_explicit(&hd->rec->joined, (uint32_t)joined, memory_order_relaxed);
+  return 0;
+}
+
+const char *dbpool_joined_name(int joined)
+{
+  static const char *const names[] = {"api", "load", "auto", "preload", "c-pool"};
+  /* From shared memory: any value may come. */
+  return joined >= 0 && joined < (int)(sizeof names / sizeof *names) ? names[joined]
+                                                                     : "unknown";
 }
 
 int dbpool_coord_holders(dbpool_coord *c, dbpool_holder_info *buf, size_t cap)

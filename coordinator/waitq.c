@@ -181,11 +181,11 @@ static int timed_out(dbpool_holder *hd, int64_t start, bool tried_once)
   long long waited = (dbp_mono_ns() - start) / 1000000;
   int err = tried_once ? -EAGAIN : -ETIMEDOUT;
   if (g.bits & G_PAUSED)
-    return dbp_err(err, "dbpool: the pool of %s is paused (%u of %u "
+    return dbp_err(err, "dbpool: pool full: the pool of %s is paused (%u of %u "
                    "connections in use; waited %lld ms)", c->path,
                    g_active(g.bits), g_max(g.bits), waited);
-  return dbp_err(err, "dbpool: all %u connections to %s are in use (waited "
-                 "%lld ms)", g_max(g.bits), c->path, waited);
+  return dbp_err(err, "dbpool: pool full: all %u connections to %s are in use "
+                 "(waited %lld ms)", g_max(g.bits), c->path, waited);
 }
 
 static void notify_waiter_listeners(dbp_header *h)
@@ -196,8 +196,9 @@ static void notify_waiter_listeners(dbp_header *h)
 }
 
 /* Leave the queue (timeout, or the pool was removed). Returns 0 if the slot
-** was granted before we got the lock: then we keep it. */
-static int leave_queue(dbpool_holder *hd, bool count_timeout)
+** was granted before we got the lock: then we keep it. A timeout (count_timeout)
+** is recorded with the wait since start. */
+static int leave_queue(dbpool_holder *hd, bool count_timeout, int64_t start)
 {
   dbpool_coord *c = hd->c;
   dbp_record *r = hd->rec;
@@ -212,7 +213,7 @@ static int leave_queue(dbpool_holder *hd, bool count_timeout)
     atomic_store(&r->word, REC_WORD(REC_FREE, REC_SEQ(w)));
     dbp_queue_remove(c, hd->idx);
   }
-  if (count_timeout) atomic_fetch_add(&c->hdr->total_timeouts, 1);
+  if (count_timeout) dbp_record_timeout(c->hdr, (uint64_t)(dbp_mono_ns() - start));
   dbp_unlock_granting(c);
   return 1;
 }
@@ -254,7 +255,7 @@ static int acquire_slow(dbpool_holder *hd, int timeout_ms, dbp_sigwait *sw)
   ** microseconds; bounded in case its holder is stopped). */
   int rc = dbp_lock(c, timeout_ms == 0 ? start + 100000000 : deadline);
   if (rc == -ETIMEDOUT) {
-    atomic_fetch_add(&h->total_timeouts, 1);
+    dbp_record_timeout(h, (uint64_t)(dbp_mono_ns() - start));
     return timed_out(hd, start, timeout_ms == 0);
   }
   if (rc) return rc;
@@ -290,7 +291,7 @@ static int acquire_slow(dbpool_holder *hd, int timeout_ms, dbp_sigwait *sw)
         if ((rc = dbp_lock(c, -1))) return rc;
         continue;
       }
-      atomic_fetch_add(&h->total_timeouts, 1);
+      dbp_record_timeout(h, (uint64_t)(dbp_mono_ns() - start));
       return timed_out(hd, start, true);
     }
     if (g.bits & G_SLOW) break;
@@ -337,7 +338,7 @@ static int wait_in_queue(dbpool_holder *hd, int64_t start, int64_t deadline,
     bool cancelled = hd->cancel && __atomic_load_n(hd->cancel, __ATOMIC_ACQUIRE);
     int64_t now = dbp_mono_ns();
     if (removed || cancelled || interrupted || (deadline >= 0 && now >= deadline)) {
-      int rc = leave_queue(hd, !removed && !cancelled && !interrupted);
+      int rc = leave_queue(hd, !removed && !cancelled && !interrupted, start);
       if (rc <= 0) return rc; /* 0: granted just in time, keep it */
       if (removed)
         return dbp_err(-ESTALE, "dbpool: pool %s of %s was removed; reopen it",

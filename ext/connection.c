@@ -137,7 +137,8 @@ static int parse_timeout(const char *text, int *out)
 }
 
 /* Take a slot for conn (a file database). */
-static int take_slot(dbpool_conn *conn, const char *file, char **pzErrMsg)
+static int take_slot(dbpool_conn *conn, const char *file, int joined,
+                     char **pzErrMsg)
 {
   int timeout = DBPOOL_TIMEOUT_DEFAULT;
   const char *t = sqlite3_uri_parameter(file, DBPOOL_URI_TIMEOUT);
@@ -153,6 +154,7 @@ static int take_slot(dbpool_conn *conn, const char *file, char **pzErrMsg)
     if (rc == 0) {
       if (take_pooled_mark(conn)) return SQLITE_OK; /* the C pool's slot */
       rc = dbpool_holder_new(conn->coord, &conn->holder);
+      if (rc == 0) dbpool_holder_set_joined(conn->holder, joined);
     }
     /* Ctrl-C (SIGINT, SIGTERM, SIGHUP, SIGQUIT) ends the wait. */
     if (rc == 0) rc = dbp_holder_acquire_interruptible(conn->holder, timeout);
@@ -191,7 +193,7 @@ static int counts(sqlite3 *db, const char *file)
   return S_ISREG(st.st_mode);
 }
 
-int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg)
+int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg, int joined)
 {
   const char *file = sqlite3_db_filename(db, "main");
   dbpool_conn *conn = sqlite3_malloc64(sizeof *conn);
@@ -203,7 +205,7 @@ int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg)
   conn->refs = 1; /* ours, until the registrations hold theirs */
   if (counts(db, file)) {
     conn->path = sqlite3_mprintf("%s", file);
-    rc = conn->path ? take_slot(conn, file, pzErrMsg) : SQLITE_NOMEM;
+    rc = conn->path ? take_slot(conn, file, joined, pzErrMsg) : SQLITE_NOMEM;
   }
   /* Each registration takes a reference; on failure SQLite calls the
   ** destructor, which drops it again. */

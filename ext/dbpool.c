@@ -23,6 +23,11 @@
 ** tables pool_stats, pool_connections and pool_settings, and the functions
 ** dbpool_version() and dbpool_label(text).
 **
+** A second entry point, sqlite3_dbpool_preload_init, is for
+** libdbpool-preload.so (preload/preload.c, `dbpoolctl run`): registered by
+** it as the automatic extension of a program that never loads dbpool, it
+** counts every connection (pool_connections shows them as joined 'preload').
+**
 ** LIMITATIONS
 **   - The cap is cooperative: connections of processes that did not load
 **     dbpool are not counted.
@@ -50,7 +55,7 @@ static int dbpool_auto_init(sqlite3 *db, char **pzErrMsg,
                             const sqlite3_api_routines *pApi)
 {
   (void)pApi;
-  return dbpool_conn_attach(db, pzErrMsg);
+  return dbpool_conn_attach(db, pzErrMsg, DBPOOL_JOINED_AUTO);
 }
 
 /* Never unload: connections opened through our VFS and holding our
@@ -61,6 +66,33 @@ static void pin_library(void)
   Dl_info info;
   if (dladdr((void *)pin_library, &info) && info.dli_fname)
     dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
+/* Once per process: the VFS shim, and (auto_init) our automatic extension.
+** When another copy of dbpool (another file) got there first, it counts the
+** process's connections already: install nothing, or each would count twice. */
+static int install_once(int (*auto_init)(sqlite3 *, char **,
+                                         const sqlite3_api_routines *))
+{
+  int rc = SQLITE_OK;
+  pthread_mutex_lock(&g_install_lock);
+  if (!g_installed && !dbpool_vfs_other_copy()) {
+    rc = dbpool_vfs_install();
+    if (rc == SQLITE_OK && auto_init) {
+      rc = sqlite3_auto_extension((void (*)(void))auto_init);
+      if (rc != SQLITE_OK) dbpool_vfs_uninstall();
+    }
+  }
+  if (rc == SQLITE_OK) g_installed = 1;
+  pthread_mutex_unlock(&g_install_lock);
+  return rc;
+}
+
+static int install_failed(int rc, char **pzErrMsg)
+{
+  *pzErrMsg = sqlite3_mprintf("dbpool: cannot install the VFS shim and "
+                              "automatic extension (%s)", sqlite3_errstr(rc));
+  return rc;
 }
 
 __attribute__((visibility("default")))
@@ -76,23 +108,25 @@ int sqlite3_dbpool_init(sqlite3 *db, char **pzErrMsg,
   ** attached by the automatic extension) is not counted again: loading
   ** twice is a no-op. */
   if (!dbpool_conn_attached(db)) {
-    rc = dbpool_conn_attach(db, pzErrMsg);
+    rc = dbpool_conn_attach(db, pzErrMsg, DBPOOL_JOINED_LOAD);
     if (rc != SQLITE_OK) return rc;
   }
-  pthread_mutex_lock(&g_install_lock);
-  if (!g_installed) {
-    rc = dbpool_vfs_install();
-    if (rc == SQLITE_OK) {
-      rc = sqlite3_auto_extension((void (*)(void))dbpool_auto_init);
-      if (rc != SQLITE_OK) dbpool_vfs_uninstall();
-    }
-    if (rc == SQLITE_OK) g_installed = 1;
-  }
-  pthread_mutex_unlock(&g_install_lock);
-  if (rc != SQLITE_OK) {
-    *pzErrMsg = sqlite3_mprintf("dbpool: cannot install the VFS shim and "
-                                "automatic extension (%s)", sqlite3_errstr(rc));
-    return rc;
-  }
+  rc = install_once(dbpool_auto_init);
+  if (rc != SQLITE_OK) return install_failed(rc, pzErrMsg);
   return SQLITE_OK_LOAD_PERMANENTLY;
+}
+
+/* The automatic extension of libdbpool-preload.so, which registered it
+** itself: runs for every connection of the process, the first one (an
+** in-memory database the preload opens) included, which installs the VFS
+** shim before any real connection. Returns an automatic extension's codes
+** (never SQLITE_OK_LOAD_PERMANENTLY: the preload keeps us loaded). */
+__attribute__((visibility("default")))
+int sqlite3_dbpool_preload_init(sqlite3 *db, char **pzErrMsg,
+                                const sqlite3_api_routines *pApi)
+{
+  SQLITE_EXTENSION_INIT2(pApi);
+  int rc = install_once(NULL);
+  if (rc != SQLITE_OK) return install_failed(rc, pzErrMsg);
+  return dbpool_conn_attach(db, pzErrMsg, DBPOOL_JOINED_PRELOAD);
 }

@@ -30,8 +30,9 @@ typedef struct dbpool_conn {
 
 /* connection.c: every SQL object registered for a connection holds a
 ** reference to its dbpool_conn; the last one, dropped when the connection
-** closes, releases the slot. */
-int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg);
+** closes, releases the slot. joined (a dbpool_joined) says how the
+** connection came, as pool_connections shows it. */
+int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg, int joined);
 /* Has db been attached (counted, or found not to count) already? */
 int dbpool_conn_attached(sqlite3 *db);
 void dbpool_conn_ref(dbpool_conn *conn);
@@ -49,6 +50,9 @@ extern const struct dbpool_pooled_hook dbpool_pooled;
 
 /* vfs_shim.c */
 int dbpool_vfs_install(void);
+/* 1 if a VFS named "dbpool" that is not ours is registered: another copy of
+** the extension (another file) is active in this process. */
+int dbpool_vfs_other_copy(void);
 void dbpool_vfs_uninstall(void);
 
 /* common.c: helpers the tables share. */

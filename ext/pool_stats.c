@@ -202,9 +202,7 @@ static int stats_column(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int col
   case COL_TOTAL_RELEASED: sqlite3_result_int64(ctx, (sqlite3_int64)s->total_released); break;
   case COL_TOTAL_TIMEOUTS: sqlite3_result_int64(ctx, (sqlite3_int64)s->total_timeouts); break;
   case COL_TOTAL_RECLAIMED: sqlite3_result_int64(ctx, (sqlite3_int64)s->total_reclaimed); break;
-  case COL_AVG_WAIT_MS:
-    sqlite3_result_double(ctx, s->total_acquired ? ms(s->total_wait_ns) / (double)s->total_acquired : 0.0);
-    break;
+  case COL_AVG_WAIT_MS: sqlite3_result_double(ctx, ms(s->avg_wait_ns)); break;
   case COL_P50_WAIT_MS: sqlite3_result_double(ctx, ms(s->p50_wait_ns)); break;
   case COL_P95_WAIT_MS: sqlite3_result_double(ctx, ms(s->p95_wait_ns)); break;
   case COL_P99_WAIT_MS: sqlite3_result_double(ctx, ms(s->p99_wait_ns)); break;

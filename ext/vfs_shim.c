@@ -353,6 +353,12 @@ int dbpool_vfs_install(void)
   return sqlite3_vfs_register(&g_shim, 1);
 }
 
+int dbpool_vfs_other_copy(void)
+{
+  sqlite3_vfs *named = sqlite3_vfs_find("dbpool");
+  return named && named != &g_shim;
+}
+
 void dbpool_vfs_uninstall(void)
 {
   if (g_root) {

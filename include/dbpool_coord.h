@@ -74,6 +74,17 @@ typedef struct dbpool_holder dbpool_holder;
 DBPOOL_EXTERN const char *dbpool_strerror(int err);
 
 /*
+** DBPOOL_POOL_FULL_PREFIX: every message of a failure for lack of a slot (a
+** host pool or an in-process pool that stayed full for the whole timeout)
+** starts with it; the code is -ETIMEDOUT / -EAGAIN here and SQLITE_BUSY
+** through SQLite. Lets applications tell "come back later" apart from
+** SQLite's own SQLITE_BUSY ("database is locked"). SQLite puts its own text
+** in front of an automatic extension's message, so search for it rather than
+** compare the start.
+*/
+#define DBPOOL_POOL_FULL_PREFIX "dbpool: pool full: "
+
+/*
 ** dbpool_last_error: this thread's message for the last failure of any
 ** dbpool function, e.g. "dbpool: max_connections=0 is out of range
 ** (1..4096)". Empty string if none. Valid until the thread's next dbpool
@@ -301,6 +312,28 @@ DBPOOL_EXTERN int dbpool_coord_set_slot_label(dbpool_coord *c, unsigned slot,
 DBPOOL_EXTERN int dbpool_coord_slot_label(dbpool_coord *c, unsigned slot,
                                           char *buf, size_t cap);
 
+/*
+** How a holder came to the pool, shown with it (pool_connections' joined
+** column, dbpoolctl status) so that an operator can see which way each
+** connection is counted, e.g. that `dbpoolctl run` is in effect.
+*/
+typedef enum dbpool_joined {
+  DBPOOL_JOINED_API = 0,     /* "api": dbpool_holder_new, nothing more said */
+  DBPOOL_JOINED_LOAD = 1,    /* "load": the connection that loaded the extension */
+  DBPOOL_JOINED_AUTO = 2,    /* "auto": opened after loading, counted automatically */
+  DBPOOL_JOINED_PRELOAD = 3, /* "preload": counted through libdbpool-preload.so */
+  DBPOOL_JOINED_C_POOL = 4   /* "c-pool": a connection of dbpool_open's pool */
+} dbpool_joined;
+
+/*
+** dbpool_holder_set_joined: record how h came (a dbpool_joined value; set
+** once, after dbpool_holder_new). Returns 0, -EINVAL or -EPERM.
+** dbpool_joined_name: "api", "load", "auto", "preload", "c-pool", or
+** "unknown" for any other value.
+*/
+DBPOOL_EXTERN int dbpool_holder_set_joined(dbpool_holder *h, int joined);
+DBPOOL_EXTERN const char *dbpool_joined_name(int joined);
+
 /* dbpool_holder_slot: the holder's record number, as in dbpool_holder_info. */
 DBPOOL_EXTERN unsigned dbpool_holder_slot(const dbpool_holder *h);
 
@@ -374,14 +407,18 @@ typedef struct dbpool_host_stats {
   uint64_t total_released;  /* given back by their holders */
   uint64_t total_timeouts;  /* acquires that failed for lack of a slot */
   uint64_t total_reclaimed; /* slots taken back from dead processes */
+  /* Wait figures: over every acquire attempt, granted (total_acquired) or
+  ** timed out (total_timeouts, each with the time it waited before failing);
+  ** attempts that found a slot at once count as 0. */
   uint64_t total_wait_ns;
   uint64_t max_wait_ns;
-  uint64_t p50_wait_ns, p95_wait_ns, p99_wait_ns; /* over all acquires */
+  uint64_t p50_wait_ns, p95_wait_ns, p99_wait_ns;
   int64_t created_at_ns;    /* CLOCK_REALTIME */
   uint32_t records_in_use;  /* holder records owned by processes (every
                                holder: holding, waiting or neither) */
   uint32_t records_max;     /* holder records of a pool (8191); holder_new
                                fails with -ENOSPC when all are in use */
+  uint64_t avg_wait_ns;     /* total_wait_ns / (total_acquired + total_timeouts) */
 } dbpool_host_stats;
 
 #ifndef DBPOOL_H /* TEMPORARY: old name, until every caller is renamed */
@@ -395,9 +432,9 @@ typedef dbpool_host_stats dbpool_stats;
 DBPOOL_EXTERN int dbpool_coord_stats(dbpool_coord *c, dbpool_host_stats *out);
 
 /*
-** Wait-time histogram: bucket b counts acquires whose wait was in
-** [dbpool_hist_lower_ns(b), dbpool_hist_lower_ns(b + 1)). Bucket 0 holds
-** acquires that did not wait (under 1024 ns). DBPOOL_HIST_BUCKETS buckets.
+** Wait-time histogram: bucket b counts acquire attempts (granted or timed
+** out) whose wait was in [dbpool_hist_lower_ns(b), dbpool_hist_lower_ns(b +
+** 1)). Bucket 0 holds attempts that did not wait (under 1024 ns). DBPOOL_HIST_BUCKETS buckets.
 ** dbpool_coord_histogram fills counts[0..DBPOOL_HIST_BUCKETS-1].
 */
 #define DBPOOL_HIST_BUCKETS 265
@@ -427,6 +464,7 @@ typedef struct dbpool_holder_info {
   int64_t since_ns;        /* CLOCK_REALTIME: held or waiting since */
   char label[DBPOOL_LABEL_MAX];
   dbpool_process_state process_state;
+  int joined;              /* dbpool_joined (dbpool_joined_name) */
 } dbpool_holder_info;
 
 /*

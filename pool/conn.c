@@ -63,6 +63,7 @@ static int new_holder(dbpool *p, pool_entry *e, dbpool_coord *c)
 {
   dbpool_holder *h = NULL;
   int rc = dbpool_holder_new(c, &h);
+  if (rc == 0) dbpool_holder_set_joined(h, DBPOOL_JOINED_C_POOL);
   pool_lock_acquire(&p->lock);
   dbpool_holder *old = e->holder;
   e->holder = h;

@@ -488,8 +488,8 @@ static int acquire_locked(dbpool *p, int64_t deadline, int timeout_ms, int64_t s
   }
   if (timeout_ms == 0 || (deadline >= 0 && mono_ns() >= deadline)) {
     p->st.timeouts++;
-    return pool_err(SQLITE_BUSY, "dbpool: all %d connections of the pool of %s "
-                    "are checked out", p->cfg.max_size, p->path);
+    return pool_err(SQLITE_BUSY, "dbpool: pool full: all %d connections of the pool "
+                    "of %s are checked out", p->cfg.max_size, p->path);
   }
 
   /* Queue, then wait to be nudged, handed a connection, or handed an entry
@@ -540,8 +540,8 @@ static int acquire_locked(dbpool *p, int64_t deadline, int timeout_ms, int64_t s
     if (deadline >= 0 && now >= deadline) {
       unqueue_locked(p, &w);
       p->st.timeouts++;
-      return pool_err(SQLITE_BUSY, "dbpool: no connection of the pool of %s "
-                      "came free within %d ms (max_size=%d, all checked out)",
+      return pool_err(SQLITE_BUSY, "dbpool: pool full: no connection of the pool "
+                      "of %s came free within %d ms (max_size=%d, all checked out)",
                       p->path, timeout_ms, p->cfg.max_size);
     }
   }

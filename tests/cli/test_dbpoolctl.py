@@ -145,13 +145,19 @@ class DbpoolctlTest(PoolTestCase):
         self.assertIsNone(by_pid[b.pid]["label"])
         self.assertEqual(by_pid[a.pid]["process"], "sqlite3")
         self.assertEqual(by_pid[a.pid]["thread"], a.pid)
+        # The shells loaded dbpool on their connection; the Python process
+        # loaded it on an in-memory one and was counted when it connected.
+        self.assertEqual([by_pid[p]["joined"] for p in (a.pid, b.pid, w.pid)],
+                         ["load", "load", "auto"])
+        self.assertEqual(set(conns[0]), {"pid", "process", "thread", "state", "since",
+                                         "duration_ms", "joined", "label"})
         for c in conns:
             self.assertGreaterEqual(c["duration_ms"], 0)
             self.assertRegex(c["since"], r"Z$")
         text = self.ctl("status", self.db).stdout
         self.assertIn("max_connections     2", text)
         self.assertIn("records_in_use      3 of 8191", text)
-        self.assertIn("nightly-report", text)
+        self.assertRegex(text, r"\n%d +sqlite3 +running .* load +nightly-report\n" % a.pid)
         self.close_shell(a)
         self.assertEqual(w.communicate(timeout=30)[0].strip(), "in")
 

@@ -530,6 +530,66 @@ TEST(histogram_buckets_are_contiguous)
   }
 }
 
+/* Acquires that time out are in the wait figures, with the time they
+** waited: a pool that timed callers out must not show a p99 of 0. */
+TEST(timed_out_waits_are_in_the_wait_figures)
+{
+  dbpool_coord *c;
+  dbpool_holder *a, *b;
+  dbpool_stats st;
+  uint64_t counts[DBPOOL_HIST_BUCKETS], n = 0, slow = 0;
+  CHECK_RC(dbpool_coord_open(tu_db("timedwait.db"), 0, &c), 0);
+  CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 1), 0);
+  CHECK_RC(dbpool_holder_new(c, &a), 0);
+  CHECK_RC(dbpool_holder_new(c, &b), 0);
+  CHECK_RC(dbpool_holder_acquire(a, 0), 0);   /* granted at once */
+  CHECK_RC(dbpool_holder_acquire(b, 0), -EAGAIN); /* fails at once */
+  for (int i = 0; i < 2; i++) CHECK_RC(dbpool_holder_acquire(b, 150), -ETIMEDOUT);
+  CHECK_RC(dbpool_coord_stats(c, &st), 0);
+  CHECK(st.total_acquired == 1 && st.total_timeouts == 3);
+  /* 4 attempts: two waited about 150 ms, two not at all. */
+  CHECK(st.max_wait_ns >= 149000000u && st.max_wait_ns < 60000000000u);
+  CHECK(st.total_wait_ns >= 298000000u);
+  CHECK(st.p99_wait_ns >= 130000000u && st.p99_wait_ns <= st.max_wait_ns);
+  CHECK(st.p50_wait_ns < 1000000u);
+  CHECK(st.avg_wait_ns == st.total_wait_ns / 4);
+  CHECK_RC(dbpool_coord_histogram(c, counts), 0);
+  for (unsigned k = 0; k < DBPOOL_HIST_BUCKETS; k++) {
+    n += counts[k];
+    if (dbpool_hist_lower_ns(k) >= 130000000u) slow += counts[k];
+  }
+  CHECK(n == 4 && slow == 2);
+  dbpool_holder_free(a);
+  dbpool_holder_free(b);
+  dbpool_coord_close(c);
+}
+
+/* How a holder came is shown with it; a reused record starts as "api". */
+TEST(holders_show_how_they_joined)
+{
+  dbpool_coord *c;
+  dbpool_holder *a, *b;
+  dbpool_holder_info info[4];
+  CHECK_RC(dbpool_coord_open(tu_db("joined.db"), 0, &c), 0);
+  CHECK_RC(dbpool_holder_new(c, &a), 0);
+  CHECK_RC(dbpool_holder_set_joined(a, DBPOOL_JOINED_PRELOAD), 0);
+  CHECK_RC(dbpool_holder_set_joined(a, 99), -EINVAL);
+  CHECK_RC(dbpool_holder_acquire(a, 0), 0);
+  CHECK_RC(dbpool_coord_holders(c, info, 4), 1);
+  CHECK(info[0].joined == DBPOOL_JOINED_PRELOAD);
+  CHECK_STR(dbpool_joined_name(info[0].joined), "preload");
+  dbpool_holder_free(a);
+  CHECK_RC(dbpool_holder_new(c, &b), 0); /* gets the freed record */
+  CHECK_RC(dbpool_holder_acquire(b, 0), 0);
+  CHECK_RC(dbpool_coord_holders(c, info, 4), 1);
+  CHECK_STR(dbpool_joined_name(info[0].joined), "api");
+  CHECK_STR(dbpool_joined_name(DBPOOL_JOINED_C_POOL), "c-pool");
+  CHECK_STR(dbpool_joined_name(-1), "unknown");
+  CHECK_STR(dbpool_joined_name(5), "unknown");
+  dbpool_holder_free(b);
+  dbpool_coord_close(c);
+}
+
 int main(void)
 {
   tu_init("unit");
@@ -550,5 +610,7 @@ int main(void)
   RUN(a_process_keeps_a_bounded_number_of_pools_mapped);
   RUN(strerror_names_every_error);
   RUN(histogram_buckets_are_contiguous);
+  RUN(timed_out_waits_are_in_the_wait_figures);
+  RUN(holders_show_how_they_joined);
   return tu_finish();
 }

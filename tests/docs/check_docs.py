@@ -183,6 +183,7 @@ spec = re.compile(r"%[-+ #0-9.]*(?:ll|l|z|h)?[diuxXoscpfgz%]")
 for path in sorted(glob.glob(os.path.join(ROOT, "coordinator/*.c")) +
                    glob.glob(os.path.join(ROOT, "pool/*.c")) +
                    glob.glob(os.path.join(ROOT, "ext/*.c")) +
+                   glob.glob(os.path.join(ROOT, "preload/*.c")) +
                    glob.glob(os.path.join(ROOT, "cli/*.c"))):
     src = open(path).read()
     # adjacent literals concatenate
@@ -195,8 +196,21 @@ for path in sorted(glob.glob(os.path.join(ROOT, "coordinator/*.c")) +
                 failures.append("%s: message fragment %r is not in docs/operations.md"
                                 % (os.path.relpath(path, ROOT), frag))
 
+# --- every recipe of docs/integrations.md is run by a test ---------------------
+integ = read("docs/integrations.md")
+tests_text = "".join(open(p).read() for p in glob.glob(os.path.join(ROOT, "tests/integrations/*.py")))
+for name in re.findall(r"<!-- recipe: (\S+) -->", integ):
+    if '"%s"' % name not in tests_text:
+        failures.append("recipe %s of docs/integrations.md is run by no test in "
+                        "tests/integrations" % name)
+if "docs/integrations.md" not in readme:
+    failures.append("README.md does not point to docs/integrations.md")
+
 # --- one version everywhere --------------------------------------------------
 version = read("VERSION").strip()
+changelog = read("debian/changelog").split("\n", 1)[0]
+if not changelog.startswith("dbpool (%s) " % version):
+    failures.append("debian/changelog's first entry (%s) is not version %s" % (changelog, version))
 if subprocess.run([ctl, "--version"], capture_output=True, text=True).stdout.strip() != \
         "dbpoolctl " + version:
     failures.append("dbpoolctl --version disagrees with VERSION")

@@ -7,6 +7,7 @@ namespace, and removes its pool segments.
 """
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -47,13 +48,19 @@ class ExtensionTest(PoolTestCase):
         self.assertEqual(self.stats()[0], 3)
         elapsed, message = self.try_connect("dbpool_timeout=300")
         self.assertGreaterEqual(elapsed, 300)
-        m = re.fullmatch(r"automatic extension loading failed: dbpool: all 3 "
+        m = re.fullmatch(r"automatic extension loading failed: dbpool: pool full: all 3 "
                          r"connections to (.*) are in use \(waited (\d+) ms\)", message)
         self.assertIsNotNone(m, message)
         self.assertEqual(m.group(1), self.db)
         self.assertGreaterEqual(int(m.group(2)), 300)
         self.assertEqual(self.stats()[0], 3)
         self.assertGreaterEqual(self.stats()[5], 1)
+        # The failed attempt is in the wait figures, with the time it waited.
+        max_wait, timeouts = self.view.execute(
+            "SELECT max_wait_ms, total_timeouts FROM pool_stats WHERE database = ?",
+            (self.db,)).fetchone()
+        self.assertEqual(timeouts, 1)
+        self.assertGreaterEqual(max_wait, 299)
 
     def test_a_uri_cannot_take_a_connection_out_of_the_count(self):
         # 0.1.0 trusted dbpool_slot=N in a URI (its C pool's mark): with
@@ -61,7 +68,7 @@ class ExtensionTest(PoolTestCase):
         self.hold_the_only_slot()
         for slot in (0, 1, 2):
             _, message = self.try_connect("dbpool_slot=%d&dbpool_timeout=200" % slot)
-            self.assertIn("dbpool: all 1 connections to %s are in use" % self.db, message)
+            self.assertIn("dbpool: pool full: all 1 connections to %s are in use" % self.db, message)
         self.assertEqual(self.stats()[0], 1)
 
     def test_ctrl_c_interrupts_a_python_connect_waiting_on_a_full_pool(self):
@@ -110,7 +117,7 @@ class ExtensionTest(PoolTestCase):
         took, alarms, message = out.strip().split("|", 2)
         self.assertGreaterEqual(float(took), 0.6)
         self.assertGreaterEqual(int(alarms), 1)
-        self.assertIn("dbpool: all 1 connections to %s are in use (waited" % self.db, message)
+        self.assertIn("dbpool: pool full: all 1 connections to %s are in use (waited" % self.db, message)
 
     def test_ctrl_c_interrupts_open_in_the_sqlite3_shell(self):
         # The shell's SIGINT handler has SA_RESTART; a wait with a deadline
@@ -173,8 +180,30 @@ class ExtensionTest(PoolTestCase):
             (self.db,)).fetchone()[0] == 200, what="timeout 200")
         s = subprocess.run(["sqlite3", self.db], input=".load %s\n" % EXT,
                            capture_output=True, text=True, env=self.env, timeout=30)
-        self.assertIn("dbpool: all 3 connections to %s are in use (waited" % self.db, s.stderr)
+        self.assertIn("Error: error during initialization: dbpool: pool full: all 3 "
+                      "connections to %s are in use (waited" % self.db, s.stderr)
         self.assertEqual(self.stats()[0], 3)
+
+    def test_a_second_copy_of_the_extension_counts_nothing_twice(self):
+        """Loading dbpool from another file too (a copy elsewhere, as with
+        dbpoolctl run and an application that loads its own) must not
+        install a second counter: it would take a second slot for each
+        connection, for a moment, so at the cap the open would fail."""
+        for _ in range(2):
+            self.shell()  # one slot of 3 left
+        copy = os.path.join(self.dir, "copy")
+        os.mkdir(copy)
+        shutil.copy(EXT + ".so", copy)
+        p = self.python(
+            "import os\n"
+            "other = sqlite3.connect(':memory:')\n"
+            "other.enable_load_extension(True)\n"
+            "other.load_extension(sys.argv[1])\n"
+            "c = sqlite3.connect('file:' + DB + '?dbpool_timeout=200', uri=True)\n"
+            "print(c.execute('SELECT count(*) FROM pool_connections WHERE pid = ?',"
+            " (os.getpid(),)).fetchone()[0])\n", os.path.join(copy, "dbpool"))
+        out, err = p.communicate(timeout=30)
+        self.assertEqual((out, err), ("1\n", ""))
 
     def test_a_waiter_gets_in_when_a_holder_closes(self):
         shells = [self.shell() for _ in range(3)]

@@ -12,7 +12,7 @@
 **     dbpool_acquire uses acquire_timeout_ms; stats.timeouts counts them;
 **   - host timeouts: with the host cap below max_size and the host slots
 **     held by other holders, acquire returns SQLITE_BUSY with the
-**     coordinator's "all N connections to PATH are in use (waited X ms)";
+**     coordinator's "pool full: all N connections to PATH are in use (waited X ms)";
 **   - a thread waiting for a host slot gets a connection when another
 **     thread of its pool releases one (with min_idle 0 and 1);
 **   - paths with spaces, '?', '#' and '%' open the right file;
@@ -111,7 +111,7 @@ TEST(pool_timeout)
   CHECK(b == NULL);
   CHECK_CMP(took * 1000, >=, 200 * 1000);
   CHECK_CMP(took, <, 3000);
-  CHECK_HAS(dbpool_errmsg(p), "pool");
+  CHECK_HAS(dbpool_errmsg(p), DBPOOL_POOL_FULL_PREFIX "no connection of the pool");
   CHECK_HAS(dbpool_errmsg(p), path);
 
   /* 0 tries once. */
@@ -122,6 +122,7 @@ TEST(pool_timeout)
   CHECK(b == NULL);
   CHECK_CMP(took, <, 1000);
   CHECK_HAS(dbpool_errmsg(p), path);
+  CHECK_HAS(dbpool_errmsg(p), DBPOOL_POOL_FULL_PREFIX "all 1 connections of the pool");
 
   /* dbpool_acquire uses acquire_timeout_ms. */
   t0 = tu_now_ms();
@@ -171,7 +172,7 @@ TEST(host_timeout)
   CHECK(db == NULL);
   CHECK_CMP(took * 1000, >=, 300 * 1000);
   CHECK_CMP(took, <, 5000);
-  snprintf(want, sizeof want, "dbpool: all 2 connections to %s are in use (waited ", real);
+  snprintf(want, sizeof want, "dbpool: pool full: all 2 connections to %s are in use (waited ", real);
   CHECK_HAS(dbpool_errmsg(p), want);
 
   /* Tries once. */

@@ -49,6 +49,10 @@ TEST(pooled_connections_are_counted_once_and_answer_sql)
   CHECK_SQ(one_int(b, "SELECT count(*) FROM pool_connections WHERE label = 'pooled-a' "
                       "AND NOT current", &v), SQLITE_OK);
   CHECK_CMP(v, ==, 1);
+  /* Both show how they came: through the C pool. */
+  CHECK_SQ(one_int(a, "SELECT count(*) FROM pool_connections WHERE joined = 'c-pool'", &v),
+           SQLITE_OK);
+  CHECK_CMP(v, ==, 2);
   CHECK_SQ(one_int(a, "SELECT value FROM pool_settings WHERE name = 'max_connections'", &v),
            SQLITE_OK);
   CHECK_CMP(v, ==, 10);
@@ -63,6 +67,9 @@ TEST(pooled_connections_are_counted_once_and_answer_sql)
   sqlite3 *own;
   CHECK_SQ(sqlite3_open(path, &own), SQLITE_OK);
   CHECK_CMP(pu_host(path).active, ==, 3);
+  CHECK_SQ(one_int(own, "SELECT joined = 'auto' FROM pool_connections WHERE current", &v),
+           SQLITE_OK);
+  CHECK_CMP(v, ==, 1);
   sqlite3_close(own);
   CHECK_CMP(pu_host(path).active, ==, 2);
 
