@@ -149,8 +149,8 @@ class DbpoolctlTest(PoolTestCase):
         # loaded it on an in-memory one and was counted when it connected.
         self.assertEqual([by_pid[p]["joined"] for p in (a.pid, b.pid, w.pid)],
                          ["load", "load", "auto"])
-        self.assertEqual(set(conns[0]), {"pid", "process", "thread", "state", "since",
-                                         "duration_ms", "joined", "label"})
+        self.assertEqual(set(conns[0]), {"pid", "process", "process_state", "thread", "state",
+                                         "since", "duration_ms", "joined", "label"})
         for c in conns:
             self.assertGreaterEqual(c["duration_ms"], 0)
             self.assertRegex(c["since"], r"Z$")
@@ -228,7 +228,7 @@ class DbpoolctlTest(PoolTestCase):
         self.assertIsNone(p.poll())
         # A paused pool's timeout says so (one slot of four is in use).
         _, message = self.try_connect("dbpool_timeout=200")
-        self.assertRegex(message, r"^automatic extension loading failed: dbpool: the pool "
+        self.assertRegex(message, r"^automatic extension loading failed: dbpool: pool full: the pool "
                          r"of %s is paused \(1 of 4 connections in use; waited (\d+) ms\)$"
                          % re.escape(self.db))
         self.assertGreaterEqual(int(re.search(r"waited (\d+) ms", message).group(1)), 200)

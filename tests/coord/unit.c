@@ -315,7 +315,7 @@ TEST(raise_limit_and_resume_let_waiters_in)
   CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_PAUSED, 1), 0);
   CHECK_RC(dbpool_holder_acquire(b, 0), -EAGAIN);
   char want[600];
-  snprintf(want, sizeof want, "dbpool: the pool of %s is paused (1 of 2 connections "
+  snprintf(want, sizeof want, "dbpool: pool full: the pool of %s is paused (1 of 2 connections "
            "in use; waited 0 ms)", tu_db("raise.db"));
   CHECK_STR(dbpool_last_error(), want);
   CHECK_RC(dbpool_holder_acquire(b, 40), -ETIMEDOUT);
