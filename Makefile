@@ -3,11 +3,17 @@
 #   make            build everything into build/
 #   make demo       a multi-process demonstration on a temporary database
 #   make test       install what is missing (as root), build, run the suite
+#   make deps-integrations   also the runtimes the recipe tests use (PHP, Go, ...)
+#   make test-package        build the Debian packages (debian/), lintian, use them
 #   make bench      print benchmark figures (ratios measured in one run)
 #   make install    into $(DESTDIR)$(PREFIX); make uninstall removes it
+#   make products   only what is installed (no tests, no benchmarks)
 #   make clean
 #
-# Respects CC, CFLAGS, LDFLAGS, PREFIX, DESTDIR. SANITIZE=address,undefined or
+# Respects CC, CPPFLAGS, CFLAGS, LDFLAGS, PREFIX, DESTDIR, and BINDIR,
+# LIBDIR, INCLUDEDIR, MANDIR, EXTDIR (where the SQLite extension dbpool.so
+# goes: LIBDIR unless given; a system library directory such as
+# /usr/lib/x86_64-linux-gnu makes `.load dbpool` work by bare name), LDCONFIG. SANITIZE=address,undefined or
 # SANITIZE=thread builds everything with that sanitizer (into build-<name>/);
 # test-c runs only the C test programs (what the sanitizer builds run).
 
@@ -19,6 +25,8 @@ BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
+EXTDIR ?= $(LIBDIR)
+LDCONFIG ?= ldconfig
 CC ?= cc
 CFLAGS ?= -O2 -g
 LDFLAGS ?=
@@ -68,22 +76,29 @@ TEST_UTIL := tests/lib/testutil.h
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
-PRODUCTS := $(B)/libdbpool.a $(B)/libdbpool.so $(B)/dbpool.so $(B)/dbpoolctl $(B)/dbpool.pc
+PRODUCTS := $(B)/libdbpool.a $(B)/libdbpool.so $(B)/dbpool.so $(B)/dbpoolctl $(B)/dbpool.pc \
+  $(B)/libdbpool-preload.so
 
-.PHONY: all test test-c bench demo deps install uninstall clean FORCE
+.PHONY: all products test test-c test-package bench demo deps deps-integrations install \
+  uninstall clean FORCE
 all: $(PRODUCTS) $(TEST_BIN) $(BENCH_BIN)
+products: $(PRODUCTS)
 
 $(B)/lib/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(LIB_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(LIB_CFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(B)/ext/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -Iext $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(BASE_CFLAGS) -Iext $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# dbpoolctl run looks for the preload library under ../lib/MULTIARCH/dbpool
+# too (Debian's library directory).
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+$(B)/cli-obj/cli/run.o: CLI_DEFS := -DDBPOOL_MULTIARCH='"$(MULTIARCH)"'
 $(B)/cli-obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(BASE_CFLAGS) $(CLI_DEFS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(B)/libdbpool.a: $(LIB_OBJ)
 	@rm -f $@
@@ -98,6 +113,13 @@ $(B)/libdbpool.so: $(LIB_OBJ)
 
 $(B)/dbpool.so: $(EXT_OBJ)
 	$(CC) -shared -Wl,-z,defs -o $@ $^ $(ALL_LDFLAGS)
+
+# The LD_PRELOAD library of `dbpoolctl run`: links nothing but libc; it
+# dlopens libsqlite3.so.0 and dbpool.so when a process starts.
+$(B)/libdbpool-preload.so: preload/preload.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/preload.d -shared -Wl,-z,defs \
+	  $< -o $@ -ldl $(ALL_LDFLAGS)
 
 # dbpoolctl needs only the coordinator: no SQLite.
 $(B)/dbpoolctl: $(CLI_OBJ) $(B)/libdbpool.a
@@ -129,9 +151,20 @@ $(B)/bench/%: bench/%.c $(B)/libdbpool.a $(B)/dbpool.so
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $< -o $@ $(B)/libdbpool.a $(BENCH_LIBS) $(ALL_LDFLAGS) -lm
 
 # What a fresh Debian or Ubuntu lacks: installed when root, else the one
-# command to run is printed.
+# command to run is printed. deps-integrations: the runtimes of the recipes
+# in docs/integrations.md (tests/integrations skips what is missing).
 deps:
 	@scripts/deps.sh
+
+deps-integrations:
+	@scripts/deps.sh integrations
+
+# The Debian package (debian/): built with dpkg-buildpackage in a copy of the
+# tree, checked (contents, lintian) and used unpacked. Not part of `make
+# test` (it needs debhelper and lintian); .ci/run runs it.
+test-package:
+	@scripts/deps.sh package
+	tests/package.sh
 
 # deps first, before anything compiles against sqlite3.h.
 test: deps
@@ -149,18 +182,26 @@ demo: deps
 	B=$(B) demo/demo.sh
 
 # Installed files; uninstall removes exactly these.
-INSTALLED := $(BINDIR)/dbpoolctl $(LIBDIR)/dbpool.so $(LIBDIR)/libdbpool.a \
+# The preload library of `dbpoolctl run` lives in LIBDIR/dbpool (not a
+# library to link with), beside a link to the extension, which it loads.
+PRELOADDIR := $(LIBDIR)/dbpool
+EXT_LINK := $(if $(filter $(abspath $(EXTDIR)),$(abspath $(LIBDIR))),../dbpool.so,$(EXTDIR)/dbpool.so)
+INSTALLED := $(BINDIR)/dbpoolctl $(EXTDIR)/dbpool.so $(LIBDIR)/libdbpool.a \
+  $(PRELOADDIR)/libdbpool-preload.so $(PRELOADDIR)/dbpool.so \
   $(LIBDIR)/libdbpool.so.$(VERSION) $(LIBDIR)/$(SONAME) $(LIBDIR)/libdbpool.so \
   $(INCLUDEDIR)/dbpool.h $(INCLUDEDIR)/dbpool_coord.h $(LIBDIR)/pkgconfig/dbpool.pc \
   $(MANDIR)/man1/dbpoolctl.1 $(MANDIR)/man3/dbpool.3 $(MANDIR)/man7/dbpool.7
 
 install: $(PRODUCTS)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
+	  $(DESTDIR)$(PRELOADDIR) $(DESTDIR)$(EXTDIR) \
 	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
 	install -m 755 $(B)/dbpoolctl $(DESTDIR)$(BINDIR)/dbpoolctl
-	install -m 755 $(B)/dbpool.so $(DESTDIR)$(LIBDIR)/dbpool.so
+	install -m 644 $(B)/dbpool.so $(DESTDIR)$(EXTDIR)/dbpool.so
+	install -m 644 $(B)/libdbpool-preload.so $(DESTDIR)$(PRELOADDIR)/libdbpool-preload.so
+	ln -sf $(EXT_LINK) $(DESTDIR)$(PRELOADDIR)/dbpool.so
 	install -m 644 $(B)/libdbpool.a $(DESTDIR)$(LIBDIR)/libdbpool.a
-	install -m 755 $(B)/libdbpool.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libdbpool.so.$(VERSION)
+	install -m 644 $(B)/libdbpool.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libdbpool.so.$(VERSION)
 	ln -sf libdbpool.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libdbpool.so
 	install -m 644 include/dbpool.h include/dbpool_coord.h $(DESTDIR)$(INCLUDEDIR)/
@@ -168,9 +209,11 @@ install: $(PRODUCTS)
 	install -m 644 docs/man/dbpoolctl.1 $(DESTDIR)$(MANDIR)/man1/dbpoolctl.1
 	install -m 644 docs/man/dbpool.3 $(DESTDIR)$(MANDIR)/man3/dbpool.3
 	install -m 644 docs/man/dbpool.7 $(DESTDIR)$(MANDIR)/man7/dbpool.7
+	@scripts/post-install.sh "$(DESTDIR)" "$(LIBDIR)" "$(EXTDIR)" "$(LDCONFIG)"
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	rmdir $(DESTDIR)$(PRELOADDIR) 2>/dev/null || true
 
 clean:
 	rm -rf build build-*

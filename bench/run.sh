@@ -17,6 +17,10 @@ if [ -x /usr/bin/python3 ] && [ -f "$B/dbpool.so" ]; then
   B=$B /usr/bin/python3 bench/writer_python.py $mode
   echo
 fi
+# An application server: the Flask recipe of docs/integrations.md under
+# gunicorn, without and with dbpool (skipped without gunicorn and Flask).
+B=$B /usr/bin/python3 bench/appserver.py
+echo
 
 # Instruction counts are exact where timings are noisy: the extension's cost
 # on a point SELECT, counted by callgrind inside the SELECT loop alone.

@@ -16,10 +16,13 @@
 
 /* Exit statuses. */
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+/* From a command that parses its own arguments (run): print its --help. */
+#define EXIT_HELP (-1)
 
 typedef struct cli_opts {
   bool json;
   bool force;
+  bool dry_run;   /* gc */
   int interval_ms; /* watch */
   int count;       /* watch: frames to draw, 0 = until q / Ctrl-C */
 } cli_opts;
@@ -30,6 +33,7 @@ typedef struct pool_view {
   char database[DBPOOL_PATH_MAX];
   char segment[128];
   dbpool_host_stats st;
+  dbpool_file_state file;
   dbpool_holder_info *holders;
   int nholders;
   dbpool_writer_stats ws;
@@ -45,16 +49,29 @@ int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* view.c: opening pools and taking snapshots. */
+int view_attach(const char *cmd, const char *db, bool writable, pool_view *v);
 int view_open(const char *cmd, const char *db, bool writable, pool_view *v);
+/* view_attach; a pool it creates (set) starts with values[s] for the
+** settings s not DBPOOL_SETTING_UNSET (dbpool_coord_open_with). */
+int view_attach_with(const char *cmd, const char *db, bool writable,
+                     const int64_t *values, pool_view *v);
 int view_open_segment(const char *segment, pool_view *v);
 int view_refresh(pool_view *v);
 void view_close(pool_view *v);
 
 /* format.c */
+const char *cli_lib_error(void); /* the library's message minus "dbpool: " */
+/* format.c: the rules for bytes that are not valid UTF-8 or not printable
+** are at its top. */
+#define FMT_TEXT_CAP(n) (4 * (size_t)(n) + 16) /* room for fmt_text of n bytes */
 void fmt_iso8601(int64_t ns, char *buf, size_t cap);
 void fmt_json_string(FILE *f, const char *s);
+void fmt_prom_label_value(FILE *f, const char *s);
+const char *fmt_text(const char *s, char *buf, size_t cap);
 double ns_to_ms(uint64_t ns);
 const char *state_name(dbpool_holder_state s);
+const char *process_state_name(dbpool_process_state s);
+const char *file_state_name(dbpool_file_state s);
 
 /* The commands. argv[0] is the command word. */
 int cmd_list(int argc, char **argv, const cli_opts *o);
@@ -66,6 +83,9 @@ int cmd_resume(int argc, char **argv, const cli_opts *o);
 int cmd_reap(int argc, char **argv, const cli_opts *o);
 int cmd_rm(int argc, char **argv, const cli_opts *o);
 int cmd_metrics(int argc, char **argv, const cli_opts *o);
+int cmd_gc(int argc, char **argv, const cli_opts *o);
+/* run.c: argv[1..] are run's own options, then the command to run. */
+int cmd_run(int argc, char **argv, const cli_opts *o);
 
 /* show.c, used by watch too */
 void print_stats_text(FILE *f, const pool_view *v);

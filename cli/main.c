@@ -6,7 +6,9 @@
 **   dbpoolctl watch DB [--interval MS] [--count N]
 **   dbpoolctl set DB NAME=VALUE...
 **   dbpoolctl pause DB | resume DB | reap DB | rm DB [--force]
+**   dbpoolctl gc [--dry-run] [--json]
 **   dbpoolctl metrics [DB]
+**   dbpoolctl run [--max-connections N] [--timeout MS] [--] COMMAND [ARG...]
 **
 ** Exit status: 0 success, 1 the operation failed, 2 usage error. Errors go
 ** to stderr and name the cause. A refused command changes nothing.
@@ -18,7 +20,8 @@
 
 #include "cli.h"
 
-enum { OPT_JSON = 1, OPT_FORCE = 2, OPT_INTERVAL = 4, OPT_COUNT = 8 };
+enum { OPT_JSON = 1, OPT_FORCE = 2, OPT_INTERVAL = 4, OPT_COUNT = 8, OPT_DRY_RUN = 16,
+       OPT_OWN = 32 /* the command parses everything after its word itself */ };
 
 typedef struct command {
   const char *name;
@@ -32,8 +35,8 @@ typedef struct command {
 static const command commands[] = {
     {"list", cmd_list, 0, 0, OPT_JSON, "list [--json]",
      "Every pool on the host this user can read: database, active/max,\n"
-     "idle, waiting, processes, paused. Pools whose database file is gone and\n"
-     "that no live process uses are removed first."},
+     "idle, waiting, processes, paused, holder records in use, and where its\n"
+     "file is (ok, replaced, gone, removed). Listing changes nothing (see gc)."},
     {"status", cmd_status, 1, 1, OPT_JSON, "status DB [--json]",
      "One pool's statistics (the figures of the pool_stats table) and its\n"
      "holders and waiters (as pool_connections). DB is the database file."},
@@ -61,10 +64,29 @@ static const command commands[] = {
      "go with it). Refused while live processes are attached, unless\n"
      "--force; processes still attached then move to a new pool. DB may also\n"
      "be a segment name from 'list --json' when the database file is gone."},
+    {"gc", cmd_gc, 0, 0, OPT_JSON | OPT_DRY_RUN, "gc [--dry-run] [--json]",
+     "Remove pools that nobody uses and that serve no database file any\n"
+     "more: the file was deleted or replaced, the pool was removed, or its\n"
+     "owner can no longer read the database. A database renamed within its\n"
+     "directory is found and its pool kept. Prints each pool with what was\n"
+     "done and why; --dry-run only says."},
     {"metrics", cmd_metrics, 0, 1, 0, "metrics [DB]",
      "Prometheus text exposition of every pool (or one): gauges, counters\n"
      "(_total) and the wait-time histogram (dbpool_wait_seconds), for a\n"
      "node-exporter textfile collector or a scrape wrapper."},
+    {"run", cmd_run, 1, 1, OPT_OWN,
+     "run [--max-connections N] [--timeout MS] [--] COMMAND [ARG...]",
+     "Run COMMAND with every SQLite connection that it and its children open\n"
+     "counted by dbpool, without .load or any change to its code: COMMAND\n"
+     "starts with libdbpool-preload.so in LD_PRELOAD, which makes the\n"
+     "system's libsqlite3 count each connection (pool_connections shows them\n"
+     "as joined 'preload'). Reaches dynamically linked programs that use\n"
+     "libsqlite3.so.0 (Python, PHP, the sqlite3 shell, Go with Debian's\n"
+     "go-sqlite3), not a SQLite compiled into the program (better-sqlite3).\n"
+     "--max-connections N and --timeout MS are the max_connections and\n"
+     "acquire_timeout_ms of pools the command creates; a pool that exists\n"
+     "keeps its settings (dbpoolctl set changes them). dbpoolctl execs\n"
+     "COMMAND: same pid, COMMAND's exit status (127 if it cannot be found)."},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof *commands)
 
@@ -148,6 +170,9 @@ int main(int argc, char **argv)
     } else if (!strcmp(a, "--force")) {
       o.force = true;
       seen |= OPT_FORCE;
+    } else if (!strcmp(a, "--dry-run")) {
+      o.dry_run = true;
+      seen |= OPT_DRY_RUN;
     } else if (!strcmp(a, "--interval") || !strcmp(a, "--count")) {
       bool interval = a[2] == 'i';
       const char *cname = cmd ? cmd->name : NULL;
@@ -168,6 +193,11 @@ int main(int argc, char **argv)
       for (int k = 0; k < NCOMMANDS; k++)
         if (!strcmp(a, commands[k].name)) cmd = &commands[k];
       if (!cmd) return cli_usage(NULL, "unknown command '%s'", a);
+      if (cmd->options & OPT_OWN) {
+        int rc = help ? EXIT_HELP : cmd->run(argc - i, argv + i, &o);
+        if (rc == EXIT_HELP) print_command_help(stdout, cmd);
+        return rc == EXIT_HELP ? EXIT_OK : rc;
+      }
     } else {
       if (npos >= 64) return cli_usage(cmd->name, "too many arguments");
       pos[npos++] = argv[i];
@@ -189,6 +219,7 @@ int main(int argc, char **argv)
   if (bad)
     return cli_usage(cmd->name, "%s is not an option of %s",
                      bad & OPT_JSON ? "--json" : bad & OPT_FORCE ? "--force"
+                     : bad & OPT_DRY_RUN ? "--dry-run"
                      : bad & OPT_INTERVAL ? "--interval" : "--count", cmd->name);
   if (npos < cmd->min_args)
     return cli_usage(cmd->name, "missing %s", cmd->min_args == 1 || npos ? "argument"

@@ -28,12 +28,7 @@ typedef struct metric_acc {
 static void label(FILE *f, const char *database)
 {
   fputs("{database=\"", f);
-  for (const char *p = database; *p; p++) {
-    if (*p == '\\') fputs("\\\\", f);
-    else if (*p == '"') fputs("\\\"", f);
-    else if (*p == '\n') fputs("\\n", f);
-    else fputc(*p, f);
-  }
+  fmt_prom_label_value(f, database);
   fputc('"', f);
 }
 
@@ -52,6 +47,8 @@ static double g_util(const metric_pool *m)
   return m->v.st.max_connections ? (double)m->v.st.active / m->v.st.max_connections : 0;
 }
 static double g_created(const metric_pool *m) { return (double)m->v.st.created_at_ns / 1e9; }
+static double g_records(const metric_pool *m) { return m->v.st.records_in_use; }
+static double g_records_max(const metric_pool *m) { return m->v.st.records_max; }
 static double c_acquired(const metric_pool *m) { return (double)m->v.st.total_acquired; }
 static double c_released(const metric_pool *m) { return (double)m->v.st.total_released; }
 static double c_timeouts(const metric_pool *m) { return (double)m->v.st.total_timeouts; }
@@ -82,6 +79,8 @@ static const struct family {
     {"dbpool_acquire_timeout_seconds", "gauge", "How long an acquire waits by default.", g_timeout},
     {"dbpool_utilization_ratio", "gauge", "active / max_connections.", g_util},
     {"dbpool_created_timestamp_seconds", "gauge", "When the pool was created (Unix time).", g_created},
+    {"dbpool_records_in_use", "gauge", "Holder records owned by processes (one per connection or waiter).", g_records},
+    {"dbpool_records_max", "gauge", "Holder records of the pool; opens fail when all are in use.", g_records_max},
     {"dbpool_acquired_total", "counter", "Slots acquired.", c_acquired},
     {"dbpool_released_total", "counter", "Slots released by their holders.", c_released},
     {"dbpool_timeouts_total", "counter", "Acquires that failed for lack of a slot.", c_timeouts},
@@ -121,7 +120,7 @@ static int collect(const char *segment, void *arg)
 
 static void print_histogram(const metric_acc *acc)
 {
-  printf("# HELP dbpool_wait_seconds Time acquires waited for a slot.\n"
+  printf("# HELP dbpool_wait_seconds Time acquire attempts waited for a slot (timed-out ones included).\n"
          "# TYPE dbpool_wait_seconds histogram\n");
   for (int i = 0; i < acc->n; i++) {
     const metric_pool *m = &acc->pools[i];

@@ -9,10 +9,11 @@
 
 #include "cli.h"
 
-static const char *lib_error(void)
+/* The pool's database path as text output shows it (format.c). */
+static const char *shown(const pool_view *v)
 {
-  const char *m = dbpool_last_error();
-  return strncmp(m, "dbpool: ", 8) == 0 ? m + 8 : m;
+  static char buf[FMT_TEXT_CAP(DBPOOL_PATH_MAX)];
+  return fmt_text(v->database, buf, sizeof buf);
 }
 
 int cmd_set(int argc, char **argv, const cli_opts *o)
@@ -28,17 +29,22 @@ int cmd_set(int argc, char **argv, const cli_opts *o)
     *eq = 0;
     int s = dbpool_setting_lookup(arg);
     *eq = '=';
-    if (s < 0) return cli_fail(argv[0], "%s", lib_error());
+    if (s < 0) return cli_fail(argv[0], "%s", cli_lib_error());
     if (dbpool_setting_parse(s, eq + 1, &values[i]) != 0)
-      return cli_fail(argv[0], "%s", lib_error());
+      return cli_fail(argv[0], "%s", cli_lib_error());
     settings[i] = s;
   }
+  /* A pool created here starts with the values given: the environment's
+  ** defaults are read (and must be valid) only for the other settings. */
+  int64_t initial[DBPOOL_SETTING_COUNT];
+  for (int s = 0; s < DBPOOL_SETTING_COUNT; s++) initial[s] = DBPOOL_SETTING_UNSET;
+  for (int i = 0; i < n; i++) initial[settings[i]] = values[i];
   pool_view v;
-  int rc = view_open(argv[0], argv[1], true, &v);
+  int rc = view_attach_with(argv[0], argv[1], true, initial, &v);
   if (rc) return rc;
   for (int i = 0; i < n && rc == EXIT_OK; i++) {
     if (dbpool_coord_set(v.c, settings[i], values[i]) != 0)
-      rc = cli_fail(argv[0], "%s", lib_error());
+      rc = cli_fail(argv[0], "%s", cli_lib_error());
     else
       printf("%s=%lld\n", dbpool_setting_describe(settings[i])->name, (long long)values[i]);
   }
@@ -52,9 +58,9 @@ static int set_paused(char **argv, int paused)
   int rc = view_open(argv[0], argv[1], true, &v);
   if (rc) return rc;
   if (dbpool_coord_set(v.c, DBPOOL_SETTING_PAUSED, paused) != 0)
-    rc = cli_fail(argv[0], "%s", lib_error());
+    rc = cli_fail(argv[0], "%s", cli_lib_error());
   else
-    printf("%s the pool of %s\n", paused ? "paused" : "resumed", v.database);
+    printf("%s the pool of %s\n", paused ? "paused" : "resumed", shown(&v));
   view_close(&v);
   return rc;
 }
@@ -78,14 +84,14 @@ int cmd_reap(int argc, char **argv, const cli_opts *o)
   (void)argc;
   (void)o;
   pool_view v;
-  int rc = view_open(argv[0], argv[1], true, &v);
+  int rc = view_attach(argv[0], argv[1], true, &v);
   if (rc) return rc;
   int n = dbpool_coord_reap(v.c);
   if (n < 0)
-    rc = cli_fail(argv[0], "%s", lib_error());
+    rc = cli_fail(argv[0], "%s", cli_lib_error());
   else
     printf("reclaimed %d slot%s of dead processes from the pool of %s\n", n,
-           n == 1 ? "" : "s", v.database);
+           n == 1 ? "" : "s", shown(&v));
   view_close(&v);
   return rc;
 }
@@ -98,8 +104,12 @@ int cmd_rm(int argc, char **argv, const cli_opts *o)
                     (strncmp(db, "/dbpool.", 8) == 0 || strncmp(db, "dbpool.", 7) == 0);
   int rc = dbpool_coord_remove(by_segment ? NULL : db, by_segment ? db : NULL, o->force);
   if (rc == -EBUSY)
-    return cli_fail(argv[0], "%s; --force removes it anyway", lib_error());
-  if (rc) return cli_fail(argv[0], "%s", lib_error());
-  printf("removed the pool of %s\n", db);
+    return cli_fail(argv[0], "%s; --force removes it anyway", cli_lib_error());
+  if (rc < 0) return cli_fail(argv[0], "%s", cli_lib_error());
+  if (rc == 1)
+    printf("marked the pool of %s removed: new opens start a fresh pool; only the "
+           "segment's owner or root can delete it (dbpoolctl gc)\n", db);
+  else
+    printf("removed the pool of %s\n", db);
   return EXIT_OK;
 }

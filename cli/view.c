@@ -8,38 +8,53 @@
 
 #include "cli.h"
 
-/* The library's message without its "dbpool: " prefix (we add ours). */
-static const char *lib_error(void)
-{
-  const char *m = dbpool_last_error();
-  return strncmp(m, "dbpool: ", 8) == 0 ? m + 8 : m;
-}
-
 static bool looks_like_segment(const char *s)
 {
   return strncmp(s, "/dbpool.", 8) == 0 || strncmp(s, "dbpool.", 7) == 0;
 }
 
-int view_open(const char *cmd, const char *db, bool writable, pool_view *v)
+/* Attach without taking a snapshot; `set` may create the pool, which then
+** starts with values (DBPOOL_SETTING_UNSET for those not given; NULL for
+** none). Read-only commands attach read-write when the user may (never
+** creating), so that reading gives dead processes' slots back; otherwise
+** read-only. */
+int view_attach_with(const char *cmd, const char *db, bool writable,
+                     const int64_t *values, pool_view *v)
 {
   memset(v, 0, sizeof *v);
-  unsigned flags = writable ? 0 : DBPOOL_OPEN_READONLY;
-  if (writable && strcmp(cmd, "set") != 0) flags |= DBPOOL_OPEN_NOCREATE;
-  int rc;
-  if (access(db, F_OK) != 0 && looks_like_segment(db))
-    rc = dbpool_coord_open_segment(db, flags, &v->c);
-  else
-    rc = dbpool_coord_open(db, flags, &v->c);
-  if (rc) return cli_fail(cmd, "%s", lib_error());
+  bool create = writable && strcmp(cmd, "set") == 0;
+  unsigned flags = create ? 0 : DBPOOL_OPEN_NOCREATE;
+  bool by_segment = access(db, F_OK) != 0 && looks_like_segment(db);
+  int rc = by_segment ? dbpool_coord_open_segment(db, flags, &v->c)
+         : create     ? dbpool_coord_open_with(db, values, &v->c)
+                      : dbpool_coord_open(db, flags, &v->c);
+  if (!writable && (rc == -EACCES || rc == -EPERM || rc == -EROFS))
+    rc = by_segment ? dbpool_coord_open_segment(db, DBPOOL_OPEN_READONLY, &v->c)
+                    : dbpool_coord_open(db, DBPOOL_OPEN_READONLY, &v->c);
+  if (rc) return cli_fail(cmd, "%s", cli_lib_error());
   dbpool_coord_database(v->c, v->database, sizeof v->database);
   snprintf(v->segment, sizeof v->segment, "%s", dbpool_coord_segment_name(v->c));
-  return view_refresh(v) ? cli_fail(cmd, "%s", lib_error()) : EXIT_OK;
+  return EXIT_OK;
+}
+
+int view_attach(const char *cmd, const char *db, bool writable, pool_view *v)
+{
+  return view_attach_with(cmd, db, writable, NULL, v);
+}
+
+int view_open(const char *cmd, const char *db, bool writable, pool_view *v)
+{
+  int rc = view_attach(cmd, db, writable, v);
+  if (rc) return rc;
+  return view_refresh(v) ? cli_fail(cmd, "%s", cli_lib_error()) : EXIT_OK;
 }
 
 int view_open_segment(const char *segment, pool_view *v)
 {
   memset(v, 0, sizeof *v);
-  if (dbpool_coord_open_segment(segment, DBPOOL_OPEN_READONLY, &v->c) != 0) return -1;
+  if (dbpool_coord_open_segment(segment, 0, &v->c) != 0 &&
+      dbpool_coord_open_segment(segment, DBPOOL_OPEN_READONLY, &v->c) != 0)
+    return -1;
   dbpool_coord_database(v->c, v->database, sizeof v->database);
   snprintf(v->segment, sizeof v->segment, "%s", dbpool_coord_segment_name(v->c));
   return view_refresh(v);
@@ -52,6 +67,7 @@ int view_refresh(pool_view *v)
   if (rc) return rc;
   int nw = dbpool_coord_writers(v->c, v->writers, 64);
   v->nwriters = nw < 0 ? 0 : nw > 64 ? 64 : nw;
+  v->file = dbpool_coord_file_state(v->c);
   for (;;) {
     int n = dbpool_coord_holders(v->c, v->holders, (size_t)v->nholders);
     if (n < 0) return n;

@@ -80,14 +80,15 @@ static int terminal_rows(void)
 static void draw_frame(const pool_view *v, double acq_rate, double to_rate, int interval_ms)
 {
   const dbpool_host_stats *s = &v->st;
-  char now[40];
+  char now[40], db[FMT_TEXT_CAP(DBPOOL_PATH_MAX)];
   int64_t real = now_ns(CLOCK_REALTIME);
   fmt_iso8601(real, now, sizeof now);
   double util = s->max_connections ? (double)s->active / s->max_connections : 0;
   int width = 30, filled = (int)(util * width + 0.5);
   if (filled > width) filled = width;
   fputs("\033[H\033[J", stdout); /* home, clear */
-  printf("dbpool watch %s  (every %d ms; q quits)   %s\n", v->database, interval_ms, now);
+  printf("dbpool watch %s  (every %d ms; q quits)   %s\n", fmt_text(v->database, db, sizeof db),
+         interval_ms, now);
   printf("utilization [");
   for (int i = 0; i < width; i++) putchar(i < filled ? '#' : '-');
   printf("] %3.0f%%   active %u/%u  idle %u  waiting %u  paused %s\n", util * 100, s->active,
@@ -112,10 +113,11 @@ static void draw_frame(const pool_view *v, double acq_rate, double to_rate, int 
 static void plain_line(const pool_view *v, double acq_rate, double to_rate)
 {
   const dbpool_host_stats *s = &v->st;
-  char now[40];
+  char now[40], db[FMT_TEXT_CAP(DBPOOL_PATH_MAX)];
   fmt_iso8601(now_ns(CLOCK_REALTIME), now, sizeof now);
   printf("%s %s active=%u/%u idle=%u waiting=%u paused=%d acquired/s=%.1f "
-         "timeouts/s=%.1f p50_ms=%.3f p95_ms=%.3f p99_ms=%.3f\n", now, v->database,
+         "timeouts/s=%.1f p50_ms=%.3f p95_ms=%.3f p99_ms=%.3f\n", now,
+         fmt_text(v->database, db, sizeof db),
          s->active, s->max_connections, s->idle, s->waiting, s->paused, acq_rate, to_rate,
          ns_to_ms(s->p50_wait_ns), ns_to_ms(s->p95_wait_ns), ns_to_ms(s->p99_wait_ns));
   fflush(stdout);

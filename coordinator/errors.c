@@ -3,12 +3,15 @@
 ** message for the last failure (which path, which value, which limit).
 */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
 
-static __thread char t_message[512];
+/* Room for the longest message: one naming a path of up to PATH_MAX bytes
+** (a path too long to pool is named in full) and the limit after it. */
+static __thread char t_message[PATH_MAX + 1024];
 
 int dbp_err(int err, const char *fmt, ...)
 {
@@ -39,6 +42,7 @@ const char *dbpool_last_error(void) { return t_message; }
   X(EROFS, "pool is attached read-only")                                   \
   X(ESTALE, "pool was removed")                                            \
   X(ECANCELED, "acquire was cancelled")                                     \
+  X(EINTR, "interrupted while waiting for a slot")                         \
   X(ENOTRECOVERABLE, "pool lock is unrecoverable")                         \
   X(ENOMEM, "out of memory")                                               \
   X(ENAMETOOLONG, "path too long")

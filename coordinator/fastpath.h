@@ -1,9 +1,11 @@
 /*
-** fastpath.h -- for dbpool's in-process pool (pool/, same library) only:
-** the two shared-memory words its acquire/release fast path touches, so
-** that it can store and load them directly instead of calling through the
-** public API (which re-validates the holder and the fork generation on
-** every call; the pool has checked its own fork generation already).
+** fastpath.h -- for dbpool's in-process pool (pool/, same library) and the
+** SQLite extension (ext/, which carries its own copy of the coordinator)
+** only: the two shared-memory words the pool's acquire/release fast path
+** touches, so that it can store and load them directly instead of calling
+** through the public API (which re-validates the holder and the fork
+** generation on every call; the pool has checked its own fork generation
+** already), and what both need when a pool is removed under them.
 ** Not part of the public contract.
 */
 #ifndef DBPOOL_FASTPATH_H
@@ -23,5 +25,17 @@ dbp_holder_flags_word(dbpool_holder *h);
 /* The pool's count of queued waiters. Valid while c is open. */
 __attribute__((visibility("hidden"))) const _Atomic uint32_t *
 dbp_coord_waiting_word(dbpool_coord *c);
+
+/* Was c's pool removed (dbpoolctl rm --force)? One load of the gate. */
+__attribute__((visibility("hidden"))) int dbp_coord_removed(const dbpool_coord *c);
+
+/* Was h's pool removed? If so and h holds a slot, move the slot into the
+** pool now at db_path (created or joined): a new holder that holds a slot
+** there even above the limit (as after lowering max_connections; the
+** connection was open before), with h's label; h is freed and *hp
+** replaced. Returns 1 if moved, 0 if there was nothing to do, or -errno.
+** For the SQLite extension, whose connections hold their slot for life. */
+__attribute__((visibility("hidden"))) int dbp_holder_rejoin(dbpool_holder **hp,
+                                                            const char *db_path);
 
 #endif

@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <limits.h>
 
+#include "interrupt.h"
 #include "internal.h"
 
 /* The same consistent read: kept as a name for readers that never CAS
@@ -56,6 +57,15 @@ int dbpool_holder_acquire_cancellable(dbpool_holder *hd, int timeout_ms,
   hd->cancel = cancel;
   int rc = dbpool_holder_acquire(hd, timeout_ms);
   hd->cancel = NULL;
+  return rc;
+}
+
+int dbp_holder_acquire_interruptible(dbpool_holder *hd, int timeout_ms)
+{
+  if (!hd) return dbp_err(-EINVAL, "dbpool: acquire: holder is NULL");
+  hd->interruptible = true;
+  int rc = dbpool_holder_acquire(hd, timeout_ms);
+  hd->interruptible = false;
   return rc;
 }
 

@@ -34,7 +34,7 @@
 #include "writer_layout.h"
 
 #define DBP_MAGIC UINT64_C(0x31304c4f4f504244) /* "DBPOOL01" */
-#define DBP_LAYOUT_VERSION 3u
+#define DBP_LAYOUT_VERSION 4u
 #define DBP_RECORDS 8191u   /* holder records; 13-bit index */
 #define DBP_REC_NONE 8191u  /* "no record" in the gate */
 #define DBP_PROCESSES 1024u /* process records */
@@ -103,28 +103,35 @@ typedef struct dbp_record {
   _Atomic uint64_t ticket;   /* FIFO position while waiting (lock) */
   _Atomic uint32_t q_prev, q_next; /* wait queue links (lock) */
   _Atomic uint32_t free_next; /* unowned record stack (lock) */
-  uint32_t reserved0;
+  _Atomic uint32_t joined;   /* dbpool_joined: how the holder came (shown only) */
   _Atomic uint64_t label[DBP_LABEL_WORDS];
   uint8_t reserved[128 - 104];
 } dbp_record;
 
 /* ------------------------------------------------------ process records */
 
+/* A process record is LIVE from registration (a process's first holder) to
+** its last holder's release. Whether its process still lives is not stored
+** here: the process holds an exclusive OFD lock on the byte
+** DBP_LIVENESS_BYTE(p) of the segment file, which the kernel drops when the
+** process exits (whatever killed it, in whatever pid namespace). See
+** liveness.c. */
 enum { PROC_FREE = 0, PROC_LIVE = 1 };
-enum { IDENT_NONE = 0, IDENT_PIDFS = 1, IDENT_STARTTIME = 2 };
 
 typedef struct dbp_process {
   _Atomic uint32_t state;
   _Atomic uint32_t gen;        /* bumped each time the entry is reused */
-  _Atomic int32_t pid;
-  _Atomic uint32_t ident_kind; /* IDENT_* */
-  _Atomic uint64_t ident;      /* pidfs inode, or /proc start time */
+  _Atomic int32_t pid;         /* in the process's own pid namespace */
+  _Atomic uint32_t n_records;  /* records owned (lock) */
+  _Atomic uint64_t pidns;      /* pid namespace inode (0 unknown) */
   _Atomic int64_t attached_ns; /* CLOCK_REALTIME */
   _Atomic uint64_t comm[DBP_COMM_WORDS];
-  _Atomic uint32_t n_records;  /* records owned (lock) */
-  uint32_t reserved0;
-  _Atomic uint64_t pidns;      /* pid namespace inode: pids mean nothing across */
+  uint8_t reserved[64 - 48];
 } dbp_process;
+
+/* The byte of the segment file whose OFD lock says "process record p is
+** alive": past the end of the file (locks need no data there). */
+#define DBP_LIVENESS_BYTE(p) ((off_t)DBP_SEGMENT_SIZE + (off_t)(p))
 
 /* ---------------------------------------------------------------- header */
 
@@ -134,7 +141,7 @@ typedef struct dbp_header {
   uint32_t layout_version;
   uint32_t header_size;
   uint64_t segment_size;
-  uint64_t key_dev, key_ino;
+  uint64_t key_dev, key_ino, key_birth; /* the database file (identity.c) */
   uint32_t records, processes;
   uint32_t mutex_size; /* sizeof(pthread_mutex_t): ABI check */
   uint32_t reserved0;
@@ -153,6 +160,7 @@ typedef struct dbp_header {
   _Atomic int64_t last_reap_ns;      /* CLOCK_MONOTONIC rate limiter */
   _Atomic uint64_t total_timeouts;
   _Atomic uint64_t total_reclaimed;
+  _Atomic int64_t last_used_ns;      /* CLOCK_REALTIME of the last registration */
 
   /* The lock and what only it guards. */
   _Alignas(64) pthread_mutex_t lock;

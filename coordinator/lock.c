@@ -62,9 +62,9 @@ int dbp_lock(dbpool_coord *c, int64_t deadline_mono_ns)
 
 void dbp_unlock(dbpool_coord *c) { pthread_mutex_unlock(&c->hdr->lock); }
 
-static bool owner_live(dbpool_coord *c, uint32_t owner)
+static bool owner_live(dbpool_coord *c, uint32_t owner, uint32_t phwm)
 {
-  return owner >= 1 && owner <= DBP_PROCESSES &&
+  return owner >= 1 && owner <= phwm &&
          atomic_load(&c->procs[owner - 1].state) == PROC_LIVE;
 }
 
@@ -85,13 +85,13 @@ void dbp_recover(dbpool_coord *c)
   uint32_t hwm = dbp_record_hwm(h), phwm = dbp_process_hwm(h);
   atomic_store(&h->record_hwm, hwm);
   atomic_store(&h->process_hwm, phwm);
-  for (uint32_t p = 0; p < DBP_PROCESSES; p++) atomic_store(&c->procs[p].n_records, 0);
+  for (uint32_t p = 0; p < phwm; p++) atomic_store(&c->procs[p].n_records, 0);
 
   atomic_store(&h->free_head, DBP_REC_NONE);
   for (uint32_t i = hwm; i-- > 0;) {
     dbp_record *r = &c->recs[i];
     uint32_t owner = atomic_load(&r->owner);
-    if (owner_live(c, owner)) {
+    if (owner_live(c, owner, phwm)) {
       atomic_fetch_add(&c->procs[owner - 1].n_records, 1);
       continue;
     }

@@ -2,13 +2,17 @@
 ** reap.c -- taking back what dead processes held.
 **
 ** Nobody can count on a dying process: SIGKILL runs no handler. Survivors
-** find the dead instead. Waiters look every DBP_POLL_MS (at most one scan per
-** DBP_REAP_MIN_MS across the pool); dbpool_coord_reap() and listing look on
-** demand. A scan checks each registered process's identity (identity.c)
-** without the lock, then takes the lock and, for each process still
-** registered under the same generation, releases its held slots (gate
-** "release" ops, counted as reclaimed), removes its queue places and frees
-** its records.
+** find the dead instead. Waiters look every DBP_POLL_MS, and so do an
+** acquire that finds the pool full and a reader of statistics that may
+** write the segment (the waiters and acquirers at most one scan per
+** DBP_REAP_MIN_MS across the pool);
+** a process arriving looks when nobody has for DBP_REAP_IDLE_MS;
+** dbpool_coord_reap() looks on demand. A scan asks the
+** kernel whether each registered process still holds its liveness lock
+** (liveness.c) without the pool lock, then takes the lock and, for each
+** process still registered under the same generation and still dead,
+** releases its held slots (gate "release" ops, counted as reclaimed),
+** removes its queue places and frees its records.
 **
 ** total_reclaimed must agree with the gate even if the reaper itself dies
 ** mid-way, so each reclaim writes a journal first: "if the gate reaches seq
@@ -85,18 +89,14 @@ unsigned dbp_reap_process_locked(dbpool_coord *c, unsigned p,
 
 /* A process entry as read without the lock: to be reaped only if, under
 ** the lock, it is still exactly this (an entry being re-registered changes
-** generation, pid or identity). */
+** generation) and still not alive. */
 typedef struct proc_snapshot {
-  uint32_t p, gen, kind;
-  int32_t pid;
-  uint64_t ident;
+  uint32_t p, gen;
 } proc_snapshot;
 
 static bool same_process(dbp_process *pr, const proc_snapshot *s)
 {
-  return atomic_load(&pr->state) == PROC_LIVE && atomic_load(&pr->gen) == s->gen &&
-         atomic_load(&pr->pid) == s->pid && atomic_load(&pr->ident_kind) == s->kind &&
-         atomic_load(&pr->ident) == s->ident;
+  return atomic_load(&pr->state) == PROC_LIVE && atomic_load(&pr->gen) == s->gen;
 }
 
 int dbp_reap(dbpool_coord *c)
@@ -104,24 +104,15 @@ int dbp_reap(dbpool_coord *c)
   if (c->readonly) return 0;
   dbp_header *h = c->hdr;
   atomic_store(&h->last_reap_ns, dbp_mono_ns());
-  uint32_t my_kind;
-  uint64_t my_ident, my_pidns = dbp_self_pidns();
-  dbp_self_identity(&my_kind, &my_ident);
   proc_snapshot *dead = malloc(DBP_PROCESSES * sizeof *dead);
   if (!dead) return dbp_err(-ENOMEM, "dbpool: reap: out of memory");
   unsigned nd = 0;
   uint32_t phwm = dbp_process_hwm(h);
-  for (uint32_t p = 0; p < phwm && nd < DBP_PROCESSES; p++) {
+  for (uint32_t p = 0; p < phwm; p++) {
     dbp_process *pr = &c->procs[p];
     if (atomic_load(&pr->state) != PROC_LIVE) continue;
-    proc_snapshot s = {.p = p, .gen = atomic_load(&pr->gen),
-                       .kind = atomic_load(&pr->ident_kind),
-                       .pid = atomic_load(&pr->pid), .ident = atomic_load(&pr->ident)};
-    uint64_t ns = atomic_load(&pr->pidns);
-    if (s.pid == dbp_pid() && s.kind == my_kind && s.ident == my_ident) continue;
-    /* Pids of another pid namespace mean nothing here: never judge them. */
-    if (ns && my_pidns && ns != my_pidns) continue;
-    if (dbp_process_dead(s.pid, s.kind, s.ident)) dead[nd++] = s;
+    proc_snapshot s = {.p = p, .gen = atomic_load(&pr->gen)};
+    if (!dbp_process_alive(c, p)) dead[nd++] = s;
   }
   int total = 0;
   if (nd > 0) {
@@ -130,8 +121,11 @@ int dbp_reap(dbpool_coord *c)
       free(dead);
       return rc;
     }
+    /* A registration takes the liveness lock before it publishes LIVE, under
+    ** the pool lock: checked again here, the answer is final. */
     for (unsigned k = 0; k < nd; k++)
-      if (same_process(&c->procs[dead[k].p], &dead[k]))
+      if (same_process(&c->procs[dead[k].p], &dead[k]) &&
+          !dbp_process_alive(c, dead[k].p))
         total += (int)dbp_reap_process_locked(c, dead[k].p, true);
     dbp_unlock_granting(c);
   }
@@ -154,6 +148,18 @@ int dbp_maybe_reap(dbpool_coord *c)
   return n > 0 ? n : 0;
 }
 
+/* Look for the dead at least every DBP_REAP_IDLE_MS while processes
+** arrive, whether or not anyone waits. */
+void dbp_reap_if_idle(dbpool_coord *c)
+{
+  if (c->readonly) return;
+  int64_t now = dbp_mono_ns();
+  int64_t last = atomic_load(&c->hdr->last_reap_ns);
+  if (last <= now && (uint64_t)(now - last) < (uint64_t)DBP_REAP_IDLE_MS * 1000000)
+    return;
+  dbp_maybe_reap(c);
+}
+
 int dbpool_coord_reap(dbpool_coord *c)
 {
   if (!c) return dbp_err(-EINVAL, "dbpool: reap: pool is NULL");
@@ -162,17 +168,11 @@ int dbpool_coord_reap(dbpool_coord *c)
   return dbp_reap(c);
 }
 
-int dbp_live_process_count(dbpool_coord *c, bool check)
+int dbp_live_process_count(dbpool_coord *c)
 {
   uint32_t phwm = dbp_process_hwm(c->hdr);
   int n = 0;
-  for (uint32_t p = 0; p < phwm; p++) {
-    dbp_process *pr = &c->procs[p];
-    if (atomic_load(&pr->state) != PROC_LIVE) continue;
-    if (check && dbp_process_dead(atomic_load(&pr->pid), atomic_load(&pr->ident_kind),
-                                  atomic_load(&pr->ident)))
-      continue;
-    n++;
-  }
+  for (uint32_t p = 0; p < phwm; p++)
+    n += atomic_load(&c->procs[p].state) == PROC_LIVE && dbp_process_alive(c, p);
   return n;
 }

@@ -1,185 +1,174 @@
 /*
-** segment.c -- naming, creating, validating and removing pool segments.
+** segment.c -- creating pool segments and attaching to them.
 **
-** Name:   /dbpool.<dev>.<ino> (hex), or /dbpool.<namespace>.<dev>.<ino> when
-**         DBPOOL_NAMESPACE is set (test runs, separate deployments).
-** Create: an unnamed file in /dev/shm (O_TMPFILE) is sized, given the
-**         database's permission bits and initialised completely, then linked
-**         under its name with linkat(), which fails if another process won
-**         the race: no process can ever open a half-initialised segment, and
-**         a creator that dies leaves nothing behind.
-** Attach: open, check owner, mode and size, map, validate every header field
-**         (magic, layout version, sizes, key, limits).
-** Remove: under the lock, with no live process attached (or forced): set
-**         REMOVED in the gate, wake waiters, unlink. A process that mapped
-**         the segment just before sees REMOVED when it registers and starts
-**         over, so a removal never races an opener into two pools.
+** Create: an unnamed file in /dev/shm (O_TMPFILE) is sized, its first pages
+**         reserved (fallocate: a page first touched when /dev/shm is full
+**         would kill the process with SIGBUS), given its permissions
+**         (perms.c) and initialised completely -- settings included, taken
+**         over from the pool last used at the same path when the database
+**         file was replaced -- then linked under its name with linkat(),
+**         which fails if another process won the race. Nobody ever opens a
+**         half-made segment, and a creator that dies leaves nothing.
+** Grow:   the process and holder tables are reserved a page at a time, under
+**         the pool lock, before their high-water marks pass into the page
+**         (dbp_reserve_locked); a full /dev/shm is an error naming it.
+** Attach: the pool of a database is the first of its candidate names
+**         (naming.c) holding a segment that its users can use: one whose
+**         owner can read the database and that is not marked removed. Only
+**         when none exists is one created, under the first free name. Every
+**         header field is validated; every other byte stays untrusted.
 */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "internal.h"
 #include "writer.h"
 
-#define PREFIX "dbpool."
+#define ATTACH_ATTEMPTS 16
 
-int dbp_namespace(const char **out)
+int dbp_shm_full_error(int err, const char *what, const char *db_path)
 {
-  const char *ns = getenv(DBPOOL_ENV_NAMESPACE);
-  *out = "";
-  if (!ns || !*ns) return 0;
-  size_t n = strlen(ns);
-  bool ok = n <= 32;
-  for (size_t i = 0; ok && i < n; i++) {
-    char ch = ns[i];
-    ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-         (ch >= '0' && ch <= '9') || ch == '-' || ch == '_';
+  struct statvfs sv;
+  unsigned long long free_kib = 0, size_kib = 0;
+  if (statvfs(DBP_SHM_DIR, &sv) == 0) {
+    free_kib = (unsigned long long)sv.f_bavail * sv.f_frsize / 1024;
+    size_kib = (unsigned long long)sv.f_blocks * sv.f_frsize / 1024;
   }
-  if (!ok)
-    return dbp_err(-EINVAL, "dbpool: %s='%s' is invalid: use 1 to 32 letters, "
-                   "digits, '-' or '_'", DBPOOL_ENV_NAMESPACE, ns);
-  *out = ns;
-  return 0;
+  return dbp_err(err, "dbpool: " DBP_SHM_DIR " is full: cannot %s for the pool "
+                 "of %s (%llu KiB free of %llu KiB)", what, db_path, free_kib,
+                 size_kib);
 }
 
-int dbpool_coord_namespace(const char **out)
+static int reserve(int fd, size_t off, size_t len, const char *db_path)
 {
-  if (!out) return dbp_err(-EINVAL, "dbpool: namespace: NULL argument");
-  return dbp_namespace(out);
+  int rc;
+  do rc = fallocate(fd, 0, (off_t)off, (off_t)len); while (rc != 0 && errno == EINTR);
+  if (rc == 0 || errno == EOPNOTSUPP) return 0; /* not tmpfs: nothing to do */
+  if (errno == ENOSPC) return dbp_shm_full_error(-ENOSPC, "reserve memory", db_path);
+  return dbp_err(-errno, "dbpool: cannot reserve memory in " DBP_SHM_DIR
+                 " for the pool of %s: %s", db_path, strerror(errno));
 }
 
-static void name_of(const char *ns, uint64_t dev, uint64_t ino,
-                    char out[DBP_SEGMENT_NAME_MAX])
+int dbp_reserve_locked(dbpool_coord *c, size_t off, size_t len)
 {
-  if (*ns)
-    snprintf(out, DBP_SEGMENT_NAME_MAX, "/" PREFIX "%s.%" PRIx64 ".%" PRIx64,
-             ns, dev, ino);
-  else
-    snprintf(out, DBP_SEGMENT_NAME_MAX, "/" PREFIX "%" PRIx64 ".%" PRIx64, dev,
-             ino);
+  if (c->fd < 0 || c->readonly)
+    return dbp_err(-EROFS, "dbpool: pool of %s is attached read-only", c->path);
+  return reserve(c->fd, off, len, c->path);
 }
 
-static bool parse_hex(const char *s, const char *end, uint64_t *v)
-{
-  if (s == end || end - s > 16) return false;
-  *v = 0;
-  for (; s < end; s++) {
-    int d = (*s >= '0' && *s <= '9') ? *s - '0'
-          : (*s >= 'a' && *s <= 'f') ? *s - 'a' + 10 : -1;
-    if (d < 0) return false;
-    *v = *v << 4 | (uint64_t)d;
-  }
-  return true;
-}
+/* ---------------------------------------------------------------- create */
 
-/* Parse "[/]dbpool.[ns.]dev.ino". ns_out gets the namespace ("" default). */
-static bool parse_name(const char *name, char ns_out[33], uint64_t *dev,
-                       uint64_t *ino)
-{
-  if (*name == '/') name++;
-  if (strncmp(name, PREFIX, strlen(PREFIX)) != 0) return false;
-  const char *s = name + strlen(PREFIX);
-  const char *dots[3];
-  int nd = 0;
-  for (const char *p = s; *p; p++)
-    if (*p == '.') {
-      if (nd == 3) return false;
-      dots[nd++] = p;
-    }
-  const char *d0 = s;
-  ns_out[0] = 0;
-  if (nd == 2) {
-    size_t n = (size_t)(dots[0] - s);
-    if (n == 0 || n > 32) return false;
-    memcpy(ns_out, s, n);
-    ns_out[n] = 0;
-    d0 = dots[0] + 1;
-    dots[0] = dots[1];
-  } else if (nd != 1) {
-    return false;
-  }
-  return parse_hex(d0, dots[0], dev) &&
-         parse_hex(dots[0] + 1, dots[0] + 1 + strlen(dots[0] + 1), ino);
-}
+/* Settings a new pool starts with: explicit values, else those of the pool
+** last used at the same path (the file was replaced: settings are the
+** operator's intent for the path), else the environment, else defaults. */
+typedef struct initial {
+  int64_t v[DBPOOL_SETTING_COUNT];
+} initial;
 
-static void shm_path(const char *name, char out[PATH_MAX])
+/* Map the header of a segment named name read-only, if it is a valid pool
+** of another file recorded at abs, owned by someone who may read db. */
+static bool predecessor(const char *name, const char *abs, const dbp_dbfile *db,
+                        dbp_header *copy)
 {
-  snprintf(out, PATH_MAX, DBP_SHM_DIR "/%s", name[0] == '/' ? name + 1 : name);
-}
-
-/* The database file's identity. */
-static int stat_db(const char *db_path, struct stat *st)
-{
-  if (stat(db_path, st) != 0) {
-    int e = errno;
-    if (e == ENOENT || e == ENOTDIR)
-      return dbp_err(-ENOENT, "dbpool: database file %s does not exist",
-                     db_path);
-    return dbp_err(-e, "dbpool: cannot stat database file %s: %s", db_path,
-                   strerror(e));
-  }
-  if (!S_ISREG(st->st_mode))
-    return dbp_err(-EINVAL, "dbpool: %s is not a regular file", db_path);
-  return 0;
-}
-
-int dbp_segment_name_for(const char *db_path, char out[DBP_SEGMENT_NAME_MAX],
-                         uint64_t *dev, uint64_t *ino)
-{
-  const char *ns;
+  char path[PATH_MAX];
   struct stat st;
-  int rc = dbp_namespace(&ns);
-  if (rc == 0) rc = stat_db(db_path, &st);
-  if (rc) return rc;
-  *dev = (uint64_t)st.st_dev;
-  *ino = (uint64_t)st.st_ino;
-  name_of(ns, *dev, *ino, out);
+  dbp_shm_path(name, path, sizeof path);
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return false;
+  bool ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+            (uint64_t)st.st_size == DBP_SEGMENT_SIZE &&
+            dbp_perms_owner_trusted(abs, db, st.st_uid, st.st_gid);
+  dbp_header *h = ok ? mmap(NULL, sizeof *h, PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
+  close(fd);
+  if (h == MAP_FAILED) return false;
+  memcpy(copy, h, sizeof *copy);
+  munmap(h, sizeof *h);
+  copy->path[sizeof copy->path - 1] = 0;
+  return copy->magic == DBP_MAGIC && copy->layout_version == DBP_LAYOUT_VERSION &&
+         copy->header_size == sizeof(dbp_header) && strcmp(copy->path, abs) == 0 &&
+         !(copy->gate.half[1] & G_REMOVED);
+}
+
+static void inherit_settings(const char *ns, const dbp_dbfile *db, initial *init,
+                             const bool *given)
+{
+  char want_ns[33];
+  dbp_key k;
+  unsigned cand;
+  DIR *d = opendir(DBP_SHM_DIR);
+  if (!d) return;
+  dbp_header *best = malloc(2 * sizeof *best), *h = best ? best + 1 : NULL;
+  bool found = false;
+  struct dirent *e;
+  while (best && (e = readdir(d))) {
+    if (!dbp_parse_segment_name(e->d_name, want_ns, &k, &cand) ||
+        strcmp(want_ns, ns) != 0 || dbp_key_equal(&k, &db->key))
+      continue;
+    if (!predecessor(e->d_name, db->abs, db, h)) continue;
+    if (!found || h->last_used_ns > best->last_used_ns) {
+      memcpy(best, h, sizeof *best);
+      found = true;
+    }
+  }
+  closedir(d);
+  for (int s = 0; found && s < DBPOOL_SETTING_COUNT; s++)
+    if (!given[s]) init->v[s] = dbp_setting_read(best, s);
+  free(best);
+}
+
+static int initial_settings(const char *ns, const dbp_dbfile *db,
+                            const int64_t *explicit, initial *init)
+{
+  bool given[DBPOOL_SETTING_COUNT];
+  for (int s = 0; s < DBPOOL_SETTING_COUNT; s++) {
+    given[s] = explicit && explicit[s] != DBPOOL_SETTING_UNSET;
+    if (given[s]) init->v[s] = explicit[s];
+  }
+  initial inherited;
+  for (int s = 0; s < DBPOOL_SETTING_COUNT; s++) inherited.v[s] = DBPOOL_SETTING_UNSET;
+  inherit_settings(ns, db, &inherited, given);
+  for (int s = 0; s < DBPOOL_SETTING_COUNT; s++) {
+    if (given[s]) continue;
+    if (inherited.v[s] != DBPOOL_SETTING_UNSET) {
+      init->v[s] = inherited.v[s];
+      continue;
+    }
+    int rc = dbp_setting_initial(s, &init->v[s]);
+    if (rc) return rc;
+  }
   return 0;
 }
 
-/* The segment's permission bits: the database's read/write bits, and
-** always read/write for the segment's owner (a read-only database file still
-** has connections to count). */
-static mode_t expected_mode(const struct stat *db)
+static int create_segment(const char *name, const char *ns, const char *db_path,
+                          const dbp_dbfile *db, const int64_t *explicit)
 {
-  return (db->st_mode & 0666) | 0600;
-}
-
-static int create_segment(const char *name, const char *abs_path,
-                          const struct stat *db)
-{
-  int64_t max_conn, timeout;
-  int rc = dbp_setting_initial(DBPOOL_SETTING_MAX_CONNECTIONS, &max_conn);
-  if (rc == 0) rc = dbp_setting_initial(DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS, &timeout);
+  initial init;
+  int rc = initial_settings(ns, db, explicit, &init);
   if (rc) return rc;
-  if (strlen(abs_path) >= DBPOOL_PATH_MAX)
-    return dbp_err(-ENAMETOOLONG, "dbpool: database path %s is longer than "
-                   "%d bytes", abs_path, DBPOOL_PATH_MAX - 1);
 
   int fd = open(DBP_SHM_DIR, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-  if (fd < 0)
+  if (fd < 0) {
+    if (errno == ENOSPC) return dbp_shm_full_error(-ENOSPC, "create a segment", db_path);
     return dbp_err(-errno, "dbpool: cannot create a pool segment in "
                    DBP_SHM_DIR ": %s", strerror(errno));
+  }
   dbp_header *h = MAP_FAILED;
-  if (fchmod(fd, expected_mode(db)) != 0 ||
-      ftruncate(fd, (off_t)DBP_SEGMENT_SIZE) != 0) {
+  if (ftruncate(fd, (off_t)DBP_SEGMENT_SIZE) != 0) {
     rc = dbp_err(-errno, "dbpool: cannot size the pool segment for %s: %s",
-                 abs_path, strerror(errno));
+                 db_path, strerror(errno));
     goto out;
   }
-  /* Give group members of a group-shared database access (best effort:
-  ** only works if we belong to the group, and only then is it needed). */
-  if (fchown(fd, (uid_t)-1, db->st_gid) != 0) { /* not a member: fine */ }
-
+  if ((rc = reserve(fd, 0, DBP_PROCESSES_OFF, db_path)) != 0) goto out;
+  if ((rc = dbp_perms_apply(fd, db_path, db, true)) != 0) goto out;
   h = mmap(NULL, DBP_SEGMENT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (h == MAP_FAILED) {
     rc = dbp_err(-errno, "dbpool: cannot map a new pool segment: %s",
@@ -200,18 +189,18 @@ static int create_segment(const char *name, const char *abs_path,
   h->layout_version = DBP_LAYOUT_VERSION;
   h->header_size = sizeof(dbp_header);
   h->segment_size = DBP_SEGMENT_SIZE;
-  h->key_dev = (uint64_t)db->st_dev;
-  h->key_ino = (uint64_t)db->st_ino;
+  h->key_dev = db->key.dev;
+  h->key_ino = db->key.ino;
+  h->key_birth = db->key.birth;
   h->records = DBP_RECORDS;
   h->processes = DBP_PROCESSES;
   h->mutex_size = sizeof(pthread_mutex_t);
   h->created_ns = dbp_real_ns();
-  strcpy(h->path, abs_path);
-  uint64_t bits = g_with(0, G_MAX_SHIFT, (unsigned)max_conn);
-  bits = g_with(bits, G_REC_SHIFT, DBP_REC_NONE);
+  atomic_store(&h->last_used_ns, h->created_ns);
+  memcpy(h->path, db->abs, strlen(db->abs) + 1);
   h->gate.half[0] = 0;
-  h->gate.half[1] = bits;
-  atomic_store(&h->acquire_timeout_ms, (int32_t)timeout);
+  h->gate.half[1] = g_with(0, G_REC_SHIFT, DBP_REC_NONE);
+  for (int s = 0; s < DBPOOL_SETTING_COUNT; s++) dbp_setting_init(h, s, init.v[s]);
   atomic_store(&h->q_head, DBP_REC_NONE);
   atomic_store(&h->q_tail, DBP_REC_NONE);
   atomic_store(&h->free_head, DBP_REC_NONE);
@@ -220,13 +209,14 @@ static int create_segment(const char *name, const char *abs_path,
 
   char proc_link[64], target[PATH_MAX];
   snprintf(proc_link, sizeof proc_link, "/proc/self/fd/%d", fd);
-  shm_path(name, target);
+  dbp_shm_path(name, target, sizeof target);
   if (linkat(AT_FDCWD, proc_link, AT_FDCWD, target, AT_SYMLINK_FOLLOW) != 0 &&
       (errno == EEXIST ||
        linkat(fd, "", AT_FDCWD, target, AT_EMPTY_PATH) != 0)) {
-    rc = errno == EEXIST ? -EEXIST
-                         : dbp_err(-errno, "dbpool: cannot publish pool "
-                                   "segment %s: %s", target, strerror(errno));
+    if (errno == EEXIST) rc = -EEXIST;
+    else if (errno == ENOSPC) rc = dbp_shm_full_error(-ENOSPC, "publish a segment", db_path);
+    else rc = dbp_err(-errno, "dbpool: cannot publish pool segment %s: %s",
+                      target, strerror(errno));
     goto out;
   }
   rc = 0;
@@ -236,33 +226,9 @@ out:
   return rc;
 }
 
-static int check_owner_mode(int fd, const struct stat *st, const char *name,
-                            const char *db_path, const struct stat *db,
-                            bool readonly)
-{
-  uid_t me = geteuid();
-  bool owner_ok = st->st_uid == db->st_uid || st->st_uid == me ||
-                  st->st_uid == 0 ||
-                  (st->st_gid == db->st_gid && (db->st_mode & 020));
-  if (!owner_ok)
-    return dbp_err(-EACCES,
-                   "dbpool: pool segment %s is owned by uid %u, which neither "
-                   "owns the database %s (uid %u) nor shares its group; "
-                   "refusing to attach", name, (unsigned)st->st_uid, db_path,
-                   (unsigned)db->st_uid);
-  mode_t want = expected_mode(db), have = st->st_mode & 07777;
-  if (have == want) return 0;
-  /* The database's mode changed since the pool was made: its owner follows. */
-  if (st->st_uid == me && !readonly && fchmod(fd, want) == 0) return 0;
-  return dbp_err(-EACCES,
-                 "dbpool: pool segment %s has mode %04o but the database %s "
-                 "has %04o; refusing to attach (remove the pool to recreate "
-                 "it)", name, (unsigned)have, db_path,
-                 (unsigned)(db->st_mode & 07777));
-}
+/* ---------------------------------------------------------------- attach */
 
-static int validate_header(const dbp_header *h, const char *name, uint64_t dev,
-                           uint64_t ino)
+static int validate_header(const dbp_header *h, const char *name, const dbp_key *k)
 {
   const char *what = NULL;
   dbp_gate g = dbp_gate_snapshot(h);
@@ -273,7 +239,7 @@ static int validate_header(const dbp_header *h, const char *name, uint64_t dev,
   else if (h->records != DBP_RECORDS || h->processes != DBP_PROCESSES)
     what = "table sizes differ";
   else if (h->mutex_size != sizeof(pthread_mutex_t)) what = "made by another ABI";
-  else if (h->key_dev != dev || h->key_ino != ino)
+  else if (h->key_dev != k->dev || h->key_ino != k->ino || h->key_birth != k->birth)
     what = "belongs to another database file";
   else if (g_max(g.bits) < 1 || g_max(g.bits) > DBPOOL_MAX_CONNECTIONS_LIMIT)
     what = "max_connections out of range";
@@ -283,76 +249,22 @@ static int validate_header(const dbp_header *h, const char *name, uint64_t dev,
                  name, what);
 }
 
-/* Map the segment open on fd; check it is the one for (dev, ino). */
-static int map_segment(int fd, const char *name, uint64_t dev, uint64_t ino,
-                       const char *db_path, const struct stat *db,
-                       unsigned flags, dbp_header **out)
-{
-  struct stat st;
-  bool ro = flags & DBPOOL_OPEN_READONLY;
-  if (fstat(fd, &st) != 0)
-    return dbp_err(-errno, "dbpool: cannot stat pool segment %s: %s", name,
-                   strerror(errno));
-  if (db) {
-    int rc = check_owner_mode(fd, &st, name, db_path, db, ro);
-    if (rc) return rc;
-  } else if (!ro && st.st_uid != geteuid() && geteuid() != 0) {
-    return dbp_err(-EACCES, "dbpool: the database of pool segment %s is gone; "
-                   "only its owner (uid %u) may change it", name,
-                   (unsigned)st.st_uid);
-  }
-  void *m = mmap(NULL, DBP_SEGMENT_SIZE, ro ? PROT_READ : PROT_READ | PROT_WRITE,
-                 MAP_SHARED, fd, 0);
-  if (m == MAP_FAILED)
-    return dbp_err(-errno, "dbpool: cannot map pool segment %s: %s", name,
-                   strerror(errno));
-  int rc = validate_header(m, name, dev, ino);
-  if (rc) {
-    munmap(m, DBP_SEGMENT_SIZE);
-    return rc;
-  }
-  *out = m;
-  return 0;
-}
-
-/* Does name still refer to the segment file (dev, ino)? */
-static bool name_is(const char *name, uint64_t dev, uint64_t ino)
-{
-  char path[PATH_MAX];
-  struct stat st;
-  shm_path(name, path);
-  return stat(path, &st) == 0 && (uint64_t)st.st_ino == ino && (uint64_t)st.st_dev == dev;
-}
-
-/* Unlink name if it still refers to c's segment. Only ever under c's lock:
-** nobody else may unlink or replace the name meanwhile (linkat cannot
-** replace an existing name, and every unlink takes the lock of the segment
-** it unlinks), so the check and the unlink cannot be split by another
-** pool's creation. */
-static void unlink_own_name_locked(dbpool_coord *c)
-{
-  char path[PATH_MAX];
-  shm_path(c->name, path);
-  if (name_is(c->name, c->seg_dev, c->seg_ino)) unlink(path);
-}
-
 /* Open a segment by name: never blocks (a FIFO planted under the name
 ** would), and refuses anything but a regular file of the right size before
-** anything maps it (a short file would fault on access). Returns the fd, or
-** -1 with errno set (EBADMSG: not a segment). */
-static int open_fd(const char *name, bool ro, const char **why)
+** anything maps it (a short file would fault on access). Returns the fd,
+** or -1 with errno set (EBADMSG: not a segment; *why says how). */
+static int open_fd(const char *name, bool ro, struct stat *st, const char **why)
 {
   char path[PATH_MAX];
-  struct stat st;
-  shm_path(name, path);
+  dbp_shm_path(name, path, sizeof path);
   int fd;
   do fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
   while (fd < 0 && errno == EINTR);
   if (fd < 0) return -1;
   *why = NULL;
-  if (fstat(fd, &st) != 0) *why = "cannot stat it";
-  else if (!S_ISREG(st.st_mode)) *why = "not a regular file";
-  else if ((uint64_t)st.st_size != DBP_SEGMENT_SIZE) *why = "wrong size";
+  if (fstat(fd, st) != 0) *why = "cannot stat it";
+  else if (!S_ISREG(st->st_mode)) *why = "not a regular file";
+  else if ((uint64_t)st->st_size != DBP_SEGMENT_SIZE) *why = "wrong size";
   if (*why) {
     close(fd);
     errno = EBADMSG;
@@ -361,294 +273,455 @@ static int open_fd(const char *name, bool ro, const char **why)
   return fd;
 }
 
-/* Attach to the pool of db_path, or (db_path NULL) to segment seg_name. */
-int dbp_segment_attach(const char *db_path, const char *seg_name,
-                       unsigned flags, dbpool_coord **out)
-{
-  char name[DBP_SEGMENT_NAME_MAX], abs[PATH_MAX];
-  char ns_buf[33];
-  uint64_t dev, ino;
-  struct stat dbst, *db = NULL;
-  bool ro = flags & DBPOOL_OPEN_READONLY;
-  int rc;
-
-  if (db_path) {
-    rc = dbp_segment_name_for(db_path, name, &dev, &ino);
-    if (rc) return rc;
-    stat(db_path, &dbst);
-    db = &dbst;
-    if (!realpath(db_path, abs)) snprintf(abs, sizeof abs, "%s", db_path);
-  } else {
-    if (!seg_name || !parse_name(seg_name, ns_buf, &dev, &ino))
-      return dbp_err(-EINVAL, "dbpool: '%s' is not a pool segment name "
-                     "(expected /dbpool.<dev>.<ino>)", seg_name ? seg_name : "");
-    snprintf(name, sizeof name, "/%s", seg_name[0] == '/' ? seg_name + 1 : seg_name);
-    abs[0] = 0;
-  }
-
-  for (int attempt = 0; attempt < 16; attempt++) {
-    const char *why = NULL;
-    int fd = open_fd(name, ro, &why);
-    if (fd < 0) {
-      int e = errno;
-      if (e == EBADMSG)
-        return dbp_err(-EBADMSG, "dbpool: pool segment %s failed validation: %s",
-                       name, why);
-      if (e != ENOENT)
-        return dbp_err(-e, "dbpool: cannot open pool segment %s%s%s: %s", name,
-                       db ? " of " : "", db ? abs : "", strerror(e));
-      if (!db || ro || (flags & DBPOOL_OPEN_NOCREATE))
-        return dbp_err(-ENOENT, "dbpool: no pool for %s (segment %s)",
-                       db ? abs : name, name);
-      rc = create_segment(name, abs, db);
-      if (rc && rc != -EEXIST) return rc;
-      continue; /* attach to what we (or the winner) published */
-    }
-    if (!db) {
-      /* By name: learn the database from the header, check against it. */
-      dbp_header *peek = mmap(NULL, sizeof(dbp_header), PROT_READ, MAP_SHARED, fd, 0);
-      if (peek != MAP_FAILED) {
-        char stored[DBPOOL_PATH_MAX];
-        memcpy(stored, peek->path, sizeof stored);
-        stored[sizeof stored - 1] = 0;
-        munmap(peek, sizeof(dbp_header));
-        if (stat(stored, &dbst) == 0 && (uint64_t)dbst.st_dev == dev &&
-            (uint64_t)dbst.st_ino == ino) {
-          db = &dbst;
-          snprintf(abs, sizeof abs, "%s", stored);
-        }
-      }
-    }
-    dbp_header *h = NULL;
-    rc = map_segment(fd, name, dev, ino, db ? abs : NULL, db, flags, &h);
-    if (rc) {
-      close(fd);
-      return rc;
-    }
-    struct stat seg_st;
-    if (fstat(fd, &seg_st) != 0) memset(&seg_st, 0, sizeof seg_st);
-    close(fd);
-    if (dbp_gate_snapshot(h).bits & G_REMOVED) {
-      /* Removed under us, or its remover died before unlinking: take the
-      ** name away, under that segment's lock, and start over. */
-      if (!ro) {
-        dbpool_coord stale = {.hdr = h, .map_size = DBP_SEGMENT_SIZE,
-                              .procs = (dbp_process *)((char *)h + DBP_PROCESSES_OFF),
-                              .recs = (dbp_record *)((char *)h + DBP_RECORDS_OFF),
-                              .seg_dev = (uint64_t)seg_st.st_dev,
-                              .seg_ino = (uint64_t)seg_st.st_ino, .proc_idx = -1};
-        snprintf(stale.name, sizeof stale.name, "%s", name);
-        if (dbp_lock(&stale, dbp_mono_ns() + 1000000000) == 0) {
-          unlink_own_name_locked(&stale);
-          dbp_unlock(&stale);
-        }
-      }
-      munmap(h, DBP_SEGMENT_SIZE);
-      if (!db_path) return dbp_err(-ENOENT, "dbpool: pool %s was removed", name);
-      continue;
-    }
-    dbpool_coord *c = calloc(1, sizeof *c);
-    if (!c) {
-      munmap(h, DBP_SEGMENT_SIZE);
-      return dbp_err(-ENOMEM, "dbpool: out of memory");
-    }
-    c->hdr = h;
-    c->procs = (dbp_process *)((char *)h + DBP_PROCESSES_OFF);
-    c->recs = (dbp_record *)((char *)h + DBP_RECORDS_OFF);
-    c->map_size = DBP_SEGMENT_SIZE;
-    c->readonly = ro;
-    c->dev = dev;
-    c->ino = ino;
-    c->seg_dev = (uint64_t)seg_st.st_dev;
-    c->seg_ino = (uint64_t)seg_st.st_ino;
-    c->proc_idx = -1;
-    c->fork_gen = dbp_fork_gen();
-    snprintf(c->name, sizeof c->name, "%s", name);
-    memcpy(c->path, h->path, sizeof c->path);
-    c->path[sizeof c->path - 1] = 0;
-    if (db && !ro && abs[0] && strcmp(c->path, abs) != 0) {
-      /* Keep the recorded path true after a rename of the database. */
-      struct stat cur;
-      if (stat(c->path, &cur) != 0 || (uint64_t)cur.st_ino != ino ||
-          (uint64_t)cur.st_dev != dev) {
-        if (dbp_lock(c, -1) == 0) {
-          snprintf(h->path, sizeof h->path, "%s", abs);
-          dbp_unlock(c);
-        }
-        snprintf(c->path, sizeof c->path, "%s", abs);
-      }
-    }
-    *out = c;
-    return 0;
-  }
-  return dbp_err(-EAGAIN, "dbpool: pool %s kept being removed while "
-                 "attaching; try again", name);
-}
-
-/* Is the segment we mapped still the one under its name? (Someone may have
-** deleted the file by hand, and a new pool taken the name.) */
-bool dbp_segment_still_linked(const dbpool_coord *c)
+/* Does name still refer to the segment file (dev, ino)? */
+static bool name_is(const char *name, uint64_t dev, uint64_t ino)
 {
   char path[PATH_MAX];
   struct stat st;
-  shm_path(c->name, path);
-  return stat(path, &st) == 0 && (uint64_t)st.st_ino == c->seg_ino &&
-         (uint64_t)st.st_dev == c->seg_dev;
+  dbp_shm_path(name, path, sizeof path);
+  return stat(path, &st) == 0 && (uint64_t)st.st_ino == ino &&
+         (uint64_t)st.st_dev == dev;
+}
+
+bool dbp_segment_still_linked(const dbpool_coord *c)
+{
+  return name_is(c->name, c->seg_dev, c->seg_ino);
 }
 
 void dbp_segment_unmap(dbpool_coord *c)
 {
+  if (c->reg_lock_init) pthread_mutex_destroy(&c->reg_lock);
+  c->reg_lock_init = false;
   if (c->hdr) munmap(c->hdr, c->map_size);
   c->hdr = NULL;
+  if (c->fd >= 0) close(c->fd);
+  c->fd = -1;
+  if (c->db_fd >= 0) close(c->db_fd);
+  c->db_fd = -1;
+  if (c->lock_fd >= 0) close(c->lock_fd);
+  c->lock_fd = -1;
 }
 
-/* Under the lock: unlink and mark removed, waking every waiter. */
-static void remove_locked(dbpool_coord *c)
+/* An attachment for the segment open on fd (which it keeps). */
+static dbpool_coord *new_attachment(int fd, const struct stat *st, dbp_header *h,
+                                    const char *name, const dbp_key *k, bool ro)
 {
-  dbp_gate_set_flags(c, G_REMOVED | G_SLOW, 0);
-  uint32_t hwm = dbp_record_hwm(c->hdr);
-  for (uint32_t i = 0; i < hwm; i++) {
-    dbp_record *r = &c->recs[i];
-    if (REC_STATE(atomic_load(&r->word)) != REC_WAITING) continue;
-    atomic_fetch_add(&r->wake, 1);
-    dbp_futex_wake(&r->wake, INT_MAX);
-  }
-  unlink_own_name_locked(c);
+  dbpool_coord *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->hdr = h;
+  c->procs = (dbp_process *)((char *)h + DBP_PROCESSES_OFF);
+  c->recs = (dbp_record *)((char *)h + DBP_RECORDS_OFF);
+  c->map_size = DBP_SEGMENT_SIZE;
+  c->fd = fd;
+  c->lock_fd = -1;
+  c->db_fd = -1;
+  c->readonly = ro;
+  c->key = *k;
+  c->seg_dev = (uint64_t)st->st_dev;
+  c->seg_ino = (uint64_t)st->st_ino;
+  c->proc_idx = -1;
+  c->fork_gen = dbp_fork_gen();
+  pthread_mutex_init(&c->reg_lock, NULL);
+  c->reg_lock_init = true;
+  snprintf(c->name, sizeof c->name, "%s", name);
+  dbp_key parsed;
+  unsigned cand;
+  if (!dbp_parse_segment_name(name, c->ns, &parsed, &cand)) c->ns[0] = 0;
+  memcpy(c->path, h->path, sizeof c->path);
+  c->path[sizeof c->path - 1] = 0;
+  return c;
 }
 
-static int remove_segment(dbpool_coord *c, bool force, bool only_if_orphan)
+/* Keep the recorded path true after a rename of the database: when the
+** pool is attached by a path other than the recorded one, and the recorded
+** one no longer names the file (another name of the same file, a hard
+** link, keeps the first). Cheap when the paths agree: one compare. */
+void dbp_follow_rename(dbpool_coord *c, const char *db_path)
 {
-  dbp_reap(c);
-  int rc = dbp_lock(c, -1);
-  if (rc) return rc;
-  int pids[8], np = 0, live = 0;
-  uint32_t phwm = dbp_process_hwm(c->hdr);
-  for (uint32_t p = 0; p < phwm; p++) {
-    dbp_process *pr = &c->procs[p];
-    if (atomic_load(&pr->state) != PROC_LIVE) continue;
-    if (dbp_process_dead(atomic_load(&pr->pid), atomic_load(&pr->ident_kind),
-                         atomic_load(&pr->ident)))
-      continue;
-    if (np < 8) pids[np++] = atomic_load(&pr->pid);
-    live++;
+  dbp_dbfile cur;
+  if (c->readonly || strncmp(c->hdr->path, db_path, sizeof c->hdr->path) == 0) return;
+  int rc = dbp_dbfile_stat_quiet(c->hdr->path, &cur);
+  if (rc == 0 ? dbp_key_equal(&cur.key, &c->key) : rc != -ENOENT && rc != -ENOTDIR)
+    return; /* still a name of the file, or one we cannot look at: keep it */
+  char *abs = realpath(db_path, NULL);
+  if (!abs || strlen(abs) >= sizeof c->hdr->path ||
+      dbp_dbfile_stat_quiet(abs, &cur) != 0 || !dbp_key_equal(&cur.key, &c->key)) {
+    free(abs);
+    return;
   }
-  if (live > 0 && !force) {
+  if (dbp_lock(c, -1) == 0) {
+    memcpy(c->hdr->path, abs, strlen(abs) + 1);
     dbp_unlock(c);
-    if (only_if_orphan) return -EBUSY;
-    char list[128] = "";
-    size_t off = 0;
-    for (int i = 0; i < np && off < sizeof list; i++)
-      off += (size_t)snprintf(list + off, sizeof list - off, "%s%d",
-                              i ? ", " : "", pids[i]);
-    return dbp_err(-EBUSY, "dbpool: pool of %s is in use by %d live "
-                   "process%s (pid %s%s)",
-                   c->path, live, live == 1 ? "" : "es", list,
-                   live > np ? ", ..." : "");
   }
-  remove_locked(c);
-  dbp_unlock(c);
-  return 0;
+  snprintf(c->path, sizeof c->path, "%s", abs);
+  free(abs);
 }
 
-/* Forced removal of something under a pool's name that we cannot attach
-** to (corrupt, foreign, wrong mode): unlink the name itself, if the file
-** system lets us (/dev/shm is sticky: its owner or root). */
-static int unlink_unattachable(const char *db_path, const char *segment_name)
+/* A stand-in attachment for a segment we look at without attaching, so
+** that its lock can be taken. */
+static void temp_coord(dbpool_coord *tmp, int fd, const struct stat *st, dbp_header *h,
+                       const char *name)
 {
-  char name[DBP_SEGMENT_NAME_MAX], path[PATH_MAX], ns[33];
-  uint64_t dev, ino;
-  if (db_path) {
-    if (dbp_segment_name_for(db_path, name, &dev, &ino) != 0) return -1;
-  } else if (!segment_name || !parse_name(segment_name, ns, &dev, &ino)) {
-    return -1;
-  } else {
-    snprintf(name, sizeof name, "/%s", segment_name[0] == '/' ? segment_name + 1 : segment_name);
-  }
-  shm_path(name, path);
-  if (unlink(path) != 0)
-    return dbp_err(-errno, "dbpool: cannot remove %s: %s", path, strerror(errno));
-  return 0;
+  memset(tmp, 0, sizeof *tmp);
+  tmp->hdr = h;
+  tmp->fd = fd;
+  tmp->db_fd = tmp->lock_fd = -1;
+  tmp->map_size = DBP_SEGMENT_SIZE;
+  tmp->procs = (dbp_process *)((char *)h + DBP_PROCESSES_OFF);
+  tmp->recs = (dbp_record *)((char *)h + DBP_RECORDS_OFF);
+  tmp->seg_dev = (uint64_t)st->st_dev;
+  tmp->seg_ino = (uint64_t)st->st_ino;
+  tmp->proc_idx = -1;
+  snprintf(tmp->name, sizeof tmp->name, "%s", name);
 }
 
-int dbpool_coord_remove(const char *db_path, const char *segment_name, int force)
+/* A segment marked removed whose name is still linked: unlink it, under
+** its lock, if we may. Returns true if the name is gone now. */
+static bool unlink_removed(int fd, const struct stat *st, dbp_header *h,
+                           const char *name)
 {
-  dbpool_coord *c = NULL;
-  dbp_clear_error();
-  int rc = dbp_segment_attach(db_path, db_path ? NULL : segment_name,
-                              DBPOOL_OPEN_NOCREATE, &c);
-  if (force && (rc == -EBADMSG || rc == -EACCES))
-    return unlink_unattachable(db_path, segment_name);
-  if (rc) return rc;
-  rc = remove_segment(c, force != 0, false);
-  dbp_segment_unmap(c);
-  free(c);
-  return rc;
+  dbpool_coord tmp;
+  temp_coord(&tmp, fd, st, h, name);
+  if (!dbp_unlink_allowed(&tmp)) return false;
+  if (dbp_lock(&tmp, dbp_mono_ns() + 1000000000) != 0) return false;
+  char path[PATH_MAX];
+  dbp_shm_path(name, path, sizeof path);
+  bool gone = !name_is(name, tmp.seg_dev, tmp.seg_ino) || unlink(path) == 0;
+  dbp_unlock(&tmp);
+  return gone;
 }
 
-/* Remove a pool whose database file is gone, if no live process uses it. */
-static void collect_if_orphan(const char *name)
-{
-  dbpool_coord *c = NULL;
-  if (dbp_segment_attach(NULL, name, DBPOOL_OPEN_NOCREATE, &c) != 0) return;
+/* A removed segment that we skip but cannot unlink, kept mapped while we
+** create a pool under a later name: its lock, held across the creation,
+** keeps its owner from unlinking it and re-creating a pool under its name
+** at the same time (every unlink of a removed segment takes its lock), so
+** that two pools for one database can never both be found usable. */
+typedef struct guard {
+  int fd;
   struct stat st;
-  bool gone = stat(c->path, &st) != 0 || (uint64_t)st.st_dev != c->dev ||
-              (uint64_t)st.st_ino != c->ino;
-  if (gone) remove_segment(c, false, true);
-  dbp_segment_unmap(c);
-  free(c);
+  dbp_header *h;
+  char name[DBP_SEGMENT_NAME_MAX];
+} guard;
+
+typedef struct guards {
+  unsigned n;
+  guard g[DBP_CANDIDATES];
+} guards;
+
+static void guards_release(guards *gs)
+{
+  for (unsigned i = 0; i < gs->n; i++) {
+    munmap(gs->g[i].h, DBP_SEGMENT_SIZE);
+    close(gs->g[i].fd);
+  }
+  gs->n = 0;
 }
 
-typedef struct { char **names; size_t n, cap; } name_list;
+/* Lock every guard (in candidate order); false if one is gone (unlinked
+** meanwhile: the scan must start over). Locked ones are in *locked. */
+static bool guards_lock(guards *gs, unsigned *locked)
+{
+  *locked = 0;
+  for (unsigned i = 0; i < gs->n; i++) {
+    dbpool_coord tmp;
+    guard *g = &gs->g[i];
+    temp_coord(&tmp, g->fd, &g->st, g->h, g->name);
+    if (dbp_lock(&tmp, dbp_mono_ns() + 1000000000) != 0) return false;
+    (*locked)++;
+    if (!name_is(g->name, (uint64_t)g->st.st_dev, (uint64_t)g->st.st_ino)) return false;
+  }
+  return true;
+}
 
-static int collect_names(name_list *out)
+static void guards_unlock(guards *gs, unsigned locked)
+{
+  for (unsigned i = 0; i < locked; i++) {
+    dbpool_coord tmp;
+    guard *g = &gs->g[i];
+    temp_coord(&tmp, g->fd, &g->st, g->h, g->name);
+    dbp_unlock(&tmp);
+  }
+}
+
+enum { CAND_USED, CAND_ABSENT, CAND_SKIP, CAND_RETRY };
+
+/* Mark an attached pool removed, so that its users leave it: waiters are
+** woken, and holders move to the pool every opener now finds. */
+void dbp_mark_removed(dbpool_coord *c)
+{
+  if (c->readonly || dbp_lock(c, dbp_mono_ns() + 1000000000) != 0) return;
+  dbp_remove_locked(c);
+  dbp_unlock(c);
+}
+
+/* A segment we may write but must not use (its owner cannot read the
+** database): mark it removed, so that whoever still uses it -- attached
+** before the database's permissions changed -- moves to the real pool. */
+static void demote_untrusted(int fd, const struct stat *st, const char *name,
+                             const dbp_key *k)
+{
+  dbp_header *h = mmap(NULL, DBP_SEGMENT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (h == MAP_FAILED) return;
+  if (validate_header(h, name, k) == 0) {
+    dbpool_coord tmp;
+    temp_coord(&tmp, fd, st, h, name);
+    dbp_mark_removed(&tmp);
+  }
+  munmap(h, DBP_SEGMENT_SIZE);
+}
+
+/* Try candidate name for the database db: *out on CAND_USED; a negative
+** errno on an error that must be reported. */
+static int try_candidate(const char *name, unsigned cand, const char *db_path,
+                         const dbp_dbfile *db, bool ro, dbpool_coord **out, guards *gs)
+{
+  struct stat st;
+  const char *why = NULL;
+  int fd = open_fd(name, ro, &st, &why);
+  if (fd < 0) {
+    int e = errno;
+    char path[PATH_MAX];
+    struct stat lst;
+    dbp_shm_path(name, path, sizeof path);
+    if (e == ENOENT) return CAND_ABSENT;
+    if (lstat(path, &lst) == 0 && !dbp_perms_owner_trusted(db_path, db, lst.st_uid, lst.st_gid))
+      return CAND_SKIP; /* planted, or left by a former reader: not the pool */
+    if (e == EBADMSG)
+      return dbp_err(-EBADMSG, "dbpool: pool segment %s failed validation: %s",
+                     name, why);
+    if (e == EACCES)
+      return dbp_err(-EACCES, "dbpool: pool segment %s of %s is not open to uid "
+                     "%u, although it may read the database: the segment's "
+                     "permissions predate a change of the database's; its owner "
+                     "(uid %u) or root fixes them by using the database (e.g. "
+                     "dbpoolctl status %s)", name, db_path, (unsigned)geteuid(),
+                     (unsigned)lst.st_uid, db_path);
+    return dbp_err(-e, "dbpool: cannot open pool segment %s of %s: %s", name,
+                   db_path, strerror(e));
+  }
+  if (!dbp_perms_owner_trusted(db_path, db, st.st_uid, st.st_gid)) {
+    if (!ro) demote_untrusted(fd, &st, name, &db->key);
+    close(fd);
+    return CAND_SKIP;
+  }
+  if (!ro && (st.st_uid == geteuid() || geteuid() == 0)) {
+    int rc = dbp_perms_apply(fd, db_path, db, false); /* follow chmod, chown */
+    if (rc) {
+      close(fd);
+      return rc;
+    }
+  }
+  dbp_header *h = mmap(NULL, DBP_SEGMENT_SIZE, ro ? PROT_READ : PROT_READ | PROT_WRITE,
+                       MAP_SHARED, fd, 0);
+  if (h == MAP_FAILED) {
+    int e = errno;
+    close(fd);
+    return dbp_err(-e, "dbpool: cannot map pool segment %s: %s", name, strerror(e));
+  }
+  int rc = validate_header(h, name, &db->key);
+  if (rc == 0 && (dbp_gate_snapshot(h).bits & G_REMOVED)) {
+    /* Removed: by its owner or root (unlink it and start over), or by
+    ** someone who could not unlink it (leave it to them: skip it, and guard
+    ** it while we create elsewhere). */
+    rc = (!ro && unlink_removed(fd, &st, h, name)) ? CAND_RETRY : CAND_SKIP;
+    if (rc == CAND_SKIP && !ro && gs && gs->n < DBP_CANDIDATES) {
+      guard *g = &gs->g[gs->n++];
+      g->fd = fd;
+      g->st = st;
+      g->h = h;
+      snprintf(g->name, sizeof g->name, "%s", name);
+      return CAND_SKIP;
+    }
+  }
+  dbpool_coord *c = rc == 0 ? new_attachment(fd, &st, h, name, &db->key, ro) : NULL;
+  if (rc == 0 && !c) rc = dbp_err(-ENOMEM, "dbpool: out of memory");
+  if (rc != 0) {
+    munmap(h, DBP_SEGMENT_SIZE);
+    close(fd);
+    return rc;
+  }
+  c->by_path = true;
+  c->cand = cand;
+  c->db_uid = db->uid;
+  c->db_gid = db->gid;
+  c->db_mode = db->mode;
+  dbp_follow_rename(c, db->abs);
+  c->steer_ok = dbp_can_write(db_path);
+  *out = c;
+  return CAND_USED;
+}
+
+/* Is candidate cand of db a usable pool (without attaching to it)? */
+static bool candidate_usable(const char *ns, const dbp_dbfile *db, const char *db_path,
+                             unsigned cand, bool writable, dbpool_coord **out)
+{
+  char name[DBP_SEGMENT_NAME_MAX];
+  dbpool_coord *c = NULL;
+  dbp_segment_name(ns, &db->key, cand, name);
+  char saved[512];
+  snprintf(saved, sizeof saved, "%s", dbpool_last_error());
+  int rc = try_candidate(name, cand, db_path, db, !writable, &c, NULL);
+  dbp_err(0, "%s", saved); /* a probe: keep the caller's message */
+  if (rc != CAND_USED) return false;
+  if (out) *out = c;
+  else {
+    dbp_segment_unmap(c);
+    free(c);
+  }
+  return true;
+}
+
+bool dbp_segment_trusted(dbpool_coord *c, const char *db_path, const dbp_dbfile *db)
+{
+  struct stat st;
+  return c->fd >= 0 && fstat(c->fd, &st) == 0 &&
+         dbp_perms_owner_trusted(db_path, db, st.st_uid, st.st_gid);
+}
+
+bool dbp_lower_candidate_usable(dbpool_coord *c, const char *db_path, const dbp_dbfile *db)
+{
+  for (unsigned k = 0; k < c->cand; k++)
+    if (candidate_usable(c->ns, db, db_path, k, false, NULL)) return true;
+  return false;
+}
+
+/* We created a pool under candidate cand: a racing creator may have made one
+** under a later name after its scan passed ours (ours was not linked yet).
+** The earliest usable candidate is the pool: mark the later ones removed,
+** so that their users move here. */
+static void remove_later_candidates(const char *ns, const dbp_dbfile *db,
+                                    const char *db_path, unsigned cand)
+{
+  for (unsigned k = cand + 1; k < DBP_CANDIDATES; k++) {
+    dbpool_coord *later = NULL;
+    if (!candidate_usable(ns, db, db_path, k, true, &later)) continue;
+    dbp_mark_removed(later);
+    dbp_segment_unmap(later);
+    free(later);
+  }
+}
+
+static int attach_by_path(const char *db_path, unsigned flags,
+                          const int64_t *explicit, dbpool_coord **out)
 {
   const char *ns;
+  dbp_dbfile db;
+  bool ro = flags & DBPOOL_OPEN_READONLY, created = false;
   int rc = dbp_namespace(&ns);
+  if (rc == 0) rc = dbp_dbfile_stat(db_path, &db);
+  if (rc == 0) rc = dbp_check_can_read(db_path);
   if (rc) return rc;
-  DIR *d = opendir(DBP_SHM_DIR);
-  if (!d) return dbp_err(-errno, "dbpool: cannot list " DBP_SHM_DIR ": %s",
-                         strerror(errno));
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    char ens[33];
-    uint64_t dev, ino;
-    if (!parse_name(e->d_name, ens, &dev, &ino) || strcmp(ens, ns) != 0) continue;
-    if (out->n == out->cap) {
-      size_t cap = out->cap ? out->cap * 2 : 16;
-      char **p = realloc(out->names, cap * sizeof *p);
-      if (!p) break;
-      out->names = p;
-      out->cap = cap;
-    }
-    size_t len = strlen(e->d_name) + 2;
-    char *s = malloc(len);
-    if (!s) break;
-    snprintf(s, len, "/%s", e->d_name);
-    out->names[out->n++] = s;
+  if (!db.abs[0]) { /* the path is recorded resolved: name what is too long */
+    char *resolved = realpath(db_path, NULL);
+    rc = dbp_err(-ENAMETOOLONG, "dbpool: database path %s is longer than %d bytes",
+                 resolved ? resolved : db_path, DBPOOL_PATH_MAX - 1);
+    free(resolved);
+    return rc;
   }
-  closedir(d);
+  char name[DBP_SEGMENT_NAME_MAX];
+  for (int attempt = 0; attempt < ATTACH_ATTEMPTS; attempt++) {
+    bool retry = false;
+    int first_free = -1;
+    guards gs = {0};
+    for (unsigned cand = 0; cand < DBP_CANDIDATES && !retry; cand++) {
+      dbp_segment_name(ns, &db.key, cand, name);
+      rc = try_candidate(name, cand, db_path, &db, ro, out, first_free < 0 ? &gs : NULL);
+      if (rc == CAND_USED) {
+        guards_release(&gs);
+        if (created && !ro) remove_later_candidates(ns, &db, db_path, cand);
+        return 0;
+      }
+      if (rc < 0) {
+        guards_release(&gs);
+        return rc;
+      }
+      if (rc == CAND_RETRY) retry = true;
+      if (rc == CAND_ABSENT && first_free < 0) first_free = (int)cand;
+    }
+    if (retry || first_free < 0 || ro || (flags & DBPOOL_OPEN_NOCREATE)) {
+      guards_release(&gs);
+      if (retry) continue;
+      if (first_free < 0)
+        return dbp_err(-EBUSY, "dbpool: every name the pool of %s may use is "
+                       "held by a segment its users cannot use (removed, or owned "
+                       "by a user who cannot read the database); root can collect "
+                       "them: dbpoolctl gc", db.abs);
+      dbp_segment_name(ns, &db.key, 0, name);
+      return dbp_err(-ENOENT, "dbpool: no pool for %s (segment %s)", db.abs, name);
+    }
+    unsigned locked;
+    if (!guards_lock(&gs, &locked)) { /* one was unlinked meanwhile: look again */
+      guards_unlock(&gs, locked);
+      guards_release(&gs);
+      continue;
+    }
+    dbp_segment_name(ns, &db.key, (unsigned)first_free, name);
+    rc = create_segment(name, ns, db.abs, &db, explicit);
+    guards_unlock(&gs, locked);
+    guards_release(&gs);
+    if (rc && rc != -EEXIST) return rc;
+    created = created || rc == 0;
+  }
+  return dbp_err(-EAGAIN, "dbpool: the pool of %s kept being removed while "
+                 "attaching; try again", db_path);
+}
+
+/* By segment name (listing, dbpoolctl): the database is learned from the
+** header and checked against the name's key. */
+static int attach_by_name(const char *seg_name, unsigned flags, dbpool_coord **out)
+{
+  char name[DBP_SEGMENT_NAME_MAX], ns[33];
+  dbp_key k;
+  unsigned cand;
+  bool ro = flags & DBPOOL_OPEN_READONLY;
+  if (!seg_name || !dbp_parse_segment_name(seg_name, ns, &k, &cand))
+    return dbp_err(-EINVAL, "dbpool: '%s' is not a pool segment name (expected "
+                   "/dbpool.<dev>.<ino>.<birth>)", seg_name ? seg_name : "");
+  snprintf(name, sizeof name, "/%s", seg_name[0] == '/' ? seg_name + 1 : seg_name);
+  struct stat st;
+  const char *why = NULL;
+  int fd = open_fd(name, ro, &st, &why);
+  if (fd < 0) {
+    int e = errno;
+    if (e == ENOENT) return dbp_err(-ENOENT, "dbpool: no pool segment %s", name);
+    if (e == EBADMSG)
+      return dbp_err(-EBADMSG, "dbpool: pool segment %s failed validation: %s",
+                     name, why);
+    return dbp_err(-e, "dbpool: cannot open pool segment %s: %s", name, strerror(e));
+  }
+  dbp_header *h = mmap(NULL, DBP_SEGMENT_SIZE, ro ? PROT_READ : PROT_READ | PROT_WRITE,
+                       MAP_SHARED, fd, 0);
+  if (h == MAP_FAILED) {
+    int e = errno;
+    close(fd);
+    return dbp_err(-e, "dbpool: cannot map pool segment %s: %s", name, strerror(e));
+  }
+  int rc = validate_header(h, name, &k);
+  dbpool_coord *c = rc == 0 ? new_attachment(fd, &st, h, name, &k, ro) : NULL;
+  if (rc == 0 && !c) rc = dbp_err(-ENOMEM, "dbpool: out of memory");
+  if (rc) {
+    munmap(h, DBP_SEGMENT_SIZE);
+    close(fd);
+    return rc;
+  }
+  /* Steering follows the database while it is where the pool says; a pool
+  ** whose database is gone is its segment owner's (or root's). */
+  dbp_dbfile db;
+  if (dbp_dbfile_stat_quiet(c->path, &db) == 0 && dbp_key_equal(&db.key, &k))
+    c->steer_ok = dbp_can_write(c->path);
+  else
+    c->steer_ok = geteuid() == 0 || st.st_uid == geteuid();
+  *out = c;
   return 0;
 }
 
-static int cmp_str(const void *a, const void *b)
+/* Attach to the pool of db_path, or (db_path NULL) to segment seg_name.
+** explicit: settings for a pool created now (DBPOOL_SETTING_UNSET for
+** none), or NULL. */
+int dbp_segment_attach(const char *db_path, const char *seg_name,
+                       unsigned flags, const int64_t *explicit,
+                       dbpool_coord **out)
 {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-int dbpool_coord_list(dbpool_coord_list_cb cb, void *arg)
-{
-  if (!cb) return dbp_err(-EINVAL, "dbpool: list: callback is NULL");
-  name_list l = {0};
-  int rc = collect_names(&l);
-  if (rc) return rc;
-  if (l.n) qsort(l.names, l.n, sizeof *l.names, cmp_str);
-  char path[PATH_MAX];
-  for (size_t i = 0; i < l.n && rc == 0; i++) {
-    collect_if_orphan(l.names[i]);
-    shm_path(l.names[i], path);
-    if (access(path, F_OK) == 0) rc = cb(l.names[i], arg);
-  }
-  for (size_t i = 0; i < l.n; i++) free(l.names[i]);
-  free(l.names);
-  return rc;
+  return db_path ? attach_by_path(db_path, flags, explicit, out)
+                 : attach_by_name(seg_name, flags, out);
 }

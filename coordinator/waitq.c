@@ -8,7 +8,9 @@
 ** "acquire" op on the waiter's record, then a wake. The waiter never needs
 ** the lock to learn it was granted; it needs it only to leave the queue on
 ** timeout. Waiters wake every DBP_POLL_MS to reclaim slots of dead
-** processes, so a dead holder costs them at most that much.
+** processes, so a dead holder costs them at most that much. Signals neither
+** end nor extend a wait, except in an interruptible acquire (interrupt.h,
+** sigwait.c), which a caught SIGINT, SIGTERM, SIGHUP or SIGQUIT ends.
 */
 #include <errno.h>
 #include <limits.h>
@@ -24,8 +26,8 @@ static void q_append(dbpool_coord *c, uint32_t i)
   dbp_record *r = &c->recs[i];
   uint32_t tail = atomic_load(&h->q_tail);
   atomic_store(&r->q_next, DBP_REC_NONE);
-  atomic_store(&r->q_prev, dbp_rec_ok(tail) ? tail : DBP_REC_NONE);
-  if (dbp_rec_ok(tail))
+  atomic_store(&r->q_prev, dbp_rec_in(h, tail) ? tail : DBP_REC_NONE);
+  if (dbp_rec_in(h, tail))
     atomic_store(&c->recs[tail].q_next, i);
   else
     atomic_store(&h->q_head, i);
@@ -42,17 +44,17 @@ void dbp_queue_remove(dbpool_coord *c, uint32_t i)
   dbp_record *r = &c->recs[i];
   uint32_t prev = atomic_load(&r->q_prev), next = atomic_load(&r->q_next);
   uint32_t head = atomic_load(&h->q_head), tail = atomic_load(&h->q_tail);
-  bool ok = (head == i) ? !dbp_rec_ok(prev)
-                        : (dbp_rec_ok(prev) && atomic_load(&c->recs[prev].q_next) == i);
-  ok = ok && ((tail == i) ? !dbp_rec_ok(next)
-                          : (dbp_rec_ok(next) && atomic_load(&c->recs[next].q_prev) == i));
+  bool ok = (head == i) ? !dbp_rec_in(h, prev)
+                        : (dbp_rec_in(h, prev) && atomic_load(&c->recs[prev].q_next) == i);
+  ok = ok && ((tail == i) ? !dbp_rec_in(h, next)
+                          : (dbp_rec_in(h, next) && atomic_load(&c->recs[next].q_prev) == i));
   if (!ok || atomic_load(&h->n_waiting) == 0) {
     dbp_queue_rebuild(c);
     return;
   }
-  if (dbp_rec_ok(prev)) atomic_store(&c->recs[prev].q_next, next);
+  if (dbp_rec_in(h, prev)) atomic_store(&c->recs[prev].q_next, next);
   else atomic_store(&h->q_head, next);
-  if (dbp_rec_ok(next)) atomic_store(&c->recs[next].q_prev, prev);
+  if (dbp_rec_in(h, next)) atomic_store(&c->recs[next].q_prev, prev);
   else atomic_store(&h->q_tail, prev);
   atomic_store(&r->q_prev, DBP_REC_NONE);
   atomic_store(&r->q_next, DBP_REC_NONE);
@@ -115,7 +117,7 @@ void dbp_update_slow(dbpool_coord *c)
 void dbp_wake_records(dbpool_coord *c, const uint32_t *idx, unsigned n)
 {
   for (unsigned k = 0; k < n; k++)
-    if (dbp_rec_ok(idx[k])) dbp_futex_wake(&c->recs[idx[k]].wake, INT_MAX);
+    if (dbp_rec_in(c->hdr, idx[k])) dbp_futex_wake(&c->recs[idx[k]].wake, INT_MAX);
 }
 
 /* Under the lock, with SLOW set whenever the queue is not empty: give free
@@ -131,7 +133,7 @@ unsigned dbp_grant_waiters(dbpool_coord *c, uint32_t *woken, unsigned cap)
     if ((g.bits & (G_PAUSED | G_REMOVED)) || g_active(g.bits) >= g_max(g.bits))
       break;
     uint32_t w = atomic_load(&h->q_head);
-    if (!dbp_rec_ok(w) ||
+    if (!dbp_rec_in(h, w) ||
         REC_STATE(atomic_load(&c->recs[w].word)) != REC_WAITING) {
       dbp_queue_rebuild(c);
       continue;
@@ -170,14 +172,20 @@ static int64_t deadline_of(int64_t start, int timeout_ms)
   return timeout_ms < 0 ? -1 : start + (int64_t)timeout_ms * 1000000;
 }
 
+/* Why no slot came: a paused pool may have every slot free, so it says so
+** rather than "in use". */
 static int timed_out(dbpool_holder *hd, int64_t start, bool tried_once)
 {
   dbpool_coord *c = hd->c;
   dbp_gate g = dbp_gate_snapshot(c->hdr);
   long long waited = (dbp_mono_ns() - start) / 1000000;
-  return dbp_err(tried_once ? -EAGAIN : -ETIMEDOUT,
-                 "dbpool: all %u connections to %s are in use (waited %lld ms)",
-                 g_max(g.bits), c->path, waited);
+  int err = tried_once ? -EAGAIN : -ETIMEDOUT;
+  if (g.bits & G_PAUSED)
+    return dbp_err(err, "dbpool: pool full: the pool of %s is paused (%u of %u "
+                   "connections in use; waited %lld ms)", c->path,
+                   g_active(g.bits), g_max(g.bits), waited);
+  return dbp_err(err, "dbpool: pool full: all %u connections to %s are in use "
+                 "(waited %lld ms)", g_max(g.bits), c->path, waited);
 }
 
 static void notify_waiter_listeners(dbp_header *h)
@@ -188,8 +196,9 @@ static void notify_waiter_listeners(dbp_header *h)
 }
 
 /* Leave the queue (timeout, or the pool was removed). Returns 0 if the slot
-** was granted before we got the lock: then we keep it. */
-static int leave_queue(dbpool_holder *hd, bool count_timeout)
+** was granted before we got the lock: then we keep it. A timeout (count_timeout)
+** is recorded with the wait since start. */
+static int leave_queue(dbpool_holder *hd, bool count_timeout, int64_t start)
 {
   dbpool_coord *c = hd->c;
   dbp_record *r = hd->rec;
@@ -204,12 +213,29 @@ static int leave_queue(dbpool_holder *hd, bool count_timeout)
     atomic_store(&r->word, REC_WORD(REC_FREE, REC_SEQ(w)));
     dbp_queue_remove(c, hd->idx);
   }
-  if (count_timeout) atomic_fetch_add(&c->hdr->total_timeouts, 1);
+  if (count_timeout) dbp_record_timeout(c->hdr, (uint64_t)(dbp_mono_ns() - start));
   dbp_unlock_granting(c);
   return 1;
 }
 
+static int wait_in_queue(dbpool_holder *hd, int64_t start, int64_t deadline,
+                         dbp_sigwait *sw);
+static int acquire_slow(dbpool_holder *hd, int timeout_ms, dbp_sigwait *sw);
+
+/* An interruptible acquire holds the ending signals pending from before it
+** queues (sigwait.c): one that arrives once others can see it waiting is
+** never lost to a handler that runs before it sleeps. */
 int dbp_acquire_slow(dbpool_holder *hd, int timeout_ms)
+{
+  if (!hd->interruptible) return acquire_slow(hd, timeout_ms, NULL);
+  dbp_sigwait sw;
+  dbp_sigwait_begin(&sw);
+  int rc = acquire_slow(hd, timeout_ms, &sw);
+  dbp_sigwait_end(&sw);
+  return rc;
+}
+
+static int acquire_slow(dbpool_holder *hd, int timeout_ms, dbp_sigwait *sw)
 {
   dbpool_coord *c = hd->c;
   dbp_header *h = c->hdr;
@@ -221,12 +247,15 @@ int dbp_acquire_slow(dbpool_holder *hd, int timeout_ms)
       timeout_ms = DBPOOL_ACQUIRE_TIMEOUT_LIMIT;
   }
   int64_t deadline = deadline_of(start, timeout_ms);
+  /* Full? A dead process may hold what we need: look before queueing. */
+  dbp_gate g0 = dbp_gate_snapshot(h);
+  if (g_active(g0.bits) >= g_max(g0.bits)) dbp_maybe_reap(c);
 
   /* Try-once does not wait for a slot, but may wait for the lock (held for
   ** microseconds; bounded in case its holder is stopped). */
   int rc = dbp_lock(c, timeout_ms == 0 ? start + 100000000 : deadline);
   if (rc == -ETIMEDOUT) {
-    atomic_fetch_add(&h->total_timeouts, 1);
+    dbp_record_timeout(h, (uint64_t)(dbp_mono_ns() - start));
     return timed_out(hd, start, timeout_ms == 0);
   }
   if (rc) return rc;
@@ -262,7 +291,7 @@ int dbp_acquire_slow(dbpool_holder *hd, int timeout_ms)
         if ((rc = dbp_lock(c, -1))) return rc;
         continue;
       }
-      atomic_fetch_add(&h->total_timeouts, 1);
+      dbp_record_timeout(h, (uint64_t)(dbp_mono_ns() - start));
       return timed_out(hd, start, true);
     }
     if (g.bits & G_SLOW) break;
@@ -281,40 +310,55 @@ int dbp_acquire_slow(dbpool_holder *hd, int timeout_ms)
   dbp_unlock(c);
   notify_waiter_listeners(h);
 
+  rc = wait_in_queue(hd, start, deadline, sw);
+  hd->waiting = false;
+  if (rc) return rc;
+  hd->held = true;
+  dbp_record_wait(h, (uint64_t)(dbp_mono_ns() - start));
+  return 0;
+}
+
+/* Queued: sleep until granted (0), or leave the queue and fail: deadline,
+** removal, cancel, or (sw not NULL: interruptible) an ending signal. */
+static int wait_in_queue(dbpool_holder *hd, int64_t start, int64_t deadline,
+                         dbp_sigwait *sw)
+{
+  dbpool_coord *c = hd->c;
+  dbp_header *h = c->hdr;
+  dbp_record *r = hd->rec;
+  bool interrupted = false;
   for (;;) {
     uint32_t v = atomic_load_explicit(&r->wake, memory_order_acquire);
     unsigned state = REC_STATE(atomic_load_explicit(&r->word, memory_order_acquire));
-    if (state == REC_HELD) break;
-    if (state != REC_WAITING) { /* our place was taken from us: garbage */
-      hd->waiting = false;
+    if (state == REC_HELD) return 0;
+    if (state != REC_WAITING) /* our place was taken from us: garbage */
       return dbp_err(-EBADMSG, "dbpool: pool %s lost holder %u's place in "
                      "the queue", c->name, hd->idx);
-    }
     bool removed = dbp_gate_snapshot(h).bits & G_REMOVED;
     bool cancelled = hd->cancel && __atomic_load_n(hd->cancel, __ATOMIC_ACQUIRE);
     int64_t now = dbp_mono_ns();
-    if (removed || cancelled || (deadline >= 0 && now >= deadline)) {
-      rc = leave_queue(hd, !removed && !cancelled);
-      if (rc == 0) break; /* granted just in time: keep it */
-      hd->waiting = false;
-      if (rc < 0) return rc;
+    if (removed || cancelled || interrupted || (deadline >= 0 && now >= deadline)) {
+      int rc = leave_queue(hd, !removed && !cancelled && !interrupted, start);
+      if (rc <= 0) return rc; /* 0: granted just in time, keep it */
       if (removed)
         return dbp_err(-ESTALE, "dbpool: pool %s of %s was removed; reopen it",
                        c->name, c->path);
       if (cancelled)
         return dbp_err(-ECANCELED, "dbpool: acquire of a slot of %s was "
                        "cancelled", c->path);
+      if (interrupted)
+        return dbp_err(-EINTR, "dbpool: interrupted while waiting for a slot "
+                       "of %s", c->path);
       return timed_out(hd, start, false);
     }
     int64_t slice = now + (int64_t)DBP_POLL_MS * 1000000;
     if (deadline >= 0 && deadline < slice) slice = deadline;
-    if (dbp_futex_wait(&r->wake, v, slice) == -ETIMEDOUT)
+    int rc = sw ? dbp_sigwait_sleep(sw, &r->wake, v, slice)
+                : dbp_futex_wait(&r->wake, v, slice);
+    if (rc == -ETIMEDOUT)
       dbp_maybe_reap(c); /* a dead holder's slot may be ours: see above */
+    interrupted = rc == -EINTR;
   }
-  hd->waiting = false;
-  hd->held = true;
-  dbp_record_wait(h, (uint64_t)(dbp_mono_ns() - start));
-  return 0;
 }
 
 int dbp_release_slow(dbpool_holder *hd)

@@ -43,9 +43,21 @@ void dbp_wq_init(dbp_header *h)
   atomic_store(&q->turn, WQ_T_MAKE(0, WQ_FREE, DBP_WQ_NONE, 0));
   atomic_store(&q->next_ticket, 1);
   atomic_store(&q->oldest_ns, INT64_MAX);
-  atomic_store(&q->enabled, DBP_WQ_ON_DEFAULT);
-  atomic_store(&q->starve_ms, DBP_WQ_STARVE_DEFAULT_MS);
-  atomic_store(&q->initialised, 1);
+}
+
+int64_t dbp_wq_setting_read(const dbp_header *h, int setting)
+{
+  dbp_writerq *q = (dbp_writerq *)&h->writerq;
+  if (setting == DBPOOL_SETTING_WRITER_QUEUE) return atomic_load(&q->enabled) != 0;
+  return atomic_load(&q->starve_ms);
+}
+
+void dbp_wq_setting_init(dbp_header *h, int setting, int64_t value)
+{
+  if (setting == DBPOOL_SETTING_WRITER_QUEUE)
+    atomic_store(&h->writerq.enabled, value ? 1u : 0u);
+  else
+    atomic_store(&h->writerq.starve_ms, (uint32_t)value);
 }
 
 static void wake_entry(dbp_writerq *q, uint32_t i);
@@ -75,51 +87,33 @@ void dbp_wq_note_journal(dbpool_coord *c, unsigned kind)
 
 /* ------------------------------------------------------------ identity */
 
-typedef struct self_id {
-  unsigned fork_gen;
-  uint32_t kind;
-  uint64_t ident, pidns;
-} self_id;
-
-/* Who this process is: computed once per process (fork generation). */
-static self_id self_identity(void)
+/* Our process record in c, if this process is registered there (it is
+** while it has a holder: every connection of the extension has one). */
+static bool own_record(dbpool_coord *c, uint32_t *proc, uint32_t *gen)
 {
-  static self_id cached;
-  static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-  self_id s;
-  pthread_mutex_lock(&mu);
-  if (cached.fork_gen != dbp_fork_gen()) {
-    dbp_self_identity(&cached.kind, &cached.ident);
-    cached.pidns = dbp_self_pidns();
-    cached.fork_gen = dbp_fork_gen();
-  }
-  s = cached;
-  pthread_mutex_unlock(&mu);
-  return s;
+  int p = __atomic_load_n(&c->proc_idx, __ATOMIC_RELAXED);
+  if (p < 0 || __atomic_load_n(&c->proc_fork_gen, __ATOMIC_RELAXED) != dbp_fork_gen())
+    return false;
+  *proc = (uint32_t)p + 1;
+  *gen = __atomic_load_n(&c->proc_gen, __ATOMIC_RELAXED);
+  return true;
 }
 
 /* The writer queue's one question about liveness: has the process that
-** owns entry e certainly exited? Its process record in the pool (when it
-** has one: it holds a slot) gone or reused says so, as the pool's reaper
-** decided; else the identity recorded in the entry is checked as reap.c
-** checks process records. Anything uncertain counts as alive. When process
-** liveness changes (identity.c, reap.c), this function follows. */
+** owns entry e certainly exited? Its process record says so: reaped or
+** reused (another generation), or its liveness lock is gone (liveness.c).
+** An entry names no valid record only if it is garbage. */
 static bool owner_gone(dbpool_coord *c, const dbp_wq_entry *e)
 {
-  int32_t pid = atomic_load(&e->pid);
-  uint32_t kind = atomic_load(&e->ident_kind);
-  uint64_t ident = atomic_load(&e->ident), ns = atomic_load(&e->pidns);
-  self_id me = self_identity();
-  if (pid == dbp_pid() && kind == me.kind && ident == me.ident) return false; /* us */
   uint32_t proc = atomic_load(&e->proc);
-  if (proc >= 1 && proc <= DBP_PROCESSES) {
-    dbp_process *pr = &c->procs[proc - 1];
-    if (atomic_load(&pr->state) != PROC_LIVE ||
-        atomic_load(&pr->gen) != atomic_load(&e->proc_gen))
-      return true; /* the reaper took its record: it died */
-  }
-  if (ns && me.pidns && ns != me.pidns) return false; /* pids mean nothing */
-  return dbp_process_dead(pid, kind, ident);
+  if (proc < 1 || proc > dbp_process_hwm(c->hdr)) return true;
+  unsigned p = proc - 1;
+  if (dbp_is_own_record(c, p)) return false;
+  dbp_process *pr = &c->procs[p];
+  if (atomic_load(&pr->state) != PROC_LIVE ||
+      atomic_load(&pr->gen) != atomic_load(&e->proc_gen))
+    return true;
+  return !dbp_process_alive(c, p);
 }
 
 static bool same_thread(const dbp_wq_entry *e)
@@ -145,23 +139,19 @@ static dbp_wq_entry *entry_of(dbpool_coord *c, const dbp_wq_handle *h)
   return WQE_GEN(w) == h->gen && WQE_KIND(w) != WQE_FREE ? e : NULL;
 }
 
-static bool claim_entry(dbpool_coord *c, dbp_wq_handle *h, uint32_t i)
+static bool claim_entry(dbpool_coord *c, dbp_wq_handle *h, uint32_t i,
+                        uint32_t proc, uint32_t proc_gen)
 {
   dbp_wq_entry *e = &wq(c)->entries[i];
   uint64_t w = atomic_load(&e->state);
   if (WQE_KIND(w) != WQE_FREE) return false;
   uint64_t n = WQE_WORD(WQE_GEN(w) + 1, WQE_IDLE);
   if (!atomic_compare_exchange_strong(&e->state, &w, n)) return false;
-  self_id me = self_identity();
+  atomic_store(&e->proc, proc);
+  atomic_store(&e->proc_gen, proc_gen);
   atomic_store(&e->pid, dbp_pid());
   atomic_store(&e->tid, dbp_tid());
-  atomic_store(&e->ident_kind, me.kind);
-  atomic_store(&e->ident, me.ident);
-  atomic_store(&e->pidns, me.pidns);
   atomic_store(&e->slot, h->slot);
-  bool registered = c->proc_idx >= 0 && c->proc_fork_gen == dbp_fork_gen();
-  atomic_store(&e->proc, registered ? (uint32_t)c->proc_idx + 1 : 0);
-  atomic_store(&e->proc_gen, registered ? c->proc_gen : 0);
   atomic_store(&e->losses, 0);
   atomic_store(&e->expired_ns, 0);
   h->idx = i;
@@ -182,17 +172,24 @@ static void reclaim_dead_entries(dbpool_coord *c)
   }
 }
 
+/* A connection takes an entry at its first write. Only a process
+** registered in the pool (one with a holder there: every connection of
+** the extension to its main database) can queue: its liveness is what
+** lets others skip its turn if it dies. Others (a connection to an
+** ATTACHed database) go straight to SQLite. */
 static int take_entry(dbpool_coord *c, dbp_wq_handle *h)
 {
   dbp_writerq *q = wq(c);
+  uint32_t proc, gen;
+  if (!own_record(c, &proc, &gen)) return -ENOENT;
   for (int attempt = 0; attempt < 2; attempt++) {
     uint32_t hwm = entry_hwm(q);
     for (uint32_t i = 0; i < hwm; i++)
-      if (claim_entry(c, h, i)) return 0;
+      if (claim_entry(c, h, i, proc, gen)) return 0;
     while (hwm < DBP_WQ_ENTRIES) {
       uint32_t want = hwm;
       if (atomic_compare_exchange_strong(&q->entry_hwm, &want, hwm + 1) &&
-          claim_entry(c, h, hwm))
+          claim_entry(c, h, hwm, proc, gen))
         return 0;
       hwm = entry_hwm(q);
     }

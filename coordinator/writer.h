@@ -29,11 +29,14 @@ enum {
 
 enum { DBP_WQ_TIMEOUT = 0, DBP_WQ_READY = 1, DBP_WQ_GONE = 2, DBP_WQ_OWN = 3 };
 
-/* segment creation: default settings of a new pool. */
+/* segment creation: an empty queue (settings: dbp_wq_setting_init). */
 DBP_HIDDEN void dbp_wq_init(dbp_header *h);
 
-/* settings.c: change writer_queue or writer_starvation_ms (validated). */
+/* settings.c: change writer_queue or writer_starvation_ms (validated),
+** read them, or store them in a segment nobody sees yet. */
 DBP_HIDDEN int dbp_wq_set(dbpool_coord *c, int setting, int64_t value);
+DBP_HIDDEN int64_t dbp_wq_setting_read(const dbp_header *h, int setting);
+DBP_HIDDEN void dbp_wq_setting_init(dbp_header *h, int setting, int64_t value);
 
 DBP_HIDDEN void dbp_wq_note_journal(dbpool_coord *c, unsigned kind);
 

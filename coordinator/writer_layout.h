@@ -67,14 +67,12 @@ typedef struct dbp_wq_entry {
                                 known to come back before this */
   _Atomic uint32_t wake;     /* futex: bumped when the turn may be ours */
   _Atomic uint32_t losses;   /* times woken for a free turn and beaten */
-  _Atomic int32_t pid, tid;
-  _Atomic uint32_t ident_kind; /* as in the process records (identity.c) */
-  _Atomic uint32_t slot;     /* the connection's holder record, for display */
-  _Atomic uint64_t ident;
-  _Atomic uint64_t pidns;
+  _Atomic int32_t pid, tid;  /* for display and the same-thread check */
+  _Atomic uint32_t proc;     /* the owner's process record + 1 */
+  _Atomic uint32_t proc_gen; /* that record's generation: its liveness */
   _Atomic int64_t expired_ns; /* CLOCK_MONOTONIC: its place expired then */
-  _Atomic uint32_t proc;     /* the owner's process record + 1, 0 if none */
-  _Atomic uint32_t proc_gen; /* that record's generation */
+  _Atomic uint32_t slot;     /* the connection's holder record, for display */
+  uint32_t reserved0;
 } dbp_wq_entry;
 
 typedef struct dbp_writerq {
@@ -92,7 +90,7 @@ typedef struct dbp_writerq {
   _Alignas(64) _Atomic uint32_t enabled;   /* writer_queue */
   _Atomic uint32_t starve_ms;              /* writer_starvation_ms */
   _Atomic uint32_t journal;                /* WQ_JOURNAL_* */
-  _Atomic uint32_t initialised;            /* settings written */
+  uint32_t reserved0;
   _Atomic int64_t last_check_ns;           /* rate limit of dead checks */
 
   /* Statistics: written after the fact, never on the way to the lock. */
@@ -109,7 +107,7 @@ typedef struct dbp_writerq {
   _Alignas(64) dbp_wq_entry entries[DBP_WQ_ENTRIES];
 } dbp_writerq;
 
-_Static_assert(sizeof(dbp_wq_entry) == 88, "entry size is part of the layout");
+_Static_assert(sizeof(dbp_wq_entry) == 72, "entry size is part of the layout");
 _Static_assert(DBP_WQ_ENTRIES < DBP_WQ_NONE, "fits the turn word");
 
 #endif /* DBPOOL_WRITER_LAYOUT_H */

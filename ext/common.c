@@ -21,6 +21,7 @@ int dbpool_errno_to_sqlite(int err)
   case ENOMEM: return SQLITE_NOMEM;
   case EROFS: return SQLITE_READONLY;
   case ENOENT: return SQLITE_CANTOPEN;
+  case EINTR: return SQLITE_INTERRUPT;
   default: return SQLITE_ERROR;
   }
 }

@@ -3,29 +3,115 @@
 **
 ** dbpool_conn_attach runs for the loading connection and, as an automatic
 ** extension, for every connection opened afterwards (after its main database
-** file is opened, before its schema is read). For a file database it takes a
-** slot of the database's host-wide pool, waiting up to the acquire timeout
-** (the pool's setting, or the URI parameter dbpool_timeout=MS); then it
-** registers the SQL objects. Each registration holds a reference to the
+** file is opened, before its schema is read). For a database file (counts():
+** not in memory, a regular file) it takes a slot of the database's host-wide
+** pool, waiting up to the acquire timeout (the pool's setting, or the URI
+** parameter dbpool_timeout=MS); then it registers the SQL objects. Each registration holds a reference to the
 ** connection's state; SQLite drops them when the connection closes
 ** (sqlite3_close_v2 defers that until the last statement is finalized), and
 ** the last one releases the slot. A process that dies releases nothing: the
 ** coordinator reclaims its slots.
 **
-** Connections opened by dbpool's in-process C pool carry the URI parameter
-** dbpool_slot=N: their slot is already held by the pool, so they are not
-** counted again.
+** Connections opened by dbpool's in-process C pool already hold a slot: the
+** pool says so just before it opens them, in process (pooled.h), and they
+** are not counted again. Nothing a URI, the environment or SQL says can
+** make a connection uncounted.
 **
 ** LIMITATIONS
 **   - sqlite3_close() on a connection with open statements fails and keeps
 **     the slot, as it keeps the connection.
+**   - In memory means no file name or the memdb VFS: another VFS that keeps
+**     a database in memory under the name of an existing regular file is
+**     counted against that file's pool.
 */
 #include <errno.h>
-#include <stdlib.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "../coordinator/interrupt.h"
 #include "ext.h"
+#include "pooled.h"
 SQLITE_EXTENSION_INIT3
+
+/* The C pool's mark for the next open on this thread (pooled.h). */
+static __thread struct {
+  unsigned slot;
+  char segment[128]; /* "" when nothing is expected */
+} t_pooled;
+
+static void expect_pooled(const char *segment, unsigned slot)
+{
+  t_pooled.slot = slot;
+  if (!segment || strlen(segment) >= sizeof t_pooled.segment) segment = "";
+  memcpy(t_pooled.segment, segment, strlen(segment) + 1);
+}
+
+const dbpool_pooled_hook dbpool_pooled = {DBPOOL_POOLED_MAGIC, 1, expect_pooled};
+
+/* Is conn (its pool just opened) the connection the C pool announced? Then
+** take the mark: it is for one connection only. */
+static int take_pooled_mark(dbpool_conn *conn)
+{
+  if (!t_pooled.segment[0] ||
+      strcmp(t_pooled.segment, dbpool_coord_segment_name(conn->coord)) != 0)
+    return 0;
+  conn->slot = t_pooled.slot;
+  t_pooled.segment[0] = 0;
+  return 1;
+}
+
+/* The connections attached and not yet closed, by their sqlite3 pointer:
+** loading the extension again into one of them (by hand, or as Node's
+** better-sqlite3 and Go's mattn do for every connection) must not count
+** it twice. */
+#define CONN_BUCKETS 256
+static pthread_mutex_t g_conns_lock = PTHREAD_MUTEX_INITIALIZER;
+static dbpool_conn *g_conns[CONN_BUCKETS];
+
+static pthread_once_t g_conns_once = PTHREAD_ONCE_INIT;
+
+static dbpool_conn **bucket_of(sqlite3 *db)
+{
+  return &g_conns[((uintptr_t)db >> 4) * 2654435761u % CONN_BUCKETS];
+}
+
+/* A fork while another thread holds the table's lock must not leave the
+** child's copy locked forever (the library is never unloaded: pin_library). */
+static void conns_lock(void) { pthread_mutex_lock(&g_conns_lock); }
+static void conns_unlock(void) { pthread_mutex_unlock(&g_conns_lock); }
+static void conns_at_fork(void) { pthread_atfork(conns_lock, conns_unlock, conns_unlock); }
+
+static void remember(dbpool_conn *conn)
+{
+  pthread_once(&g_conns_once, conns_at_fork);
+  conns_lock();
+  dbpool_conn **b = bucket_of(conn->db);
+  conn->next = *b;
+  *b = conn;
+  conns_unlock();
+}
+
+static void forget(dbpool_conn *conn)
+{
+  conns_lock();
+  for (dbpool_conn **pp = bucket_of(conn->db); *pp; pp = &(*pp)->next)
+    if (*pp == conn) {
+      *pp = conn->next;
+      break;
+    }
+  conns_unlock();
+}
+
+int dbpool_conn_attached(sqlite3 *db)
+{
+  int found = 0;
+  conns_lock();
+  for (dbpool_conn *c = *bucket_of(db); c && !found; c = c->next) found = c->db == db;
+  conns_unlock();
+  return found;
+}
 
 void dbpool_conn_ref(dbpool_conn *conn) { conn->refs++; }
 
@@ -33,26 +119,26 @@ void dbpool_conn_unref(void *p)
 {
   dbpool_conn *conn = p;
   if (!conn || --conn->refs > 0) return;
+  forget(conn);
   dbpool_holder_free(conn->holder); /* releases the slot */
   dbpool_coord_close(conn->coord);
   sqlite3_free(conn->path);
   sqlite3_free(conn);
 }
 
-/* Strict parse of a non-negative decimal number of ms. */
+/* dbpool_timeout=MS follows the rule of acquire_timeout_ms's values. */
 static int parse_timeout(const char *text, int *out)
 {
-  char *end;
-  errno = 0;
-  long long v = strtoll(text, &end, 10);
-  if (end == text || *end || errno || v < 0 || v > DBPOOL_ACQUIRE_TIMEOUT_LIMIT)
+  int64_t v;
+  if (dbpool_setting_parse(DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS, text, &v) != 0)
     return 0;
   *out = (int)v;
   return 1;
 }
 
 /* Take a slot for conn (a file database). */
-static int take_slot(dbpool_conn *conn, const char *file, char **pzErrMsg)
+static int take_slot(dbpool_conn *conn, const char *file, int joined,
+                     char **pzErrMsg)
 {
   int timeout = DBPOOL_TIMEOUT_DEFAULT;
   const char *t = sqlite3_uri_parameter(file, DBPOOL_URI_TIMEOUT);
@@ -66,14 +152,12 @@ static int take_slot(dbpool_conn *conn, const char *file, char **pzErrMsg)
   for (int attempt = 0; attempt < 3; attempt++) {
     rc = dbpool_coord_open(conn->path, 0, &conn->coord);
     if (rc == 0) {
-      const char *pooled = sqlite3_uri_parameter(file, DBPOOL_URI_SLOT);
-      if (pooled) { /* counted by the in-process pool already */
-        conn->slot = (unsigned)strtoul(pooled, NULL, 10);
-        return SQLITE_OK;
-      }
+      if (take_pooled_mark(conn)) return SQLITE_OK; /* the C pool's slot */
       rc = dbpool_holder_new(conn->coord, &conn->holder);
+      if (rc == 0) dbpool_holder_set_joined(conn->holder, joined);
     }
-    if (rc == 0) rc = dbpool_holder_acquire(conn->holder, timeout);
+    /* Ctrl-C (SIGINT, SIGTERM, SIGHUP, SIGQUIT) ends the wait. */
+    if (rc == 0) rc = dbp_holder_acquire_interruptible(conn->holder, timeout);
     if (rc == 0) {
       conn->slot = dbpool_holder_slot(conn->holder);
       return SQLITE_OK;
@@ -88,7 +172,28 @@ static int take_slot(dbpool_conn *conn, const char *file, char **pzErrMsg)
   return dbpool_errno_to_sqlite(rc);
 }
 
-int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg)
+/*
+** Does the main database count? Only a database file does: not one SQLite
+** keeps in memory (no file name, or the memdb VFS, whatever name it was
+** given: "file:a.db?vfs=memdb" is no more a.db than "file:/mem1?vfs=memdb"
+** is a file), and not one whose name is not a regular file (/dev/null, a
+** FIFO, a name that no longer exists). Those open exactly as without
+** dbpool. A name that cannot be checked (stat fails otherwise) counts: the
+** coordinator then says why it cannot be pooled.
+*/
+static int counts(sqlite3 *db, const char *file)
+{
+  sqlite3_vfs *vfs = NULL;
+  struct stat st;
+  if (!file || !file[0]) return 0;
+  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_VFS_POINTER, &vfs) == SQLITE_OK &&
+      vfs && vfs->zName && strcmp(vfs->zName, "memdb") == 0)
+    return 0;
+  if (stat(file, &st) != 0) return errno != ENOENT && errno != ENOTDIR;
+  return S_ISREG(st.st_mode);
+}
+
+int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg, int joined)
 {
   const char *file = sqlite3_db_filename(db, "main");
   dbpool_conn *conn = sqlite3_malloc64(sizeof *conn);
@@ -98,9 +203,9 @@ int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg)
   conn->db = db;
   conn->slot = DBPOOL_NO_SLOT;
   conn->refs = 1; /* ours, until the registrations hold theirs */
-  if (file && file[0]) {
+  if (counts(db, file)) {
     conn->path = sqlite3_mprintf("%s", file);
-    rc = conn->path ? take_slot(conn, file, pzErrMsg) : SQLITE_NOMEM;
+    rc = conn->path ? take_slot(conn, file, joined, pzErrMsg) : SQLITE_NOMEM;
     if (rc == SQLITE_OK) dbpool_vfs_note_slot(db, conn->slot);
   }
   /* Each registration takes a reference; on failure SQLite calls the
@@ -112,6 +217,7 @@ int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg)
   if (rc != SQLITE_OK && !*pzErrMsg)
     *pzErrMsg = sqlite3_mprintf("dbpool: cannot register SQL objects: %s",
                                 sqlite3_errstr(rc));
+  if (rc == SQLITE_OK) remember(conn);
   dbpool_conn_unref(conn);
   return rc;
 }

@@ -5,7 +5,9 @@
 ** opens afterwards to a database file holds one slot of that database's
 ** host-wide pool until it closes: when all max_connections slots are held by
 ** any processes on the host, opening waits (FIFO) up to the acquire timeout,
-** then fails with SQLITE_BUSY. SQL shows and steers the pools.
+** then fails with SQLITE_BUSY; Ctrl-C (a caught SIGINT, SIGTERM, SIGHUP or
+** SIGQUIT) ends the wait with SQLITE_INTERRUPT. SQL shows and steers the
+** pools.
 **
 **   $ sqlite3 app.db
 **   sqlite> .load ./build/dbpool
@@ -21,10 +23,16 @@
 ** tables pool_stats, pool_connections and pool_settings, and the functions
 ** dbpool_version() and dbpool_label(text).
 **
+** A second entry point, sqlite3_dbpool_preload_init, is for
+** libdbpool-preload.so (preload/preload.c, `dbpoolctl run`): registered by
+** it as the automatic extension of a program that never loads dbpool, it
+** counts every connection (pool_connections shows them as joined 'preload').
+**
 ** LIMITATIONS
 **   - The cap is cooperative: connections of processes that did not load
 **     dbpool are not counted.
-**   - In-memory and temporary databases are not counted.
+**   - In-memory databases (no file name, or the memdb VFS), temporary ones
+**     and names that are not regular files (/dev/null) are not counted.
 **   - The loading connection does not go through the VFS shim (it was opened
 **     before), so PRAGMA dbpool_* works on it only after .open again.
 **   - A process must be able to write the pool segment (that is, the
@@ -47,7 +55,7 @@ static int dbpool_auto_init(sqlite3 *db, char **pzErrMsg,
                             const sqlite3_api_routines *pApi)
 {
   (void)pApi;
-  return dbpool_conn_attach(db, pzErrMsg);
+  return dbpool_conn_attach(db, pzErrMsg, DBPOOL_JOINED_AUTO);
 }
 
 /* Never unload: connections opened through our VFS and holding our
@@ -60,6 +68,33 @@ static void pin_library(void)
     dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
 }
 
+/* Once per process: the VFS shim, and (auto_init) our automatic extension.
+** When another copy of dbpool (another file) got there first, it counts the
+** process's connections already: install nothing, or each would count twice. */
+static int install_once(int (*auto_init)(sqlite3 *, char **,
+                                         const sqlite3_api_routines *))
+{
+  int rc = SQLITE_OK;
+  pthread_mutex_lock(&g_install_lock);
+  if (!g_installed && !dbpool_vfs_other_copy()) {
+    rc = dbpool_vfs_install();
+    if (rc == SQLITE_OK && auto_init) {
+      rc = sqlite3_auto_extension((void (*)(void))auto_init);
+      if (rc != SQLITE_OK) dbpool_vfs_uninstall();
+    }
+  }
+  if (rc == SQLITE_OK) g_installed = 1;
+  pthread_mutex_unlock(&g_install_lock);
+  return rc;
+}
+
+static int install_failed(int rc, char **pzErrMsg)
+{
+  *pzErrMsg = sqlite3_mprintf("dbpool: cannot install the VFS shim and "
+                              "automatic extension (%s)", sqlite3_errstr(rc));
+  return rc;
+}
+
 __attribute__((visibility("default")))
 int sqlite3_dbpool_init(sqlite3 *db, char **pzErrMsg,
                         const sqlite3_api_routines *pApi)
@@ -68,23 +103,30 @@ int sqlite3_dbpool_init(sqlite3 *db, char **pzErrMsg,
   SQLITE_EXTENSION_INIT2(pApi);
   pin_library();
   /* The loading connection first: if its pool is full, nothing is
-  ** installed and the load fails with the pool's message. */
-  rc = dbpool_conn_attach(db, pzErrMsg);
-  if (rc != SQLITE_OK) return rc;
-  pthread_mutex_lock(&g_install_lock);
-  if (!g_installed) {
-    rc = dbpool_vfs_install();
-    if (rc == SQLITE_OK) {
-      rc = sqlite3_auto_extension((void (*)(void))dbpool_auto_init);
-      if (rc != SQLITE_OK) dbpool_vfs_uninstall();
-    }
-    if (rc == SQLITE_OK) g_installed = 1;
+  ** installed and the load fails with the pool's message. A connection
+  ** attached already (loaded into before, or opened after a load and so
+  ** attached by the automatic extension) is not counted again: loading
+  ** twice is a no-op. */
+  if (!dbpool_conn_attached(db)) {
+    rc = dbpool_conn_attach(db, pzErrMsg, DBPOOL_JOINED_LOAD);
+    if (rc != SQLITE_OK) return rc;
   }
-  pthread_mutex_unlock(&g_install_lock);
-  if (rc != SQLITE_OK) {
-    *pzErrMsg = sqlite3_mprintf("dbpool: cannot install the VFS shim and "
-                                "automatic extension (%s)", sqlite3_errstr(rc));
-    return rc;
-  }
+  rc = install_once(dbpool_auto_init);
+  if (rc != SQLITE_OK) return install_failed(rc, pzErrMsg);
   return SQLITE_OK_LOAD_PERMANENTLY;
+}
+
+/* The automatic extension of libdbpool-preload.so, which registered it
+** itself: runs for every connection of the process, the first one (an
+** in-memory database the preload opens) included, which installs the VFS
+** shim before any real connection. Returns an automatic extension's codes
+** (never SQLITE_OK_LOAD_PERMANENTLY: the preload keeps us loaded). */
+__attribute__((visibility("default")))
+int sqlite3_dbpool_preload_init(sqlite3 *db, char **pzErrMsg,
+                                const sqlite3_api_routines *pApi)
+{
+  SQLITE_EXTENSION_INIT2(pApi);
+  int rc = install_once(NULL);
+  if (rc != SQLITE_OK) return install_failed(rc, pzErrMsg);
+  return dbpool_conn_attach(db, pzErrMsg, DBPOOL_JOINED_PRELOAD);
 }

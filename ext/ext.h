@@ -12,9 +12,6 @@
 
 #include "dbpool_coord.h"
 
-/* The URI parameter by which dbpool's in-process C pool marks connections
-** whose slot it already holds (value: the holder's slot number). */
-#define DBPOOL_URI_SLOT "dbpool_slot"
 /* Per-connection acquire timeout override, in ms. */
 #define DBPOOL_URI_TIMEOUT "dbpool_timeout"
 
@@ -26,14 +23,18 @@ typedef struct dbpool_conn {
   unsigned slot;         /* the slot counted for this connection, or ~0u */
   char *path;            /* main database path, or NULL */
   int refs;              /* SQL objects registered (plus one while attaching) */
+  struct dbpool_conn *next; /* in the table of attached connections */
 } dbpool_conn;
 
 #define DBPOOL_NO_SLOT (~0u)
 
 /* connection.c: every SQL object registered for a connection holds a
 ** reference to its dbpool_conn; the last one, dropped when the connection
-** closes, releases the slot. */
-int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg);
+** closes, releases the slot. joined (a dbpool_joined) says how the
+** connection came, as pool_connections shows it. */
+int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg, int joined);
+/* Has db been attached (counted, or found not to count) already? */
+int dbpool_conn_attached(sqlite3 *db);
 void dbpool_conn_ref(dbpool_conn *conn);
 void dbpool_conn_unref(void *conn);
 
@@ -43,8 +44,15 @@ int dbpool_register_pool_connections(sqlite3 *db, dbpool_conn *conn);
 int dbpool_register_pool_settings(sqlite3 *db, dbpool_conn *conn);
 int dbpool_register_functions(sqlite3 *db, dbpool_conn *conn);
 
+/* connection.c: the mark of the in-process C pool (pooled.h), which the
+** VFS shim publishes. */
+extern const struct dbpool_pooled_hook dbpool_pooled;
+
 /* vfs_shim.c */
 int dbpool_vfs_install(void);
+/* 1 if a VFS named "dbpool" that is not ours is registered: another copy of
+** the extension (another file) is active in this process. */
+int dbpool_vfs_other_copy(void);
 void dbpool_vfs_uninstall(void);
 /* Tell the main database file's writer gate which slot its connection
 ** holds (shown in pool_connections). */

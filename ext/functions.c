@@ -12,8 +12,9 @@
 ** (NULL when cleared).
 **
 ** LIMITATIONS
-**   - A connection to an in-memory or temporary database holds no slot and
-**     so cannot be labelled (an error says so).
+**   - A connection to an in-memory or temporary database, or to something
+**     that is not a regular file, holds no slot and so cannot be labelled
+**     (an error says so).
 */
 #include <string.h>
 
@@ -35,7 +36,7 @@ static void label_func(sqlite3_context *ctx, int argc, sqlite3_value **argv)
   (void)argc;
   if (conn->slot == DBPOOL_NO_SLOT) {
     sqlite3_result_error(ctx, "dbpool_label: this connection holds no slot "
-                         "(in-memory or temporary database)", -1);
+                         "(in-memory, temporary or not a regular file)", -1);
     return;
   }
   if (conn->holder)

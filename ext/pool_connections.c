@@ -12,10 +12,13 @@
 ** not checked out) or 'waiting' (queued; waiters come after holders, in
 ** queue order). since is when the slot was taken or the wait began
 ** (ISO-8601 UTC, 4 ms resolution); duration_ms is how long ago that was.
-** current is 1 for the connection running the query. writer says where the
-** connection is in the writer queue: 'writing' (it holds the turn),
-** 'granted' (the turn was handed to it), 'waiting', or NULL; write_wait_ms
-** is how long it has waited for its turn.
+** current is 1 for the connection running the query. joined says how the
+** connection came: 'load' (it loaded the extension), 'auto' (opened after
+** loading), 'preload' (counted by libdbpool-preload.so, `dbpoolctl run`),
+** 'c-pool' (dbpool_open's pool), 'api' (the coordinator API).
+** writer says where the connection is in the writer queue: 'writing' (it
+** holds the turn), 'granted' (the turn was handed to it), 'waiting', or
+** NULL; write_wait_ms is how long it has waited for its turn.
 **
 ** LIMITATIONS
 **   - A snapshot read without locks: a row may show a holder that released
@@ -31,7 +34,7 @@ SQLITE_EXTENSION_INIT3
 #define CONNECTIONS_SCHEMA                                                    \
   "CREATE TABLE x(database TEXT, pid INTEGER, process TEXT, thread INTEGER, " \
   "state TEXT, since TEXT, duration_ms INTEGER, label TEXT, current INTEGER, " \
-  "writer TEXT, write_wait_ms INTEGER)"
+  "joined TEXT, writer TEXT, write_wait_ms INTEGER)"
 #define COL_DATABASE 0
 #define COL_PID 1
 #define COL_PROCESS 2
@@ -41,8 +44,9 @@ SQLITE_EXTENSION_INIT3
 #define COL_DURATION_MS 6
 #define COL_LABEL 7
 #define COL_CURRENT 8
-#define COL_WRITER 9
-#define COL_WRITE_WAIT_MS 10
+#define COL_JOINED 9
+#define COL_WRITER 10
+#define COL_WRITE_WAIT_MS 11
 
 typedef struct conn_row {
   int db_index; /* into cursor's databases */
@@ -262,6 +266,9 @@ static int conns_column(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int col
     if (r->info.label[0]) sqlite3_result_text(ctx, r->info.label, -1, SQLITE_TRANSIENT);
     break;
   case COL_CURRENT: sqlite3_result_int(ctx, r->current); break;
+  case COL_JOINED:
+    sqlite3_result_text(ctx, dbpool_joined_name(r->info.joined), -1, SQLITE_STATIC);
+    break;
   case COL_WRITER:
     if (r->writer)
       sqlite3_result_text(ctx, dbpool_writer_state_name((dbpool_writer_state)r->writer), -1,

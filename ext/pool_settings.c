@@ -19,7 +19,8 @@
 **   - Values are integers (paused also takes 'on'/'off').
 **   - Only direct SQL may use it (not triggers or views): it steers every
 **     process on the host.
-**   - A connection to an in-memory database has no pool: no rows.
+**   - A connection that is not counted (in-memory, temporary, not a regular
+**     file) has no pool: no rows.
 */
 #include <string.h>
 

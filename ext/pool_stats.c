@@ -11,10 +11,13 @@
 ** Columns: see STATS_SCHEMA. Counters are cumulative since the pool was
 ** created; wait percentiles are over all acquires (those that did not wait
 ** count as 0 ms) and are the middle of a histogram bucket at most 12.5% wide.
-** utilization is active / max_connections. The writer columns describe the
-** writer queue (writer_gate.c): writer_queue is 'on', 'off' or why it is
-** inactive; write-wait percentiles are over every write transaction that
-** took the turn (those that did not wait count as 0 ms).
+** utilization is active / max_connections. records_in_use counts the
+** holder records processes own (one per connection or waiter, at most
+** records_max, 8191): when they run out every open fails, whatever active
+** says. The writer columns describe the writer queue (writer_gate.c):
+** writer_queue is 'on', 'off' or why it is inactive; write-wait percentiles
+** are over every write transaction that took the turn (those that did not
+** wait count as 0 ms).
 **
 ** WHERE database = ? reads only that pool (the path may be relative or a
 ** symlink: the pool is found by the file's identity, and the row is kept
@@ -35,7 +38,8 @@ SQLITE_EXTENSION_INIT3
   "total_acquired INTEGER, total_released INTEGER, total_timeouts INTEGER, " \
   "total_reclaimed INTEGER, avg_wait_ms REAL, p50_wait_ms REAL, "           \
   "p95_wait_ms REAL, p99_wait_ms REAL, max_wait_ms REAL, utilization REAL, " \
-  "paused INTEGER, acquire_timeout_ms INTEGER, created_at TEXT, "           \
+  "paused INTEGER, acquire_timeout_ms INTEGER, created_at TEXT, "          \
+  "records_in_use INTEGER, records_max INTEGER, "                         \
   "writer_queue TEXT, writers_waiting INTEGER, total_writes INTEGER, "       \
   "total_write_waits INTEGER, write_wait_p50_ms REAL, write_wait_p99_ms REAL, " \
   "write_wait_p999_ms REAL, write_wait_max_ms REAL, writer_turns_skipped "  \
@@ -60,16 +64,18 @@ SQLITE_EXTENSION_INIT3
 #define COL_PAUSED 17
 #define COL_ACQUIRE_TIMEOUT_MS 18
 #define COL_CREATED_AT 19
-#define COL_WRITER_QUEUE 20
-#define COL_WRITERS_WAITING 21
-#define COL_TOTAL_WRITES 22
-#define COL_TOTAL_WRITE_WAITS 23
-#define COL_WRITE_WAIT_P50_MS 24
-#define COL_WRITE_WAIT_P99_MS 25
-#define COL_WRITE_WAIT_P999_MS 26
-#define COL_WRITE_WAIT_MAX_MS 27
-#define COL_WRITER_TURNS_SKIPPED 28
-#define COL_WRITER_TURNS_EXPIRED 29
+#define COL_RECORDS_IN_USE 20
+#define COL_RECORDS_MAX 21
+#define COL_WRITER_QUEUE 22
+#define COL_WRITERS_WAITING 23
+#define COL_TOTAL_WRITES 24
+#define COL_TOTAL_WRITE_WAITS 25
+#define COL_WRITE_WAIT_P50_MS 26
+#define COL_WRITE_WAIT_P99_MS 27
+#define COL_WRITE_WAIT_P999_MS 28
+#define COL_WRITE_WAIT_MAX_MS 29
+#define COL_WRITER_TURNS_SKIPPED 30
+#define COL_WRITER_TURNS_EXPIRED 31
 
 typedef struct stats_row {
   char database[DBPOOL_PATH_MAX];
@@ -216,9 +222,7 @@ static int stats_column(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int col
   case COL_TOTAL_RELEASED: sqlite3_result_int64(ctx, (sqlite3_int64)s->total_released); break;
   case COL_TOTAL_TIMEOUTS: sqlite3_result_int64(ctx, (sqlite3_int64)s->total_timeouts); break;
   case COL_TOTAL_RECLAIMED: sqlite3_result_int64(ctx, (sqlite3_int64)s->total_reclaimed); break;
-  case COL_AVG_WAIT_MS:
-    sqlite3_result_double(ctx, s->total_acquired ? ms(s->total_wait_ns) / (double)s->total_acquired : 0.0);
-    break;
+  case COL_AVG_WAIT_MS: sqlite3_result_double(ctx, ms(s->avg_wait_ns)); break;
   case COL_P50_WAIT_MS: sqlite3_result_double(ctx, ms(s->p50_wait_ns)); break;
   case COL_P95_WAIT_MS: sqlite3_result_double(ctx, ms(s->p95_wait_ns)); break;
   case COL_P99_WAIT_MS: sqlite3_result_double(ctx, ms(s->p99_wait_ns)); break;
@@ -228,6 +232,8 @@ static int stats_column(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int col
     break;
   case COL_PAUSED: sqlite3_result_int(ctx, s->paused); break;
   case COL_ACQUIRE_TIMEOUT_MS: sqlite3_result_int(ctx, s->acquire_timeout_ms); break;
+  case COL_RECORDS_IN_USE: sqlite3_result_int64(ctx, s->records_in_use); break;
+  case COL_RECORDS_MAX: sqlite3_result_int64(ctx, s->records_max); break;
   case COL_WRITER_QUEUE:
     sqlite3_result_text(ctx, dbpool_writer_queue_status(w), -1, SQLITE_STATIC);
     break;

@@ -19,14 +19,15 @@
 ** setting both return one row: the value in effect.
 **
 ** LIMITATIONS
-**   - Connections opened before the extension was loaded, or with an
-**     explicit other VFS, do not see these pragmas (pool_settings works
-**     everywhere).
+**   - Connections opened before the extension was loaded (the loading
+**     connection too), or with an explicit other VFS, do not see these
+**     pragmas (pool_settings works on every connection dbpool counts).
 */
 #include <string.h>
 
 #include "ext.h"
 #include "writer_gate.h"
+#include "pooled.h"
 SQLITE_EXTENSION_INIT3
 
 typedef struct shim_file {
@@ -340,7 +341,8 @@ int dbpool_vfs_install(void)
   g_shim.iVersion = root->iVersion < 3 ? root->iVersion : 3;
   g_shim.szOsFile = (int)sizeof(shim_file) + root->szOsFile;
   g_shim.mxPathname = root->mxPathname;
-  g_shim.zName = "dbpool";
+  g_shim.zName = DBPOOL_POOLED_VFS;
+  g_shim.pAppData = (void *)&dbpool_pooled; /* found by the C pool */
   g_shim.xOpen = shim_open;
   g_shim.xDelete = shim_delete;
   g_shim.xAccess = shim_access;
@@ -369,6 +371,12 @@ void dbpool_vfs_note_slot(sqlite3 *db, unsigned slot)
     return;
   for (int i = 0; i < 3; i++)
     if (f->pMethods == &shim_methods[i]) ((shim_file *)f)->wg.h.slot = slot;
+}
+
+int dbpool_vfs_other_copy(void)
+{
+  sqlite3_vfs *named = sqlite3_vfs_find("dbpool");
+  return named && named != &g_shim;
 }
 
 void dbpool_vfs_uninstall(void)

@@ -75,6 +75,17 @@ typedef struct dbpool_holder dbpool_holder;
 DBPOOL_EXTERN const char *dbpool_strerror(int err);
 
 /*
+** DBPOOL_POOL_FULL_PREFIX: every message of a failure for lack of a slot (a
+** host pool or an in-process pool that stayed full for the whole timeout)
+** starts with it; the code is -ETIMEDOUT / -EAGAIN here and SQLITE_BUSY
+** through SQLite. Lets applications tell "come back later" apart from
+** SQLite's own SQLITE_BUSY ("database is locked"). SQLite puts its own text
+** in front of an automatic extension's message, so search for it rather than
+** compare the start.
+*/
+#define DBPOOL_POOL_FULL_PREFIX "dbpool: pool full: "
+
+/*
 ** dbpool_last_error: this thread's message for the last failure of any
 ** dbpool function, e.g. "dbpool: max_connections=0 is out of range
 ** (1..4096)". Empty string if none. Valid until the thread's next dbpool
@@ -105,6 +116,16 @@ enum {
 */
 DBPOOL_EXTERN int dbpool_coord_open(const char *db_path, unsigned flags,
                                     dbpool_coord **out);
+
+/*
+** dbpool_coord_open_with: dbpool_coord_open (read-write), and if the pool is
+** created now, it starts with values[s] for each setting s whose value is
+** not DBPOOL_SETTING_UNSET (validated first: -ERANGE changes nothing). An
+** explicit value never consults the environment. values may be NULL.
+*/
+#define DBPOOL_SETTING_UNSET INT64_MIN
+DBPOOL_EXTERN int dbpool_coord_open_with(const char *db_path, const int64_t *values,
+                                         dbpool_coord **out);
 
 /*
 ** dbpool_coord_open_segment: attach to a pool by segment name (as given by
@@ -138,26 +159,73 @@ DBPOOL_EXTERN void dbpool_coord_database(const dbpool_coord *c, char *buf,
 
 /*
 ** dbpool_coord_remove: remove the pool of db_path (or, when db_path is NULL,
-** the pool named segment_name). Refused with -EBUSY while a live process is
-** attached (has holders), unless force is non-zero; slots of dead processes
-** are reclaimed first. In processes still attached to a force-removed pool,
-** acquires (and waiters, woken at once) fail with -ESTALE: reopen the pool
-** and create new holders (the SQLite extension and the C pool do this by
-** themselves). Never leaves two pools in use for one database except by
-** force. Returns 0, -ENOENT (no such pool), -EBUSY, -EACCES or -errno.
+** the pool named segment_name) with its settings and statistics. Refused
+** with -EBUSY while a live process is attached (has holders), unless force
+** is non-zero; slots of dead processes are reclaimed first. Needs write
+** permission on the database (or root): -EPERM otherwise. Processes still
+** attached to a force-removed pool see it removed: waiters are woken,
+** acquires fail with -ESTALE (reopen the pool; the SQLite extension and the
+** C pool move their connections to the new pool by themselves). Only the
+** segment's owner or root may delete its name (/dev/shm is sticky): anyone
+** else's removal marks it removed, every opener then skips it, and its owner
+** or root deletes it later (dbpool_coord_gc). Never leaves two pools in use
+** for one database except by force.
+** Returns 0 (removed), 1 (marked removed, name left for its owner or root),
+** -ENOENT (no such pool), -EBUSY, -EPERM, -EACCES or -errno.
 */
 DBPOOL_EXTERN int dbpool_coord_remove(const char *db_path,
                                       const char *segment_name, int force);
 
 /*
 ** dbpool_coord_list: call cb once per pool segment in this namespace that
-** exists in /dev/shm (readable or not), with its segment name. Before
-** listing, pools whose database file no longer exists and that no live
-** process uses are removed. A non-zero return from cb stops the walk and
-** is returned. Returns 0, cb's value, or a negative errno.
+** exists in /dev/shm (readable or not), with its segment name, in name
+** order. Read-only: listing never removes or changes anything. A non-zero
+** return from cb stops the walk and is returned. Returns 0, cb's value, or
+** a negative errno (a directory that cannot be read fully is an error, not
+** a shorter list).
 */
 typedef int (*dbpool_coord_list_cb)(const char *segment_name, void *arg);
 DBPOOL_EXTERN int dbpool_coord_list(dbpool_coord_list_cb cb, void *arg);
+
+/* Where a pool's database file is, as dbpool_coord_file_state tells. */
+typedef enum dbpool_file_state {
+  DBPOOL_FILE_OK = 0,       /* the recorded path names the pool's file */
+  DBPOOL_FILE_REPLACED = 1, /* the path names another file now (restored
+                               from a backup, say); the pool serves the
+                               connections still open to the old file */
+  DBPOOL_FILE_GONE = 2,     /* no file at the path: deleted, or renamed and
+                               not opened under its new name since */
+  DBPOOL_FILE_REMOVED = 3,  /* the pool itself was removed */
+  DBPOOL_FILE_UNKNOWN = 4   /* the path cannot be looked up by this user */
+} dbpool_file_state;
+
+/* dbpool_coord_file_state: the state above (a stat of the recorded path). */
+DBPOOL_EXTERN dbpool_file_state dbpool_coord_file_state(dbpool_coord *c);
+
+/*
+** dbpool_coord_gc: collect pools of this namespace that nobody uses and
+** that serve no database file any more: the file is gone or was replaced,
+** the pool was removed, or its owner can no longer read the database. A
+** database renamed within its directory is found, and its pool kept (its
+** recorded path is updated). With dry_run, only reports. cb (may be NULL)
+** is called once per pool with what was done and why. Returns the number of
+** pools removed (or that would be), or a negative errno.
+*/
+typedef enum dbpool_gc_action {
+  DBPOOL_GC_KEPT = 0,
+  DBPOOL_GC_REMOVED = 1,
+  DBPOOL_GC_WOULD_REMOVE = 2
+} dbpool_gc_action;
+
+typedef struct dbpool_gc_entry {
+  const char *segment;  /* segment name */
+  const char *database; /* recorded database path ("" if unreadable) */
+  dbpool_gc_action action;
+  const char *reason;   /* one phrase, e.g. "database file is gone" */
+} dbpool_gc_entry;
+
+typedef int (*dbpool_coord_gc_cb)(const dbpool_gc_entry *e, void *arg);
+DBPOOL_EXTERN int dbpool_coord_gc(int dry_run, dbpool_coord_gc_cb cb, void *arg);
 
 /*
 ** dbpool_coord_namespace: the namespace in effect (DBPOOL_NAMESPACE), "" for
@@ -245,6 +313,28 @@ DBPOOL_EXTERN int dbpool_coord_set_slot_label(dbpool_coord *c, unsigned slot,
 DBPOOL_EXTERN int dbpool_coord_slot_label(dbpool_coord *c, unsigned slot,
                                           char *buf, size_t cap);
 
+/*
+** How a holder came to the pool, shown with it (pool_connections' joined
+** column, dbpoolctl status) so that an operator can see which way each
+** connection is counted, e.g. that `dbpoolctl run` is in effect.
+*/
+typedef enum dbpool_joined {
+  DBPOOL_JOINED_API = 0,     /* "api": dbpool_holder_new, nothing more said */
+  DBPOOL_JOINED_LOAD = 1,    /* "load": the connection that loaded the extension */
+  DBPOOL_JOINED_AUTO = 2,    /* "auto": opened after loading, counted automatically */
+  DBPOOL_JOINED_PRELOAD = 3, /* "preload": counted through libdbpool-preload.so */
+  DBPOOL_JOINED_C_POOL = 4   /* "c-pool": a connection of dbpool_open's pool */
+} dbpool_joined;
+
+/*
+** dbpool_holder_set_joined: record how h came (a dbpool_joined value; set
+** once, after dbpool_holder_new). Returns 0, -EINVAL or -EPERM.
+** dbpool_joined_name: "api", "load", "auto", "preload", "c-pool", or
+** "unknown" for any other value.
+*/
+DBPOOL_EXTERN int dbpool_holder_set_joined(dbpool_holder *h, int joined);
+DBPOOL_EXTERN const char *dbpool_joined_name(int joined);
+
 /* dbpool_holder_slot: the holder's record number, as in dbpool_holder_info. */
 DBPOOL_EXTERN unsigned dbpool_holder_slot(const dbpool_holder *h);
 
@@ -283,10 +373,14 @@ DBPOOL_EXTERN const dbpool_setting_info *dbpool_setting_describe(int s);
 DBPOOL_EXTERN int dbpool_setting_lookup(const char *name);
 
 /*
-** dbpool_setting_parse: parse text as a value of setting s: a decimal
-** integer within the setting's range ("on"/"off"/"true"/"false" too for
-** paused). Returns 0 and *value, or -EINVAL / -ERANGE with a message that
-** names the setting, the value and the range. Changes nothing.
+** dbpool_setting_parse: parse text as a value of setting s. The one rule
+** for values from every source (SQL, PRAGMA, URI, dbpoolctl, environment):
+** surrounding whitespace is ignored; the rest is a decimal integer, or a
+** decimal number whose value is an integer ("3.0", "30e-1": how SQLite
+** writes a REAL); paused also takes on/off/true/false/yes/no (any case).
+** "3.5", "abc" and "" are invalid (-EINVAL); an integer outside the
+** setting's range is -ERANGE. The message names the setting, the value as
+** given and the range. Changes nothing.
 */
 DBPOOL_EXTERN int dbpool_setting_parse(int s, const char *text,
                                        int64_t *value);
@@ -316,10 +410,18 @@ typedef struct dbpool_host_stats {
   uint64_t total_released;  /* given back by their holders */
   uint64_t total_timeouts;  /* acquires that failed for lack of a slot */
   uint64_t total_reclaimed; /* slots taken back from dead processes */
+  /* Wait figures: over every acquire attempt, granted (total_acquired) or
+  ** timed out (total_timeouts, each with the time it waited before failing);
+  ** attempts that found a slot at once count as 0. */
   uint64_t total_wait_ns;
   uint64_t max_wait_ns;
-  uint64_t p50_wait_ns, p95_wait_ns, p99_wait_ns; /* over all acquires */
+  uint64_t p50_wait_ns, p95_wait_ns, p99_wait_ns;
   int64_t created_at_ns;    /* CLOCK_REALTIME */
+  uint32_t records_in_use;  /* holder records owned by processes (every
+                               holder: holding, waiting or neither) */
+  uint32_t records_max;     /* holder records of a pool (8191); holder_new
+                               fails with -ENOSPC when all are in use */
+  uint64_t avg_wait_ns;     /* total_wait_ns / (total_acquired + total_timeouts) */
 } dbpool_host_stats;
 
 #ifndef DBPOOL_H /* TEMPORARY: old name, until every caller is renamed */
@@ -333,9 +435,9 @@ typedef dbpool_host_stats dbpool_stats;
 DBPOOL_EXTERN int dbpool_coord_stats(dbpool_coord *c, dbpool_host_stats *out);
 
 /*
-** Wait-time histogram: bucket b counts acquires whose wait was in
-** [dbpool_hist_lower_ns(b), dbpool_hist_lower_ns(b + 1)). Bucket 0 holds
-** acquires that did not wait (under 1024 ns). DBPOOL_HIST_BUCKETS buckets.
+** Wait-time histogram: bucket b counts acquire attempts (granted or timed
+** out) whose wait was in [dbpool_hist_lower_ns(b), dbpool_hist_lower_ns(b +
+** 1)). Bucket 0 holds attempts that did not wait (under 1024 ns). DBPOOL_HIST_BUCKETS buckets.
 ** dbpool_coord_histogram fills counts[0..DBPOOL_HIST_BUCKETS-1].
 */
 #define DBPOOL_HIST_BUCKETS 265
@@ -348,6 +450,14 @@ typedef enum dbpool_holder_state {
   DBPOOL_HOLDER_WAITING = 3
 } dbpool_holder_state;
 
+/* What is known of a holder's process. */
+typedef enum dbpool_process_state {
+  DBPOOL_PROCESS_RUNNING = 0,
+  DBPOOL_PROCESS_STOPPED = 1,  /* SIGSTOP or a debugger: alive, not running */
+  DBPOOL_PROCESS_ELSEWHERE = 2 /* another pid namespace (a container): alive,
+                                  its pid is its own namespace's */
+} dbpool_process_state;
+
 typedef struct dbpool_holder_info {
   unsigned slot;           /* record number (dbpool_holder_slot) */
   int32_t pid;
@@ -356,11 +466,14 @@ typedef struct dbpool_holder_info {
   dbpool_holder_state state;
   int64_t since_ns;        /* CLOCK_REALTIME: held or waiting since */
   char label[DBPOOL_LABEL_MAX];
+  dbpool_process_state process_state;
+  int joined;              /* dbpool_joined (dbpool_joined_name) */
 } dbpool_holder_info;
 
 /*
-** dbpool_coord_holders: every holder that holds or waits, waiters in queue
-** order after holders. Fills at most cap entries and returns the total count
+** dbpool_coord_holders: every holder of a live process that holds or waits,
+** waiters in queue order after holders (a dead process's holders are never
+** listed, reclaimed or not). Fills at most cap entries and returns the total count
 ** (which may exceed cap), or a negative errno. Lock-free.
 */
 DBPOOL_EXTERN int dbpool_coord_holders(dbpool_coord *c,

@@ -3,9 +3,10 @@
 **
 ** A connection is opened only with a host slot in hand: the entry's holder
 ** acquires one (waiting FIFO with every other process), then sqlite3_open_v2
-** opens the file by URI with dbpool_slot=N, which tells the SQLite extension
-** (if this process loaded it) that the slot is already counted. init_sql
-** runs once; any failure closes the connection and gives the slot back.
+** opens the file by URI. If this process loaded the SQLite extension, it is
+** told first, in process (ext/pooled.h), that the connection's slot is
+** already counted. init_sql runs once; any failure closes the connection
+** and gives the slot back.
 */
 #include <errno.h>
 #include <stdio.h>
@@ -13,14 +14,15 @@
 #include <string.h>
 
 #include "pool_internal.h"
+#include "../ext/pooled.h"
 
 /* "file:" + the path percent-encoded, so that '?', '#' and '%' in file names
-** survive, + "?" ready for parameters. */
-char *conn_uri_base(const char *path)
+** survive. */
+char *conn_uri(const char *path)
 {
   static const char keep[] = "-._~/";
   size_t n = strlen(path);
-  char *out = malloc(5 + 3 * n + 2), *o = out;
+  char *out = malloc(5 + 3 * n + 1), *o = out;
   if (!out) return NULL;
   o += sprintf(o, "file:");
   for (const unsigned char *s = (const unsigned char *)path; *s; s++) {
@@ -30,9 +32,28 @@ char *conn_uri_base(const char *path)
     else
       o += sprintf(o, "%%%02X", *s);
   }
-  *o++ = '?';
   *o = 0;
   return out;
+}
+
+/* The SQLite extension's hook, if this process's SQLite has it loaded. */
+static const dbpool_pooled_hook *pooled_hook(void)
+{
+  sqlite3_vfs *v = sqlite3_vfs_find(DBPOOL_POOLED_VFS);
+  const dbpool_pooled_hook *h = v ? v->pAppData : NULL;
+  return h && h->magic == DBPOOL_POOLED_MAGIC && h->version >= 1 ? h : NULL;
+}
+
+/* sqlite3_open_v2 of the pool's database by a holder of a slot. */
+static int open_counted(dbpool *p, dbpool_holder *holder, sqlite3 **db)
+{
+  const dbpool_pooled_hook *hook = pooled_hook();
+  if (hook)
+    hook->expect(dbpool_coord_segment_name(dbpool_holder_coord(holder)),
+                 dbpool_holder_slot(holder));
+  int rc = sqlite3_open_v2(p->uri, db, p->cfg.open_flags | SQLITE_OPEN_URI, p->vfs);
+  if (hook) hook->expect(NULL, 0);
+  return rc;
 }
 
 /* Give entry e a new holder in pool c. The holder pointer is written under
@@ -42,6 +63,7 @@ static int new_holder(dbpool *p, pool_entry *e, dbpool_coord *c)
 {
   dbpool_holder *h = NULL;
   int rc = dbpool_holder_new(c, &h);
+  if (rc == 0) dbpool_holder_set_joined(h, DBPOOL_JOINED_C_POOL);
   pool_lock_acquire(&p->lock);
   dbpool_holder *old = e->holder;
   e->holder = h;
@@ -94,15 +116,8 @@ int conn_open(dbpool *p, pool_entry *e, int timeout_ms, const int *cancel)
     return pool_err(SQLITE_BUSY, "%s", dbpool_last_error());
   if (rc) return pool_err(SQLITE_CANTOPEN, "%s", dbpool_last_error());
 
-  char *uri = malloc(strlen(p->uri_base) + 32);
   sqlite3 *db = NULL;
-  if (!uri) {
-    dbpool_holder_release(e->holder);
-    return pool_err(SQLITE_NOMEM, "dbpool: out of memory");
-  }
-  sprintf(uri, "%sdbpool_slot=%u", p->uri_base, dbpool_holder_slot(e->holder));
-  rc = sqlite3_open_v2(uri, &db, p->cfg.open_flags | SQLITE_OPEN_URI, p->vfs);
-  free(uri);
+  rc = open_counted(p, e->holder, &db);
   if (rc == SQLITE_OK && p->init_sql) {
     char *msg = NULL;
     rc = sqlite3_exec(db, p->init_sql, NULL, NULL, &msg);

@@ -16,7 +16,10 @@
 **   - about once a second, checks idle connections for a database file that
 **     was moved, deleted or replaced (SQLITE_FCNTL_HAS_MOVED: a stat, no
 **     query) and closes those;
-**   - opens connections up to min_idle, without waiting for host slots.
+**   - opens connections up to min_idle, without waiting for host slots;
+**   - when the host pool was removed (dbpoolctl rm --force), closes idle
+**     connections and marks checked-out ones to be closed when released:
+**     their replacements are opened, and counted, in the new host pool.
 **
 ** Why a thread and not acquire/release: idle connections must be closed,
 ** and slots given back, even when nobody calls the pool; and the fast path
@@ -53,7 +56,7 @@ static int period_of(const dbpool_config *c)
 
 /* Under the mutex: walk the idle stack, keep what stays, retire the rest. */
 static void sweep_idle_locked(dbpool *p, int64_t now, bool give_back, bool check_moved,
-                              hk_work *w)
+                              bool host_removed, hk_work *w)
 {
   int keep[p->cfg.max_size], nkeep = 0;
   for (int i = p->idle_top; i >= 0; i = p->entries[i].idle_next) {
@@ -75,7 +78,10 @@ static void sweep_idle_locked(dbpool *p, int64_t now, bool give_back, bool check
     pool_entry *e = &p->entries[idx];
     close_reason why = CLOSE_IDLE;
     bool go = false;
-    if (e->expires_ms && now >= e->expires_ms) {
+    if (host_removed) {
+      go = true; /* reopened in the new host pool, counted there */
+      why = CLOSE_BROKEN;
+    } else if (e->expires_ms && now >= e->expires_ms) {
       go = true;
       why = CLOSE_LIFETIME;
     } else if (remaining > p->cfg.min_idle) {
@@ -126,11 +132,18 @@ static void *housekeeper_main(void *arg)
     if (check_moved) next_moved_check = now + MOVED_CHECK_MS;
     w.nclose = w.ncheck = w.nopen = w.nleaks = 0;
 
-    sweep_idle_locked(p, now, someone, check_moved, &w);
+    bool removed = dbp_coord_removed(coord);
+    sweep_idle_locked(p, now, someone, check_moved, removed, &w);
     for (int i = 0; i < n; i++) {
       pool_entry *e = &p->entries[i];
       if (e->state != ENTRY_OUT) continue;
-      if (e->expires_ms && now >= e->expires_ms) e->retire = true;
+      if (removed) {
+        e->retire = true; /* reopened, and counted, in the new host pool */
+        e->retire_why = CLOSE_BROKEN;
+      } else if (e->expires_ms && now >= e->expires_ms && !e->retire) {
+        e->retire = true;
+        e->retire_why = CLOSE_LIFETIME;
+      }
       if (p->cfg.leak_threshold_ms > 0 && !e->leak_reported &&
           pool_coarse_ms() - e->checkout_ms >= p->cfg.leak_threshold_ms) {
         e->leak_reported = true;

@@ -23,6 +23,7 @@
 **   min_idle idle already: close it and give the slot back.
 */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,7 @@
 
 #include "pool_internal.h"
 
-static __thread char t_errmsg[512];
+static __thread char t_errmsg[PATH_MAX + 1024]; /* as the coordinator's */
 static __thread int t_tid;
 static __thread unsigned t_tid_gen;
 static _Atomic unsigned g_fork_gen = 1;
@@ -150,7 +151,7 @@ static void pool_free(dbpool *p)
   free(p->entries);
   free(p->map);
   free(p->path);
-  free(p->uri_base);
+  free(p->uri);
   free(p->init_sql);
   free(p->validation_sql);
   free(p->vfs);
@@ -195,7 +196,7 @@ int dbpool_open(const char *path, const dbpool_config *cfg, dbpool **out)
   p->cfg.init_sql = p->init_sql;
   p->cfg.validation_sql = p->validation_sql;
   p->cfg.vfs = p->vfs;
-  p->uri_base = conn_uri_base(path);
+  p->uri = conn_uri(path);
   p->entries = calloc((size_t)cfg->max_size, sizeof *p->entries);
   p->idle_top = -1;
   p->fork_gen = atomic_load(&g_fork_gen);
@@ -204,7 +205,7 @@ int dbpool_open(const char *path, const dbpool_config *cfg, dbpool **out)
     clock_gettime(CLOCK_REALTIME, &r);
     p->real_minus_mono_ns = ((int64_t)r.tv_sec * 1000000000 + r.tv_nsec) - mono_ns();
   }
-  if (oom || !p->uri_base || !p->entries || map_init(p) != 0) {
+  if (oom || !p->uri || !p->entries || map_init(p) != 0) {
     pool_free(p);
     return pool_err(SQLITE_NOMEM, "dbpool: out of memory");
   }
@@ -487,8 +488,8 @@ static int acquire_locked(dbpool *p, int64_t deadline, int timeout_ms, int64_t s
   }
   if (timeout_ms == 0 || (deadline >= 0 && mono_ns() >= deadline)) {
     p->st.timeouts++;
-    return pool_err(SQLITE_BUSY, "dbpool: all %d connections of the pool of %s "
-                    "are checked out", p->cfg.max_size, p->path);
+    return pool_err(SQLITE_BUSY, "dbpool: pool full: all %d connections of the pool "
+                    "of %s are checked out", p->cfg.max_size, p->path);
   }
 
   /* Queue, then wait to be nudged, handed a connection, or handed an entry
@@ -539,8 +540,8 @@ static int acquire_locked(dbpool *p, int64_t deadline, int timeout_ms, int64_t s
     if (deadline >= 0 && now >= deadline) {
       unqueue_locked(p, &w);
       p->st.timeouts++;
-      return pool_err(SQLITE_BUSY, "dbpool: no connection of the pool of %s "
-                      "came free within %d ms (max_size=%d, all checked out)",
+      return pool_err(SQLITE_BUSY, "dbpool: pool full: no connection of the pool "
+                      "of %s came free within %d ms (max_size=%d, all checked out)",
                       p->path, timeout_ms, p->cfg.max_size);
     }
   }
@@ -672,7 +673,7 @@ __attribute__((noinline)) static int release_slow(dbpool *p, int idx)
   e->leak_reported = false;
   if (!close_it && (e->retire || p->closing)) {
     close_it = true;
-    why = p->closing ? CLOSE_POOL_CLOSE : CLOSE_LIFETIME;
+    why = p->closing ? CLOSE_POOL_CLOSE : e->retire_why;
   }
   if (!close_it && !p->wq_head && !p->openers && p->n_idle >= p->cfg.min_idle &&
       host_has_waiters(p)) {

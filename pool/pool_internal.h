@@ -29,6 +29,12 @@ typedef enum entry_state {
   ENTRY_CLOSING    /* being closed */
 } entry_state;
 
+/* Why a connection is closed (for statistics). */
+typedef enum close_reason {
+  CLOSE_IDLE, CLOSE_LIFETIME, CLOSE_BROKEN, CLOSE_RESET_FAILED,
+  CLOSE_GIVEN_BACK, CLOSE_POOL_CLOSE
+} close_reason;
+
 typedef struct pool_entry {
   sqlite3 *db;
   dbpool_holder *holder; /* our host slot record, kept across connections */
@@ -42,6 +48,7 @@ typedef struct pool_entry {
   int64_t checkout_ms;   /* monotonic, only with leak detection on */
   int checkout_tid;
   bool retire;           /* close instead of reusing when released */
+  close_reason retire_why; /* and count it as this */
   bool leak_reported;
 } pool_entry;
 
@@ -70,17 +77,12 @@ typedef struct pool_opener {
   struct pool_opener *next;
 } pool_opener;
 
-/* Why a connection is closed (for statistics). */
-typedef enum close_reason {
-  CLOSE_IDLE, CLOSE_LIFETIME, CLOSE_BROKEN, CLOSE_RESET_FAILED,
-  CLOSE_GIVEN_BACK, CLOSE_POOL_CLOSE
-} close_reason;
 
 struct dbpool {
   pool_lock lock;
   dbpool_config cfg;
   char *path;     /* the database file */
-  char *uri_base; /* "file:<percent-encoded path>?" */
+  char *uri;      /* "file:<percent-encoded path>" */
   char *init_sql, *validation_sql, *vfs; /* owned copies */
   dbpool_coord *coord;  /* the host pool (replaced if it is removed) */
   const _Atomic uint32_t *host_waiting; /* waiters queued for host slots */
@@ -144,7 +146,7 @@ POOL_HIDDEN int conn_has_moved(sqlite3 *db);
 POOL_HIDDEN int conn_validate(dbpool *p, sqlite3 *db);
 POOL_HIDDEN void conn_close(dbpool *p, pool_entry *e);
 POOL_HIDDEN void entry_retire_locked(dbpool *p, int idx, close_reason why);
-POOL_HIDDEN char *conn_uri_base(const char *path);
+POOL_HIDDEN char *conn_uri(const char *path);
 
 /* map.c */
 POOL_HIDDEN int map_init(dbpool *p);

@@ -13,7 +13,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from dbpool_testlib import DBPOOLCTL, ROOT, PoolTestCase, wait_until  # noqa: E402
+from dbpool_testlib import DBPOOLCTL, EXT, ROOT, PoolTestCase, wait_until  # noqa: E402
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"(,|$)')
@@ -96,15 +96,16 @@ class DbpoolctlTest(PoolTestCase):
         self.assertEqual(r.returncode, 0)
         header, row = r.stdout.splitlines()
         self.assertEqual(header.split(), ["DATABASE", "ACTIVE/MAX", "IDLE", "WAITING",
-                                          "PROCESSES", "PAUSED"])
-        self.assertEqual(row.split(), [self.db, "2/4", "0", "0", "2", "no"])
+                                          "PROCESSES", "PAUSED", "RECORDS", "FILE"])
+        self.assertEqual(row.split(), [self.db, "2/4", "0", "0", "2", "no", "2", "ok"])
         pools = json.loads(self.ctl("list", "--json").stdout)
         self.assertEqual(len(pools), 1)
         p = pools[0]
         self.assertEqual(p["database"], self.db)
         self.assertTrue(p["segment"].startswith("/dbpool.%s." % self.ns))
         self.assertEqual((p["max_connections"], p["active"], p["idle"], p["waiting"],
-                          p["processes"], p["paused"]), (4, 2, 0, 0, 2, False))
+                          p["processes"], p["paused"], p["records_in_use"], p["records_max"],
+                          p["file"]), (4, 2, 0, 0, 2, False, 2, 8191, "ok"))
         self.close_shell(a)
 
     def test_status_json_field_by_field(self):
@@ -123,7 +124,8 @@ class DbpoolctlTest(PoolTestCase):
                          "processes", "total_acquired", "total_released",
                          "total_timeouts", "total_reclaimed", "avg_wait_ms", "p50_wait_ms",
                          "p95_wait_ms", "p99_wait_ms", "max_wait_ms", "utilization",
-                         "paused", "acquire_timeout_ms", "created_at", "writer_queue",
+                         "paused", "acquire_timeout_ms", "created_at", "records_in_use",
+                         "records_max", "writer_queue",
                          "writer_starvation_ms", "writers_waiting", "total_writes",
                          "total_write_waits", "write_wait_p50_ms", "write_wait_p99_ms",
                          "write_wait_p999_ms", "write_wait_max_ms", "writer_turns_skipped",
@@ -135,6 +137,7 @@ class DbpoolctlTest(PoolTestCase):
         self.assertEqual(st["utilization"], 1.0)
         self.assertEqual(st["processes"], 3)
         self.assertEqual(st["total_acquired"], 2)
+        self.assertEqual((st["records_in_use"], st["records_max"]), (3, 8191))  # the waiter too
         self.assertRegex(st["created_at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
         conns = doc["connections"]
         self.assertEqual([c["state"] for c in conns], ["active", "active", "waiting"])
@@ -142,15 +145,26 @@ class DbpoolctlTest(PoolTestCase):
         self.assertEqual(conns[2]["pid"], w.pid)
         by_pid = {c["pid"]: c for c in conns}
         self.assertEqual(by_pid[a.pid]["label"], "nightly-report")
+        self.assertEqual({c["process_state"] for c in conns}, {"running"})
+        self.assertEqual(doc["file"], "ok")
         self.assertIsNone(by_pid[b.pid]["label"])
         self.assertEqual(by_pid[a.pid]["process"], "sqlite3")
         self.assertEqual(by_pid[a.pid]["thread"], a.pid)
+        # The shells loaded dbpool on their connection; the Python process
+        # loaded it on an in-memory one and was counted when it connected.
+        self.assertEqual([by_pid[p]["joined"] for p in (a.pid, b.pid, w.pid)],
+                         ["load", "load", "auto"])
+        self.assertEqual(set(conns[0]), {"pid", "process", "process_state", "thread", "state",
+                                         "since", "duration_ms", "joined", "writer",
+                                         "label"})
+        self.assertEqual({c["writer"] for c in conns}, {None})  # nobody writes
         for c in conns:
             self.assertGreaterEqual(c["duration_ms"], 0)
             self.assertRegex(c["since"], r"Z$")
         text = self.ctl("status", self.db).stdout
         self.assertIn("max_connections     2", text)
-        self.assertIn("nightly-report", text)
+        self.assertIn("records_in_use      3 of 8191", text)
+        self.assertRegex(text, r"\n%d +sqlite3 +running .* load +nightly-report\n" % a.pid)
         self.close_shell(a)
         self.assertEqual(w.communicate(timeout=30)[0].strip(), "in")
 
@@ -175,6 +189,41 @@ class DbpoolctlTest(PoolTestCase):
             self.assertIn(message, r.stderr)
         self.assertEqual(self.stats()[2], 7)  # nothing changed, not even the valid part
 
+    def test_set_values_follow_one_rule_and_need_no_environment(self):
+        r = self.ctl("set", self.db, "max_connections= 5", "acquire_timeout_ms=1500.0 ")
+        self.assertEqual((r.returncode, r.stdout, r.stderr),
+                         (0, "max_connections=5\nacquire_timeout_ms=1500\n", ""))
+        r = self.ctl("set", self.db, "max_connections=3.5")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("invalid value '3.5' for max_connections: expected an integer "
+                      "from 1 to 4096", r.stderr)
+        self.assertEqual(self.stats()[2], 5)
+        self.assertEqual(self.ctl("rm", self.db).returncode, 0)
+        # An explicit value does not need (nor read) its variable, even to
+        # create the pool; the other setting's variable is still checked.
+        env = dict(self.env, DBPOOL_MAX_CONNECTIONS="lots")
+        r = subprocess.run([DBPOOLCTL, "set", self.db, "max_connections=5"],
+                           capture_output=True, text=True, env=env, timeout=30)
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (0, "max_connections=5\n", ""))
+        self.assertEqual(self.stats()[2], 5)
+        self.assertEqual(self.ctl("rm", self.db).returncode, 0)
+        env["DBPOOL_ACQUIRE_TIMEOUT_MS"] = "soon"
+        r = subprocess.run([DBPOOLCTL, "set", self.db, "max_connections=5"],
+                           capture_output=True, text=True, env=env, timeout=30)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("environment variable DBPOOL_ACQUIRE_TIMEOUT_MS='soon' is invalid: "
+                      "expected an integer from 0 to 86400000", r.stderr)
+        self.assertIsNone(self.stats())
+        # ... and a variable's value follows the same rule.
+        env = dict(self.env, DBPOOL_MAX_CONNECTIONS=" 6 ", DBPOOL_ACQUIRE_TIMEOUT_MS="700.0")
+        r = subprocess.run([DBPOOLCTL, "set", self.db, "paused=off"],
+                           capture_output=True, text=True, env=env, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.stats()[2], 6)
+        self.assertEqual(self.view.execute(
+            "SELECT acquire_timeout_ms FROM pool_stats WHERE database = ?",
+            (self.db,)).fetchone()[0], 700)
+
     def test_pause_and_resume(self):
         self.shell()
         self.assertEqual(self.ctl("pause", self.db).stdout,
@@ -184,6 +233,12 @@ class DbpoolctlTest(PoolTestCase):
         wait_until(lambda: self.stats()[1] == 1, what="a waiter while paused")
         time.sleep(0.1)
         self.assertIsNone(p.poll())
+        # A paused pool's timeout says so (one slot of four is in use).
+        _, message = self.try_connect("dbpool_timeout=200")
+        self.assertRegex(message, r"^automatic extension loading failed: dbpool: pool full: the pool "
+                         r"of %s is paused \(1 of 4 connections in use; waited (\d+) ms\)$"
+                         % re.escape(self.db))
+        self.assertGreaterEqual(int(re.search(r"waited (\d+) ms", message).group(1)), 200)
         self.assertEqual(self.ctl("resume", self.db).returncode, 0)
         self.assertEqual(p.communicate(timeout=30)[0].strip(), "in")
 
@@ -250,6 +305,8 @@ class DbpoolctlTest(PoolTestCase):
         self.assertEqual(value("dbpool_active_connections"), 1)
         self.assertEqual(value("dbpool_acquired_total"), 3)
         self.assertEqual(value("dbpool_released_total"), 2)
+        self.assertEqual(value("dbpool_records_in_use"), 1)
+        self.assertEqual(value("dbpool_records_max"), 8191)
         self.assertEqual(fams["dbpool_acquired_total"]["type"], "counter")
         hist = fams["dbpool_wait_seconds"]
         self.assertEqual(hist["type"], "histogram")
@@ -269,6 +326,56 @@ class DbpoolctlTest(PoolTestCase):
         one = self.ctl("metrics", self.db)
         self.assertEqual(one.returncode, 0)
         parse_prometheus(one.stdout)
+
+    def test_output_stays_valid_utf8_with_any_bytes(self):
+        # A path with a Latin-1 byte and a newline, a label that is not
+        # UTF-8: JSON and Prometheus replace invalid bytes with U+FFFD, text
+        # shows them (and control characters) as \xHH, one line per row.
+        odd = os.path.join(os.fsencode(self.dir), b"caf\xe9\nx.db")
+        open(odd, "wb").close()
+        holder = subprocess.Popen(
+            ["/usr/bin/python3", "-c",
+             "import os, sqlite3, sys\n"
+             "boot = sqlite3.connect(':memory:')\n"
+             "boot.enable_load_extension(True)\n"
+             "boot.load_extension(sys.argv[1])\n"
+             "c = sqlite3.connect(os.fsencode(sys.argv[2]))\n"
+             "c.execute(\"SELECT dbpool_label(CAST(x'41ff42' AS TEXT))\")\n"
+             "print('in', flush=True)\n"
+             "sys.stdin.read()\n", EXT, os.fsdecode(odd)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=self.env)
+        self.procs.append(holder)
+        self.assertEqual(holder.stdout.readline(), b"in\n")
+        shown_json = os.fsdecode(odd).encode("utf-8", "surrogateescape").decode(
+            "utf-8", "replace")  # what JSON and Prometheus show: \xe9 -> U+FFFD
+        shown_text = self.dir + "/caf\\xE9\\nx.db"
+
+        def run(*args):
+            r = subprocess.run([DBPOOLCTL] + list(args), capture_output=True,
+                               env=self.env, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return r.stdout.decode("utf-8")  # strict: fails on invalid UTF-8
+
+        pools = json.loads(run("list", "--json"))
+        self.assertEqual([p["database"] for p in pools], [shown_json])
+        status = json.loads(run("status", odd, "--json"))
+        self.assertEqual(status["database"], shown_json)
+        self.assertEqual([c["label"] for c in status["connections"]], ["A\ufffdB"])
+        fams = parse_prometheus(run("metrics"))
+        self.assertEqual([s[1]["database"] for s in fams["dbpool_active_connections"]["samples"]],
+                         [shown_json])
+        parse_prometheus(run("metrics", odd))
+        lines = run("list").splitlines()
+        self.assertEqual(len(lines), 2, lines)  # the header and one row
+        self.assertEqual(lines[1].split()[:2], [shown_text, "1/4"])
+        text = run("status", odd)
+        self.assertIn("pool of %s\n" % shown_text, text)
+        [row] = [line for line in text.splitlines() if line.startswith(str(holder.pid))]
+        self.assertEqual(row.split()[-1], "A\\xFFB")
+        watch = run("watch", odd, "--interval", "10", "--count", "2").splitlines()
+        self.assertEqual(len(watch), 2, watch)
+        self.assertIn(" %s active=1/4" % shown_text, watch[0])
+        self.assertEqual(run("pause", odd), "paused the pool of %s\n" % shown_text)
 
     def test_watch_plain_lines_when_not_a_terminal(self):
         self.shell()

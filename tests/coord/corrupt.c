@@ -73,12 +73,7 @@ static void pool_name(const char *db, char *name, size_t cap)
 /* The name db's pool would have, without creating it. */
 static void name_for(const char *db, char *name, size_t cap)
 {
-  struct stat st;
-  REQUIRE(stat(db, &st) == 0);
-  const char *ns = "";
-  dbpool_coord_namespace(&ns);
-  snprintf(name, cap, "/dbpool.%s.%llx.%llx", ns, (unsigned long long)st.st_dev,
-           (unsigned long long)st.st_ino);
+  tu_pool_name(db, name, cap);
 }
 
 static unsigned char *slurp(const char *path, size_t *size)
@@ -512,8 +507,8 @@ static const field record_fields[] = {
     {R(tid), 4, 'p'}, {R(flags), 4, 'i'}, {R(ticket), 8, 'i'}, {R(q_prev), 4, 'i'},
     {R(q_next), 4, 'i'}, {R(free_next), 4, 'i'}};
 static const field process_fields[] = {
-    {P(state), 4, 'i'}, {P(gen), 4, 'i'}, {P(pid), 4, 'p'}, {P(ident_kind), 4, 'i'},
-    {P(ident), 8, 'i'}, {P(n_records), 4, 'i'}, {P(pidns), 8, 'i'}};
+    {P(state), 4, 'i'}, {P(gen), 4, 'i'}, {P(pid), 4, 'p'},
+    {P(n_records), 4, 'i'}, {P(pidns), 8, 'i'}};
 
 #define NF(t) (sizeof t / sizeof *t)
 

@@ -478,6 +478,59 @@ TEST(slow_unlink_by_a_remover_takes_no_new_pool)
   dbpool_coord_remove(db, NULL, 1);
 }
 
+/* A pool whose lock another process holds (stopped, say) stalls only its
+** own slow paths: this process can still open other pools, and fork,
+** while one of its threads waits to register in the wedged one. */
+static void *register_in(void *arg)
+{
+  dbpool_holder *h;
+  if (dbpool_holder_new(arg, &h) == 0) dbpool_holder_free(h);
+  return NULL;
+}
+
+TEST(a_wedged_pool_stalls_no_other)
+{
+  const char *p_db = tu_db("wedged.db"), *q_db = tu_db("free.db");
+  dbpool_coord *c;
+  REQUIRE(dbpool_coord_open(p_db, 0, &c) == 0);
+  char path[300];
+  snprintf(path, sizeof path, "/dev/shm%s", dbpool_coord_segment_name(c));
+  _Atomic int *held = tu_shared(sizeof *held);
+  fflush(NULL);
+  pid_t w = fork();
+  REQUIRE(w >= 0);
+  if (w == 0) {
+    int fd = open(path, O_RDWR);
+    dbp_header *h = mmap(NULL, DBP_SEGMENT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (h == MAP_FAILED) _exit(1);
+    pthread_mutex_lock(&h->lock);
+    atomic_store(held, 1);
+    tu_sleep_ms(1500);
+    pthread_mutex_unlock(&h->lock);
+    _exit(0);
+  }
+  while (!atomic_load(held)) tu_sleep_ms(1);
+  pthread_t t;
+  REQUIRE(pthread_create(&t, NULL, register_in, c) == 0);
+  tu_sleep_ms(100);
+  double t0 = tu_now_ms();
+  dbpool_coord *q;
+  CHECK_RC(dbpool_coord_open(q_db, 0, &q), 0);
+  double open_ms = tu_now_ms() - t0;
+  dbpool_coord_close(q);
+  t0 = tu_now_ms();
+  pid_t k = fork();
+  if (k == 0) _exit(0);
+  double fork_ms = tu_now_ms() - t0;
+  waitpid(k, NULL, 0);
+  printf("   beside a wedged pool: open of another took %.0f ms, fork %.0f ms\n", open_ms,
+         fork_ms);
+  CHECK(open_ms < 1000 && fork_ms < 1000); /* the wedge lasts 1.5 s */
+  pthread_join(t, NULL);
+  CHECK_RC(tu_wait_child(w, 10000), 0);
+  dbpool_coord_close(c);
+}
+
 int main(void)
 {
   tu_init("lifecycle");
@@ -487,5 +540,6 @@ int main(void)
   RUN(removal_racing_users_never_makes_two_pools);
   RUN(slow_unlink_of_a_stale_segment_takes_no_new_pool);
   RUN(slow_unlink_by_a_remover_takes_no_new_pool);
+  RUN(a_wedged_pool_stalls_no_other);
   return tu_finish();
 }

@@ -2,14 +2,19 @@
 every setting, SQL table column, function, pragma and dbpoolctl command that
 the built code has appears in the docs; dbpoolctl's --help texts and the
 docs agree; every error message in the source appears in the
-troubleshooting table; the version agrees everywhere."""
+troubleshooting table; the version agrees everywhere; and claims about
+behaviour that were once wrong are tried on the built code (which
+connections count, what a symlink does for a long path, what reclaims a
+dead holder's slot)."""
 import glob
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(ROOT, os.environ.get("B", "build"))
@@ -39,7 +44,8 @@ def need(what, text, where, name):
 
 
 # --- SQL surface, from the built extension -------------------------------
-os.environ["DBPOOL_NAMESPACE"] = "docs%d" % os.getpid()
+os.environ["DBPOOL_NAMESPACE"] = "%sdocs%d" % (os.environ.get("DBPOOL_TEST_RUN", ""),
+                                               os.getpid())
 tmp = tempfile.mkdtemp()
 db = os.path.join(tmp, "d.db")
 open(db, "w").close()
@@ -73,8 +79,84 @@ for seg in glob.glob("/dev/shm/dbpool.%s.*" % os.environ["DBPOOL_NAMESPACE"]):
     os.unlink(seg)
 subprocess.run(["rm", "-rf", tmp])
 
-# --- dbpoolctl: commands, usage lines and help texts -------------------------
+# --- behaviour the docs describe, tried ---------------------------------------
 ctl = os.path.join(BUILD, "dbpoolctl")
+ext = os.path.join(BUILD, "dbpool")
+tmp = tempfile.mkdtemp()
+db = os.path.join(tmp, "claims.db")
+open(db, "w").close()
+sql_flat, ops_flat_text = squash(sql_doc), squash(ops_doc)
+
+
+def claim(ok, text, where, name, why):
+    """The docs say text (in name); ok says whether the code agrees."""
+    if squash(text) not in where:
+        failures.append("%s no longer says %r (%s)" % (name, text, why))
+    elif not ok:
+        failures.append("%s says %r, but the built code disagrees (%s)" % (name, text, why))
+
+
+# Which connections count: the loading one and later ones, not earlier ones.
+r = subprocess.run(["/usr/bin/python3", "-c",
+                    "import sqlite3, sys\n"
+                    "before = sqlite3.connect(sys.argv[2])\n"
+                    "loader = sqlite3.connect(sys.argv[2])\n"
+                    "loader.enable_load_extension(True)\n"
+                    "loader.load_extension(sys.argv[1])\n"
+                    "after = sqlite3.connect(sys.argv[2])\n"
+                    "print(loader.execute('SELECT active FROM pool_stats WHERE database = ?',"
+                    " (sys.argv[2],)).fetchone()[0])\n", ext, db],
+                   capture_output=True, text=True, timeout=60)
+claim(r.stdout.strip() == "2", "Connections opened before loading are not counted, except "
+      "the loading connection itself", sql_flat, "docs/sql.md",
+      "a connection opened before, the loading one and one after: %r %r"
+      % (r.stdout.strip(), r.stderr.strip()))
+
+# A path over 1023 bytes: the path is resolved, so a symlink does not help.
+deep = tmp
+while len(deep) < 1100:
+    deep = os.path.join(deep, "d" * 100)
+os.makedirs(deep)
+open(os.path.join(deep, "long.db"), "w").close()
+os.symlink(deep, os.path.join(tmp, "short"))
+r = subprocess.run([ctl, "set", os.path.join(tmp, "short", "long.db"), "max_connections=2"],
+                   capture_output=True, text=True, timeout=60)
+claim(r.returncode == 1 and "is longer than 1023 bytes" in r.stderr,
+      "a symlink does not help, it is resolved", ops_flat_text, "docs/operations.md",
+      "dbpoolctl set through a short symlink: %d %r" % (r.returncode, r.stderr.strip()))
+if "a symlink works" in ops_doc:
+    failures.append("docs/operations.md still says 'a symlink works' for long paths")
+
+# A dead holder: never shown; its slot comes back as soon as someone who may
+# write the pool looks (dbpoolctl status does when it can), and counts as
+# reclaimed from the moment of death for a reader who cannot reclaim.
+holder = subprocess.Popen(["/usr/bin/python3", "-c",
+                           "import sqlite3, sys\n"
+                           "boot = sqlite3.connect(':memory:')\n"
+                           "boot.enable_load_extension(True)\n"
+                           "boot.load_extension(sys.argv[1])\n"
+                           "c = sqlite3.connect(sys.argv[2])\n"
+                           "print('in', flush=True)\n"
+                           "sys.stdin.read()\n", ext, db],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+holder.stdout.readline()
+holder.send_signal(signal.SIGKILL)
+holder.wait()
+holder.stdin.close()
+holder.stdout.close()
+out = subprocess.run([ctl, "status", db, "--json"], capture_output=True, text=True).stdout
+m = re.search(r'"active": (\d+).*"total_reclaimed": (\d+)', out, re.S)
+conns = re.search(r'"connections": \[(.*?)\]', out, re.S)
+reap = subprocess.run([ctl, "reap", db], capture_output=True, text=True, timeout=60).stdout
+claim(m is not None and m.group(1) == "0" and m.group(2) == "1" and conns is not None
+      and not conns.group(1).strip() and reap.startswith("reclaimed 0 slots"),
+      "A dead process's holders are never shown", squash(ops_doc.replace("`", "")),
+      "docs/operations.md",
+      "dbpoolctl status after a SIGKILL: %r; reap then said %r" % (out, reap))
+subprocess.run([ctl, "rm", "--force", db], capture_output=True)
+subprocess.run(["rm", "-rf", tmp])
+
+# --- dbpoolctl: commands, usage lines and help texts -------------------------
 overview = subprocess.run([ctl, "--help"], capture_output=True, text=True).stdout
 commands = re.findall(r"^  dbpoolctl (\w+)", overview, re.M)
 if len(commands) < 9:
@@ -101,6 +183,7 @@ spec = re.compile(r"%[-+ #0-9.]*(?:ll|l|z|h)?[diuxXoscpfgz%]")
 for path in sorted(glob.glob(os.path.join(ROOT, "coordinator/*.c")) +
                    glob.glob(os.path.join(ROOT, "pool/*.c")) +
                    glob.glob(os.path.join(ROOT, "ext/*.c")) +
+                   glob.glob(os.path.join(ROOT, "preload/*.c")) +
                    glob.glob(os.path.join(ROOT, "cli/*.c"))):
     src = open(path).read()
     # adjacent literals concatenate
@@ -113,8 +196,21 @@ for path in sorted(glob.glob(os.path.join(ROOT, "coordinator/*.c")) +
                 failures.append("%s: message fragment %r is not in docs/operations.md"
                                 % (os.path.relpath(path, ROOT), frag))
 
+# --- every recipe of docs/integrations.md is run by a test ---------------------
+integ = read("docs/integrations.md")
+tests_text = "".join(open(p).read() for p in glob.glob(os.path.join(ROOT, "tests/integrations/*.py")))
+for name in re.findall(r"<!-- recipe: (\S+) -->", integ):
+    if '"%s"' % name not in tests_text:
+        failures.append("recipe %s of docs/integrations.md is run by no test in "
+                        "tests/integrations" % name)
+if "docs/integrations.md" not in readme:
+    failures.append("README.md does not point to docs/integrations.md")
+
 # --- one version everywhere --------------------------------------------------
 version = read("VERSION").strip()
+changelog = read("debian/changelog").split("\n", 1)[0]
+if not changelog.startswith("dbpool (%s) " % version):
+    failures.append("debian/changelog's first entry (%s) is not version %s" % (changelog, version))
 if subprocess.run([ctl, "--version"], capture_output=True, text=True).stdout.strip() != \
         "dbpoolctl " + version:
     failures.append("dbpoolctl --version disagrees with VERSION")

@@ -7,6 +7,7 @@ namespace, and removes its pool segments.
 """
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -20,30 +21,154 @@ from dbpool_testlib import EXT, PoolTestCase, wait_until  # noqa: E402
 
 
 class ExtensionTest(PoolTestCase):
+    def ctrl_c(self, proc, over):
+        """Ctrl-C as a user gives it: SIGINT, and once more if over() is not
+        true a second later (a signal that arrives just as a sleep ends by
+        itself is missed: docs/sql.md). Returns the seconds from the first
+        SIGINT until over()."""
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        try:
+            wait_until(over, timeout=1.0, what="the first Ctrl-C to end the wait")
+        except AssertionError:
+            proc.send_signal(signal.SIGINT)
+            wait_until(over, timeout=10.0, what="the second Ctrl-C to end the wait")
+        return time.monotonic() - t0
+
+    def hold_the_only_slot(self, *settings):
+        """max_connections=1 (and settings), its slot held by a shell."""
+        self.assertEqual(self.ctl("set", self.db, "max_connections=1", *settings).returncode, 0)
+        return self.shell()
+
     # -- tests ---------------------------------------------------------------
 
     def test_fourth_open_fails_after_its_timeout_with_the_message(self):
         for _ in range(3):
             self.shell()
         self.assertEqual(self.stats()[0], 3)
-        p = self.python(
-            "t0 = time.monotonic()\n"
-            "try:\n"
-            "    sqlite3.connect('file:' + DB + '?dbpool_timeout=300', uri=True)\n"
-            "    print('connected')\n"
-            "except sqlite3.OperationalError as e:\n"
-            "    print('%.0f|%s' % ((time.monotonic() - t0) * 1000, e))\n")
-        out, err = p.communicate(timeout=30)
-        self.assertEqual(err, "")
-        elapsed, message = out.strip().split("|", 1)
-        self.assertGreaterEqual(float(elapsed), 300)
-        m = re.fullmatch(r"automatic extension loading failed: dbpool: all 3 "
+        elapsed, message = self.try_connect("dbpool_timeout=300")
+        self.assertGreaterEqual(elapsed, 300)
+        m = re.fullmatch(r"automatic extension loading failed: dbpool: pool full: all 3 "
                          r"connections to (.*) are in use \(waited (\d+) ms\)", message)
         self.assertIsNotNone(m, message)
         self.assertEqual(m.group(1), self.db)
         self.assertGreaterEqual(int(m.group(2)), 300)
         self.assertEqual(self.stats()[0], 3)
         self.assertGreaterEqual(self.stats()[5], 1)
+        # The failed attempt is in the wait figures, with the time it waited.
+        max_wait, timeouts = self.view.execute(
+            "SELECT max_wait_ms, total_timeouts FROM pool_stats WHERE database = ?",
+            (self.db,)).fetchone()
+        self.assertEqual(timeouts, 1)
+        self.assertGreaterEqual(max_wait, 299)
+
+    def test_a_uri_cannot_take_a_connection_out_of_the_count(self):
+        # 0.1.0 trusted dbpool_slot=N in a URI (its C pool's mark): with
+        # max_connections=1, any number of connections got in.
+        self.hold_the_only_slot()
+        for slot in (0, 1, 2):
+            _, message = self.try_connect("dbpool_slot=%d&dbpool_timeout=200" % slot)
+            self.assertIn("dbpool: pool full: all 1 connections to %s are in use" % self.db, message)
+        self.assertEqual(self.stats()[0], 1)
+
+    def test_ctrl_c_interrupts_a_python_connect_waiting_on_a_full_pool(self):
+        # 0.1.0: the KeyboardInterrupt came when the whole timeout had run.
+        self.hold_the_only_slot()
+        p = self.python(
+            "t0 = time.monotonic()\n"
+            "try:\n"
+            "    try:\n"
+            "        sqlite3.connect('file:' + DB + '?dbpool_timeout=10000', uri=True)\n"
+            "        outcome = 'connected'\n"
+            "    except sqlite3.OperationalError as e:\n"
+            "        outcome = str(e)  # Python raises its KeyboardInterrupt here\n"
+            "    time.sleep(20)\n"
+            "    print('no KeyboardInterrupt|' + outcome)\n"
+            "except KeyboardInterrupt as e:\n"
+            "    print('KeyboardInterrupt|%s' % e.__context__)\n")
+        wait_until(lambda: self.stats()[1] == 1, what="the connect to wait")
+        took = self.ctrl_c(p, lambda: p.poll() is not None)
+        out, err = p.communicate(timeout=30)
+        self.assertEqual(err, "")
+        self.assertLess(took, 3.0, out)
+        self.assertEqual(out.strip(), "KeyboardInterrupt|automatic extension loading failed: "
+                         "dbpool: interrupted while waiting for a slot of %s" % self.db)
+        self.assertEqual(self.stats()[:2], (1, 0))  # it left the queue
+        self.assertEqual(self.stats()[5], 0)  # an interrupt is not a timeout
+
+    def test_signals_for_other_work_do_not_end_a_wait(self):
+        # An interval timer (SIGALRM every 20 ms) runs through a 600 ms wait:
+        # the wait times out as usual and the alarms were all served.
+        self.hold_the_only_slot()
+        p = self.python(
+            "import signal\n"
+            "alarms = []\n"
+            "signal.signal(signal.SIGALRM, lambda *a: alarms.append(1))\n"
+            "signal.setitimer(signal.ITIMER_REAL, 0.02, 0.02)\n"
+            "t0 = time.monotonic()\n"
+            "try:\n"
+            "    sqlite3.connect('file:' + DB + '?dbpool_timeout=600', uri=True)\n"
+            "except sqlite3.OperationalError as e:\n"
+            "    took = time.monotonic() - t0\n"
+            "    signal.setitimer(signal.ITIMER_REAL, 0)\n"
+            "    print('%.3f|%d|%s' % (took, len(alarms), e))\n")
+        out, err = p.communicate(timeout=30)
+        self.assertEqual(err, "")
+        took, alarms, message = out.strip().split("|", 2)
+        self.assertGreaterEqual(float(took), 0.6)
+        self.assertGreaterEqual(int(alarms), 1)
+        self.assertIn("dbpool: pool full: all 1 connections to %s are in use (waited" % self.db, message)
+
+    def test_ctrl_c_interrupts_open_in_the_sqlite3_shell(self):
+        # The shell's SIGINT handler has SA_RESTART; a wait with a deadline
+        # ends with EINTR anyway. Interactive, the shell then goes on with
+        # an in-memory database; reading a script, it stops (its own rule).
+        self.hold_the_only_slot()
+        for interactive in (True, False):
+            w = subprocess.Popen(["sqlite3"] + (["-interactive"] if interactive else [])
+                                 + [":memory:"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, env=self.env, text=True)
+            self.procs.append(w)
+            w.stdin.write(".load %s\n.open file:%s?dbpool_timeout=10000\n" % (EXT, self.db))
+            w.stdin.flush()
+            wait_until(lambda: self.stats()[1] == 1, what="the .open to wait")
+            self.assertLess(self.ctrl_c(w, lambda: self.stats()[1] == 0), 3.0)
+            try:
+                w.stdin.write("SELECT 'alive';\n.quit\n")
+                w.stdin.close()
+            except BrokenPipeError:  # the batch shell has gone
+                pass
+            w.stdin = None
+            out, err = w.communicate(timeout=30)
+            self.assertIn("dbpool: interrupted while waiting for a slot of %s" % self.db, err)
+            self.assertEqual("alive" in out.split(), interactive, out)
+        self.assertEqual(self.stats()[:2], (1, 0))
+
+    def test_loading_again_is_a_no_op(self):
+        # max_connections=1: a second slot for the same connection would
+        # wait, and fail.
+        self.ctl("set", self.db, "max_connections=1", "acquire_timeout_ms=300")
+        s = subprocess.run(["sqlite3", self.db], input=(
+            ".load {0}\n.load {0}\nSELECT 'loaded twice', active FROM pool_stats;\n"
+            ".load {0}\nSELECT 'three times', count(*) FROM pool_connections;\n"
+            .format(EXT)), capture_output=True, text=True, env=self.env, timeout=30)
+        self.assertEqual((s.stdout, s.stderr), ("loaded twice|1\nthree times|1\n", ""))
+        # Python, as Node's better-sqlite3 and Go's mattn do: load into every
+        # connection, including those the automatic extension counted.
+        p = self.python(
+            "boot.load_extension(EXT)  # again, into the in-memory connection\n"
+            "c = sqlite3.connect(DB)  # counted at open\n"
+            "c.enable_load_extension(True)\n"
+            "c.load_extension(EXT)\n"
+            "c.load_extension(EXT)\n"
+            "c.execute(\"SELECT dbpool_label('reloaded')\")\n"
+            "print(boot.execute('SELECT active, label FROM pool_stats, pool_connections')"
+            ".fetchall())\n"
+            "c.close()\n"
+            "print(boot.execute('SELECT active FROM pool_stats').fetchall())\n")
+        out, err = p.communicate(timeout=30)
+        self.assertEqual((out, err), ("[(1, 'reloaded')]\n[(0,)]\n", ""))
+        self.assertEqual(self.stats()[5], 0)  # no load ever waited in vain
 
     def test_load_in_a_full_pool_fails_with_the_message(self):
         shells = [self.shell() for _ in range(3)]
@@ -55,8 +180,30 @@ class ExtensionTest(PoolTestCase):
             (self.db,)).fetchone()[0] == 200, what="timeout 200")
         s = subprocess.run(["sqlite3", self.db], input=".load %s\n" % EXT,
                            capture_output=True, text=True, env=self.env, timeout=30)
-        self.assertIn("dbpool: all 3 connections to %s are in use (waited" % self.db, s.stderr)
+        self.assertIn("Error: error during initialization: dbpool: pool full: all 3 "
+                      "connections to %s are in use (waited" % self.db, s.stderr)
         self.assertEqual(self.stats()[0], 3)
+
+    def test_a_second_copy_of_the_extension_counts_nothing_twice(self):
+        """Loading dbpool from another file too (a copy elsewhere, as with
+        dbpoolctl run and an application that loads its own) must not
+        install a second counter: it would take a second slot for each
+        connection, for a moment, so at the cap the open would fail."""
+        for _ in range(2):
+            self.shell()  # one slot of 3 left
+        copy = os.path.join(self.dir, "copy")
+        os.mkdir(copy)
+        shutil.copy(EXT + ".so", copy)
+        p = self.python(
+            "import os\n"
+            "other = sqlite3.connect(':memory:')\n"
+            "other.enable_load_extension(True)\n"
+            "other.load_extension(sys.argv[1])\n"
+            "c = sqlite3.connect('file:' + DB + '?dbpool_timeout=200', uri=True)\n"
+            "print(c.execute('SELECT count(*) FROM pool_connections WHERE pid = ?',"
+            " (os.getpid(),)).fetchone()[0])\n", os.path.join(copy, "dbpool"))
+        out, err = p.communicate(timeout=30)
+        self.assertEqual((out, err), ("1\n", ""))
 
     def test_a_waiter_gets_in_when_a_holder_closes(self):
         shells = [self.shell() for _ in range(3)]
@@ -194,13 +341,76 @@ class ExtensionTest(PoolTestCase):
         self.close_shell(s)
         self.assertEqual(self.stats()[0], 0)
 
+    def test_dbpool_timeout_follows_the_settings_rule(self):
+        # The values a setting takes anywhere: whitespace around it, and an
+        # integral REAL, are fine (a fraction is not: see below).
+        for _ in range(3):
+            self.shell()
+        for value in ("%20200", "200%20", "200.0", "2e2"):
+            elapsed, message = self.try_connect("dbpool_timeout=" + value)
+            self.assertIn("are in use (waited", message, value)
+            self.assertGreaterEqual(elapsed, 200, value)
+
+    def test_databases_that_are_not_files_open_as_without_dbpool(self):
+        # A full pool (1 of 1, short timeout): none of these waits, none is
+        # counted, each behaves as without dbpool.
+        self.hold_the_only_slot("acquire_timeout_ms=300")
+        p = self.python(
+            "import os\n"
+            "os.chdir(os.path.dirname(DB))\n"
+            "def show(name, c, sql):\n"
+            "    print('%s|%s' % (name, c.execute(sql).fetchall()))\n"
+            "m = sqlite3.connect('file:/mem1?vfs=memdb', uri=True)\n"
+            "m.execute('CREATE TABLE m(x)')\n"
+            "m.execute('INSERT INTO m VALUES (7)')\n"
+            "m.commit()\n"
+            "show('memdb', m, 'SELECT x FROM m')\n"
+            "m2 = sqlite3.connect('file:/mem1?vfs=memdb', uri=True)\n"
+            "show('memdb shared', m2, 'SELECT x FROM m')\n"
+            "a = sqlite3.connect('file:app.db?vfs=memdb', uri=True)  # not the file\n"
+            "show('memdb named like the file', a, 'SELECT name FROM sqlite_master')\n"
+            "t = sqlite3.connect('')\n"
+            "t.execute('CREATE TABLE tmp(x)')\n"
+            "show('temporary', t, 'SELECT name FROM sqlite_master')\n"
+            "show('memory uri', sqlite3.connect('file:x?mode=memory', uri=True),\n"
+            "     'SELECT 1')\n"
+            "n = sqlite3.connect('/dev/null')\n"
+            "show('/dev/null', n, 'SELECT count(*) FROM sqlite_master')\n"
+            "for c in (m, a, t, n):\n"
+            "    show('pool', c, 'SELECT count(*) FROM pool_settings')\n"
+            "print('label|' + str(n.execute(\"SELECT 1\").fetchone()[0]))\n"
+            "try:\n"
+            "    n.execute(\"SELECT dbpool_label('x')\")\n"
+            "except sqlite3.OperationalError as e:\n"
+            "    print('label|%s' % e)\n")
+        out, err = p.communicate(timeout=30)
+        self.assertEqual(err, "")
+        self.assertEqual(out.splitlines(), [
+            "memdb|[(7,)]", "memdb shared|[(7,)]", "memdb named like the file|[]",
+            "temporary|[('tmp',)]", "memory uri|[(1,)]", "/dev/null|[(0,)]",
+            "pool|[(0,)]", "pool|[(0,)]", "pool|[(0,)]", "pool|[(0,)]", "label|1",
+            "label|dbpool_label: this connection holds no slot (in-memory, temporary "
+            "or not a regular file)"])
+        self.assertEqual(self.stats()[0], 1)  # only the shell
+        self.assertEqual(self.stats()[5], 0)  # nobody timed out
+        # The shell: .open of each, in a full pool, with dbpool loaded.
+        s = subprocess.run(["sqlite3", ":memory:"], input=(
+            ".load %s\n.open file:/mem2?vfs=memdb\nCREATE TABLE z(x);\n"
+            "SELECT 'memdb', count(*) FROM z;\n"
+            ".open /dev/null\nSELECT 'devnull', count(*) FROM sqlite_master;\n"
+            ".open file:%s?vfs=memdb\nSELECT 'named', count(*) FROM sqlite_master;\n"
+            % (EXT, self.db)), capture_output=True, text=True, env=self.env, timeout=30)
+        self.assertEqual((s.stdout, s.stderr), ("memdb|0\ndevnull|0\nnamed|0\n", ""))
+        self.assertEqual(self.stats()[0], 1)
+
     def test_invalid_dbpool_timeout_is_rejected(self):
-        with self.assertRaises(sqlite3.OperationalError) as cm:
-            sqlite3.connect("file:%s?dbpool_timeout=soon" % self.db, uri=True)
-        self.assertEqual(str(cm.exception),
-                         "automatic extension loading failed: dbpool: invalid "
-                         "dbpool_timeout 'soon' for %s: expected milliseconds "
-                         "from 0 to 86400000" % self.db)
+        for value in ("soon", "200.5"):
+            with self.assertRaises(sqlite3.OperationalError) as cm:
+                sqlite3.connect("file:%s?dbpool_timeout=%s" % (self.db, value), uri=True)
+            self.assertEqual(str(cm.exception),
+                             "automatic extension loading failed: dbpool: invalid "
+                             "dbpool_timeout '%s' for %s: expected milliseconds "
+                             "from 0 to 86400000" % (value, self.db))
         self.assertIsNone(self.stats())  # nothing happened: not even a pool
 
 

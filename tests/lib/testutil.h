@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -135,6 +136,27 @@ static inline void tu_cleanup(void)
   char cmd[512];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", tu_dir);
   if (tu_dir[0] && system(cmd) != 0) fprintf(stderr, "cleanup of %s failed\n", tu_dir);
+}
+
+/* The name db's pool has (candidate 0), without creating it: naming.c's
+** /dbpool.[ns.]<dev>.<ino>.<birth>, birth from statx (0 when the file
+** system keeps none). */
+static inline void tu_pool_name(const char *db, char *name, size_t cap)
+{
+  struct statx sx;
+  if (statx(AT_FDCWD, db, 0, STATX_BASIC_STATS | STATX_BTIME, &sx) != 0) {
+    snprintf(name, cap, "/dbpool.unstatable");
+    return;
+  }
+  unsigned long long birth =
+      (sx.stx_mask & STATX_BTIME)
+          ? (unsigned long long)sx.stx_btime.tv_sec * 1000000000ull + sx.stx_btime.tv_nsec
+          : 0;
+  const char *ns = "";
+  dbpool_coord_namespace(&ns);
+  snprintf(name, cap, "/dbpool.%s%s%llx.%llx.%llx", ns, *ns ? "." : "",
+           (unsigned long long)makedev(sx.stx_dev_major, sx.stx_dev_minor),
+           (unsigned long long)sx.stx_ino, birth);
 }
 
 /* A fresh database file (empty is fine: the coordinator never reads it). */

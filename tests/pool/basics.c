@@ -12,7 +12,7 @@
 **     dbpool_acquire uses acquire_timeout_ms; stats.timeouts counts them;
 **   - host timeouts: with the host cap below max_size and the host slots
 **     held by other holders, acquire returns SQLITE_BUSY with the
-**     coordinator's "all N connections to PATH are in use (waited X ms)";
+**     coordinator's "pool full: all N connections to PATH are in use (waited X ms)";
 **   - a thread waiting for a host slot gets a connection when another
 **     thread of its pool releases one (with min_idle 0 and 1);
 **   - paths with spaces, '?', '#' and '%' open the right file;
@@ -111,7 +111,7 @@ TEST(pool_timeout)
   CHECK(b == NULL);
   CHECK_CMP(took * 1000, >=, 200 * 1000);
   CHECK_CMP(took, <, 3000);
-  CHECK_HAS(dbpool_errmsg(p), "pool");
+  CHECK_HAS(dbpool_errmsg(p), DBPOOL_POOL_FULL_PREFIX "no connection of the pool");
   CHECK_HAS(dbpool_errmsg(p), path);
 
   /* 0 tries once. */
@@ -122,6 +122,7 @@ TEST(pool_timeout)
   CHECK(b == NULL);
   CHECK_CMP(took, <, 1000);
   CHECK_HAS(dbpool_errmsg(p), path);
+  CHECK_HAS(dbpool_errmsg(p), DBPOOL_POOL_FULL_PREFIX "all 1 connections of the pool");
 
   /* dbpool_acquire uses acquire_timeout_ms. */
   t0 = tu_now_ms();
@@ -171,7 +172,7 @@ TEST(host_timeout)
   CHECK(db == NULL);
   CHECK_CMP(took * 1000, >=, 300 * 1000);
   CHECK_CMP(took, <, 5000);
-  snprintf(want, sizeof want, "dbpool: all 2 connections to %s are in use (waited ", real);
+  snprintf(want, sizeof want, "dbpool: pool full: all 2 connections to %s are in use (waited ", real);
   CHECK_HAS(dbpool_errmsg(p), want);
 
   /* Tries once. */
@@ -287,8 +288,11 @@ TEST(odd_path)
 }
 
 /* The host pool is force-removed under the pool (dbpoolctl rm --force):
-** the pool keeps working and joins the new host pool, whose cap then
-** applies (include/dbpool_coord.h, dbpool_coord_remove). */
+** the pool keeps working and moves into the new host pool, where every
+** connection it has open is counted again: the housekeeper closes the idle
+** ones and marks the checked-out ones, which close when released; new ones
+** open under the new pool's cap (include/dbpool_coord.h,
+** dbpool_coord_remove). */
 TEST(removed_host_pool_is_rejoined)
 {
   const char *path = tu_db("rejoin.db");
@@ -303,25 +307,27 @@ TEST(removed_host_pool_is_rejoined)
   CHECK_SQ(dbpool_release(p, b), SQLITE_OK); /* a out, b idle */
   CHECK_RC(dbpool_coord_remove(path, NULL, 1), 0);
 
-  /* The idle one is still there; a new one needs the (new) host pool. */
+  /* The idle one goes (the removal wakes the housekeeper). */
+  double end = tu_now_ms() + 10000;
+  while (pu_stats(p).closed_broken < 1 && tu_now_ms() < end) tu_sleep_ms(5);
+  CHECK_CMP(pu_stats(p).closed_broken, ==, 1);
   CHECK_SQ(dbpool_acquire(p, &c), SQLITE_OK);
-  CHECK(c == b);
-  CHECK_SQ(dbpool_acquire(p, &d), SQLITE_OK);
-  CHECK_SQ(pu_exec(d, "SELECT 1"), SQLITE_OK);
+  CHECK_SQ(pu_exec(c, "SELECT 1"), SQLITE_OK);
   dbpool_host_stats hs = pu_host(path);
-  CHECK_CMP(hs.active, ==, 1); /* d, in the new pool */
+  CHECK_CMP(hs.active, ==, 1); /* c, in the new pool */
+  CHECK_SQ(dbpool_release(p, a), SQLITE_OK); /* closed: it was never counted there */
+  CHECK_CMP(pu_stats(p).closed_broken, ==, 2);
+  CHECK_SQ(dbpool_acquire(p, &d), SQLITE_OK);
+  CHECK_CMP(pu_host(path).active, ==, 2); /* c and d: all it has open, counted */
 
   /* The new pool's cap applies. */
-  pu_set_host_cap(path, 1);
+  pu_set_host_cap(path, 2);
   CHECK_SQ(dbpool_acquire(p, &e), SQLITE_BUSY);
-  CHECK_HAS(dbpool_errmsg(p), "all 1 connections to");
+  CHECK_HAS(dbpool_errmsg(p), "all 2 connections to");
   CHECK_SQ(dbpool_release(p, d), SQLITE_OK);
-  /* Releasing d gave its slot back or kept it idle; either way one more
-  ** connection fits now through the pool. */
   CHECK_SQ(dbpool_acquire(p, &e), SQLITE_OK);
-  CHECK_CMP(pu_host(path).active, <=, 1);
+  CHECK_CMP(pu_host(path).active, <=, 2);
   CHECK_SQ(dbpool_release(p, e), SQLITE_OK);
-  CHECK_SQ(dbpool_release(p, a), SQLITE_OK);
   CHECK_SQ(dbpool_release(p, c), SQLITE_OK);
   dbpool_stats st = pu_stats(p);
   CHECK(st.active == 0 && st.misuses == 0);

@@ -13,6 +13,7 @@ SELECT typeof(avg_wait_ms), typeof(p50_wait_ms), typeof(p95_wait_ms),
 -- loading connection, is closed by .open)
 .open test.db
 SELECT 'after .open', active, total_acquired, total_released, peak_active FROM pool_stats;
+SELECT 'records', records_in_use, records_max FROM pool_stats;
 .open test.db
 ATTACH 'test.db' AS again;
 SELECT 'attach adds no slot', active FROM pool_stats;

@@ -18,7 +18,7 @@ expect '^/tmp/dbpool-demo-[^ ]+/app\.db +3 +3 +0 +3 +1\.0'
 expect 'active +worker-1'
 expect '^[0-9]+ +sqlite3 +waiting'
 expect 'active +waiter'
-expect 'automatic extension loading failed: dbpool: all 3 connections to /tmp/dbpool-demo-[^ ]+/app\.db are in use \(waited [0-9]+ ms\)'
+expect 'automatic extension loading failed: dbpool: pool full: all 3 connections to /tmp/dbpool-demo-[^ ]+/app\.db are in use \(waited [0-9]+ ms\)'
 expect "the dead worker's slot came back: latecomer got in [0-9]+ ms after the kill"
 expect '^3 +0 +5 +1 +1 +1 *$'
 expect '^removed the pool of /tmp/dbpool-demo-'
