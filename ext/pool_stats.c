@@ -36,7 +36,7 @@ SQLITE_EXTENSION_INIT3
   "total_reclaimed INTEGER, avg_wait_ms REAL, p50_wait_ms REAL, "           \
   "p95_wait_ms REAL, p99_wait_ms REAL, max_wait_ms REAL, utilization REAL, " \
   "paused INTEGER, acquire_timeout_ms INTEGER, created_at TEXT, "          \
-  "records_in_use INTEGER, records_max INTEGER)"
+  "records_in_use INTEGER, records_max INTEGER, file TEXT)"
 #define COL_DATABASE 0
 #define COL_MAX_CONNECTIONS 1
 #define COL_ACTIVE 2
@@ -59,10 +59,12 @@ SQLITE_EXTENSION_INIT3
 #define COL_CREATED_AT 19
 #define COL_RECORDS_IN_USE 20
 #define COL_RECORDS_MAX 21
+#define COL_FILE 22
 
 typedef struct stats_row {
   char database[DBPOOL_PATH_MAX];
   dbpool_host_stats st;
+  dbpool_file_state file;
 } stats_row;
 
 typedef struct stats_vtab {
@@ -132,6 +134,7 @@ static int add_pool(void *arg, dbpool_coord *c)
   stats_row *r = &cur->rows[cur->n];
   if (dbpool_coord_stats(c, &r->st) != 0) return SQLITE_OK; /* skip garbage */
   dbpool_coord_database(c, r->database, sizeof r->database);
+  r->file = dbpool_coord_file_state(c);
   cur->n++;
   return SQLITE_OK;
 }
@@ -214,6 +217,9 @@ static int stats_column(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int col
   case COL_ACQUIRE_TIMEOUT_MS: sqlite3_result_int(ctx, s->acquire_timeout_ms); break;
   case COL_RECORDS_IN_USE: sqlite3_result_int64(ctx, s->records_in_use); break;
   case COL_RECORDS_MAX: sqlite3_result_int64(ctx, s->records_max); break;
+  case COL_FILE:
+    sqlite3_result_text(ctx, dbpool_file_state_name(cur->rows[cur->i].file), -1, SQLITE_STATIC);
+    break;
   case COL_CREATED_AT: {
     char *t = dbpool_iso8601(s->created_at_ns);
     if (t) sqlite3_result_text(ctx, t, -1, sqlite3_free);
