@@ -70,8 +70,6 @@ void fmt_prom_label_value(FILE *f, const char *s);
 const char *fmt_text(const char *s, char *buf, size_t cap);
 double ns_to_ms(uint64_t ns);
 const char *state_name(dbpool_holder_state s);
-const char *process_state_name(dbpool_process_state s);
-const char *file_state_name(dbpool_file_state s);
 
 /* The commands. argv[0] is the command word. */
 int cmd_list(int argc, char **argv, const cli_opts *o);

@@ -129,28 +129,6 @@ const char *state_name(dbpool_holder_state s)
   return "unknown";
 }
 
-const char *process_state_name(dbpool_process_state s)
-{
-  switch (s) {
-  case DBPOOL_PROCESS_RUNNING: return "running";
-  case DBPOOL_PROCESS_STOPPED: return "stopped";
-  case DBPOOL_PROCESS_ELSEWHERE: return "elsewhere";
-  }
-  return "unknown";
-}
-
-const char *file_state_name(dbpool_file_state s)
-{
-  switch (s) {
-  case DBPOOL_FILE_OK: return "ok";
-  case DBPOOL_FILE_REPLACED: return "replaced";
-  case DBPOOL_FILE_GONE: return "gone";
-  case DBPOOL_FILE_REMOVED: return "removed";
-  case DBPOOL_FILE_UNKNOWN: return "unknown";
-  }
-  return "unknown";
-}
-
 const char *cli_lib_error(void)
 {
   const char *m = dbpool_last_error();

@@ -60,7 +60,7 @@ int cmd_list(int argc, char **argv, const cli_opts *o)
              "\"records_in_use\": %u, \"records_max\": %u, \"file\": \"%s\"}",
              v->st.max_connections, v->st.active, v->st.idle, v->st.waiting,
              v->st.processes, v->st.paused ? "true" : "false", v->st.records_in_use,
-             v->st.records_max, file_state_name(v->file));
+             v->st.records_max, dbpool_file_state_name(v->file));
     }
     printf("%s]\n", acc.n ? "\n" : "");
   } else if (acc.n == 0) {
@@ -74,7 +74,7 @@ int cmd_list(int argc, char **argv, const cli_opts *o)
       snprintf(am, sizeof am, "%u/%u", v->st.active, v->st.max_connections);
       printf("%-40s %11s %5u %8u %10u %7s %10u %-8s\n", fmt_text(v->database, db, sizeof db),
              am, v->st.idle, v->st.waiting, v->st.processes, v->st.paused ? "yes" : "no",
-             v->st.records_in_use, file_state_name(v->file));
+             v->st.records_in_use, dbpool_file_state_name(v->file));
     }
   }
   for (int i = 0; i < acc.n; i++) view_close(&acc.views[i]);
@@ -92,7 +92,7 @@ void print_stats_text(FILE *f, const pool_view *v)
   double avg = ns_to_ms(s->avg_wait_ns);
   fprintf(f, "pool of %s\n", fmt_text(v->database, db, sizeof db));
   fprintf(f, "  segment             %s\n", fmt_text(v->segment, seg, sizeof seg));
-  fprintf(f, "  file                %s\n", file_state_name(v->file));
+  fprintf(f, "  file                %s\n", dbpool_file_state_name(v->file));
   fprintf(f, "  created_at          %s\n", created);
   fprintf(f, "  max_connections     %u\n", s->max_connections);
   fprintf(f, "  active              %u\n", s->active);
@@ -143,7 +143,7 @@ void print_holders_text(FILE *f, const pool_view *v, int64_t now_ns, int max_row
     long long dur = h->since_ns > 0 ? (now_ns - h->since_ns) / 1000000 : 0;
     fprintf(f, "%-8d %-16s %-9s %-8d %-8s %-8s %-24s %12lld  %-8s %s\n", h->pid,
             fmt_text(h->process, process, sizeof process),
-            process_state_name(h->process_state), h->tid, state_name(h->state),
+            dbpool_process_state_name(h->process_state), h->tid, state_name(h->state),
             view_writer_state(v, h), since, dur < 0 ? 0 : dur, dbpool_joined_name(h->joined),
             fmt_text(h->label, label, sizeof label));
   }
@@ -161,7 +161,7 @@ static void print_status_json(const pool_view *v, int64_t now_ns)
   fmt_json_string(stdout, v->database);
   printf(", \"segment\": ");
   fmt_json_string(stdout, v->segment);
-  printf(", \"file\": \"%s\"", file_state_name(v->file));
+  printf(", \"file\": \"%s\"", dbpool_file_state_name(v->file));
   printf(",\n \"stats\": {\"max_connections\": %u, \"active\": %u, \"idle\": %u, "
          "\"waiting\": %u, \"peak_active\": %u, \"processes\": %u, "
          "\"total_acquired\": %llu, \"total_released\": %llu, \"total_timeouts\": %llu, "
@@ -193,7 +193,7 @@ static void print_status_json(const pool_view *v, int64_t now_ns)
     long long dur = h->since_ns > 0 ? (now_ns - h->since_ns) / 1000000 : 0;
     printf("%s\n  {\"pid\": %d, \"process\": ", i ? "," : "", h->pid);
     fmt_json_string(stdout, h->process);
-    printf(", \"process_state\": \"%s\"", process_state_name(h->process_state));
+    printf(", \"process_state\": \"%s\"", dbpool_process_state_name(h->process_state));
     printf(", \"thread\": %d, \"state\": \"%s\", \"since\": \"%s\", \"duration_ms\": %lld, "
            "\"joined\": \"%s\", \"writer\": ", h->tid, state_name(h->state), since,
            dur < 0 ? 0 : dur, dbpool_joined_name(h->joined));

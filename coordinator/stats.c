@@ -290,6 +290,18 @@ const char *dbpool_joined_name(int joined)
                                                                      : "unknown";
 }
 
+const char *dbpool_process_state_name(int state)
+{
+  static const char *const names[] = {"running", "stopped", "elsewhere"};
+  return state >= 0 && state < (int)(sizeof names / sizeof *names) ? names[state] : "unknown";
+}
+
+const char *dbpool_file_state_name(int state)
+{
+  static const char *const names[] = {"ok", "replaced", "gone", "removed", "unknown"};
+  return state >= 0 && state < (int)(sizeof names / sizeof *names) ? names[state] : "unknown";
+}
+
 int dbpool_coord_holders(dbpool_coord *c, dbpool_holder_info *buf, size_t cap)
 {
   if (!c || (cap && !buf)) return dbp_err(-EINVAL, "dbpool: holders: NULL argument");

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../coordinator/fastpath.h"
 #include "../coordinator/interrupt.h"
 #include "ext.h"
 #include "pooled.h"
@@ -218,6 +219,19 @@ int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg, int joined)
     *pzErrMsg = sqlite3_mprintf("dbpool: cannot register SQL objects: %s",
                                 sqlite3_errstr(rc));
   if (rc == SQLITE_OK) remember(conn);
+  if (rc == SQLITE_OK && conn->coord) dbpool_vfs_bind(db, conn);
   dbpool_conn_unref(conn);
   return rc;
+}
+
+void dbpool_conn_follow(dbpool_conn *conn)
+{
+  if (!conn->coord || !dbp_coord_removed(conn->coord)) return;
+  if (conn->holder && dbp_holder_rejoin(&conn->holder, conn->path) == 1)
+    conn->slot = dbpool_holder_slot(conn->holder);
+  dbpool_coord *fresh;
+  if (dbpool_coord_open(conn->path, 0, &fresh) == 0) {
+    dbpool_coord_close(conn->coord);
+    conn->coord = fresh;
+  }
 }

@@ -35,6 +35,12 @@ typedef struct dbpool_conn {
 int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg, int joined);
 /* Has db been attached (counted, or found not to count) already? */
 int dbpool_conn_attached(sqlite3 *db);
+/* If conn's pool was removed (dbpoolctl rm --force), move its slot into the
+** pool now at its path, counted even above the limit, and use that pool
+** for its settings and labels from now on. Called when a transaction
+** starts, and before settings and labels are used. Cheap when nothing was
+** removed: one load of the pool's gate. */
+void dbpool_conn_follow(dbpool_conn *conn);
 void dbpool_conn_ref(dbpool_conn *conn);
 void dbpool_conn_unref(void *conn);
 
@@ -50,6 +56,9 @@ extern const struct dbpool_pooled_hook dbpool_pooled;
 
 /* vfs_shim.c */
 int dbpool_vfs_install(void);
+/* Tie db's main database file, if opened through the shim, to conn (which
+** outlives it): its transactions then follow a removed pool. */
+void dbpool_vfs_bind(sqlite3 *db, dbpool_conn *conn);
 /* 1 if a VFS named "dbpool" that is not ours is registered: another copy of
 ** the extension (another file) is active in this process. */
 int dbpool_vfs_other_copy(void);

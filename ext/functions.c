@@ -39,6 +39,7 @@ static void label_func(sqlite3_context *ctx, int argc, sqlite3_value **argv)
                          "(in-memory, temporary or not a regular file)", -1);
     return;
   }
+  dbpool_conn_follow(conn); /* a pool removed under us: the new one */
   if (conn->holder)
     rc = dbpool_holder_set_label(conn->holder, label);
   else

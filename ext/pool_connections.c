@@ -16,6 +16,11 @@
 ** connection came: 'load' (it loaded the extension), 'auto' (opened after
 ** loading), 'preload' (counted by libdbpool-preload.so, `dbpoolctl run`),
 ** 'c-pool' (dbpool_open's pool), 'api' (the coordinator API).
+** process_state is 'running', 'stopped' (SIGSTOP, a debugger: alive, so
+** its slots are held; why waiters may time out) or 'elsewhere' (another pid
+** namespace, a container: alive; its pid is its namespace's). Holders of
+** processes that died are never listed, even before their slots are
+** reclaimed.
 ** writer says where the connection is in the writer queue: 'writing' (it
 ** holds the turn), 'granted' (the turn was handed to it), 'waiting', or
 ** NULL; write_wait_ms is how long it has waited for its turn.
@@ -34,7 +39,7 @@ SQLITE_EXTENSION_INIT3
 #define CONNECTIONS_SCHEMA                                                    \
   "CREATE TABLE x(database TEXT, pid INTEGER, process TEXT, thread INTEGER, " \
   "state TEXT, since TEXT, duration_ms INTEGER, label TEXT, current INTEGER, " \
-  "joined TEXT, writer TEXT, write_wait_ms INTEGER)"
+  "joined TEXT, process_state TEXT, writer TEXT, write_wait_ms INTEGER)"
 #define COL_DATABASE 0
 #define COL_PID 1
 #define COL_PROCESS 2
@@ -45,8 +50,9 @@ SQLITE_EXTENSION_INIT3
 #define COL_LABEL 7
 #define COL_CURRENT 8
 #define COL_JOINED 9
-#define COL_WRITER 10
-#define COL_WRITE_WAIT_MS 11
+#define COL_PROCESS_STATE 10
+#define COL_WRITER 11
+#define COL_WRITE_WAIT_MS 12
 
 typedef struct conn_row {
   int db_index; /* into cursor's databases */
@@ -268,6 +274,10 @@ static int conns_column(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int col
   case COL_CURRENT: sqlite3_result_int(ctx, r->current); break;
   case COL_JOINED:
     sqlite3_result_text(ctx, dbpool_joined_name(r->info.joined), -1, SQLITE_STATIC);
+    break;
+  case COL_PROCESS_STATE:
+    sqlite3_result_text(ctx, dbpool_process_state_name(r->info.process_state), -1,
+                        SQLITE_STATIC);
     break;
   case COL_WRITER:
     if (r->writer)

@@ -144,6 +144,7 @@ static int settings_filter(sqlite3_vtab_cursor *pCur, int idxNum,
     if (s < 0) return fail(v, sqlite3_mprintf("%s", dbpool_last_error()));
     cur->first = cur->last = s;
   }
+  dbpool_conn_follow(v->conn); /* a pool removed under us: the new one */
   if (!v->conn->coord) cur->last = cur->first - 1; /* in-memory: no pool */
   cur->i = cur->first;
   return SQLITE_OK;
@@ -253,6 +254,7 @@ static int settings_begin(sqlite3_vtab *pVtab)
 static int settings_sync(sqlite3_vtab *pVtab)
 {
   settings_vtab *v = (settings_vtab *)pVtab;
+  dbpool_conn_follow(v->conn);
   for (int s = 0; s < DBPOOL_SETTING_COUNT; s++) {
     if (!v->pending.has[s]) continue;
     int rc = dbpool_coord_set(v->conn->coord, s, v->pending.value[s]);

@@ -39,7 +39,7 @@ SQLITE_EXTENSION_INIT3
   "total_reclaimed INTEGER, avg_wait_ms REAL, p50_wait_ms REAL, "           \
   "p95_wait_ms REAL, p99_wait_ms REAL, max_wait_ms REAL, utilization REAL, " \
   "paused INTEGER, acquire_timeout_ms INTEGER, created_at TEXT, "          \
-  "records_in_use INTEGER, records_max INTEGER, "                         \
+  "records_in_use INTEGER, records_max INTEGER, file TEXT, "              \
   "writer_queue TEXT, writers_waiting INTEGER, total_writes INTEGER, "       \
   "total_write_waits INTEGER, write_wait_p50_ms REAL, write_wait_p99_ms REAL, " \
   "write_wait_p999_ms REAL, write_wait_max_ms REAL, writer_turns_skipped "  \
@@ -66,20 +66,22 @@ SQLITE_EXTENSION_INIT3
 #define COL_CREATED_AT 19
 #define COL_RECORDS_IN_USE 20
 #define COL_RECORDS_MAX 21
-#define COL_WRITER_QUEUE 22
-#define COL_WRITERS_WAITING 23
-#define COL_TOTAL_WRITES 24
-#define COL_TOTAL_WRITE_WAITS 25
-#define COL_WRITE_WAIT_P50_MS 26
-#define COL_WRITE_WAIT_P99_MS 27
-#define COL_WRITE_WAIT_P999_MS 28
-#define COL_WRITE_WAIT_MAX_MS 29
-#define COL_WRITER_TURNS_SKIPPED 30
-#define COL_WRITER_TURNS_EXPIRED 31
+#define COL_FILE 22
+#define COL_WRITER_QUEUE 23
+#define COL_WRITERS_WAITING 24
+#define COL_TOTAL_WRITES 25
+#define COL_TOTAL_WRITE_WAITS 26
+#define COL_WRITE_WAIT_P50_MS 27
+#define COL_WRITE_WAIT_P99_MS 28
+#define COL_WRITE_WAIT_P999_MS 29
+#define COL_WRITE_WAIT_MAX_MS 30
+#define COL_WRITER_TURNS_SKIPPED 31
+#define COL_WRITER_TURNS_EXPIRED 32
 
 typedef struct stats_row {
   char database[DBPOOL_PATH_MAX];
   dbpool_host_stats st;
+  dbpool_file_state file;
   dbpool_writer_stats ws;
 } stats_row;
 
@@ -151,6 +153,7 @@ static int add_pool(void *arg, dbpool_coord *c)
   if (dbpool_coord_stats(c, &r->st) != 0 || dbpool_coord_writer_stats(c, &r->ws) != 0)
     return SQLITE_OK; /* skip garbage */
   dbpool_coord_database(c, r->database, sizeof r->database);
+  r->file = dbpool_coord_file_state(c);
   cur->n++;
   return SQLITE_OK;
 }
@@ -234,6 +237,9 @@ static int stats_column(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int col
   case COL_ACQUIRE_TIMEOUT_MS: sqlite3_result_int(ctx, s->acquire_timeout_ms); break;
   case COL_RECORDS_IN_USE: sqlite3_result_int64(ctx, s->records_in_use); break;
   case COL_RECORDS_MAX: sqlite3_result_int64(ctx, s->records_max); break;
+  case COL_FILE:
+    sqlite3_result_text(ctx, dbpool_file_state_name(cur->rows[cur->i].file), -1, SQLITE_STATIC);
+    break;
   case COL_WRITER_QUEUE:
     sqlite3_result_text(ctx, dbpool_writer_queue_status(w), -1, SQLITE_STATIC);
     break;

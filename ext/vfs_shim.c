@@ -25,6 +25,7 @@
 */
 #include <string.h>
 
+#include "../coordinator/fastpath.h"
 #include "ext.h"
 #include "writer_gate.h"
 #include "pooled.h"
@@ -35,6 +36,9 @@ typedef struct shim_file {
   sqlite3_file *real;   /* the root VFS's file, allocated right after us */
   const char *zName;    /* valid until xClose (SQLite's guarantee) */
   dbpool_coord *coord;  /* the file's pool, opened at the first pragma */
+  dbpool_conn *conn;    /* the connection's state (bound after it is
+                           attached; it outlives the file: SQLite closes
+                           the file before it destroys the SQL objects) */
   writer_gate wg;       /* writers take turns (writer_gate.c) */
 } shim_file;
 
@@ -50,6 +54,7 @@ static int shim_close(sqlite3_file *f)
   int rc = p->real->pMethods ? p->real->pMethods->xClose(p->real) : SQLITE_OK;
   dbpool_coord_close(p->coord);
   p->coord = NULL;
+  p->conn = NULL;
   return rc;
 }
 
@@ -78,9 +83,13 @@ static int shim_file_size(sqlite3_file *f, sqlite3_int64 *size)
   return REAL(f)->pMethods->xFileSize(REAL(f), size);
 }
 
+/* A transaction starts (SHARED from no lock): if the connection's pool was
+** removed meanwhile, its slot moves to the new pool first. */
 static int shim_lock(sqlite3_file *f, int level)
 {
-  wg_lock(&((shim_file *)f)->wg, level);
+  shim_file *p = (shim_file *)f;
+  wg_lock(&p->wg, level);
+  if (level == SQLITE_LOCK_SHARED && p->conn) dbpool_conn_follow(p->conn);
   return REAL(f)->pMethods->xLock(REAL(f), level);
 }
 
@@ -101,6 +110,11 @@ static int shim_pragma(shim_file *p, char **az)
   const char *name = az[1], *arg = az[2];
   if (sqlite3_strnicmp(name, "dbpool_", 7) != 0) return SQLITE_NOTFOUND;
   const char *what = name + 7;
+  if (p->conn) dbpool_conn_follow(p->conn);
+  if (p->coord && dbp_coord_removed(p->coord)) { /* rm --force: the new pool */
+    dbpool_coord_close(p->coord);
+    p->coord = NULL;
+  }
   if (!p->coord) {
     int rc = dbpool_coord_open(p->zName, 0, &p->coord);
     if (rc) {
@@ -329,6 +343,15 @@ static const char *shim_next_system_call(sqlite3_vfs *v, const char *z)
 {
   (void)v;
   return g_root->xNextSystemCall(g_root, z);
+}
+
+void dbpool_vfs_bind(sqlite3 *db, dbpool_conn *conn)
+{
+  sqlite3_file *f = NULL;
+  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || !f)
+    return;
+  for (int i = 0; i < 3; i++)
+    if (f->pMethods == &shim_methods[i]) ((shim_file *)f)->conn = conn;
 }
 
 int dbpool_vfs_install(void)

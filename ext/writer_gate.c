@@ -100,9 +100,18 @@ static void forget_gate(writer_gate *g)
   if (t_refused == g) t_refused = NULL;
 }
 
-/* The gate's pool, opened once; NULL if the file has none we can use. */
+static void leave_queue(writer_gate *g);
+
+/* The gate's pool, opened once; NULL if the file has none we can use. A
+** pool removed by force (dbpoolctl rm --force) is left for its successor,
+** which the connection's slot follows too (connection.c). */
 static dbpool_coord *gate_pool(writer_gate *g)
 {
+  if (g->coord && !g->gated && (dbp_gate_snapshot(g->coord->hdr).bits & G_REMOVED)) {
+    leave_queue(g);
+    dbpool_coord_close(g->coord);
+    g->coord = NULL;
+  }
   if (g->coord || g->no_pool || !g->zName) return g->coord;
   if (dbpool_coord_open(g->zName, 0, &g->coord) != 0) {
     g->coord = NULL;

@@ -202,6 +202,9 @@ typedef enum dbpool_file_state {
 /* dbpool_coord_file_state: the state above (a stat of the recorded path). */
 DBPOOL_EXTERN dbpool_file_state dbpool_coord_file_state(dbpool_coord *c);
 
+/* dbpool_file_state_name: "ok", "replaced", "gone", "removed", "unknown". */
+DBPOOL_EXTERN const char *dbpool_file_state_name(int state);
+
 /*
 ** dbpool_coord_gc: collect pools of this namespace that nobody uses and
 ** that serve no database file any more: the file is gone or was replaced,
@@ -457,6 +460,10 @@ typedef enum dbpool_process_state {
   DBPOOL_PROCESS_ELSEWHERE = 2 /* another pid namespace (a container): alive,
                                   its pid is its own namespace's */
 } dbpool_process_state;
+
+/* dbpool_process_state_name: "running", "stopped", "elsewhere" (or
+** "unknown" for another value). */
+DBPOOL_EXTERN const char *dbpool_process_state_name(int state);
 
 typedef struct dbpool_holder_info {
   unsigned slot;           /* record number (dbpool_holder_slot) */

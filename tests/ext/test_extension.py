@@ -205,6 +205,43 @@ class ExtensionTest(PoolTestCase):
         out, err = p.communicate(timeout=30)
         self.assertEqual((out, err), ("1\n", ""))
 
+    def test_a_forced_removal_moves_open_connections_to_the_new_pool(self):
+        # A connection open when its pool is removed by force is counted in
+        # the new pool from its next transaction (above the limit, as after
+        # lowering it), keeps its label, and its settings reach the new pool.
+        p = subprocess.Popen(
+            ["/usr/bin/python3", "-c",
+             "import sqlite3, sys\n"
+             "boot = sqlite3.connect(':memory:')\n"
+             "boot.enable_load_extension(True)\nboot.load_extension(sys.argv[1])\n"
+             "c = sqlite3.connect(sys.argv[2], isolation_level=None)\n"
+             "c.execute(\"SELECT dbpool_label('old-connection')\")\n"
+             "print('in', flush=True)\n"
+             "for line in sys.stdin:\n"
+             "    print(c.execute(line).fetchall(), flush=True)\n", EXT, self.db],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=self.env, text=True)
+        self.procs.append(p)
+        self.assertEqual(p.stdout.readline().strip(), "in")
+        self.assertEqual(self.ctl("rm", "--force", self.db).returncode, 0)
+        self.assertEqual(self.ctl("set", self.db, "max_connections=1").returncode, 0)
+        self.shell()  # takes the new pool's only slot
+        self.assertEqual(self.stats()[0], 1)
+        p.stdin.write("SELECT count(*) FROM t\n")
+        p.stdin.flush()
+        self.assertEqual(p.stdout.readline().strip(), "[(0,)]")
+        self.assertEqual(self.stats()[0], 2)  # counted again, above the limit
+        labels = [r[0] for r in self.view.execute(
+            "SELECT label FROM pool_connections WHERE database = ?", (self.db,))]
+        self.assertIn("old-connection", labels)
+        p.stdin.write("PRAGMA dbpool_max_connections = 4\n")
+        p.stdin.flush()
+        self.assertEqual(p.stdout.readline().strip(), "[('4',)]")
+        self.assertEqual(self.stats()[2], 4)  # the new pool's setting changed
+        p.stdin.close()
+        p.wait(timeout=10)
+        wait_until(lambda: self.stats()[0] == 1, what="the moved slot to be released")
+
     def test_a_waiter_gets_in_when_a_holder_closes(self):
         shells = [self.shell() for _ in range(3)]
         p = self.python(

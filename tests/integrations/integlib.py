@@ -14,7 +14,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from dbpool_testlib import (BUILD, DBPOOLCTL, EXT, ROOT, PoolTestCase,  # noqa: E402,F401
-                            skip_unless_load_again_is_a_noop, wait_until)
+                            wait_until)
 
 DOC = os.path.join(ROOT, "docs", "integrations.md")
 RECIPE = re.compile(r"<!-- recipe: (\S+) -->\n```\w*\n(.*?)```", re.S)

@@ -11,8 +11,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from integlib import (BUILD, DBPOOLCTL, EXT, IntegTestCase, need, recipe,  # noqa: E402
-                      skip_unless_load_again_is_a_noop)
+from integlib import BUILD, DBPOOLCTL, EXT, IntegTestCase, need, recipe  # noqa: E402
 
 GOSRC = "/usr/share/gocode/src/github.com/mattn/go-sqlite3"
 
@@ -156,7 +155,6 @@ class GoTest(IntegTestCase):
 
     def test_loading_into_every_connection_is_harmless_at_the_cap(self):
         """Needs issue 10 item 6."""
-        skip_unless_load_again_is_a_noop(self)
         self.fill_pool(2, timeout_ms=200)
         rc, out = self.go("every", self.db)
         self.assertEqual((rc, out), (0, "4 <nil>"))

@@ -26,28 +26,6 @@ def wait_until(predicate, timeout=10.0, what="condition"):
     raise AssertionError("timed out waiting for " + what)
 
 
-def skip_unless_load_again_is_a_noop(test):
-    """Skip test unless loading dbpool on a connection it already counts is a
-    no-op (issue 10 item 6): before that, a second load needs a second slot
-    for a moment, so it fails in a full pool. Probed on a pool of one."""
-    d = tempfile.mkdtemp(prefix="dbpool-probe-")
-    db = os.path.join(d, "probe.db")
-    ns = "%sprobe%d" % (os.environ.get("DBPOOL_TEST_RUN", ""), os.getpid())
-    try:
-        env = dict(os.environ, DBPOOL_NAMESPACE=ns, DBPOOL_MAX_CONNECTIONS="1",
-                   DBPOOL_ACQUIRE_TIMEOUT_MS="50")
-        p = subprocess.run(["sqlite3", db, ".load " + EXT, ".load " + EXT, "SELECT 1"],
-                           capture_output=True, text=True, env=env, timeout=60)
-        ok = p.returncode == 0 and p.stdout == "1\n" and p.stderr == ""
-    finally:
-        for seg in glob.glob("/dev/shm/dbpool.%s.*" % ns):
-            os.unlink(seg)
-        subprocess.run(["rm", "-rf", d])
-    if not ok:
-        test.skipTest("needs issue 10 item 6: loading dbpool again on a counted "
-                      "connection takes a second slot today")
-
-
 class PoolTestCase(unittest.TestCase):
     """Each test: its own directory, app.db, namespace; cleaned up after."""
     serial = 0
