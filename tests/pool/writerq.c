@@ -112,6 +112,22 @@ static pid_t spawn_holder(const char *path, flags *f, int release_step, double h
   _exit(sqlite3_exec(db, "COMMIT", 0, 0, 0) == SQLITE_OK ? 0 : 4);
 }
 
+/* A child that commits one write (BEGIN IMMEDIATE), recording how long it
+** took (ms_b) and its result (rc_b). */
+static pid_t spawn_timed_writer(const char *path, flags *f)
+{
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  load_ext();
+  sqlite3 *db = open_db(path, 5000);
+  double t0 = tu_now_ms();
+  int rc = sqlite3_exec(db, "BEGIN IMMEDIATE; INSERT INTO t(w) VALUES(2); COMMIT", 0, 0, 0);
+  atomic_store(&f->ms_b, (int64_t)(tu_now_ms() - t0));
+  atomic_store(&f->rc_b, rc);
+  sqlite3_close(db);
+  _exit(0);
+}
+
 /* A holds the write lock (rollback journal), commits later; B begins
 ** while A holds it. A gate that blocked in xLock(RESERVED) deadlocks here:
 ** B holds SHARED while it waits, A's COMMIT needs EXCLUSIVE. */
@@ -122,17 +138,7 @@ TEST(rollback_journal_interleaving_completes_within_busy_timeout)
   flags *f = tu_shared(sizeof *f);
   pid_t a = spawn_holder(path, f, 1, 300); /* commits 300 ms later: B begins meanwhile */
   wait_step(f, 1, 10000);
-  pid_t b = fork();
-  if (b == 0) {
-    load_ext();
-    sqlite3 *db = open_db(path, 5000);
-    double t0 = tu_now_ms();
-    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE; INSERT INTO t(w) VALUES(2); COMMIT", 0, 0, 0);
-    atomic_store(&f->ms_b, (int64_t)(tu_now_ms() - t0));
-    atomic_store(&f->rc_b, rc);
-    sqlite3_close(db);
-    _exit(0);
-  }
+  pid_t b = spawn_timed_writer(path, f); /* begins while A holds the lock */
   CHECK_CMP(tu_wait_child(a, 20000), ==, 0); /* its COMMIT succeeded */
   CHECK_CMP(tu_wait_child(b, 20000), ==, 0);
   CHECK_SQ(atomic_load(&f->rc_b), SQLITE_OK);
@@ -210,16 +216,7 @@ TEST(sigkilled_writer_holding_the_turn_is_skipped)
   CHECK_CMP(before.writing, ==, 1);
   kill(a, SIGKILL);
   CHECK_CMP(tu_wait_child(a, 10000), ==, 128 + SIGKILL);
-  pid_t b = fork();
-  if (b == 0) {
-    load_ext();
-    sqlite3 *db = open_db(path, 5000);
-    double t0 = tu_now_ms();
-    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE; INSERT INTO t(w) VALUES(2); COMMIT", 0, 0, 0);
-    atomic_store(&f->ms_b, (int64_t)(tu_now_ms() - t0));
-    atomic_store(&f->rc_b, rc);
-    _exit(0);
-  }
+  pid_t b = spawn_timed_writer(path, f);
   CHECK_CMP(tu_wait_child(b, 20000), ==, 0);
   CHECK_SQ(atomic_load(&f->rc_b), SQLITE_OK);
   /* reclaim bound: one 25 ms poll and a check; generous for a loaded host */
