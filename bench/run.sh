@@ -12,6 +12,11 @@ for b in "$B"/bench/*; do
   echo
 done
 
+# The writer queue as Python users of the extension see it.
+if [ -x /usr/bin/python3 ] && [ -f "$B/dbpool.so" ]; then
+  B=$B /usr/bin/python3 bench/writer_python.py $mode
+  echo
+fi
 # An application server: the Flask recipe of docs/integrations.md under
 # gunicorn, without and with dbpool (skipped without gunicorn and Flask).
 B=$B /usr/bin/python3 bench/appserver.py

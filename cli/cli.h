@@ -36,7 +36,13 @@ typedef struct pool_view {
   dbpool_file_state file;
   dbpool_holder_info *holders;
   int nholders;
+  dbpool_writer_stats ws;
+  dbpool_writer_info writers[64]; /* the writer queue's head (and writer) */
+  int nwriters;
 } pool_view;
+
+/* The writer-queue state of holder h ("writing", "waiting"...), or "-". */
+const char *view_writer_state(const pool_view *v, const dbpool_holder_info *h);
 
 /* main.c */
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -49,8 +49,9 @@ static const command commands[] = {
      "terminal, prints one plain line per interval instead."},
     {"set", cmd_set, 2, 64, 0, "set DB NAME=VALUE...",
      "Change settings of the pool host-wide, at once: max_connections\n"
-     "(1..4096), acquire_timeout_ms (0..86400000), paused (0/1). Every value\n"
-     "is checked before any is applied. Creates the pool if it does not exist\n"
+     "(1..4096), acquire_timeout_ms (0..86400000), paused (0/1), writer_queue\n"
+     "(on/off: WAL writers take turns), writer_starvation_ms (0..60000). Every\n"
+     "value is checked before any is applied. Creates the pool if it does not exist\n"
      "yet, so that a limit can be set before the first process starts."},
     {"pause", cmd_pause, 1, 1, 0, "pause DB",
      "New acquires wait (up to their timeout) until the pool is resumed."},

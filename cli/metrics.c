@@ -53,6 +53,17 @@ static double c_acquired(const metric_pool *m) { return (double)m->v.st.total_ac
 static double c_released(const metric_pool *m) { return (double)m->v.st.total_released; }
 static double c_timeouts(const metric_pool *m) { return (double)m->v.st.total_timeouts; }
 static double c_reclaimed(const metric_pool *m) { return (double)m->v.st.total_reclaimed; }
+static double g_wq_on(const metric_pool *m) { return strcmp(dbpool_writer_queue_status(&m->v.ws), "on") == 0; }
+static double g_writers_waiting(const metric_pool *m) { return m->v.ws.waiting; }
+static double g_write_p50(const metric_pool *m) { return (double)m->v.ws.p50_wait_ns / 1e9; }
+static double g_write_p99(const metric_pool *m) { return (double)m->v.ws.p99_wait_ns / 1e9; }
+static double g_write_p999(const metric_pool *m) { return (double)m->v.ws.p999_wait_ns / 1e9; }
+static double g_write_max(const metric_pool *m) { return (double)m->v.ws.max_wait_ns / 1e9; }
+static double c_writes(const metric_pool *m) { return (double)m->v.ws.total_writes; }
+static double c_write_waits(const metric_pool *m) { return (double)m->v.ws.total_waits; }
+static double c_write_wait_s(const metric_pool *m) { return (double)m->v.ws.total_wait_ns / 1e9; }
+static double c_turns_skipped(const metric_pool *m) { return (double)m->v.ws.turns_skipped; }
+static double c_turns_expired(const metric_pool *m) { return (double)m->v.ws.turns_expired; }
 
 static const struct family {
   const char *name, *type, *help;
@@ -74,6 +85,17 @@ static const struct family {
     {"dbpool_released_total", "counter", "Slots released by their holders.", c_released},
     {"dbpool_timeouts_total", "counter", "Acquires that failed for lack of a slot.", c_timeouts},
     {"dbpool_reclaimed_total", "counter", "Slots taken back from processes that died.", c_reclaimed},
+    {"dbpool_writer_queue_active", "gauge", "1 while WAL writers take turns in the writer queue.", g_wq_on},
+    {"dbpool_writers_waiting", "gauge", "Writers waiting for their turn now.", g_writers_waiting},
+    {"dbpool_write_wait_p50_seconds", "gauge", "Median wait for the writer turn.", g_write_p50},
+    {"dbpool_write_wait_p99_seconds", "gauge", "99th percentile wait for the writer turn.", g_write_p99},
+    {"dbpool_write_wait_p999_seconds", "gauge", "99.9th percentile wait for the writer turn.", g_write_p999},
+    {"dbpool_write_wait_max_seconds", "gauge", "Longest wait for the writer turn.", g_write_max},
+    {"dbpool_writes_total", "counter", "Write transactions that took the writer turn.", c_writes},
+    {"dbpool_write_waits_total", "counter", "Write transactions that waited for their turn.", c_write_waits},
+    {"dbpool_write_wait_seconds_total", "counter", "Time spent waiting for the writer turn.", c_write_wait_s},
+    {"dbpool_writer_turns_skipped_total", "counter", "Writer turns and places of processes that died.", c_turns_skipped},
+    {"dbpool_writer_turns_expired_total", "counter", "Writer turns granted and never used, places abandoned.", c_turns_expired},
 };
 
 static int collect(const char *segment, void *arg)

@@ -112,6 +112,18 @@ void print_stats_text(FILE *f, const pool_view *v)
   fprintf(f, "  p95_wait_ms         %.3f\n", ns_to_ms(s->p95_wait_ns));
   fprintf(f, "  p99_wait_ms         %.3f\n", ns_to_ms(s->p99_wait_ns));
   fprintf(f, "  max_wait_ms         %.3f\n", ns_to_ms(s->max_wait_ns));
+  const dbpool_writer_stats *w = &v->ws;
+  fprintf(f, "  writer_queue        %s\n", dbpool_writer_queue_status(w));
+  fprintf(f, "  writer_starvation_ms %d\n", w->starvation_ms);
+  fprintf(f, "  writers_waiting     %u\n", w->waiting);
+  fprintf(f, "  total_writes        %llu\n", (unsigned long long)w->total_writes);
+  fprintf(f, "  total_write_waits   %llu\n", (unsigned long long)w->total_waits);
+  fprintf(f, "  write_wait_p50_ms   %.3f\n", ns_to_ms(w->p50_wait_ns));
+  fprintf(f, "  write_wait_p99_ms   %.3f\n", ns_to_ms(w->p99_wait_ns));
+  fprintf(f, "  write_wait_p999_ms  %.3f\n", ns_to_ms(w->p999_wait_ns));
+  fprintf(f, "  write_wait_max_ms   %.3f\n", ns_to_ms(w->max_wait_ns));
+  fprintf(f, "  writer_turns_skipped %llu\n", (unsigned long long)w->turns_skipped);
+  fprintf(f, "  writer_turns_expired %llu\n", (unsigned long long)w->turns_expired);
   fprintf(f, "  records_in_use      %u of %u\n", s->records_in_use, s->records_max);
 }
 
@@ -121,18 +133,18 @@ void print_holders_text(FILE *f, const pool_view *v, int64_t now_ns, int max_row
     fprintf(f, "no holders or waiters\n");
     return;
   }
-  fprintf(f, "%-8s %-16s %-9s %-8s %-8s %-24s %12s  %-8s %s\n", "PID", "PROCESS", "PROC",
-          "THREAD", "STATE", "SINCE", "DURATION_MS", "JOINED", "LABEL");
+  fprintf(f, "%-8s %-16s %-9s %-8s %-8s %-8s %-24s %12s  %-8s %s\n", "PID", "PROCESS",
+          "PROC", "THREAD", "STATE", "WRITER", "SINCE", "DURATION_MS", "JOINED", "LABEL");
   for (int i = 0; i < v->nholders && (max_rows <= 0 || i < max_rows); i++) {
     const dbpool_holder_info *h = &v->holders[i];
     char since[40], process[FMT_TEXT_CAP(DBPOOL_PROCESS_NAME_MAX)];
     char label[FMT_TEXT_CAP(DBPOOL_LABEL_MAX)];
     fmt_iso8601(h->since_ns, since, sizeof since);
     long long dur = h->since_ns > 0 ? (now_ns - h->since_ns) / 1000000 : 0;
-    fprintf(f, "%-8d %-16s %-9s %-8d %-8s %-24s %12lld  %-8s %s\n", h->pid,
+    fprintf(f, "%-8d %-16s %-9s %-8d %-8s %-8s %-24s %12lld  %-8s %s\n", h->pid,
             fmt_text(h->process, process, sizeof process),
-            dbpool_process_state_name(h->process_state), h->tid, state_name(h->state), since,
-            dur < 0 ? 0 : dur, dbpool_joined_name(h->joined),
+            dbpool_process_state_name(h->process_state), h->tid, state_name(h->state),
+            view_writer_state(v, h), since, dur < 0 ? 0 : dur, dbpool_joined_name(h->joined),
             fmt_text(h->label, label, sizeof label));
   }
   if (max_rows > 0 && v->nholders > max_rows)
@@ -156,15 +168,24 @@ static void print_status_json(const pool_view *v, int64_t now_ns)
          "\"total_reclaimed\": %llu, \"avg_wait_ms\": %.6f, \"p50_wait_ms\": %.6f, "
          "\"p95_wait_ms\": %.6f, \"p99_wait_ms\": %.6f, \"max_wait_ms\": %.6f, "
          "\"utilization\": %.6f, \"paused\": %d, \"acquire_timeout_ms\": %d, "
-         "\"created_at\": \"%s\", \"records_in_use\": %u, \"records_max\": %u},\n"
-         " \"connections\": [",
+         "\"created_at\": \"%s\", \"records_in_use\": %u, \"records_max\": %u, "
+         "\"writer_queue\": \"%s\", \"writer_starvation_ms\": %d, "
+         "\"writers_waiting\": %u, \"total_writes\": %llu, \"total_write_waits\": %llu, "
+         "\"write_wait_p50_ms\": %.6f, \"write_wait_p99_ms\": %.6f, "
+         "\"write_wait_p999_ms\": %.6f, \"write_wait_max_ms\": %.6f, "
+         "\"writer_turns_skipped\": %llu, \"writer_turns_expired\": %llu},\n \"connections\": [",
          s->max_connections, s->active, s->idle, s->waiting, s->peak_active, s->processes,
          (unsigned long long)s->total_acquired, (unsigned long long)s->total_released,
          (unsigned long long)s->total_timeouts, (unsigned long long)s->total_reclaimed, avg,
          ns_to_ms(s->p50_wait_ns), ns_to_ms(s->p95_wait_ns), ns_to_ms(s->p99_wait_ns),
          ns_to_ms(s->max_wait_ns),
          s->max_connections ? (double)s->active / s->max_connections : 0.0, s->paused,
-         s->acquire_timeout_ms, created, s->records_in_use, s->records_max);
+         s->acquire_timeout_ms, created, s->records_in_use, s->records_max,
+         dbpool_writer_queue_status(&v->ws), v->ws.starvation_ms, v->ws.waiting,
+         (unsigned long long)v->ws.total_writes, (unsigned long long)v->ws.total_waits,
+         ns_to_ms(v->ws.p50_wait_ns), ns_to_ms(v->ws.p99_wait_ns),
+         ns_to_ms(v->ws.p999_wait_ns), ns_to_ms(v->ws.max_wait_ns),
+         (unsigned long long)v->ws.turns_skipped, (unsigned long long)v->ws.turns_expired);
   for (int i = 0; i < v->nholders; i++) {
     const dbpool_holder_info *h = &v->holders[i];
     char since[40];
@@ -174,8 +195,12 @@ static void print_status_json(const pool_view *v, int64_t now_ns)
     fmt_json_string(stdout, h->process);
     printf(", \"process_state\": \"%s\"", dbpool_process_state_name(h->process_state));
     printf(", \"thread\": %d, \"state\": \"%s\", \"since\": \"%s\", \"duration_ms\": %lld, "
-           "\"joined\": \"%s\", \"label\": ", h->tid, state_name(h->state), since,
+           "\"joined\": \"%s\", \"writer\": ", h->tid, state_name(h->state), since,
            dur < 0 ? 0 : dur, dbpool_joined_name(h->joined));
+    const char *ws = view_writer_state(v, h);
+    if (strcmp(ws, "-") != 0) printf("\"%s\"", ws);
+    else printf("null");
+    printf(", \"label\": ");
     if (h->label[0]) fmt_json_string(stdout, h->label);
     else printf("null");
     printf("}");

@@ -96,10 +96,16 @@ static void draw_frame(const pool_view *v, double acq_rate, double to_rate, int 
   printf("acquired/s %.1f  timeouts/s %.1f  wait p50 %.3f ms  p95 %.3f ms  p99 %.3f ms  "
          "max %.3f ms\n", acq_rate, to_rate, ns_to_ms(s->p50_wait_ns),
          ns_to_ms(s->p95_wait_ns), ns_to_ms(s->p99_wait_ns), ns_to_ms(s->max_wait_ns));
-  printf("processes %u  peak %u  acquired %llu  timeouts %llu  reclaimed %llu\n\n",
+  printf("processes %u  peak %u  acquired %llu  timeouts %llu  reclaimed %llu\n",
          s->processes, s->peak_active, (unsigned long long)s->total_acquired,
          (unsigned long long)s->total_timeouts, (unsigned long long)s->total_reclaimed);
-  int rows = terminal_rows() - 7;
+  const dbpool_writer_stats *w = &v->ws;
+  printf("writer queue %s  writers waiting %u  writes %llu  write wait p50 %.3f ms  "
+         "p99.9 %.3f ms  max %.3f ms  skipped %llu  expired %llu\n\n",
+         dbpool_writer_queue_status(w), w->waiting, (unsigned long long)w->total_writes,
+         ns_to_ms(w->p50_wait_ns), ns_to_ms(w->p999_wait_ns), ns_to_ms(w->max_wait_ns),
+         (unsigned long long)w->turns_skipped, (unsigned long long)w->turns_expired);
+  int rows = terminal_rows() - 8;
   print_holders_text(stdout, v, real, rows < 1 ? 1 : rows);
   fflush(stdout);
 }

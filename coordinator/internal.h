@@ -234,6 +234,8 @@ DBP_HIDDEN int dbp_steer_check(dbpool_coord *c, const char *what);
 DBP_HIDDEN unsigned dbp_hist_bucket(uint64_t wait_ns);
 DBP_HIDDEN void dbp_record_users(dbpool_coord *c, char *buf, size_t cap);
 DBP_HIDDEN void dbp_record_wait(dbp_header *h, uint64_t wait_ns);
+DBP_HIDDEN uint64_t dbp_percentile(const uint64_t *counts, uint64_t total,
+                                   double q, uint64_t max_ns);
 /* An acquire that failed for lack of a slot after waiting waited_ns: counted
 ** in total_timeouts and in the wait figures. */
 DBP_HIDDEN void dbp_record_timeout(dbp_header *h, uint64_t waited_ns);

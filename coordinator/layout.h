@@ -31,9 +31,10 @@
 #include <stdint.h>
 
 #include "dbpool_coord.h"
+#include "writer_layout.h"
 
 #define DBP_MAGIC UINT64_C(0x31304c4f4f504244) /* "DBPOOL01" */
-#define DBP_LAYOUT_VERSION 3u
+#define DBP_LAYOUT_VERSION 4u
 #define DBP_RECORDS 8191u   /* holder records; 13-bit index */
 #define DBP_REC_NONE 8191u  /* "no record" in the gate */
 #define DBP_PROCESSES 1024u /* process records */
@@ -176,6 +177,8 @@ typedef struct dbp_header {
   _Alignas(64) _Atomic uint64_t total_wait_ns;
   _Atomic uint64_t max_wait_ns;
   _Atomic uint64_t hist[DBPOOL_HIST_BUCKETS];
+
+  dbp_writerq writerq; /* writer_layout.h */
 } dbp_header;
 
 #define DBP_PROCESSES_OFF \

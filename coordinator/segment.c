@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "writer.h"
 
 #define ATTACH_ATTEMPTS 16
 
@@ -204,6 +205,7 @@ static int create_segment(const char *name, const char *ns, const char *db_path,
   atomic_store(&h->q_tail, DBP_REC_NONE);
   atomic_store(&h->free_head, DBP_REC_NONE);
   atomic_store(&h->next_ticket, 1);
+  dbp_wq_init(h); /* writer.c */
 
   char proc_link[64], target[PATH_MAX];
   snprintf(proc_link, sizeof proc_link, "/proc/self/fd/%d", fd);

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "internal.h"
+#include "writer.h"
 
 static const dbpool_setting_info g_settings[DBPOOL_SETTING_COUNT] = {
     [DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS] =
@@ -27,6 +28,15 @@ static const dbpool_setting_info g_settings[DBPOOL_SETTING_COUNT] = {
     [DBPOOL_SETTING_PAUSED] =
         {"paused", 0, 0, 1, NULL,
          "1 makes new acquires wait until the pool is resumed (0)."},
+    [DBPOOL_SETTING_WRITER_QUEUE] =
+        {"writer_queue", DBP_WQ_ON_DEFAULT, 0, 1, NULL,
+         "1 makes WAL writers take turns host-wide in arrival order (0: "
+         "SQLite's busy handler alone)."},
+    [DBPOOL_SETTING_WRITER_STARVATION_MS] =
+        {"writer_starvation_ms", DBP_WQ_STARVE_DEFAULT_MS, 0,
+         DBPOOL_WRITER_STARVATION_LIMIT, NULL,
+         "A writer that has waited this long gets the next turn (no barging "
+         "past it), in ms."},
 };
 
 const dbpool_setting_info *dbpool_setting_describe(int s)
@@ -40,7 +50,8 @@ int dbpool_setting_lookup(const char *name)
     if (strcmp(name, g_settings[s].name) == 0) return s;
   return dbp_err(-EINVAL,
                  "dbpool: unknown setting '%s' (settings: acquire_timeout_ms, "
-                 "max_connections, paused)", name ? name : "(null)");
+                 "max_connections, paused, writer_queue, writer_starvation_ms)",
+                 name ? name : "(null)");
 }
 
 static int out_of_range(int s, const char *value)
@@ -132,7 +143,8 @@ static int parse_integral(const char *t, size_t n, long long *v)
 ** The one rule for a setting's value, wherever it comes from (SQL, PRAGMA,
 ** URI, dbpoolctl, environment): surrounding whitespace is ignored; the rest
 ** is a decimal integer, or a number with an integral value written with a
-** fraction or exponent (3.0); paused also takes on/off/true/false/yes/no.
+** fraction or exponent (3.0); paused and writer_queue also take
+** on/off/true/false/yes/no.
 ** Anything else (3.5, 'abc', '') is invalid; an integer outside the range
 ** is out of range. Messages quote the text as given.
 */
@@ -145,7 +157,8 @@ int dbpool_setting_parse(int s, const char *text, int64_t *value)
   while (t < end && is_space(*t)) t++;
   while (end > t && is_space(end[-1])) end--;
   size_t n = (size_t)(end - t);
-  if (s == DBPOOL_SETTING_PAUSED) {
+  bool onoff = s == DBPOOL_SETTING_PAUSED || s == DBPOOL_SETTING_WRITER_QUEUE;
+  if (onoff) {
     static const char *on[] = {"on", "true", "yes"}, *off[] = {"off", "false", "no"};
     for (int i = 0; i < 3; i++) {
       if (n == strlen(on[i]) && strncasecmp(t, on[i], n) == 0) return *value = 1, 0;
@@ -154,9 +167,9 @@ int dbpool_setting_parse(int s, const char *text, int64_t *value)
   }
   long long v = 0;
   int kind = n ? parse_integral(t, n, &v) : 0;
-  if (kind == 0 && s == DBPOOL_SETTING_PAUSED)
-    return dbp_err(-EINVAL, "dbpool: invalid value '%s' for paused: expected "
-                   "0, 1, on, off, true, false, yes or no", text);
+  if (kind == 0 && onoff)
+    return dbp_err(-EINVAL, "dbpool: invalid value '%s' for %s: expected "
+                   "0, 1, on, off, true, false, yes or no", text, d->name);
   if (kind == 0)
     return dbp_err(-EINVAL,
                    "dbpool: invalid value '%s' for %s: expected an integer "
@@ -181,6 +194,9 @@ int64_t dbp_setting_read(const dbp_header *h, int s)
   case DBPOOL_SETTING_PAUSED: return (g.bits & G_PAUSED) != 0;
   case DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS:
     return atomic_load(&((dbp_header *)h)->acquire_timeout_ms);
+  case DBPOOL_SETTING_WRITER_QUEUE:
+  case DBPOOL_SETTING_WRITER_STARVATION_MS:
+    return dbp_wq_setting_read(h, s);
   }
   return 0;
 }
@@ -198,6 +214,10 @@ void dbp_setting_init(dbp_header *h, int s, int64_t value)
     break;
   case DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS:
     atomic_store(&h->acquire_timeout_ms, (int32_t)value);
+    break;
+  case DBPOOL_SETTING_WRITER_QUEUE:
+  case DBPOOL_SETTING_WRITER_STARVATION_MS:
+    dbp_wq_setting_init(h, s, value);
     break;
   }
 }
@@ -235,10 +255,12 @@ int dbpool_coord_set(dbpool_coord *c, int s, int64_t value)
   snprintf(what, sizeof what, "change %s of", d->name);
   int rc = dbp_steer_check(c, what);
   if (rc) return rc;
-  if (s == DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS) {
+  if (s == DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS || s == DBPOOL_SETTING_WRITER_QUEUE ||
+      s == DBPOOL_SETTING_WRITER_STARVATION_MS) {
     if (dbp_gate_snapshot(c->hdr).bits & G_REMOVED)
       return dbp_err(-ESTALE, "dbpool: pool %s of %s was removed; reopen it", c->name,
                      c->path);
+    if (s != DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS) return dbp_wq_set(c, s, value);
     atomic_store(&c->hdr->acquire_timeout_ms, (int32_t)value);
     return 0;
   }

@@ -82,8 +82,8 @@ int dbpool_coord_histogram(dbpool_coord *c, uint64_t *counts)
 
 /* The wait below which a fraction q of all acquires fell: the middle of the
 ** bucket holding that rank, never above the largest wait seen. */
-static uint64_t percentile(const uint64_t *counts, uint64_t total, double q,
-                           uint64_t max_ns)
+uint64_t dbp_percentile(const uint64_t *counts, uint64_t total, double q,
+                        uint64_t max_ns)
 {
   if (total == 0) return 0;
   uint64_t rank = (uint64_t)(q * (double)total + 0.999999), seen = 0;
@@ -207,9 +207,9 @@ int dbpool_coord_stats(dbpool_coord *c, dbpool_host_stats *out)
   dbpool_coord_histogram(c, counts);
   uint64_t total = 0;
   for (unsigned b = 0; b < DBPOOL_HIST_BUCKETS; b++) total += counts[b];
-  out->p50_wait_ns = percentile(counts, total, 0.50, out->max_wait_ns);
-  out->p95_wait_ns = percentile(counts, total, 0.95, out->max_wait_ns);
-  out->p99_wait_ns = percentile(counts, total, 0.99, out->max_wait_ns);
+  out->p50_wait_ns = dbp_percentile(counts, total, 0.50, out->max_wait_ns);
+  out->p95_wait_ns = dbp_percentile(counts, total, 0.95, out->max_wait_ns);
+  out->p99_wait_ns = dbp_percentile(counts, total, 0.99, out->max_wait_ns);
   free(counts);
   return 0;
 }

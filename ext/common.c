@@ -36,19 +36,30 @@ char *dbpool_iso8601(int64_t ns)
                          tm.tm_sec, (int)(ns / 1000000 % 1000));
 }
 
+/* The writer queue's state as one word for the key=value summary. */
+static const char *queue_token(const dbpool_writer_stats *ws)
+{
+  const char *s = dbpool_writer_queue_status(ws);
+  return strncmp(s, "inactive", 8) == 0 ? "inactive(rollback-journal)" : s;
+}
+
 char *dbpool_stats_summary(dbpool_coord *c)
 {
   dbpool_host_stats st;
-  if (dbpool_coord_stats(c, &st) != 0) return NULL;
+  dbpool_writer_stats ws;
+  if (dbpool_coord_stats(c, &st) != 0 || dbpool_coord_writer_stats(c, &ws) != 0)
+    return NULL;
   return sqlite3_mprintf(
       "max_connections=%u active=%u idle=%u waiting=%u peak_active=%u "
       "processes=%u total_acquired=%llu total_timeouts=%llu "
-      "total_reclaimed=%llu p99_wait_ms=%.3f paused=%d",
+      "total_reclaimed=%llu p99_wait_ms=%.3f paused=%d writer_queue=%s "
+      "writers_waiting=%u total_writes=%llu write_wait_p999_ms=%.3f",
       st.max_connections, st.active, st.idle, st.waiting, st.peak_active,
       st.processes, (unsigned long long)st.total_acquired,
       (unsigned long long)st.total_timeouts,
       (unsigned long long)st.total_reclaimed, (double)st.p99_wait_ns / 1e6,
-      st.paused);
+      st.paused, queue_token(&ws), ws.waiting,
+      (unsigned long long)ws.total_writes, (double)ws.p999_wait_ns / 1e6);
 }
 
 int dbpool_set_setting_text(dbpool_coord *c, const char *name,

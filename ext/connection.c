@@ -207,6 +207,7 @@ int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg, int joined)
   if (counts(db, file)) {
     conn->path = sqlite3_mprintf("%s", file);
     rc = conn->path ? take_slot(conn, file, joined, pzErrMsg) : SQLITE_NOMEM;
+    if (rc == SQLITE_OK) dbpool_vfs_note_slot(db, conn->slot);
   }
   /* Each registration takes a reference; on failure SQLite calls the
   ** destructor, which drops it again. */

@@ -63,6 +63,9 @@ void dbpool_vfs_bind(sqlite3 *db, dbpool_conn *conn);
 ** the extension (another file) is active in this process. */
 int dbpool_vfs_other_copy(void);
 void dbpool_vfs_uninstall(void);
+/* Tell the main database file's writer gate which slot its connection
+** holds (shown in pool_connections). */
+void dbpool_vfs_note_slot(sqlite3 *db, unsigned slot);
 
 /* common.c: helpers the tables share. */
 int dbpool_errno_to_sqlite(int err);

@@ -21,6 +21,9 @@
 ** namespace, a container: alive; its pid is its namespace's). Holders of
 ** processes that died are never listed, even before their slots are
 ** reclaimed.
+** writer says where the connection is in the writer queue: 'writing' (it
+** holds the turn), 'granted' (the turn was handed to it), 'waiting', or
+** NULL; write_wait_ms is how long it has waited for its turn.
 **
 ** LIMITATIONS
 **   - A snapshot read without locks: a row may show a holder that released
@@ -36,7 +39,7 @@ SQLITE_EXTENSION_INIT3
 #define CONNECTIONS_SCHEMA                                                    \
   "CREATE TABLE x(database TEXT, pid INTEGER, process TEXT, thread INTEGER, " \
   "state TEXT, since TEXT, duration_ms INTEGER, label TEXT, current INTEGER, " \
-  "joined TEXT, process_state TEXT)"
+  "joined TEXT, process_state TEXT, writer TEXT, write_wait_ms INTEGER)"
 #define COL_DATABASE 0
 #define COL_PID 1
 #define COL_PROCESS 2
@@ -48,11 +51,15 @@ SQLITE_EXTENSION_INIT3
 #define COL_CURRENT 8
 #define COL_JOINED 9
 #define COL_PROCESS_STATE 10
+#define COL_WRITER 11
+#define COL_WRITE_WAIT_MS 12
 
 typedef struct conn_row {
   int db_index; /* into cursor's databases */
   int current;
   dbpool_holder_info info;
+  int writer;           /* dbpool_writer_state, 0 if not in the writer queue */
+  int64_t write_wait_ns;
 } conn_row;
 
 typedef struct conn_vtab {
@@ -145,6 +152,19 @@ static int add_pool(void *arg, dbpool_coord *c)
   if (!info) return SQLITE_NOMEM;
   int got = dbpool_coord_holders(c, info, (size_t)total + 8);
   if (got > total + 8) got = total + 8;
+  int nw = dbpool_coord_writers(c, NULL, 0);
+  dbpool_writer_info *wr = nw > 0 ? sqlite3_malloc64((sqlite3_uint64)(nw + 8) * sizeof *wr) : NULL;
+  if (nw > 0 && !wr) {
+    sqlite3_free(info);
+    return SQLITE_NOMEM;
+  }
+  if (wr) {
+    int cap_w = nw + 8;
+    nw = dbpool_coord_writers(c, wr, (size_t)cap_w);
+    if (nw > cap_w) nw = cap_w;
+  } else {
+    nw = 0;
+  }
   dbpool_conn *me = cur->conn;
   int mine = me && me->slot != DBPOOL_NO_SLOT && me->coord &&
              strcmp(dbpool_coord_segment_name(me->coord), dbpool_coord_segment_name(c)) == 0;
@@ -153,8 +173,16 @@ static int add_pool(void *arg, dbpool_coord *c)
     r->db_index = di;
     r->info = info[k];
     r->current = mine && info[k].slot == me->slot && info[k].pid == getpid();
+    r->writer = 0;
+    r->write_wait_ns = 0;
+    for (int j = 0; j < nw; j++)
+      if (wr[j].slot == info[k].slot && wr[j].pid == info[k].pid) {
+        r->writer = (int)wr[j].state;
+        r->write_wait_ns = wr[j].waited_ns;
+      }
   }
   sqlite3_free(info);
+  sqlite3_free(wr);
   return SQLITE_OK;
 }
 
@@ -250,6 +278,14 @@ static int conns_column(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int col
   case COL_PROCESS_STATE:
     sqlite3_result_text(ctx, dbpool_process_state_name(r->info.process_state), -1,
                         SQLITE_STATIC);
+    break;
+  case COL_WRITER:
+    if (r->writer)
+      sqlite3_result_text(ctx, dbpool_writer_state_name((dbpool_writer_state)r->writer), -1,
+                          SQLITE_STATIC);
+    break;
+  case COL_WRITE_WAIT_MS:
+    if (r->writer) sqlite3_result_int64(ctx, r->write_wait_ns / 1000000);
     break;
   }
   return SQLITE_OK;

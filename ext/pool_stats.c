@@ -14,7 +14,10 @@
 ** utilization is active / max_connections. records_in_use counts the
 ** holder records processes own (one per connection or waiter, at most
 ** records_max, 8191): when they run out every open fails, whatever active
-** says.
+** says. The writer columns describe the writer queue (writer_gate.c):
+** writer_queue is 'on', 'off' or why it is inactive; write-wait percentiles
+** are over every write transaction that took the turn (those that did not
+** wait count as 0 ms).
 **
 ** WHERE database = ? reads only that pool (the path may be relative or a
 ** symlink: the pool is found by the file's identity, and the row is kept
@@ -36,7 +39,11 @@ SQLITE_EXTENSION_INIT3
   "total_reclaimed INTEGER, avg_wait_ms REAL, p50_wait_ms REAL, "           \
   "p95_wait_ms REAL, p99_wait_ms REAL, max_wait_ms REAL, utilization REAL, " \
   "paused INTEGER, acquire_timeout_ms INTEGER, created_at TEXT, "          \
-  "records_in_use INTEGER, records_max INTEGER, file TEXT)"
+  "records_in_use INTEGER, records_max INTEGER, file TEXT, "              \
+  "writer_queue TEXT, writers_waiting INTEGER, total_writes INTEGER, "       \
+  "total_write_waits INTEGER, write_wait_p50_ms REAL, write_wait_p99_ms REAL, " \
+  "write_wait_p999_ms REAL, write_wait_max_ms REAL, writer_turns_skipped "  \
+  "INTEGER, writer_turns_expired INTEGER)"
 #define COL_DATABASE 0
 #define COL_MAX_CONNECTIONS 1
 #define COL_ACTIVE 2
@@ -60,11 +67,22 @@ SQLITE_EXTENSION_INIT3
 #define COL_RECORDS_IN_USE 20
 #define COL_RECORDS_MAX 21
 #define COL_FILE 22
+#define COL_WRITER_QUEUE 23
+#define COL_WRITERS_WAITING 24
+#define COL_TOTAL_WRITES 25
+#define COL_TOTAL_WRITE_WAITS 26
+#define COL_WRITE_WAIT_P50_MS 27
+#define COL_WRITE_WAIT_P99_MS 28
+#define COL_WRITE_WAIT_P999_MS 29
+#define COL_WRITE_WAIT_MAX_MS 30
+#define COL_WRITER_TURNS_SKIPPED 31
+#define COL_WRITER_TURNS_EXPIRED 32
 
 typedef struct stats_row {
   char database[DBPOOL_PATH_MAX];
   dbpool_host_stats st;
   dbpool_file_state file;
+  dbpool_writer_stats ws;
 } stats_row;
 
 typedef struct stats_vtab {
@@ -132,7 +150,8 @@ static int add_pool(void *arg, dbpool_coord *c)
     cur->cap = cap;
   }
   stats_row *r = &cur->rows[cur->n];
-  if (dbpool_coord_stats(c, &r->st) != 0) return SQLITE_OK; /* skip garbage */
+  if (dbpool_coord_stats(c, &r->st) != 0 || dbpool_coord_writer_stats(c, &r->ws) != 0)
+    return SQLITE_OK; /* skip garbage */
   dbpool_coord_database(c, r->database, sizeof r->database);
   r->file = dbpool_coord_file_state(c);
   cur->n++;
@@ -193,6 +212,7 @@ static int stats_column(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int col
   stats_cursor *cur = (stats_cursor *)pCur;
   const stats_row *r = &cur->rows[cur->i];
   const dbpool_host_stats *s = &r->st;
+  const dbpool_writer_stats *w = &r->ws;
   switch (col) {
   case COL_DATABASE: sqlite3_result_text(ctx, r->database, -1, SQLITE_TRANSIENT); break;
   case COL_MAX_CONNECTIONS: sqlite3_result_int64(ctx, s->max_connections); break;
@@ -220,6 +240,18 @@ static int stats_column(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int col
   case COL_FILE:
     sqlite3_result_text(ctx, dbpool_file_state_name(cur->rows[cur->i].file), -1, SQLITE_STATIC);
     break;
+  case COL_WRITER_QUEUE:
+    sqlite3_result_text(ctx, dbpool_writer_queue_status(w), -1, SQLITE_STATIC);
+    break;
+  case COL_WRITERS_WAITING: sqlite3_result_int64(ctx, w->waiting); break;
+  case COL_TOTAL_WRITES: sqlite3_result_int64(ctx, (sqlite3_int64)w->total_writes); break;
+  case COL_TOTAL_WRITE_WAITS: sqlite3_result_int64(ctx, (sqlite3_int64)w->total_waits); break;
+  case COL_WRITE_WAIT_P50_MS: sqlite3_result_double(ctx, ms(w->p50_wait_ns)); break;
+  case COL_WRITE_WAIT_P99_MS: sqlite3_result_double(ctx, ms(w->p99_wait_ns)); break;
+  case COL_WRITE_WAIT_P999_MS: sqlite3_result_double(ctx, ms(w->p999_wait_ns)); break;
+  case COL_WRITE_WAIT_MAX_MS: sqlite3_result_double(ctx, ms(w->max_wait_ns)); break;
+  case COL_WRITER_TURNS_SKIPPED: sqlite3_result_int64(ctx, (sqlite3_int64)w->turns_skipped); break;
+  case COL_WRITER_TURNS_EXPIRED: sqlite3_result_int64(ctx, (sqlite3_int64)w->turns_expired); break;
   case COL_CREATED_AT: {
     char *t = dbpool_iso8601(s->created_at_ns);
     if (t) sqlite3_result_text(ctx, t, -1, sqlite3_free);

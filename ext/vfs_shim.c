@@ -11,6 +11,7 @@
 **   PRAGMA dbpool_acquire_timeout_ms = 2000;
 **   PRAGMA dbpool_paused = 1;
 **   PRAGMA dbpool_stats;                    -- a one-line summary
+**   PRAGMA dbpool_writer_queue = off;       -- writers stop taking turns
 **
 ** Pragmas reach the shim through SQLITE_FCNTL_PRAGMA on the file of the
 ** schema named (main by default). An unknown PRAGMA dbpool_* name is an
@@ -26,6 +27,7 @@
 
 #include "../coordinator/fastpath.h"
 #include "ext.h"
+#include "writer_gate.h"
 #include "pooled.h"
 SQLITE_EXTENSION_INIT3
 
@@ -37,6 +39,7 @@ typedef struct shim_file {
   dbpool_conn *conn;    /* the connection's state (bound after it is
                            attached; it outlives the file: SQLite closes
                            the file before it destroys the SQL objects) */
+  writer_gate wg;       /* writers take turns (writer_gate.c) */
 } shim_file;
 
 static sqlite3_vfs *g_root;
@@ -47,6 +50,7 @@ static sqlite3_vfs g_shim;
 static int shim_close(sqlite3_file *f)
 {
   shim_file *p = (shim_file *)f;
+  wg_close(&p->wg);
   int rc = p->real->pMethods ? p->real->pMethods->xClose(p->real) : SQLITE_OK;
   dbpool_coord_close(p->coord);
   p->coord = NULL;
@@ -84,6 +88,7 @@ static int shim_file_size(sqlite3_file *f, sqlite3_int64 *size)
 static int shim_lock(sqlite3_file *f, int level)
 {
   shim_file *p = (shim_file *)f;
+  wg_lock(&p->wg, level);
   if (level == SQLITE_LOCK_SHARED && p->conn) dbpool_conn_follow(p->conn);
   return REAL(f)->pMethods->xLock(REAL(f), level);
 }
@@ -131,7 +136,8 @@ static int shim_pragma(shim_file *p, char **az)
   if (s < 0) {
     az[0] = sqlite3_mprintf("dbpool: unknown pragma '%s' (pragmas: "
                             "dbpool_acquire_timeout_ms, dbpool_max_connections, "
-                            "dbpool_paused, dbpool_stats)", name);
+                            "dbpool_paused, dbpool_stats, dbpool_writer_queue, "
+                            "dbpool_writer_starvation_ms)", name);
     return SQLITE_ERROR;
   }
   if (!arg) {
@@ -157,6 +163,7 @@ static int shim_pragma(shim_file *p, char **az)
 static int shim_file_control(sqlite3_file *f, int op, void *arg)
 {
   shim_file *p = (shim_file *)f;
+  wg_file_control(&p->wg, op, arg);
   if (op == SQLITE_FCNTL_PRAGMA && p->zName) {
     int rc = shim_pragma(p, (char **)arg);
     if (rc != SQLITE_NOTFOUND) return rc;
@@ -179,12 +186,14 @@ static int shim_device_characteristics(sqlite3_file *f)
 
 static int shim_shm_map(sqlite3_file *f, int pg, int pgsz, int extend, void volatile **pp)
 {
-  return REAL(f)->pMethods->xShmMap(REAL(f), pg, pgsz, extend, pp);
+  int rc = REAL(f)->pMethods->xShmMap(REAL(f), pg, pgsz, extend, pp);
+  if (rc == SQLITE_OK) wg_shm_map(&((shim_file *)f)->wg, pg, *pp);
+  return rc;
 }
 
 static int shim_shm_lock(sqlite3_file *f, int offset, int n, int flags)
 {
-  return REAL(f)->pMethods->xShmLock(REAL(f), offset, n, flags);
+  return wg_shm_lock(&((shim_file *)f)->wg, offset, n, flags);
 }
 
 static void shim_shm_barrier(sqlite3_file *f)
@@ -194,6 +203,7 @@ static void shim_shm_barrier(sqlite3_file *f)
 
 static int shim_shm_unmap(sqlite3_file *f, int delete_flag)
 {
+  wg_shm_unmap(&((shim_file *)f)->wg);
   return REAL(f)->pMethods->xShmUnmap(REAL(f), delete_flag);
 }
 
@@ -239,6 +249,7 @@ static int shim_open(sqlite3_vfs *vfs, const char *zName, sqlite3_file *f,
     return rc;
   }
   p->zName = zName;
+  wg_open(&p->wg, zName, p->real);
   int v = p->real->pMethods->iVersion;
   f->pMethods = &shim_methods[(v < 1 ? 1 : v > 3 ? 3 : v) - 1];
   return SQLITE_OK;
@@ -295,7 +306,7 @@ static int shim_randomness(sqlite3_vfs *v, int n, char *z)
 static int shim_sleep(sqlite3_vfs *v, int us)
 {
   (void)v;
-  return g_root->xSleep(g_root, us);
+  return wg_sleep(g_root, us); /* a refused writer waits for its turn here */
 }
 
 static int shim_current_time(sqlite3_vfs *v, double *t)
@@ -374,6 +385,15 @@ int dbpool_vfs_install(void)
     g_shim.xNextSystemCall = shim_next_system_call;
   }
   return sqlite3_vfs_register(&g_shim, 1);
+}
+
+void dbpool_vfs_note_slot(sqlite3 *db, unsigned slot)
+{
+  sqlite3_file *f = NULL;
+  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || !f)
+    return;
+  for (int i = 0; i < 3; i++)
+    if (f->pMethods == &shim_methods[i]) ((shim_file *)f)->wg.h.slot = slot;
 }
 
 int dbpool_vfs_other_copy(void)

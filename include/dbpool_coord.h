@@ -48,6 +48,7 @@ extern "C" {
 /* Limits of a pool. */
 #define DBPOOL_MAX_CONNECTIONS_LIMIT 4096 /* highest max_connections */
 #define DBPOOL_ACQUIRE_TIMEOUT_LIMIT 86400000 /* highest acquire_timeout_ms */
+#define DBPOOL_WRITER_STARVATION_LIMIT 60000 /* highest writer_starvation_ms */
 #define DBPOOL_LABEL_MAX 48  /* label bytes including the terminating NUL */
 #define DBPOOL_PROCESS_NAME_MAX 16 /* process name bytes including the NUL */
 #define DBPOOL_PATH_MAX 1024 /* recorded database path, including the NUL */
@@ -349,7 +350,9 @@ typedef enum dbpool_setting {
   DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS = 0,
   DBPOOL_SETTING_MAX_CONNECTIONS = 1,
   DBPOOL_SETTING_PAUSED = 2,
-  DBPOOL_SETTING_COUNT = 3
+  DBPOOL_SETTING_WRITER_QUEUE = 3,         /* 1: WAL writers take turns */
+  DBPOOL_SETTING_WRITER_STARVATION_MS = 4, /* barging stops past this wait */
+  DBPOOL_SETTING_COUNT = 5
 } dbpool_setting;
 
 typedef struct dbpool_setting_info {
@@ -482,6 +485,67 @@ typedef struct dbpool_holder_info {
 */
 DBPOOL_EXTERN int dbpool_coord_holders(dbpool_coord *c,
                                        dbpool_holder_info *buf, size_t cap);
+
+/* ---------------------------------------------------------- writer queue */
+
+/*
+** The writer queue (SQLite extension, WAL databases): transaction writers
+** take turns at SQLite's write lock host-wide, in arrival order; a free turn
+** may be taken out of order ("barging") until a waiter has waited
+** writer_starvation_ms, then it is handed to the longest waiter. Rollback-
+** journal databases are not queued (journal says which kind a writer saw).
+*/
+typedef struct dbpool_writer_stats {
+  int32_t enabled;          /* the writer_queue setting */
+  int32_t starvation_ms;    /* the writer_starvation_ms setting */
+  int32_t journal;          /* last writer seen: 0 none yet, 1 WAL, 2 rollback journal */
+  uint32_t waiting;         /* writers waiting for their turn now */
+  uint32_t writing;         /* 1 while a queued writer holds the turn */
+  uint64_t total_writes;    /* write transactions that took the turn */
+  uint64_t total_waits;     /* of those, how many waited for it */
+  uint64_t total_wait_ns;
+  uint64_t max_wait_ns;
+  uint64_t p50_wait_ns, p99_wait_ns, p999_wait_ns; /* over total_writes */
+  uint64_t turns_skipped;   /* turns and places of processes that died */
+  uint64_t turns_expired;   /* turns granted and never used, places abandoned */
+  uint64_t strict_handoffs; /* turns handed to a starving waiter */
+  uint64_t handoff_ns;      /* time from those hand-offs to their use, summed */
+} dbpool_writer_stats;
+
+/* dbpool_coord_writer_stats: a lock-free snapshot. Returns 0 or -EINVAL. */
+DBPOOL_EXTERN int dbpool_coord_writer_stats(dbpool_coord *c,
+                                            dbpool_writer_stats *out);
+
+typedef enum dbpool_writer_state {
+  DBPOOL_WRITER_WRITING = 1, /* holds the turn (and SQLite's write lock) */
+  DBPOOL_WRITER_GRANTED = 2, /* the turn was handed to it; not taken yet */
+  DBPOOL_WRITER_WAITING = 3  /* queued for the turn */
+} dbpool_writer_state;
+
+typedef struct dbpool_writer_info {
+  unsigned slot;     /* the connection's holder record, or ~0u if unknown */
+  int32_t pid, tid;
+  dbpool_writer_state state;
+  uint64_t ticket;   /* queue order */
+  int64_t waited_ns; /* how long it has been queued (0 when writing) */
+} dbpool_writer_info;
+
+/*
+** dbpool_writer_queue_status: what the queue does for this pool, in words:
+** "on", "off", or "inactive: rollback-journal database (only WAL databases
+** queue writers)". Static string.
+*/
+DBPOOL_EXTERN const char *dbpool_writer_queue_status(const dbpool_writer_stats *ws);
+
+/* dbpool_writer_state_name: "writing", "granted", "waiting" (or "?"). */
+DBPOOL_EXTERN const char *dbpool_writer_state_name(dbpool_writer_state s);
+
+/*
+** dbpool_coord_writers: every connection that holds the writer turn or
+** waits for it. Fills at most cap entries and returns the total count.
+*/
+DBPOOL_EXTERN int dbpool_coord_writers(dbpool_coord *c, dbpool_writer_info *buf,
+                                       size_t cap);
 
 /* ------------------------------------------------------ waiting, reaping */
 

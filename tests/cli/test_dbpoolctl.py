@@ -125,8 +125,13 @@ class DbpoolctlTest(PoolTestCase):
                          "total_timeouts", "total_reclaimed", "avg_wait_ms", "p50_wait_ms",
                          "p95_wait_ms", "p99_wait_ms", "max_wait_ms", "utilization",
                          "paused", "acquire_timeout_ms", "created_at", "records_in_use",
-                         "records_max"}
+                         "records_max", "writer_queue",
+                         "writer_starvation_ms", "writers_waiting", "total_writes",
+                         "total_write_waits", "write_wait_p50_ms", "write_wait_p99_ms",
+                         "write_wait_p999_ms", "write_wait_max_ms", "writer_turns_skipped",
+                         "writer_turns_expired"}
         self.assertEqual(set(st), expected_keys)
+        self.assertEqual((st["writer_queue"], st["writer_starvation_ms"]), ("on", 20))
         self.assertEqual((st["max_connections"], st["active"], st["waiting"], st["idle"],
                           st["paused"], st["acquire_timeout_ms"]), (2, 2, 1, 0, 0, 5000))
         self.assertEqual(st["utilization"], 1.0)
@@ -150,7 +155,9 @@ class DbpoolctlTest(PoolTestCase):
         self.assertEqual([by_pid[p]["joined"] for p in (a.pid, b.pid, w.pid)],
                          ["load", "load", "auto"])
         self.assertEqual(set(conns[0]), {"pid", "process", "process_state", "thread", "state",
-                                         "since", "duration_ms", "joined", "label"})
+                                         "since", "duration_ms", "joined", "writer",
+                                         "label"})
+        self.assertEqual({c["writer"] for c in conns}, {None})  # nobody writes
         for c in conns:
             self.assertGreaterEqual(c["duration_ms"], 0)
             self.assertRegex(c["since"], r"Z$")

@@ -287,6 +287,38 @@ class ExtensionTest(PoolTestCase):
                 self.assertEqual(process, "sqlite3")
         self.assertEqual(self.stats()[4], 2)  # processes: the shells
 
+    def test_writers_take_turns_and_show_in_pool_connections(self):
+        subprocess.run(["sqlite3", self.db, "PRAGMA journal_mode=WAL"], check=True,
+                       capture_output=True)
+        a = self.shell()
+        a.stdin.write(".open %s\nPRAGMA busy_timeout=10000;\n"
+                      "BEGIN IMMEDIATE; INSERT INTO t VALUES(1);\n" % self.db)
+        a.stdin.flush()
+        writer = lambda: dict(self.view.execute(
+            "SELECT pid, writer FROM pool_connections WHERE database = ? AND writer "
+            "IS NOT NULL", (self.db,)).fetchall())
+        wait_until(lambda: writer().get(a.pid) == "writing", what="the shell writing")
+        b = self.python(
+            "c = sqlite3.connect(DB, timeout=10, isolation_level=None)\n"
+            "c.execute('BEGIN IMMEDIATE')\n"
+            "c.execute('INSERT INTO t VALUES (2)')\n"
+            "c.execute('COMMIT')\n"
+            "print('committed')\n")
+        wait_until(lambda: writer().get(b.pid) == "waiting", what="python waiting its turn")
+        queue, waiting = self.view.execute(
+            "SELECT writer_queue, writers_waiting FROM pool_stats WHERE database = ?",
+            (self.db,)).fetchone()
+        self.assertEqual((queue, waiting), ("on", 1))
+        a.stdin.write("COMMIT;\n")
+        a.stdin.flush()
+        out, err = b.communicate(timeout=30)
+        self.assertEqual((out, err), ("committed\n", ""))
+        writes, waits, max_ms = self.view.execute(
+            "SELECT total_writes, total_write_waits, write_wait_max_ms FROM pool_stats"
+            " WHERE database = ?", (self.db,)).fetchone()
+        self.assertEqual((writes, waits), (2, 1))
+        self.assertGreater(max_ms, 0)
+
     def test_a_setting_changed_in_one_process_shows_in_another(self):
         s = self.shell()
         s.stdin.write("UPDATE pool_settings SET value = 7 WHERE name = 'max_connections';\n")

@@ -12,6 +12,7 @@
 **                          the pool under test)
 **   pu_wait(cond, ms)      poll an expression until true or ms elapse
 **   pu_exec(db, sql)       sqlite3_exec that reports errors
+**   pu_ext_path(buf, cap)  the extension's absolute path (build dir $B)
 **   pu_count_vfs_*         a VFS shim that counts open main-database files in
 **                          (optionally shared) memory: an independent view of
 **                          how many SQLite connections are open, whatever
@@ -275,6 +276,20 @@ static inline void pu_count_vfs_install(pu_counts *counts)
   pu_vfs_obj.xOpen = pu_xopen;
   pu_vfs_obj.pNext = NULL;
   REQUIRE(sqlite3_vfs_register(&pu_vfs_obj, 0) == SQLITE_OK);
+}
+
+/* The built extension's absolute path, without ".so" (as SQLite takes it). */
+static inline int pu_ext_path(char *out, size_t cap)
+{
+  const char *b = getenv("B") ? getenv("B") : "build";
+  char dir[PATH_MAX];
+  if (!realpath(b, dir) || strlen(dir) + 8 > cap) {
+    fprintf(stderr, "no build directory %s\n", b);
+    return -1;
+  }
+  memcpy(out, dir, strlen(dir));
+  memcpy(out + strlen(dir), "/dbpool", 8);
+  return 0;
 }
 
 #endif

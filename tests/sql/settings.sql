@@ -57,3 +57,11 @@ PRAGMA dbpool_maxconnections = 3;
 PRAGMA dbpool_stats = 1;
 PRAGMA DBPOOL_MAX_CONNECTIONS;
 SELECT 'pragma and table agree', value FROM pool_settings WHERE name = 'max_connections';
+-- the writer queue's settings: on/off words, range, live in pool_stats
+PRAGMA dbpool_writer_queue = off;
+SELECT 'queue', writer_queue FROM pool_stats WHERE database = '@DIR@/test.db';
+PRAGMA dbpool_writer_queue = maybe;
+PRAGMA dbpool_writer_starvation_ms = 60001;
+PRAGMA dbpool_writer_starvation_ms = 5;
+UPDATE pool_settings SET value = 'on' WHERE name = 'writer_queue';
+SELECT 'queue', writer_queue, writers_waiting, total_writes FROM pool_stats WHERE database = '@DIR@/test.db';
