@@ -6,6 +6,7 @@
 #   make deps-integrations   also the runtimes the recipe tests use (PHP, Go, ...)
 #   make test-package        build the Debian packages (debian/), lintian, use them
 #   make bench      print benchmark figures (ratios measured in one run)
+#   make coverage   the suite on an instrumented build; coverage per directory
 #   make install    into $(DESTDIR)$(PREFIX); make uninstall removes it
 #   make products   only what is installed (no tests, no benchmarks)
 #   make clean
@@ -16,6 +17,9 @@
 # /usr/lib/x86_64-linux-gnu makes `.load dbpool` work by bare name), LDCONFIG. SANITIZE=address,undefined or
 # SANITIZE=thread builds everything with that sanitizer (into build-<name>/);
 # test-c runs only the C test programs (what the sanitizer builds run).
+# COVERAGE=1 builds everything instrumented (gcc --coverage, -O0) into
+# build-coverage/: `make coverage` runs the whole suite with it and checks the
+# floors (docs/testing.md).
 
 VERSION := $(shell cat VERSION)
 MAJOR := $(firstword $(subst ., ,$(VERSION)))
@@ -33,6 +37,16 @@ LDFLAGS ?=
 PYTHON ?= /usr/bin/python3
 
 comma := ,
+# An instrumented build counts at -O0 (lines and branches as written), in
+# atomic counters (threads); a test child that leaves with _exit() dumps its
+# counters first (tests/lib/cov_exit.c, linked into every test program).
+ifdef COVERAGE
+B ?= build-coverage
+override CFLAGS := -O0 -g
+COV_FLAGS := --coverage -fprofile-update=atomic -DDBPOOL_COVERAGE
+TEST_COV_OBJ = $(B)/tests/lib/cov_exit.o
+TEST_COV_LINK = $(TEST_COV_OBJ) -Wl,--wrap=_exit
+endif
 ifdef SANITIZE
 B ?= build-$(firstword $(subst $(comma), ,$(SANITIZE)))
 SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
@@ -48,9 +62,9 @@ endif
 
 WARN := -Wall -Wextra -Werror
 BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) -fPIC -fvisibility=hidden -pthread \
-  -Iinclude $(ARCH_FLAGS) $(SAN_FLAGS) -DDBPOOL_VERSION='"$(VERSION)"'
+  -Iinclude $(ARCH_FLAGS) $(SAN_FLAGS) $(COV_FLAGS) -DDBPOOL_VERSION='"$(VERSION)"'
 LIB_CFLAGS := $(BASE_CFLAGS) -DDBPOOL_BUILDING
-ALL_LDFLAGS := -pthread $(SAN_FLAGS) $(LDFLAGS)
+ALL_LDFLAGS := -pthread $(SAN_FLAGS) $(COV_FLAGS) $(LDFLAGS)
 
 # libdbpool: the coordinator (no SQLite) and the in-process pool (SQLite).
 COORD_SRC := $(sort $(wildcard coordinator/*.c))
@@ -80,7 +94,7 @@ PRODUCTS := $(B)/libdbpool.a $(B)/libdbpool.so $(B)/dbpool.so $(B)/dbpoolctl $(B
   $(B)/libdbpool-preload.so
 
 .PHONY: all products test test-c test-package bench demo deps deps-integrations install \
-  uninstall clean FORCE
+  uninstall clean coverage FORCE
 all: $(PRODUCTS) $(TEST_BIN) $(BENCH_BIN)
 products: $(PRODUCTS)
 
@@ -136,13 +150,20 @@ $(B)/dbpool.pc: dbpool.pc.in VERSION FORCE
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 FORCE:
 
-$(B)/tests/%: tests/coord/%.c $(B)/libdbpool.a $(TEST_UTIL)
+$(B)/tests/%: tests/coord/%.c $(B)/libdbpool.a $(TEST_UTIL) $(TEST_COV_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -Itests/lib $(CFLAGS) $< -o $@ $(B)/libdbpool.a $(ALL_LDFLAGS)
+	$(CC) $(BASE_CFLAGS) -Itests/lib $(CFLAGS) $< -o $@ $(B)/libdbpool.a $(TEST_COV_LINK) \
+	  $(ALL_LDFLAGS)
 
-$(B)/tests/pool-%: tests/pool/%.c $(B)/libdbpool.a $(TEST_UTIL)
+$(B)/tests/pool-%: tests/pool/%.c $(B)/libdbpool.a $(TEST_UTIL) $(TEST_COV_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -Itests/lib $(CFLAGS) $< -o $@ $(B)/libdbpool.a -lsqlite3 $(ALL_LDFLAGS)
+	$(CC) $(BASE_CFLAGS) -Itests/lib $(CFLAGS) $< -o $@ $(B)/libdbpool.a -lsqlite3 \
+	  $(TEST_COV_LINK) $(ALL_LDFLAGS)
+
+# Not under $(B)/tests/ itself: tests/run.sh runs every program there.
+$(B)/tests/lib/%.o: tests/lib/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c $< -o $@
 
 # Benchmarks that are SQLite applications link the host's libsqlite3.
 $(B)/bench/ext_bench $(B)/bench/pool_bench $(B)/bench/writer_bench: BENCH_LIBS := -lsqlite3
@@ -173,6 +194,17 @@ test: deps
 
 test-c: all
 	B=$(B) TEST_ONLY_C=1 tests/run.sh
+
+# The whole suite on the instrumented build (counters of earlier runs
+# zeroed first), then coverage per directory: fails below the floors
+# (scripts/coverage.py) or if a test failed.
+COV_B := build-coverage
+coverage: deps
+	@scripts/deps.sh coverage
+	@$(MAKE) --no-print-directory COVERAGE=1 B=$(COV_B) all
+	@$(PYTHON) scripts/coverage.py --reset $(COV_B)
+	@status=0; B=$(COV_B) PYTHON=$(PYTHON) tests/run.sh || status=1; \
+	  $(PYTHON) scripts/coverage.py $(COVERAGE_FLAGS) $(COV_B) || status=1; exit $$status
 
 bench: all
 	B=$(B) bench/run.sh
