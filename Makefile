@@ -83,8 +83,13 @@ CLI_OBJ := $(CLI_SRC:%.c=$(B)/cli-obj/%.o)
 
 TEST_SRC := $(sort $(wildcard tests/coord/*.c))
 POOL_TEST_SRC := $(sort $(wildcard tests/pool/*.c))
+# The owner-died recovery test links its own copy of the coordinator, built
+# with crash points (coordinator/internal.h, DBP_CRASH_POINT).
+CRASH_TEST_SRC := $(sort $(wildcard tests/crash/*.c))
+HOOK_OBJ := $(COORD_SRC:%.c=$(B)/hooks/%.o)
 TEST_BIN := $(TEST_SRC:tests/coord/%.c=$(B)/tests/%) \
-  $(POOL_TEST_SRC:tests/pool/%.c=$(B)/tests/pool-%)
+  $(POOL_TEST_SRC:tests/pool/%.c=$(B)/tests/pool-%) \
+  $(CRASH_TEST_SRC:tests/crash/%.c=$(B)/tests/crash-%)
 TEST_UTIL := tests/lib/testutil.h
 
 BENCH_SRC := $(sort $(wildcard bench/*.c))
@@ -159,6 +164,15 @@ $(B)/tests/pool-%: tests/pool/%.c $(B)/libdbpool.a $(TEST_UTIL) $(TEST_COV_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Itests/lib $(CFLAGS) $< -o $@ $(B)/libdbpool.a -lsqlite3 \
 	  $(TEST_COV_LINK) $(ALL_LDFLAGS)
+
+$(B)/hooks/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CFLAGS) -DDBPOOL_CRASH_POINTS $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/tests/crash-%: tests/crash/%.c $(HOOK_OBJ) $(TEST_UTIL) $(TEST_COV_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -Itests/lib $(CFLAGS) $< -o $@ $(HOOK_OBJ) $(TEST_COV_LINK) \
+	  $(ALL_LDFLAGS)
 
 # Not under $(B)/tests/ itself: tests/run.sh runs every program there.
 $(B)/tests/lib/%.o: tests/lib/%.c

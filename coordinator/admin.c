@@ -37,13 +37,15 @@ bool dbp_unlink_allowed(const dbpool_coord *c)
   return c->fd >= 0 && fstat(c->fd, &st) == 0 && st.st_uid == geteuid();
 }
 
-static bool still_ours(const dbpool_coord *c)
+/* Does c's name still refer to c's segment: 1 yes, 0 no (gone or another
+** file), -1 cannot tell (then the name must not be unlinked). */
+static int still_ours(const dbpool_coord *c)
 {
   char path[PATH_MAX];
   struct stat st;
   dbp_shm_path(c->name, path, sizeof path);
-  return stat(path, &st) == 0 && (uint64_t)st.st_ino == c->seg_ino &&
-         (uint64_t)st.st_dev == c->seg_dev;
+  if (stat(path, &st) != 0) return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
+  return (uint64_t)st.st_ino == c->seg_ino && (uint64_t)st.st_dev == c->seg_dev;
 }
 
 /* Under the lock: mark removed, wake every waiter, unlink if we may. Only
@@ -61,7 +63,8 @@ static bool remove_locked(dbpool_coord *c)
     atomic_fetch_add(&r->wake, 1);
     dbp_futex_wake(&r->wake, INT_MAX);
   }
-  if (!still_ours(c)) return true;
+  int ours = still_ours(c);
+  if (ours <= 0) return ours == 0; /* gone already; or unknown: left for gc */
   char path[PATH_MAX];
   dbp_shm_path(c->name, path, sizeof path);
   return dbp_unlink_allowed(c) && unlink(path) == 0;
@@ -142,6 +145,9 @@ int dbpool_coord_remove(const char *db_path, const char *segment_name, int force
     return unlink_unattachable(db_path, segment_name);
   if (rc) return rc;
   rc = remove_segment(c, force != 0);
+  /* A lock nobody can take again: nobody can be asked either. Forced, mark
+  ** the pool removed without it (the gate needs no lock) and delete it. */
+  if (rc == -ENOTRECOVERABLE && force) rc = remove_locked(c) ? 0 : 1;
   dbp_segment_unmap(c);
   free(c);
   return rc;

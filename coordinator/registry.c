@@ -504,6 +504,7 @@ int dbpool_holder_new(dbpool_coord *c, dbpool_holder **out)
       atomic_store(&r->since_ns, 0);
       dbp_label_store(r->label, DBP_LABEL_WORDS, NULL);
       atomic_store(&r->owner, (uint32_t)p + 1);
+      DBP_CRASH_POINT("record-claimed");
       atomic_fetch_add(&c->procs[p].n_records, 1);
     }
     dbp_unlock(c);
@@ -543,6 +544,7 @@ void dbpool_holder_free(dbpool_holder *hd)
         atomic_store(&r->flags, 0);
         dbp_label_store(r->label, DBP_LABEL_WORDS, NULL);
         atomic_store(&r->owner, 0);
+        DBP_CRASH_POINT("record-unowned");
         atomic_store(&r->free_next, atomic_load(&c->hdr->free_head));
         atomic_store(&c->hdr->free_head, hd->idx);
         if (atomic_load(&c->procs[hd->proc_idx].n_records) > 0)
