@@ -161,6 +161,7 @@ static void free_names(name_list *l)
 {
   for (size_t i = 0; i < l->n; i++) free(l->names[i]);
   free(l->names);
+  *l = (name_list){0};
 }
 
 static int add_name(name_list *l, const char *d_name)
@@ -316,8 +317,11 @@ static int gc_one(const char *name, bool dry_run, dbpool_coord_gc_cb cb, void *a
                      : !trusted ? "owned by a user who cannot read the database"
                      : NULL;
   if (fs == DBPOOL_FILE_UNKNOWN) {
-    report(cb, arg, name, c->path, DBPOOL_GC_KEPT,
-           "cannot tell where its database file is (no access to the path)");
+    dbp_dbfile f;
+    int e = dbp_dbfile_stat_quiet(c->path, &f);
+    snprintf(why, sizeof why, "cannot tell where its database file is (%s)",
+             e ? strerror(-e) : "it changed while looked at");
+    report(cb, arg, name, c->path, DBPOOL_GC_KEPT, why);
     goto out;
   }
   if (!reason) {

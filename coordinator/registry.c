@@ -195,8 +195,10 @@ static int open_common(const char *db_path, const char *seg_name, unsigned flags
   if (db_path) {
     rc = dbp_namespace(&ns);
     if (rc) return rc;
-    if (dbp_dbfile_stat_quiet(db_path, &db) != 0)
-      return dbp_dbfile_stat(db_path, &db); /* again, for the message */
+    /* Quietly first (no realpath: a cached attachment is found by key);
+    ** if that fails, again with the message (and if it works then, on). */
+    if (dbp_dbfile_stat_quiet(db_path, &db) != 0 && (rc = dbp_dbfile_stat(db_path, &db)))
+      return rc;
   } else if (!seg_name) {
     return dbp_err(-EINVAL, "dbpool: open: no database path");
   } else {
@@ -349,7 +351,9 @@ static int reserve_entry(dbpool_coord *c, size_t off, size_t len)
 
 /* Under the pool lock: a free process record whose liveness lock we could
 ** take (one still locked belongs to a process that inherited a dead
-** registrant's descriptor: leave it), growing the table if needed. */
+** registrant's descriptor: leave it), growing the table if needed.
+** Returns 0 and *out, 1 if every record is taken, or a negative errno (a
+** full /dev/shm is -ENOSPC: not to be taken for a full table). */
 static int claim_process_record_locked(dbpool_coord *c, unsigned *out)
 {
   dbp_header *h = c->hdr;
@@ -368,7 +372,7 @@ static int claim_process_record_locked(dbpool_coord *c, unsigned *out)
     *out = p;
     return 0;
   }
-  return -ENOSPC;
+  return 1;
 }
 
 /* Register this process in the pool, once per process (c's registration
@@ -424,8 +428,8 @@ int dbp_register_process(dbpool_coord *c)
       return 0;
     }
     dbp_unlock(c);
-    if (rc != -ENOSPC) return rc;
-    if (attempt == 0) dbp_reap(c);
+    if (rc < 0) return rc;
+    if (attempt == 0) dbp_reap(c); /* every record taken: the dead's first */
   }
   return dbp_err(-ENOSPC, "dbpool: pool of %s has no free process record "
                  "(%u processes attached)", c->path, DBP_PROCESSES);
