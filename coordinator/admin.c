@@ -218,6 +218,11 @@ static int collect_names(name_list *out)
   return 0;
 }
 
+int dbpool_coord_list_skips(int err)
+{
+  return err == -ENOENT || err == -EACCES || err == -EBADMSG;
+}
+
 int dbpool_coord_list(dbpool_coord_list_cb cb, void *arg)
 {
   if (!cb) return dbp_err(-EINVAL, "dbpool: list: callback is NULL");

@@ -194,12 +194,30 @@ static int counts(sqlite3 *db, const char *file)
   return S_ISREG(st.st_mode);
 }
 
+/* Undo the registrations of dbpool_conn_attach: dropping each object runs
+** its destructor, and the last one releases the slot. (A function cannot be
+** dropped while a statement of db runs, as when the extension is loaded by
+** SELECT load_extension(): then the slot stays held until db closes.) */
+void dbpool_conn_detach(sqlite3 *db)
+{
+  sqlite3_create_module_v2(db, "pool_stats", NULL, NULL, NULL);
+  sqlite3_create_module_v2(db, "pool_connections", NULL, NULL, NULL);
+  sqlite3_create_module_v2(db, "pool_settings", NULL, NULL, NULL);
+  sqlite3_create_function_v2(db, "dbpool_label", 1, SQLITE_UTF8, NULL, NULL, NULL, NULL,
+                             NULL);
+  sqlite3_create_function_v2(db, "dbpool_version", 0, SQLITE_UTF8, NULL, NULL, NULL, NULL,
+                             NULL);
+}
+
 int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg, int joined)
 {
   const char *file = sqlite3_db_filename(db, "main");
   dbpool_conn *conn = sqlite3_malloc64(sizeof *conn);
   int rc = SQLITE_OK;
-  if (!conn) return SQLITE_NOMEM;
+  if (!conn) {
+    *pzErrMsg = sqlite3_mprintf("dbpool: out of memory");
+    return SQLITE_NOMEM;
+  }
   memset(conn, 0, sizeof *conn);
   conn->db = db;
   conn->slot = DBPOOL_NO_SLOT;
@@ -216,10 +234,12 @@ int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg, int joined)
   if (rc == SQLITE_OK) rc = dbpool_register_pool_settings(db, conn);
   if (rc == SQLITE_OK) rc = dbpool_register_functions(db, conn);
   if (rc != SQLITE_OK && !*pzErrMsg)
-    *pzErrMsg = sqlite3_mprintf("dbpool: cannot register SQL objects: %s",
-                                sqlite3_errstr(rc));
+    *pzErrMsg = rc == SQLITE_NOMEM ? sqlite3_mprintf("dbpool: out of memory")
+                                   : sqlite3_mprintf("dbpool: cannot register SQL "
+                                                     "objects: %s", sqlite3_errstr(rc));
   if (rc == SQLITE_OK) remember(conn);
   if (rc == SQLITE_OK && conn->coord) dbpool_vfs_bind(db, conn);
+  if (rc != SQLITE_OK) dbpool_conn_detach(db); /* all or nothing */
   dbpool_conn_unref(conn);
   return rc;
 }

@@ -33,6 +33,8 @@ typedef struct dbpool_conn {
 ** closes, releases the slot. joined (a dbpool_joined) says how the
 ** connection came, as pool_connections shows it. */
 int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg, int joined);
+/* Undo dbpool_conn_attach (a load that failed after it): the slot goes. */
+void dbpool_conn_detach(sqlite3 *db);
 /* Has db been attached (counted, or found not to count) already? */
 int dbpool_conn_attached(sqlite3 *db);
 /* If conn's pool was removed (dbpoolctl rm --force), move its slot into the
@@ -70,12 +72,20 @@ void dbpool_vfs_note_slot(sqlite3 *db, unsigned slot);
 /* common.c: helpers the tables share. */
 int dbpool_errno_to_sqlite(int err);
 char *dbpool_iso8601(int64_t realtime_ns); /* sqlite3_malloc'd */
-char *dbpool_stats_summary(dbpool_coord *c); /* sqlite3_malloc'd */
-/* Call add(arg, c) for the pool of path, or (path NULL) for every pool this
-** user can read; stops at the first SQLite error add returns. */
-int dbpool_for_each_pool(const char *path, int (*add)(void *arg, dbpool_coord *c),
-                         void *arg);
-int dbpool_set_setting_text(dbpool_coord *c, const char *name,
-                            const char *text, char **pzErr);
+/* PRAGMA dbpool_stats's line: SQLITE_OK and *out (sqlite3_malloc'd), or an
+** error code and its message in *out (NULL for SQLITE_NOMEM). */
+int dbpool_stats_summary(dbpool_coord *c, char **out);
+/* Call add(arg, c, pzErr) for the pool of path, or (path NULL) for every
+** pool this user can read; stops at the first SQLite error add returns
+** (add may put a message in *pzErr). A pool that cannot be read for any
+** reason but not being one to list (dbpool_coord_list_skips) is an error
+** too, with its message in *pzErr: a listing never leaves pools out. */
+int dbpool_for_each_pool(const char *path,
+                         int (*add)(void *arg, dbpool_coord *c, char **pzErr),
+                         void *arg, char **pzErr);
+/* PRAGMA dbpool_<setting> = text: parse and apply it, all or nothing.
+** SQLITE_OK and *out the value now in effect, or an error code and its
+** message in *out (NULL for SQLITE_NOMEM); both sqlite3_malloc'd. */
+int dbpool_set_setting_text(dbpool_coord *c, int s, const char *text, char **out);
 
 #endif

@@ -187,6 +187,17 @@ DBPOOL_EXTERN int dbpool_coord_remove(const char *db_path,
 typedef int (*dbpool_coord_list_cb)(const char *segment_name, void *arg);
 DBPOOL_EXTERN int dbpool_coord_list(dbpool_coord_list_cb cb, void *arg);
 
+/*
+** dbpool_coord_list_skips: whether err, from opening a segment that
+** dbpool_coord_list named, means "not a pool to list" -- it went away
+** meanwhile (-ENOENT), is not open to this user (-EACCES), or is not a
+** valid pool (-EBADMSG: anyone can put a file under a pool's name in
+** /dev/shm) -- rather than a failure to report (out of memory, no file
+** descriptors, ...). Listings (pool_stats, dbpoolctl list) skip the first
+** kind and fail on the second: they never silently leave pools out.
+*/
+DBPOOL_EXTERN int dbpool_coord_list_skips(int err);
+
 /* Where a pool's database file is, as dbpool_coord_file_state tells. */
 typedef enum dbpool_file_state {
   DBPOOL_FILE_OK = 0,       /* the recorded path names the pool's file */
