@@ -104,7 +104,7 @@ int conn_open(dbpool *p, pool_entry *e, int timeout_ms, const int *cancel)
     pool_lock_release(&p->lock);
     rc = new_holder(p, e, c);
     if (rc == -ESTALE) rc = rejoin(p, e);
-    if (rc) return pool_err(SQLITE_CANTOPEN, "%s", dbpool_last_error());
+    if (rc) return pool_err(pool_errno_to_sqlite(rc), "%s", dbpool_last_error());
   }
   rc = dbpool_holder_acquire_cancellable(e->holder, timeout_ms, cancel);
   if (rc == -ESTALE) {
@@ -112,9 +112,7 @@ int conn_open(dbpool *p, pool_entry *e, int timeout_ms, const int *cancel)
     if (rc == 0) rc = dbpool_holder_acquire_cancellable(e->holder, timeout_ms, cancel);
   }
   if (rc == -ECANCELED) return SQLITE_ABORT;
-  if (rc == -ETIMEDOUT || rc == -EAGAIN)
-    return pool_err(SQLITE_BUSY, "%s", dbpool_last_error());
-  if (rc) return pool_err(SQLITE_CANTOPEN, "%s", dbpool_last_error());
+  if (rc) return pool_err(pool_errno_to_sqlite(rc), "%s", dbpool_last_error());
 
   sqlite3 *db = NULL;
   rc = open_counted(p, e->holder, &db);

@@ -52,6 +52,18 @@ int pool_err(int rc, const char *fmt, ...)
   return rc;
 }
 
+int pool_errno_to_sqlite(int err)
+{
+  switch (-err) {
+  case ENOMEM: return SQLITE_NOMEM;
+  case EACCES:
+  case EPERM: return SQLITE_PERM;
+  case ETIMEDOUT:
+  case EAGAIN: return SQLITE_BUSY;
+  default: return SQLITE_CANTOPEN; /* a connection could not be had */
+  }
+}
+
 const char *dbpool_errmsg(dbpool *pool)
 {
   (void)pool;
@@ -211,8 +223,7 @@ int dbpool_open(const char *path, const dbpool_config *cfg, dbpool **out)
   }
   int crc = dbpool_coord_open(path, 0, &p->coord);
   if (crc) {
-    rc = crc == -ENOENT ? SQLITE_CANTOPEN : crc == -EACCES ? SQLITE_PERM
-       : crc == -ENOMEM ? SQLITE_NOMEM : SQLITE_CANTOPEN;
+    rc = pool_errno_to_sqlite(crc);
     pool_err(rc, "%s", dbpool_last_error());
     pool_free(p);
     return rc;

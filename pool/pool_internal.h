@@ -109,6 +109,7 @@ struct dbpool {
   bool hk_started, hk_stop;
   _Atomic uint32_t hk_event; /* futex: bumped to stop the housekeeper */
   int hk_period_ms;
+  struct hk_work *hk_work;   /* its memory, made before it starts */
 
   dbpool_stats st; /* counters (the gauges are computed on demand) */
 };
@@ -117,6 +118,8 @@ struct dbpool {
 POOL_HIDDEN int pool_err(int rc, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 POOL_HIDDEN int64_t pool_mono_ms(void);
+/* The coordinator's -errno as dbpool's SQLite code (docs/c-api.md). */
+POOL_HIDDEN int pool_errno_to_sqlite(int err);
 POOL_HIDDEN int pool_tid(void);
 POOL_HIDDEN void pool_report_leak(dbpool *p, const dbpool_leak *leak);
 POOL_HIDDEN dbpool_leak pool_leak_of(dbpool *p, const pool_entry *e);
