@@ -37,6 +37,23 @@ LDFLAGS ?=
 PYTHON ?= /usr/bin/python3
 
 comma := ,
+# FAULT=1: the fault build (tests/fault/inject.h), into build-fault/ (under
+# ASan and UBSan, whose leak check is part of what it checks): every object
+# of libdbpool, dbpool.so and dbpoolctl has its allocations and system calls
+# renamed to the fault layer's (tests/fault/wrap.syms), which the products
+# link as $(B)/libdbpool-fault.so. make test-faults runs the driver.
+ifdef FAULT
+SANITIZE ?= address,undefined
+ifdef COVERAGE
+B ?= build-coverage-fault
+endif
+B ?= build-fault
+FAULT_LIB = $(B)/libdbpool-fault.so
+FAULT_LINK = $(FAULT_LIB) -Wl,-rpath,'$$ORIGIN:$$ORIGIN/..'
+FAULT_WRAP = objcopy --redefine-syms=tests/fault/wrap.syms $@
+FAULT_DEFS = -DDBPOOL_FAULT_BUILD
+FAULT_DEPS = tests/fault/wrap.syms
+endif
 # An instrumented build counts at -O0 (lines and branches as written), in
 # atomic counters (threads); a test child that leaves with _exit() dumps its
 # counters first (tests/lib/cov_exit.c, linked into every test program).
@@ -99,25 +116,28 @@ PRODUCTS := $(B)/libdbpool.a $(B)/libdbpool.so $(B)/dbpool.so $(B)/dbpoolctl $(B
   $(B)/libdbpool-preload.so
 
 .PHONY: all products test test-c test-package bench demo deps deps-integrations install \
-  uninstall clean coverage FORCE
+  uninstall clean coverage test-faults FORCE
 all: $(PRODUCTS) $(TEST_BIN) $(BENCH_BIN)
 products: $(PRODUCTS)
 
-$(B)/lib/%.o: %.c
+$(B)/lib/%.o: %.c $(FAULT_DEPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LIB_CFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(FAULT_WRAP)
 
-$(B)/ext/%.o: %.c
+$(B)/ext/%.o: %.c $(FAULT_DEPS)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -Iext $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(BASE_CFLAGS) -Iext $(FAULT_DEFS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(FAULT_WRAP)
 
 # dbpoolctl run looks for the preload library under ../lib/MULTIARCH/dbpool
 # too (Debian's library directory).
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 $(B)/cli-obj/cli/run.o: CLI_DEFS := -DDBPOOL_MULTIARCH='"$(MULTIARCH)"'
-$(B)/cli-obj/%.o: %.c
+$(B)/cli-obj/%.o: %.c $(FAULT_DEPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CLI_DEFS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(FAULT_WRAP)
 
 $(B)/libdbpool.a: $(LIB_OBJ)
 	@rm -f $@
@@ -125,13 +145,14 @@ $(B)/libdbpool.a: $(LIB_OBJ)
 
 # Real name libdbpool.so.X.Y.Z, soname libdbpool.so.X: from VERSION, like
 # dbpool_version() and dbpoolctl --version.
-$(B)/libdbpool.so: $(LIB_OBJ)
-	$(CC) -shared -Wl,-z,defs -Wl,-soname,$(SONAME) -o $@.$(VERSION) $^ -lsqlite3 $(ALL_LDFLAGS)
+$(B)/libdbpool.so: $(LIB_OBJ) $(FAULT_LIB)
+	$(CC) -shared -Wl,-z,defs -Wl,-soname,$(SONAME) -o $@.$(VERSION) $(LIB_OBJ) -lsqlite3 \
+	  $(FAULT_LINK) $(ALL_LDFLAGS)
 	ln -sf libdbpool.so.$(VERSION) $(B)/$(SONAME)
 	ln -sf $(SONAME) $@
 
-$(B)/dbpool.so: $(EXT_OBJ)
-	$(CC) -shared -Wl,-z,defs -o $@ $^ $(ALL_LDFLAGS)
+$(B)/dbpool.so: $(EXT_OBJ) $(FAULT_LIB)
+	$(CC) -shared -Wl,-z,defs -o $@ $(EXT_OBJ) $(FAULT_LINK) $(ALL_LDFLAGS)
 
 # The LD_PRELOAD library of `dbpoolctl run`: links nothing but libc; it
 # dlopens libsqlite3.so.0 and dbpool.so when a process starts.
@@ -141,8 +162,8 @@ $(B)/libdbpool-preload.so: preload/preload.c
 	  $< -o $@ -ldl $(ALL_LDFLAGS)
 
 # dbpoolctl needs only the coordinator: no SQLite.
-$(B)/dbpoolctl: $(CLI_OBJ) $(B)/libdbpool.a
-	$(CC) -o $@ $(CLI_OBJ) $(B)/libdbpool.a $(ALL_LDFLAGS)
+$(B)/dbpoolctl: $(CLI_OBJ) $(B)/libdbpool.a $(FAULT_LIB)
+	$(CC) -o $@ $(CLI_OBJ) $(B)/libdbpool.a $(FAULT_LINK) $(ALL_LDFLAGS)
 
 # Paths under PREFIX are written relative to ${prefix}, so that
 # pkg-config --define-variable=prefix=... can relocate them.
@@ -155,24 +176,37 @@ $(B)/dbpool.pc: dbpool.pc.in VERSION FORCE
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 FORCE:
 
-$(B)/tests/%: tests/coord/%.c $(B)/libdbpool.a $(TEST_UTIL) $(TEST_COV_OBJ)
+$(B)/tests/%: tests/coord/%.c $(B)/libdbpool.a $(TEST_UTIL) $(TEST_COV_OBJ) $(FAULT_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Itests/lib $(CFLAGS) $< -o $@ $(B)/libdbpool.a $(TEST_COV_LINK) \
-	  $(ALL_LDFLAGS)
+	  $(FAULT_LINK) $(ALL_LDFLAGS)
 
-$(B)/tests/pool-%: tests/pool/%.c $(B)/libdbpool.a $(TEST_UTIL) $(TEST_COV_OBJ)
+$(B)/tests/pool-%: tests/pool/%.c $(B)/libdbpool.a $(TEST_UTIL) $(TEST_COV_OBJ) $(FAULT_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Itests/lib $(CFLAGS) $< -o $@ $(B)/libdbpool.a -lsqlite3 \
-	  $(TEST_COV_LINK) $(ALL_LDFLAGS)
+	  $(TEST_COV_LINK) $(FAULT_LINK) $(ALL_LDFLAGS)
 
-$(B)/hooks/%.o: %.c
+# The fault layer, and the driver that fails each operation's calls in turn.
+$(B)/libdbpool-fault.so: tests/fault/inject.c tests/fault/inject.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -shared -Wl,-soname,libdbpool-fault.so $< -o $@ \
+	  $(ALL_LDFLAGS)
+
+$(B)/tests/faults: tests/fault/driver.c tests/fault/inject.h $(B)/libdbpool.a $(B)/dbpool.so \
+    $(B)/dbpoolctl $(FAULT_LIB) $(TEST_COV_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -Itests/fault $(CFLAGS) $< -o $@ $(B)/libdbpool.a -lsqlite3 \
+	  $(TEST_COV_LINK) $(FAULT_LINK) $(ALL_LDFLAGS)
+
+$(B)/hooks/%.o: %.c $(FAULT_DEPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LIB_CFLAGS) -DDBPOOL_CRASH_POINTS $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(FAULT_WRAP)
 
-$(B)/tests/crash-%: tests/crash/%.c $(HOOK_OBJ) $(TEST_UTIL) $(TEST_COV_OBJ)
+$(B)/tests/crash-%: tests/crash/%.c $(HOOK_OBJ) $(TEST_UTIL) $(TEST_COV_OBJ) $(FAULT_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Itests/lib $(CFLAGS) $< -o $@ $(HOOK_OBJ) $(TEST_COV_LINK) \
-	  $(ALL_LDFLAGS)
+	  $(FAULT_LINK) $(ALL_LDFLAGS)
 
 # Not under $(B)/tests/ itself: tests/run.sh runs every program there.
 $(B)/tests/lib/%.o: tests/lib/%.c
@@ -184,6 +218,13 @@ $(B)/bench/ext_bench $(B)/bench/pool_bench $(B)/bench/writer_bench: BENCH_LIBS :
 $(B)/bench/%: bench/%.c $(B)/libdbpool.a $(B)/dbpool.so
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $< -o $@ $(B)/libdbpool.a $(BENCH_LIBS) $(ALL_LDFLAGS) -lm
+
+# make FAULT=1 test-faults (make test runs it): the fault driver, quick mode
+# unless FAULT_FULL=1.
+test-faults:
+	@test -n "$(FAULT)" || { echo "test-faults: run as make FAULT=1 test-faults"; exit 2; }
+	@$(MAKE) --no-print-directory $(B)/tests/faults
+	$(B)/tests/faults
 
 # What a fresh Debian or Ubuntu lacks: installed when root, else the one
 # command to run is printed. deps-integrations: the runtimes of the recipes

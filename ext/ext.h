@@ -12,6 +12,22 @@
 
 #include "dbpool_coord.h"
 
+/* Fault builds (make FAULT=1; tests/fault/inject.h) count and fail the
+** extension's own requests for SQLite memory with its other allocations,
+** so that the fault driver fails each of them in turn. */
+#ifdef DBPOOL_FAULT_BUILD
+int fault_point(const char *name, int cls);
+#undef sqlite3_malloc64
+#undef sqlite3_realloc64
+#undef sqlite3_mprintf
+#define sqlite3_malloc64(n) \
+  (fault_point("sqlite3_malloc64", 1) ? NULL : sqlite3_api->malloc64(n))
+#define sqlite3_realloc64(p, n) \
+  (fault_point("sqlite3_realloc64", 1) ? NULL : sqlite3_api->realloc64((p), (n)))
+#define sqlite3_mprintf(...) \
+  (fault_point("sqlite3_mprintf", 1) ? NULL : sqlite3_api->mprintf(__VA_ARGS__))
+#endif
+
 /* Per-connection acquire timeout override, in ms. */
 #define DBPOOL_URI_TIMEOUT "dbpool_timeout"
 
