@@ -7,6 +7,9 @@
 #   make test-package        build the Debian packages (debian/), lintian, use them
 #   make bench      print benchmark figures (ratios measured in one run)
 #   make coverage   the suite on an instrumented build; coverage per directory
+#   make FAULT=1 test-faults   fault injection alone (make test runs it, quick)
+#   make fuzz       libFuzzer targets, FUZZ_SECONDS each (clang; corpus kept)
+#   make fuzz-ci    each libFuzzer target FUZZ_CI_SECONDS (25) from the corpus
 #   make install    into $(DESTDIR)$(PREFIX); make uninstall removes it
 #   make products   only what is installed (no tests, no benchmarks)
 #   make clean
@@ -116,7 +119,7 @@ PRODUCTS := $(B)/libdbpool.a $(B)/libdbpool.so $(B)/dbpool.so $(B)/dbpoolctl $(B
   $(B)/libdbpool-preload.so
 
 .PHONY: all products test test-c test-package bench demo deps deps-integrations install \
-  uninstall clean coverage test-faults FORCE
+  uninstall clean coverage test-faults fuzz fuzz-ci fuzz-build FORCE
 all: $(PRODUCTS) $(TEST_BIN) $(BENCH_BIN)
 products: $(PRODUCTS)
 
@@ -226,6 +229,61 @@ test-faults:
 	@$(MAKE) --no-print-directory $(B)/tests/faults
 	$(B)/tests/faults
 
+# libFuzzer targets (tests/fuzz/*.c), built with clang into build-fuzz/
+# under ASan and UBSan: the coordinator and the extension instrumented for
+# coverage (-fsanitize=fuzzer-no-link), each target linked with
+# -fsanitize=fuzzer. make fuzz runs each for FUZZ_SECONDS (default 60),
+# adding what it finds to the kept corpus (tests/fuzz/corpus/TARGET);
+# make fuzz-ci runs each for FUZZ_CI_SECONDS (25) from the kept corpus,
+# which it leaves unchanged. A crash is saved under build-fuzz/artifacts/.
+FUZZ_CC ?= clang
+FUZZ_B := build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CI_SECONDS ?= 25
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) -fPIC -fvisibility=hidden -pthread -Iinclude \
+  $(ARCH_FLAGS) -DDBPOOL_VERSION='"$(VERSION)"' -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/*.c))
+FUZZ_TARGETS := $(FUZZ_SRC:tests/fuzz/%.c=%)
+FUZZ_BIN := $(FUZZ_TARGETS:%=$(FUZZ_B)/fuzz-%)
+
+$(FUZZ_B)/lib/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -DDBPOOL_BUILDING -MMD -MP -c $< -o $@
+
+$(FUZZ_B)/ext/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Iext -MMD -MP -c $< -o $@
+
+$(FUZZ_B)/dbpool.so: $(EXT_SRC:%.c=$(FUZZ_B)/ext/%.o) $(COORD_SRC:%.c=$(FUZZ_B)/ext/%.o)
+	$(FUZZ_CC) -shared -o $@ $^ -pthread $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+
+# The segment target links the coordinator; the SQL target links SQLite and
+# loads the instrumented extension ($(FUZZ_B)/dbpool.so) at start.
+$(FUZZ_B)/fuzz-segment: $(COORD_SRC:%.c=$(FUZZ_B)/lib/%.o)
+$(FUZZ_B)/fuzz-sql: $(FUZZ_B)/dbpool.so
+$(FUZZ_B)/fuzz-sql: FUZZ_LIBS := -lsqlite3
+$(FUZZ_B)/fuzz-%: tests/fuzz/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< -o $@ $(filter %.o,$^) $(FUZZ_LIBS) -pthread
+
+fuzz-build: $(FUZZ_BIN)
+
+FUZZ_RUN = mkdir -p $(FUZZ_B)/artifacts tests/fuzz/corpus/$(1) && \
+  $(FUZZ_B)/fuzz-$(1) -max_total_time=$(2) -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
+    -artifact_prefix=$(FUZZ_B)/artifacts/$(1)- $(3) tests/fuzz/corpus/$(1)
+
+fuzz: fuzz-build
+	@set -e; $(foreach t,$(FUZZ_TARGETS),echo "== fuzz-$(t) for $(FUZZ_SECONDS) s"; \
+	  $(call FUZZ_RUN,$(t),$(FUZZ_SECONDS),);)
+
+# New inputs go to a scratch directory (the first one named), so the kept
+# corpus is only read.
+fuzz-ci: fuzz-build
+	@set -e; $(foreach t,$(FUZZ_TARGETS),echo "== fuzz-$(t) for $(FUZZ_CI_SECONDS) s"; \
+	  rm -rf $(FUZZ_B)/scratch-$(t); mkdir -p $(FUZZ_B)/scratch-$(t); \
+	  $(call FUZZ_RUN,$(t),$(FUZZ_CI_SECONDS),$(FUZZ_B)/scratch-$(t));)
+
 # What a fresh Debian or Ubuntu lacks: installed when root, else the one
 # command to run is printed. deps-integrations: the runtimes of the recipes
 # in docs/integrations.md (tests/integrations skips what is missing).
@@ -306,3 +364,4 @@ clean:
 	rm -rf build build-*
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
+-include $(shell find $(FUZZ_B) -name '*.d' 2>/dev/null)
