@@ -10,6 +10,7 @@
 #   make FAULT=1 test-faults   fault injection alone (make test runs it, quick)
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each (clang; corpus kept)
 #   make fuzz-ci    each libFuzzer target FUZZ_CI_SECONDS (25) from the corpus
+#   make valgrind   the C test programs under memcheck (slow)
 #   make install    into $(DESTDIR)$(PREFIX); make uninstall removes it
 #   make products   only what is installed (no tests, no benchmarks)
 #   make clean
@@ -119,7 +120,7 @@ PRODUCTS := $(B)/libdbpool.a $(B)/libdbpool.so $(B)/dbpool.so $(B)/dbpoolctl $(B
   $(B)/libdbpool-preload.so
 
 .PHONY: all products test test-c test-package bench demo deps deps-integrations install \
-  uninstall clean coverage test-faults fuzz fuzz-ci fuzz-build FORCE
+  uninstall clean coverage test-faults fuzz fuzz-ci fuzz-build valgrind FORCE
 all: $(PRODUCTS) $(TEST_BIN) $(BENCH_BIN)
 products: $(PRODUCTS)
 
@@ -307,6 +308,11 @@ test: deps
 
 test-c: all
 	B=$(B) TEST_ONLY_C=1 tests/run.sh
+
+# The C test programs under valgrind's memcheck (tests/valgrind.sh): any
+# memcheck error fails; slow (20-50x).
+valgrind: all
+	B=$(B) tests/valgrind.sh
 
 # The whole suite on the instrumented build (counters of earlier runs
 # zeroed first), then coverage per directory: fails below the floors
