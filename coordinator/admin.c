@@ -69,13 +69,16 @@ static bool remove_locked(dbpool_coord *c)
 
 void dbp_remove_locked(dbpool_coord *c) { remove_locked(c); }
 
-/* Under the lock: live processes other than ourselves, the first pids. */
+/* Under the lock: live processes other than ourselves that use the pool
+** (own holders; a process keeps its registration while it keeps the pool
+** mapped), the first pids. */
 static int live_processes(dbpool_coord *c, int *pids, int cap)
 {
   int n = 0;
   uint32_t phwm = dbp_process_hwm(c->hdr);
   for (uint32_t p = 0; p < phwm; p++) {
     if (atomic_load(&c->procs[p].state) != PROC_LIVE) continue;
+    if (atomic_load(&c->procs[p].n_records) == 0) continue;
     if (dbp_is_own_record(c, p)) continue;
     if (!dbp_process_alive(c, p)) continue;
     if (n < cap) pids[n] = atomic_load(&c->procs[p].pid);

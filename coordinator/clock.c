@@ -18,6 +18,7 @@ static int64_t ns_of(clockid_t id)
 int64_t dbp_mono_ns(void) { return ns_of(CLOCK_MONOTONIC); }
 int64_t dbp_real_ns(void) { return ns_of(CLOCK_REALTIME); }
 int64_t dbp_real_coarse_ns(void) { return ns_of(CLOCK_REALTIME_COARSE); }
+int64_t dbp_mono_coarse_ns(void) { return ns_of(CLOCK_MONOTONIC_COARSE); }
 
 struct timespec dbp_ts(int64_t ns)
 {

@@ -26,6 +26,12 @@ dbp_holder_flags_word(dbpool_holder *h);
 __attribute__((visibility("hidden"))) const _Atomic uint32_t *
 dbp_coord_waiting_word(dbpool_coord *c);
 
+/* dbpool_coord_open(path, 0) for a database SQLite has just opened: 1
+** (and no message) when the name is not a regular file (or is gone), so
+** the connection is not counted; with one stat of the name in all. */
+__attribute__((visibility("hidden"))) int dbp_coord_open_file(const char *db_path,
+                                                              dbpool_coord **out);
+
 /* Was c's pool removed (dbpoolctl rm --force)? One load of the gate. */
 __attribute__((visibility("hidden"))) int dbp_coord_removed(const dbpool_coord *c);
 

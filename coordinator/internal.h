@@ -68,6 +68,8 @@ struct dbpool_coord {
   uint32_t proc_gen; /* its generation */
   unsigned proc_fork_gen; /* fork generation that registered proc_idx */
   uint64_t unused_tick;   /* when refs last fell to 0 (LRU order) */
+  int64_t linked_checked_ns; /* coarse monotonic: when its name was last
+                                found still ours (registry lock) */
   _Atomic uint32_t recs_seen; /* records below this are known to be in use
                                  (reserved pages): see dbp_gate_help */
   pthread_mutex_t reg_lock; /* registration: proc_*, holders, db_fd, lock_fd */
@@ -101,6 +103,7 @@ DBP_HIDDEN void dbp_clear_error(void);
 DBP_HIDDEN int64_t dbp_mono_ns(void);
 DBP_HIDDEN int64_t dbp_real_ns(void);
 DBP_HIDDEN int64_t dbp_real_coarse_ns(void);
+DBP_HIDDEN int64_t dbp_mono_coarse_ns(void);
 DBP_HIDDEN struct timespec dbp_ts(int64_t ns);
 
 /* futex.c */

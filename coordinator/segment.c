@@ -321,6 +321,7 @@ static dbpool_coord *new_attachment(int fd, const struct stat *st, dbp_header *h
   c->seg_ino = (uint64_t)st->st_ino;
   c->proc_idx = -1;
   c->fork_gen = dbp_fork_gen();
+  c->linked_checked_ns = dbp_mono_coarse_ns();
   pthread_mutex_init(&c->reg_lock, NULL);
   c->reg_lock_init = true;
   snprintf(c->name, sizeof c->name, "%s", name);

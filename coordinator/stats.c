@@ -198,7 +198,8 @@ int dbpool_coord_stats(dbpool_coord *c, dbpool_host_stats *out)
   ** active stays true), even before someone who may write takes them. */
   out->active = out->active > dead_held ? out->active - dead_held : 0;
   out->total_reclaimed += dead_held;
-  for (uint32_t p = 0; p < lv->phwm; p++) out->processes += process_alive(lv, p);
+  for (uint32_t p = 0; p < lv->phwm; p++) /* those with holders */
+    out->processes += atomic_load(&c->procs[p].n_records) > 0 && process_alive(lv, p);
   out->waiting = out->waiting > dead_waiting ? out->waiting - dead_waiting : 0;
   free(lv);
 

@@ -151,7 +151,8 @@ static int take_slot(dbpool_conn *conn, const char *file, int joined,
   }
   int rc = 0;
   for (int attempt = 0; attempt < 3; attempt++) {
-    rc = dbpool_coord_open(conn->path, 0, &conn->coord);
+    rc = dbp_coord_open_file(conn->path, &conn->coord);
+    if (rc == 1) return SQLITE_OK; /* not a regular file: not counted */
     if (rc == 0) {
       if (take_pooled_mark(conn)) return SQLITE_OK; /* the C pool's slot */
       rc = dbpool_holder_new(conn->coord, &conn->holder);
@@ -182,16 +183,14 @@ static int take_slot(dbpool_conn *conn, const char *file, int joined,
 ** dbpool. A name that cannot be checked (stat fails otherwise) counts: the
 ** coordinator then says why it cannot be pooled.
 */
-static int counts(sqlite3 *db, const char *file)
+static int may_count(sqlite3 *db, const char *file)
 {
   sqlite3_vfs *vfs = NULL;
-  struct stat st;
   if (!file || !file[0]) return 0;
-  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_VFS_POINTER, &vfs) == SQLITE_OK &&
-      vfs && vfs->zName && strcmp(vfs->zName, "memdb") == 0)
-    return 0;
-  if (stat(file, &st) != 0) return errno != ENOENT && errno != ENOTDIR;
-  return S_ISREG(st.st_mode);
+  return !(sqlite3_file_control(db, "main", SQLITE_FCNTL_VFS_POINTER, &vfs) == SQLITE_OK &&
+           vfs && vfs->zName && strcmp(vfs->zName, "memdb") == 0);
+  /* Whether the name is a regular file the coordinator's one stat of it
+  ** tells (dbp_coord_open_file): not a second stat here. */
 }
 
 int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg, int joined)
@@ -204,7 +203,7 @@ int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg, int joined)
   conn->db = db;
   conn->slot = DBPOOL_NO_SLOT;
   conn->refs = 1; /* ours, until the registrations hold theirs */
-  if (counts(db, file)) {
+  if (may_count(db, file)) {
     conn->path = sqlite3_mprintf("%s", file);
     rc = conn->path ? take_slot(conn, file, joined, pzErrMsg) : SQLITE_NOMEM;
     if (rc == SQLITE_OK) dbpool_vfs_note_slot(db, conn->slot);

@@ -431,6 +431,7 @@ TEST(a_segment_deleted_by_hand_is_not_reused)
   snprintf(path, sizeof path, "/dev/shm%s", dbpool_coord_segment_name(c));
   dbpool_coord_close(c); /* the mapping stays cached in this process */
   CHECK(unlink(path) == 0);
+  tu_sleep_ms(1100); /* noticed within a second (no stat on every open) */
   CHECK_RC(dbpool_coord_open(db, 0, &c), 0); /* a new pool, not the cache */
   CHECK_RC(dbpool_coord_get(c, DBPOOL_SETTING_MAX_CONNECTIONS, &v), 0);
   CHECK(v == 10);
