@@ -117,7 +117,7 @@ typedef struct dbp_sigwait {
   sigset_t app;   /* the thread's mask before the wait: restored after */
   sigset_t work;  /* between sleeps: app + the ending signals (held pending) */
   sigset_t sleep; /* while asleep: everything but the ending signals */
-  sigset_t ends;  /* SIGINT, SIGTERM, SIGHUP, SIGQUIT not blocked by app */
+  sigset_t ends;  /* SIGINT, SIGQUIT when not blocked by the app */
 } dbp_sigwait;
 DBP_HIDDEN void dbp_sigwait_begin(dbp_sigwait *s);
 DBP_HIDDEN int dbp_sigwait_sleep(dbp_sigwait *s, _Atomic uint32_t *word,

@@ -12,8 +12,8 @@
 /*
 ** dbp_holder_acquire_interruptible: dbpool_holder_acquire, except that a
 ** wait for a slot ends with -EINTR ("dbpool: interrupted while waiting for
-** a slot of PATH") when one of SIGINT, SIGTERM, SIGHUP or SIGQUIT is caught
-** by a handler while it waits (a signal that this thread blocks, ignores or
+** a slot of PATH") when SIGINT or SIGQUIT (Ctrl-C, Ctrl-\) is caught by a
+** handler while it waits (a signal that this thread blocks, ignores or
 ** that kills the process does not count). While it sleeps, the thread
 ** blocks every other signal (SIGKILL and SIGSTOP cannot be); they are
 ** delivered between sleeps, at least every 25 ms, so a process's timers and

@@ -10,7 +10,7 @@
 ** timeout. Waiters wake every DBP_POLL_MS to reclaim slots of dead
 ** processes, so a dead holder costs them at most that much. Signals neither
 ** end nor extend a wait, except in an interruptible acquire (interrupt.h,
-** sigwait.c), which a caught SIGINT, SIGTERM, SIGHUP or SIGQUIT ends.
+** sigwait.c), which a caught SIGINT or SIGQUIT ends.
 */
 #include <errno.h>
 #include <limits.h>

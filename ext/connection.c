@@ -158,7 +158,7 @@ static int take_slot(dbpool_conn *conn, const char *file, int joined,
       rc = dbpool_holder_new(conn->coord, &conn->holder);
       if (rc == 0) dbpool_holder_set_joined(conn->holder, joined);
     }
-    /* Ctrl-C (SIGINT, SIGTERM, SIGHUP, SIGQUIT) ends the wait. */
+    /* Ctrl-C (a caught SIGINT or SIGQUIT) ends the wait. */
     if (rc == 0) rc = dbp_holder_acquire_interruptible(conn->holder, timeout);
     if (rc == 0) {
       conn->slot = dbpool_holder_slot(conn->holder);

@@ -5,9 +5,8 @@
 ** opens afterwards to a database file holds one slot of that database's
 ** host-wide pool until it closes: when all max_connections slots are held by
 ** any processes on the host, opening waits (FIFO) up to the acquire timeout,
-** then fails with SQLITE_BUSY; Ctrl-C (a caught SIGINT, SIGTERM, SIGHUP or
-** SIGQUIT) ends the wait with SQLITE_INTERRUPT. SQL shows and steers the
-** pools.
+** then fails with SQLITE_BUSY; Ctrl-C (a caught SIGINT or SIGQUIT) ends
+** the wait with SQLITE_INTERRUPT. SQL shows and steers the pools.
 **
 **   $ sqlite3 app.db
 **   sqlite> .load ./build/dbpool
