@@ -48,12 +48,15 @@ endif
 
 WARN := -Wall -Wextra -Werror
 BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) -fPIC -fvisibility=hidden -pthread \
-  -Iinclude $(ARCH_FLAGS) $(SAN_FLAGS) -DDBPOOL_VERSION='"$(VERSION)"'
+  -Iinclude -I. $(ARCH_FLAGS) $(SAN_FLAGS) -DDBPOOL_VERSION='"$(VERSION)"'
 LIB_CFLAGS := $(BASE_CFLAGS) -DDBPOOL_BUILDING
 ALL_LDFLAGS := -pthread $(SAN_FLAGS) $(LDFLAGS)
 
-# libdbpool: the coordinator (no SQLite) and the in-process pool (SQLite).
-COORD_SRC := $(sort $(wildcard coordinator/*.c))
+# libdbpool: the low-level base (clocks, futexes, identity, messages), the
+# coordinator (no SQLite) and the in-process pool (SQLite). Internal headers
+# are included by their path from the top (-I.: "base/base.h").
+BASE_SRC := $(sort $(wildcard base/*.c))
+COORD_SRC := $(BASE_SRC) $(sort $(wildcard coordinator/*.c))
 POOL_SRC := $(sort $(wildcard pool/*.c))
 LIB_OBJ := $(COORD_SRC:%.c=$(B)/lib/%.o) $(POOL_SRC:%.c=$(B)/lib/%.o)
 

@@ -59,7 +59,7 @@ static bool remove_locked(dbpool_coord *c)
     dbp_record *r = &c->recs[i];
     if (REC_STATE(atomic_load(&r->word)) != REC_WAITING) continue;
     atomic_fetch_add(&r->wake, 1);
-    dbp_futex_wake(&r->wake, INT_MAX);
+    dbp_futex_wake(&r->wake, INT_MAX, DBP_FUTEX_SHARED);
   }
   if (!still_ours(c)) return true;
   char path[PATH_MAX];

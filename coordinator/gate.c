@@ -73,7 +73,7 @@ void dbpool_holder_wake(dbpool_holder *hd)
 {
   if (!hd || hd->fork_gen != dbp_fork_gen()) return;
   atomic_fetch_add_explicit(&hd->rec->wake, 1, memory_order_release);
-  dbp_futex_wake(&hd->rec->wake, INT_MAX);
+  dbp_futex_wake(&hd->rec->wake, INT_MAX, DBP_FUTEX_SHARED);
 }
 
 int dbpool_holder_acquire(dbpool_holder *hd, int timeout_ms)

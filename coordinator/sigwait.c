@@ -69,7 +69,7 @@ int dbp_sigwait_sleep(dbp_sigwait *s, _Atomic uint32_t *word,
 {
   if (ending_pending(s)) return -EINTR;
   pthread_sigmask(SIG_SETMASK, &s->sleep, NULL);
-  int rc = dbp_futex_wait_once(word, expected, deadline_mono_ns);
+  int rc = dbp_futex_wait_once(word, expected, deadline_mono_ns, DBP_FUTEX_SHARED);
   pthread_sigmask(SIG_SETMASK, &s->work, NULL);
   return rc;
 }

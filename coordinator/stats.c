@@ -357,7 +357,7 @@ int dbpool_coord_wait_for_waiter(dbpool_coord *c, int timeout_ms)
   uint32_t v = atomic_load(&h->waiter_event);
   someone = atomic_load(&h->n_waiting) > 0;
   if (!someone) {
-    dbp_futex_wait(&h->waiter_event, v, deadline); /* any bump ends it */
+    dbp_futex_wait(&h->waiter_event, v, deadline, DBP_FUTEX_SHARED); /* any bump ends it */
     someone = atomic_load(&h->n_waiting) > 0;
   }
   atomic_fetch_sub(&h->event_listeners, 1);
@@ -368,5 +368,5 @@ void dbpool_coord_wake_listeners(dbpool_coord *c)
 {
   if (!c || c->readonly) return;
   atomic_fetch_add(&c->hdr->waiter_event, 1);
-  dbp_futex_wake(&c->hdr->waiter_event, INT_MAX);
+  dbp_futex_wake(&c->hdr->waiter_event, INT_MAX, DBP_FUTEX_SHARED);
 }

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -117,7 +118,7 @@ void dbp_update_slow(dbpool_coord *c)
 void dbp_wake_records(dbpool_coord *c, const uint32_t *idx, unsigned n)
 {
   for (unsigned k = 0; k < n; k++)
-    if (dbp_rec_in(c->hdr, idx[k])) dbp_futex_wake(&c->recs[idx[k]].wake, INT_MAX);
+    if (dbp_rec_in(c->hdr, idx[k])) dbp_futex_wake(&c->recs[idx[k]].wake, INT_MAX, DBP_FUTEX_SHARED);
 }
 
 /* Under the lock, with SLOW set whenever the queue is not empty: give free
@@ -150,7 +151,7 @@ unsigned dbp_grant_waiters(dbpool_coord *c, uint32_t *woken, unsigned cap)
     if (n < cap)
       woken[n++] = w;
     else
-      dbp_futex_wake(&r->wake, INT_MAX);
+      dbp_futex_wake(&r->wake, INT_MAX, DBP_FUTEX_SHARED);
   }
   return n;
 }
@@ -192,7 +193,7 @@ static void notify_waiter_listeners(dbp_header *h)
 {
   atomic_fetch_add(&h->waiter_event, 1);
   if (atomic_load(&h->event_listeners) > 0)
-    dbp_futex_wake(&h->waiter_event, INT_MAX);
+    dbp_futex_wake(&h->waiter_event, INT_MAX, DBP_FUTEX_SHARED);
 }
 
 /* Leave the queue (timeout, or the pool was removed). Returns 0 if the slot
@@ -220,6 +221,16 @@ static int leave_queue(dbpool_holder *hd, bool count_timeout, int64_t start)
 
 static int wait_in_queue(dbpool_holder *hd, int64_t start, int64_t deadline,
                          dbp_sigwait *sw);
+
+/* The futex wait failed with something other than a wake-up, a timeout or
+** a signal (EFAULT, ENOSYS...): leave the queue rather than spin. */
+static int cannot_sleep(dbpool_holder *hd, int err, int64_t start)
+{
+  int rc = leave_queue(hd, false, start);
+  if (rc <= 0) return rc; /* granted meanwhile: keep it */
+  return dbp_err(err, "dbpool: cannot wait for a slot of %s: %s", hd->c->path,
+                 strerror(-err));
+}
 static int acquire_slow(dbpool_holder *hd, int timeout_ms, dbp_sigwait *sw);
 
 /* An interruptible acquire holds the ending signals pending from before it
@@ -354,9 +365,11 @@ static int wait_in_queue(dbpool_holder *hd, int64_t start, int64_t deadline,
     int64_t slice = now + (int64_t)DBP_POLL_MS * 1000000;
     if (deadline >= 0 && deadline < slice) slice = deadline;
     int rc = sw ? dbp_sigwait_sleep(sw, &r->wake, v, slice)
-                : dbp_futex_wait(&r->wake, v, slice);
+                : dbp_futex_wait(&r->wake, v, slice, DBP_FUTEX_SHARED);
     if (rc == -ETIMEDOUT)
       dbp_maybe_reap(c); /* a dead holder's slot may be ours: see above */
+    else if (rc < 0 && rc != -EINTR) /* the kernel refused the wait */
+      return cannot_sleep(hd, rc, start);
     interrupted = rc == -EINTR;
   }
 }

@@ -335,7 +335,7 @@ static void wake_entry(dbp_writerq *q, uint32_t i)
 {
   if (i >= DBP_WQ_ENTRIES) return;
   atomic_fetch_add_explicit(&q->entries[i].wake, 1, memory_order_release);
-  dbp_futex_wake(&q->entries[i].wake, INT_MAX);
+  dbp_futex_wake(&q->entries[i].wake, INT_MAX, DBP_FUTEX_SHARED);
 }
 
 /* Hand the turn, t until now, to the head (strict), waking it. */
@@ -677,8 +677,11 @@ int dbp_wq_wait(dbpool_coord *c, dbp_wq_handle *h, int64_t deadline_ns, bool res
     first = false;
     int64_t slice = now + ms_ns(DBP_POLL_MS);
     if (slice > deadline_ns) slice = deadline_ns;
-    if (dbp_futex_wait(&e->wake, v, slice) == -ETIMEDOUT)
+    int rc = dbp_futex_wait(&e->wake, v, slice, DBP_FUTEX_SHARED);
+    if (rc == -ETIMEDOUT)
       maybe_check(c);
+    else if (rc < 0)
+      return DBP_WQ_TIMEOUT; /* the kernel refused the wait: never spin */
     else
       spin_for_turn(q, h->idx);
   }

@@ -1,6 +1,5 @@
 /*
-** common.c -- small helpers the extension's SQL objects share: error codes,
-** timestamps, the one-line stats summary, and applying a setting given as
+** common.c -- small helpers the extension's SQL objects share: timestamps, the one-line stats summary, and applying a setting given as
 ** text (so PRAGMA and pool_settings validate identically).
 */
 #include <errno.h>
@@ -9,22 +8,6 @@
 
 #include "ext.h"
 SQLITE_EXTENSION_INIT3
-
-int dbpool_errno_to_sqlite(int err)
-{
-  switch (-err) {
-  case 0: return SQLITE_OK;
-  case ETIMEDOUT:
-  case EAGAIN: return SQLITE_BUSY;
-  case EACCES:
-  case EPERM: return SQLITE_PERM;
-  case ENOMEM: return SQLITE_NOMEM;
-  case EROFS: return SQLITE_READONLY;
-  case ENOENT: return SQLITE_CANTOPEN;
-  case EINTR: return SQLITE_INTERRUPT;
-  default: return SQLITE_ERROR;
-  }
-}
 
 char *dbpool_iso8601(int64_t ns)
 {

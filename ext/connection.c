@@ -170,7 +170,7 @@ static int take_slot(dbpool_conn *conn, const char *file, int joined,
     if (rc != -ESTALE) break; /* the pool was removed: join the new one */
   }
   *pzErrMsg = sqlite3_mprintf("%s", dbpool_last_error());
-  return dbpool_errno_to_sqlite(rc);
+  return dbp_sqlite_rc(rc, SQLITE_ERROR);
 }
 
 /*

@@ -10,6 +10,8 @@
 
 #include <sqlite3ext.h>
 
+#include "base/base.h"
+#include "base/sqlite_rc.h"
 #include "dbpool_coord.h"
 
 /* Per-connection acquire timeout override, in ms. */
@@ -68,7 +70,6 @@ void dbpool_vfs_uninstall(void);
 void dbpool_vfs_note_slot(sqlite3 *db, unsigned slot);
 
 /* common.c: helpers the tables share. */
-int dbpool_errno_to_sqlite(int err);
 char *dbpool_iso8601(int64_t realtime_ns); /* sqlite3_malloc'd */
 char *dbpool_stats_summary(dbpool_coord *c); /* sqlite3_malloc'd */
 /* Call add(arg, c) for the pool of path, or (path NULL) for every pool this

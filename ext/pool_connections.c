@@ -172,7 +172,7 @@ static int add_pool(void *arg, dbpool_coord *c)
     conn_row *r = &cur->rows[cur->n++];
     r->db_index = di;
     r->info = info[k];
-    r->current = mine && info[k].slot == me->slot && info[k].pid == getpid();
+    r->current = mine && info[k].slot == me->slot && info[k].pid == dbp_pid();
     r->writer = 0;
     r->write_wait_ns = 0;
     for (int j = 0; j < nw; j++)
@@ -214,11 +214,9 @@ static int conns_filter(sqlite3_vtab_cursor *pCur, int idxNum,
                         const char *idxStr, int argc, sqlite3_value **argv)
 {
   conn_cursor *cur = (conn_cursor *)pCur;
-  struct timespec ts;
   (void)idxStr;
   reset(cur);
-  clock_gettime(CLOCK_REALTIME, &ts);
-  cur->now_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+  cur->now_ns = dbp_real_ns();
   const char *path = idxNum == 1 && argc == 1 ? (const char *)sqlite3_value_text(argv[0]) : NULL;
   if (idxNum == 1 && !path) return SQLITE_OK; /* database = NULL: no rows */
   return dbpool_for_each_pool(path, add_pool, cur);

@@ -119,7 +119,7 @@ static int shim_pragma(shim_file *p, char **az)
     int rc = dbpool_coord_open(p->zName, 0, &p->coord);
     if (rc) {
       az[0] = sqlite3_mprintf("%s", dbpool_last_error());
-      return dbpool_errno_to_sqlite(rc);
+      return dbp_sqlite_rc(rc, SQLITE_ERROR);
     }
   }
   if (sqlite3_stricmp(what, "stats") == 0) {

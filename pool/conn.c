@@ -104,17 +104,14 @@ int conn_open(dbpool *p, pool_entry *e, int timeout_ms, const int *cancel)
     pool_lock_release(&p->lock);
     rc = new_holder(p, e, c);
     if (rc == -ESTALE) rc = rejoin(p, e);
-    if (rc) return pool_err(SQLITE_CANTOPEN, "%s", dbpool_last_error());
+    if (rc) return dbp_sqlite_rc(rc, SQLITE_CANTOPEN); /* message set */
   }
   rc = dbpool_holder_acquire_cancellable(e->holder, timeout_ms, cancel);
   if (rc == -ESTALE) {
     rc = rejoin(p, e);
     if (rc == 0) rc = dbpool_holder_acquire_cancellable(e->holder, timeout_ms, cancel);
   }
-  if (rc == -ECANCELED) return SQLITE_ABORT;
-  if (rc == -ETIMEDOUT || rc == -EAGAIN)
-    return pool_err(SQLITE_BUSY, "%s", dbpool_last_error());
-  if (rc) return pool_err(SQLITE_CANTOPEN, "%s", dbpool_last_error());
+  if (rc) return dbp_sqlite_rc(rc, SQLITE_CANTOPEN); /* message set */
 
   sqlite3 *db = NULL;
   rc = open_counted(p, e->holder, &db);
@@ -122,12 +119,12 @@ int conn_open(dbpool *p, pool_entry *e, int timeout_ms, const int *cancel)
     char *msg = NULL;
     rc = sqlite3_exec(db, p->init_sql, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
-      pool_err(rc, "dbpool: init_sql failed on a new connection to %s: %s",
+      dbp_err(rc, "dbpool: init_sql failed on a new connection to %s: %s",
                p->path, msg ? msg : sqlite3_errstr(rc));
       sqlite3_free(msg);
     }
   } else if (rc != SQLITE_OK) {
-    pool_err(rc, "dbpool: cannot open %s: %s", p->path,
+    dbp_err(rc, "dbpool: cannot open %s: %s", p->path,
              db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
   }
   if (rc != SQLITE_OK) {

@@ -225,7 +225,7 @@ int housekeeper_start(dbpool *p)
 {
   p->hk_period_ms = period_of(&p->cfg);
   int rc = pthread_create(&p->housekeeper, NULL, housekeeper_main, p);
-  if (rc) return pool_err(SQLITE_NOMEM, "dbpool: cannot start the housekeeping thread: error %d", rc);
+  if (rc) return dbp_err(SQLITE_NOMEM, "dbpool: cannot start the housekeeping thread: error %d", rc);
   p->hk_started = true;
   return SQLITE_OK;
 }

@@ -34,71 +34,23 @@
 
 #include "pool_internal.h"
 
-static __thread char t_errmsg[PATH_MAX + 1024]; /* as the coordinator's */
-static __thread int t_tid;
-static __thread unsigned t_tid_gen;
-static _Atomic unsigned g_fork_gen = 1;
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-
-static void after_fork_child(void) { atomic_fetch_add(&g_fork_gen, 1); }
-static void install_fork_handler(void) { pthread_atfork(NULL, NULL, after_fork_child); }
-
-int pool_err(int rc, const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(t_errmsg, sizeof t_errmsg, fmt, ap);
-  va_end(ap);
-  return rc;
-}
-
 const char *dbpool_errmsg(dbpool *pool)
 {
   (void)pool;
-  return t_errmsg;
+  return dbp_errmsg();
 }
 
-/* Cheap (a few ns) and coarse (4 ms): stamps for leak detection. */
-int64_t pool_coarse_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t pool_mono_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ns(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int pool_tid(void)
-{
-  unsigned gen = atomic_load_explicit(&g_fork_gen, memory_order_relaxed);
-  if (t_tid == 0 || t_tid_gen != gen) {
-    t_tid = (int)syscall(SYS_gettid);
-    t_tid_gen = gen;
-  }
-  return t_tid;
-}
+static int64_t mono_ns(void) { return dbp_mono_ns(); }
 
 static int inherited(void)
 {
-  return pool_err(SQLITE_MISUSE, "dbpool: this pool was inherited across "
+  return dbp_err(SQLITE_MISUSE, "dbpool: this pool was inherited across "
                   "fork(); a child must open its own pool");
 }
 
 static bool foreign(const dbpool *p)
 {
-  return p->fork_gen != atomic_load_explicit(&g_fork_gen, memory_order_relaxed);
+  return p->fork_gen != dbp_fork_gen();
 }
 
 void dbpool_config_init(dbpool_config *cfg)
@@ -116,7 +68,7 @@ void dbpool_config_init(dbpool_config *cfg)
 
 static int check_config(const dbpool_config *c)
 {
-#define BAD(...) return pool_err(SQLITE_MISUSE, __VA_ARGS__)
+#define BAD(...) return dbp_err(SQLITE_MISUSE, __VA_ARGS__)
   if (c->max_size < 1 || c->max_size > DBPOOL_MAX_CONNECTIONS_LIMIT)
     BAD("dbpool: max_size=%d is out of range (1..%d)", c->max_size,
         DBPOOL_MAX_CONNECTIONS_LIMIT);
@@ -161,23 +113,22 @@ static void pool_free(dbpool *p)
 int dbpool_open(const char *path, const dbpool_config *cfg, dbpool **out)
 {
   dbpool_config defaults;
-  if (!out) return pool_err(SQLITE_MISUSE, "dbpool: open: out is NULL");
+  if (!out) return dbp_err(SQLITE_MISUSE, "dbpool: open: out is NULL");
   *out = NULL;
-  if (!path) return pool_err(SQLITE_MISUSE, "dbpool: open: path is NULL");
+  if (!path) return dbp_err(SQLITE_MISUSE, "dbpool: open: path is NULL");
   if (!cfg) {
     dbpool_config_init(&defaults);
     cfg = &defaults;
   }
   int rc = check_config(cfg);
   if (rc) return rc;
-  pthread_once(&g_once, install_fork_handler);
 
   /* The host pool needs the file to exist; SQLite may create it. */
   if (access(path, F_OK) != 0 && (cfg->open_flags & SQLITE_OPEN_CREATE)) {
     sqlite3 *db = NULL;
     rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, cfg->vfs);
     if (rc != SQLITE_OK) {
-      pool_err(rc, "dbpool: cannot create %s: %s", path,
+      dbp_err(rc, "dbpool: cannot create %s: %s", path,
                db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
       sqlite3_close(db);
       return rc;
@@ -186,7 +137,7 @@ int dbpool_open(const char *path, const dbpool_config *cfg, dbpool **out)
   }
 
   dbpool *p = calloc(1, sizeof *p);
-  if (!p) return pool_err(SQLITE_NOMEM, "dbpool: out of memory");
+  if (!p) return dbp_err(SQLITE_NOMEM, "dbpool: out of memory");
   p->cfg = *cfg;
   bool oom = false;
   p->path = dup_or_null(path, &oom);
@@ -199,21 +150,15 @@ int dbpool_open(const char *path, const dbpool_config *cfg, dbpool **out)
   p->uri = conn_uri(path);
   p->entries = calloc((size_t)cfg->max_size, sizeof *p->entries);
   p->idle_top = -1;
-  p->fork_gen = atomic_load(&g_fork_gen);
-  {
-    struct timespec r;
-    clock_gettime(CLOCK_REALTIME, &r);
-    p->real_minus_mono_ns = ((int64_t)r.tv_sec * 1000000000 + r.tv_nsec) - mono_ns();
-  }
+  p->fork_gen = dbp_fork_gen();
+  p->real_minus_mono_ns = dbp_real_ns() - mono_ns();
   if (oom || !p->uri || !p->entries || map_init(p) != 0) {
     pool_free(p);
-    return pool_err(SQLITE_NOMEM, "dbpool: out of memory");
+    return dbp_err(SQLITE_NOMEM, "dbpool: out of memory");
   }
   int crc = dbpool_coord_open(path, 0, &p->coord);
   if (crc) {
-    rc = crc == -ENOENT ? SQLITE_CANTOPEN : crc == -EACCES ? SQLITE_PERM
-       : crc == -ENOMEM ? SQLITE_NOMEM : SQLITE_CANTOPEN;
-    pool_err(rc, "%s", dbpool_last_error());
+    rc = dbp_sqlite_rc(crc, SQLITE_CANTOPEN); /* message set */
     pool_free(p);
     return rc;
   }
@@ -265,7 +210,7 @@ static inline int take_idle_locked(dbpool *p)
   p->n_idle--;
   p->n_out++;
   p->st.checkouts++;
-  stamp_checkout(p, e, p->cfg.leak_threshold_ms > 0 ? pool_tid() : 0);
+  stamp_checkout(p, e, p->cfg.leak_threshold_ms > 0 ? dbp_tid() : 0);
   entry_set_idle(e, 0);
   return i;
 }
@@ -421,7 +366,7 @@ static int left_ms(int64_t deadline)
 
 static int closing_error(dbpool *p)
 {
-  return pool_err(SQLITE_MISUSE, "dbpool: the pool of %s is closing", p->path);
+  return dbp_err(SQLITE_MISUSE, "dbpool: the pool of %s is closing", p->path);
 }
 
 /* Open a connection in reserved entry idx (state OPENING, counted in
@@ -429,7 +374,7 @@ static int closing_error(dbpool *p)
 static int open_reserved(dbpool *p, int idx, int64_t deadline, int64_t start_ns, int *got)
 {
   pool_entry *e = &p->entries[idx];
-  pool_opener op = {.cancel = 0, .handed = -1, .reserved = idx, .tid = pool_tid()};
+  pool_opener op = {.cancel = 0, .handed = -1, .reserved = idx, .tid = dbp_tid()};
   pool_opener **tail = &p->openers;
   while (*tail) tail = &(*tail)->next;
   *tail = &op;
@@ -488,13 +433,13 @@ static int acquire_locked(dbpool *p, int64_t deadline, int timeout_ms, int64_t s
   }
   if (timeout_ms == 0 || (deadline >= 0 && mono_ns() >= deadline)) {
     p->st.timeouts++;
-    return pool_err(SQLITE_BUSY, "dbpool: pool full: all %d connections of the pool "
+    return dbp_err(SQLITE_BUSY, "dbpool: pool full: all %d connections of the pool "
                     "of %s are checked out", p->cfg.max_size, p->path);
   }
 
   /* Queue, then wait to be nudged, handed a connection, or handed an entry
   ** to open. */
-  pool_waiter w = {.entry = -1, .queued = true, .since_ns = mono_ns(), .tid = pool_tid()};
+  pool_waiter w = {.entry = -1, .queued = true, .since_ns = mono_ns(), .tid = dbp_tid()};
   if (p->wq_tail) p->wq_tail->next = &w; else p->wq_head = &w;
   p->wq_tail = &w;
   p->n_waiting++;
@@ -540,7 +485,7 @@ static int acquire_locked(dbpool *p, int64_t deadline, int timeout_ms, int64_t s
     if (deadline >= 0 && now >= deadline) {
       unqueue_locked(p, &w);
       p->st.timeouts++;
-      return pool_err(SQLITE_BUSY, "dbpool: pool full: no connection of the pool "
+      return dbp_err(SQLITE_BUSY, "dbpool: pool full: no connection of the pool "
                       "of %s came free within %d ms (max_size=%d, all checked out)",
                       p->path, timeout_ms, p->cfg.max_size);
     }
@@ -577,7 +522,7 @@ __attribute__((noinline)) static int acquire_slow(dbpool *p, sqlite3 **db, int t
     if (deadline >= 0 && mono_ns() >= deadline) {
       p->st.timeouts++;
       unlock(p);
-      rc = pool_err(SQLITE_BUSY, "dbpool: no connection of the pool of %s passed "
+      rc = dbp_err(SQLITE_BUSY, "dbpool: no connection of the pool of %s passed "
                     "validation_sql within %d ms (%d failed it)", p->path,
                     timeout_ms, failed);
       break;
@@ -590,7 +535,7 @@ __attribute__((noinline)) static int acquire_slow(dbpool *p, sqlite3 **db, int t
 
 int dbpool_acquire_timeout(dbpool *p, sqlite3 **db, int timeout_ms)
 {
-  if (!p || !db) return pool_err(SQLITE_MISUSE, "dbpool: acquire: NULL argument");
+  if (!p || !db) return dbp_err(SQLITE_MISUSE, "dbpool: acquire: NULL argument");
   *db = NULL;
   if (foreign(p)) return inherited();
   lock(p);
@@ -642,7 +587,7 @@ static int release_misuse(dbpool *p, sqlite3 *db)
 {
   p->st.misuses++;
   unlock(p);
-  return pool_err(SQLITE_MISUSE, "dbpool: release of connection %p, which is "
+  return dbp_err(SQLITE_MISUSE, "dbpool: release of connection %p, which is "
                   "not checked out from the pool of %s (released twice, or "
                   "never acquired from it)", (void *)db, p->path);
 }
@@ -696,7 +641,7 @@ __attribute__((noinline)) static int release_slow(dbpool *p, int idx)
 
 int dbpool_release(dbpool *p, sqlite3 *db)
 {
-  if (!p) return pool_err(SQLITE_MISUSE, "dbpool: release: pool is NULL");
+  if (!p) return dbp_err(SQLITE_MISUSE, "dbpool: release: pool is NULL");
   if (foreign(p)) return inherited();
   lock(p);
   int idx = db ? map_get(p, db) : -1;
@@ -750,7 +695,7 @@ int dbpool_close(dbpool *p)
   int out = p->n_total, waiting = p->n_waiting;
   unlock(p);
   if (out > 0 || waiting > 0)
-    return pool_err(SQLITE_BUSY, "dbpool: close: %d connection%s of %s still "
+    return dbp_err(SQLITE_BUSY, "dbpool: close: %d connection%s of %s still "
                     "checked out after %d ms; the pool stays open (closing) "
                     "until they are released and dbpool_close is called again",
                     out, out == 1 ? "" : "s", p->path, p->cfg.close_timeout_ms);
@@ -762,7 +707,7 @@ int dbpool_close(dbpool *p)
 
 int dbpool_get_stats(dbpool *p, dbpool_stats *out)
 {
-  if (!p || !out) return pool_err(SQLITE_MISUSE, "dbpool: get_stats: NULL argument");
+  if (!p || !out) return dbp_err(SQLITE_MISUSE, "dbpool: get_stats: NULL argument");
   if (foreign(p)) return inherited();
   lock(p);
   *out = p->st;
@@ -781,9 +726,9 @@ int dbpool_get_stats(dbpool *p, dbpool_stats *out)
 
 int dbpool_get_host_stats(dbpool *p, dbpool_host_stats *out)
 {
-  if (!p || !out) return pool_err(SQLITE_MISUSE, "dbpool: get_host_stats: NULL argument");
+  if (!p || !out) return dbp_err(SQLITE_MISUSE, "dbpool: get_host_stats: NULL argument");
   if (foreign(p)) return inherited();
-  if (dbpool_coord_stats(p->coord, out) != 0)
-    return pool_err(SQLITE_CORRUPT, "%s", dbpool_last_error());
+  int rc = dbpool_coord_stats(p->coord, out);
+  return rc ? dbp_sqlite_rc(rc, SQLITE_ERROR) : SQLITE_OK; /* message set */
   return SQLITE_OK;
 }

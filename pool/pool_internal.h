@@ -15,6 +15,7 @@
 
 #include "dbpool.h"
 #include "../coordinator/fastpath.h"
+#include "base/sqlite_rc.h"
 #include "sync.h"
 
 #define POOL_HIDDEN __attribute__((visibility("hidden")))
@@ -113,17 +114,18 @@ struct dbpool {
   dbpool_stats st; /* counters (the gauges are computed on demand) */
 };
 
+/* Milliseconds of the monotonic clock (base/clock.c): the precise one for
+** deadlines, the coarse one (4 ms steps, no system call) for stamps on the
+** fast path. */
+static inline int64_t pool_mono_ms(void) { return dbp_mono_ns() / 1000000; }
+static inline int64_t pool_coarse_ms(void) { return dbp_mono_coarse_ns() / 1000000; }
+
 /* pool.c */
-POOL_HIDDEN int pool_err(int rc, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-POOL_HIDDEN int64_t pool_mono_ms(void);
-POOL_HIDDEN int pool_tid(void);
 POOL_HIDDEN void pool_report_leak(dbpool *p, const dbpool_leak *leak);
 POOL_HIDDEN dbpool_leak pool_leak_of(dbpool *p, const pool_entry *e);
 POOL_HIDDEN void pool_entry_emptied_locked(dbpool *p, int idx);
 POOL_HIDDEN pool_waiter *pool_offer_locked(dbpool *p, int idx);
 POOL_HIDDEN void pool_wake(pool_waiter *w);
-POOL_HIDDEN int64_t pool_coarse_ms(void);
 
 /* Mark entry e's slot idle (1) or in use (0) in the host pool. */
 static inline void entry_set_idle(pool_entry *e, int idle)
