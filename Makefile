@@ -48,7 +48,7 @@ endif
 
 WARN := -Wall -Wextra -Werror
 BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) -fPIC -fvisibility=hidden -pthread \
-  -Iinclude -I. $(ARCH_FLAGS) $(SAN_FLAGS) -DDBPOOL_VERSION='"$(VERSION)"'
+  -Iinclude -I. $(ARCH_FLAGS) $(SAN_FLAGS)
 LIB_CFLAGS := $(BASE_CFLAGS) -DDBPOOL_BUILDING
 ALL_LDFLAGS := -pthread $(SAN_FLAGS) $(LDFLAGS)
 
@@ -83,11 +83,25 @@ PRODUCTS := $(B)/libdbpool.a $(B)/libdbpool.so $(B)/dbpool.so $(B)/dbpoolctl $(B
   $(B)/libdbpool-preload.so
 
 .PHONY: all products test test-c test-package bench demo deps deps-integrations install \
-  uninstall clean FORCE
+  uninstall clean version-header FORCE
 all: $(PRODUCTS) $(TEST_BIN) $(BENCH_BIN)
 products: $(PRODUCTS)
 
-$(B)/lib/%.o: %.c
+# The headers' version (include/dbpool_version.h, which the library reports
+# too) must be VERSION's: `make version-header` writes it.
+VERSION_NUMBER := $(shell echo $(VERSION) | awk -F. '{print $$1 * 1000000 + $$2 * 1000 + $$3}')
+$(B)/version.ok: VERSION include/dbpool_version.h
+	@grep -q '^#define DBPOOL_VERSION "$(VERSION)"$$' include/dbpool_version.h && \
+	 grep -q '^#define DBPOOL_VERSION_NUMBER $(VERSION_NUMBER)$$' include/dbpool_version.h || \
+	 { echo "include/dbpool_version.h does not say $(VERSION) ($(VERSION_NUMBER)), as VERSION does: run make version-header" >&2; exit 1; }
+	@mkdir -p $(dir $@) && touch $@
+
+version-header:
+	sed -i -e 's/^#define DBPOOL_VERSION ".*"$$/#define DBPOOL_VERSION "$(VERSION)"/' \
+	  -e 's/^#define DBPOOL_VERSION_NUMBER .*$$/#define DBPOOL_VERSION_NUMBER $(VERSION_NUMBER)/' \
+	  include/dbpool_version.h
+
+$(B)/lib/%.o: %.c $(B)/version.ok
 	@mkdir -p $(dir $@)
 	$(CC) $(LIB_CFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -109,13 +123,15 @@ $(B)/libdbpool.a: $(LIB_OBJ)
 
 # Real name libdbpool.so.X.Y.Z, soname libdbpool.so.X: from VERSION, like
 # dbpool_version() and dbpoolctl --version.
-$(B)/libdbpool.so: $(LIB_OBJ)
-	$(CC) -shared -Wl,-z,defs -Wl,-soname,$(SONAME) -o $@.$(VERSION) $^ -lsqlite3 $(ALL_LDFLAGS)
+# libdbpool.map lists every exported symbol (the ABI): the version script.
+$(B)/libdbpool.so: $(LIB_OBJ) libdbpool.map
+	$(CC) -shared -Wl,-z,defs -Wl,-soname,$(SONAME) -Wl,--version-script=libdbpool.map \
+	  -o $@.$(VERSION) $(LIB_OBJ) -lsqlite3 $(ALL_LDFLAGS)
 	ln -sf libdbpool.so.$(VERSION) $(B)/$(SONAME)
 	ln -sf $(SONAME) $@
 
-$(B)/dbpool.so: $(EXT_OBJ)
-	$(CC) -shared -Wl,-z,defs -o $@ $^ $(ALL_LDFLAGS)
+$(B)/dbpool.so: $(EXT_OBJ) ext/dbpool.map
+	$(CC) -shared -Wl,-z,defs -Wl,--version-script=ext/dbpool.map -o $@ $(EXT_OBJ) $(ALL_LDFLAGS)
 
 # The LD_PRELOAD library of `dbpoolctl run`: links nothing but libc; it
 # dlopens libsqlite3.so.0 and dbpool.so when a process starts.
@@ -185,6 +201,7 @@ demo: deps
 	B=$(B) demo/demo.sh
 
 # Installed files; uninstall removes exactly these.
+PUBLIC_HEADERS := dbpool.h dbpool_coord.h dbpool_admin.h dbpool_version.h
 # The preload library of `dbpoolctl run` lives in LIBDIR/dbpool (not a
 # library to link with), beside a link to the extension, which it loads.
 PRELOADDIR := $(LIBDIR)/dbpool
@@ -192,7 +209,7 @@ EXT_LINK := $(if $(filter $(abspath $(EXTDIR)),$(abspath $(LIBDIR))),../dbpool.s
 INSTALLED := $(BINDIR)/dbpoolctl $(EXTDIR)/dbpool.so $(LIBDIR)/libdbpool.a \
   $(PRELOADDIR)/libdbpool-preload.so $(PRELOADDIR)/dbpool.so \
   $(LIBDIR)/libdbpool.so.$(VERSION) $(LIBDIR)/$(SONAME) $(LIBDIR)/libdbpool.so \
-  $(INCLUDEDIR)/dbpool.h $(INCLUDEDIR)/dbpool_coord.h $(LIBDIR)/pkgconfig/dbpool.pc \
+  $(addprefix $(INCLUDEDIR)/,$(PUBLIC_HEADERS)) $(LIBDIR)/pkgconfig/dbpool.pc \
   $(MANDIR)/man1/dbpoolctl.1 $(MANDIR)/man3/dbpool.3 $(MANDIR)/man7/dbpool.7
 
 install: $(PRODUCTS)
@@ -207,7 +224,7 @@ install: $(PRODUCTS)
 	install -m 644 $(B)/libdbpool.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libdbpool.so.$(VERSION)
 	ln -sf libdbpool.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libdbpool.so
-	install -m 644 include/dbpool.h include/dbpool_coord.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(addprefix include/,$(PUBLIC_HEADERS)) $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 $(B)/dbpool.pc $(DESTDIR)$(LIBDIR)/pkgconfig/dbpool.pc
 	install -m 644 docs/man/dbpoolctl.1 $(DESTDIR)$(MANDIR)/man1/dbpoolctl.1
 	install -m 644 docs/man/dbpool.3 $(DESTDIR)$(MANDIR)/man3/dbpool.3

@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "dbpool_coord.h"
+#include "dbpool_admin.h"
 
 #define MAXP 64
 #define NB 400 /* latency buckets: 8 per power of two from 1 us */

@@ -53,7 +53,7 @@ static bool still_ours(const dbpool_coord *c)
 static bool remove_locked(dbpool_coord *c)
 {
   dbp_gate_set_flags(c, G_REMOVED | G_SLOW, 0);
-  dbpool_coord_wake_listeners(c); /* in-process pools' housekeepers: look */
+  dbp_coord_wake_listeners(c); /* in-process pools' housekeepers: look */
   uint32_t hwm = dbp_record_hwm(c->hdr);
   for (uint32_t i = 0; i < hwm; i++) {
     dbp_record *r = &c->recs[i];

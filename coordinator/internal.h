@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "base/base.h"
+#include "coordinator/private.h"
 #include "layout.h"
 
 #define DBP_SEGMENT_NAME_MAX 128
@@ -88,11 +89,11 @@ struct dbpool_holder {
   unsigned fork_gen;
   bool held;
   bool waiting;
-  const int *cancel; /* during dbpool_holder_acquire_cancellable (atomic reads) */
+  _Atomic int cancel; /* dbpool_holder_cancel: not used up by an acquire yet */
   bool interruptible; /* during dbp_holder_acquire_interruptible */
 };
 
-/* sigwait.c: the signal masks of an interruptible wait (interrupt.h). */
+/* sigwait.c: the signal masks of an interruptible wait (private.h). */
 typedef struct dbp_sigwait {
   sigset_t app;   /* the thread's mask before the wait: restored after */
   sigset_t work;  /* between sleeps: app + the ending signals (held pending) */

@@ -23,18 +23,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fastpath.h"
 #include "internal.h"
-
-#ifndef DBPOOL_VERSION
-#define DBPOOL_VERSION "0.0.0"
-#endif
 
 static dbpool_coord *g_list; /* guarded by the registry lock */
 static void unref(dbpool_coord *c);
 static uint64_t g_tick;      /* LRU clock of unused attachments (lock) */
 
-const char *dbpool_version_string(void) { return DBPOOL_VERSION; }
+const char *dbpool_version(void) { return DBPOOL_VERSION; }
+int dbpool_version_number(void) { return DBPOOL_VERSION_NUMBER; }
 
 void dbp_label_store(_Atomic uint64_t *dst, unsigned words, const char *src)
 {
@@ -557,9 +553,9 @@ void dbpool_holder_free(dbpool_holder *hd)
 
 int dbpool_holder_held(const dbpool_holder *hd) { return hd && hd->held; }
 
-unsigned dbpool_holder_slot(const dbpool_holder *hd) { return hd ? hd->idx : DBP_REC_NONE; }
+unsigned dbp_holder_record(const dbpool_holder *hd) { return hd ? hd->idx : DBP_REC_NONE; }
 
-dbpool_coord *dbpool_holder_coord(const dbpool_holder *hd) { return hd ? hd->c : NULL; }
+dbpool_coord *dbp_holder_coord(const dbpool_holder *hd) { return hd ? hd->c : NULL; }
 
 int dbpool_holder_set_label(dbpool_holder *hd, const char *label)
 {
@@ -570,14 +566,14 @@ int dbpool_holder_set_label(dbpool_holder *hd, const char *label)
   return 0;
 }
 
-void dbpool_holder_set_idle(dbpool_holder *hd, int idle)
+void dbp_holder_set_idle(dbpool_holder *hd, int idle)
 {
   if (!hd || hd->fork_gen != dbp_fork_gen()) return;
   atomic_store_explicit(&hd->rec->flags, idle ? REC_FLAG_IDLE : 0,
                         memory_order_relaxed);
 }
 
-int dbpool_coord_set_slot_label(dbpool_coord *c, unsigned slot, const char *label)
+int dbp_coord_set_record_label(dbpool_coord *c, unsigned slot, const char *label)
 {
   if (!c || !dbp_rec_in(c->hdr, slot))
     return dbp_err(-EINVAL, "dbpool: set_slot_label: no slot %u", slot);
@@ -594,7 +590,7 @@ int dbpool_coord_set_slot_label(dbpool_coord *c, unsigned slot, const char *labe
   return 0;
 }
 
-int dbpool_coord_slot_label(dbpool_coord *c, unsigned slot, char *buf, size_t cap)
+int dbp_coord_record_label(dbpool_coord *c, unsigned slot, char *buf, size_t cap)
 {
   char tmp[DBPOOL_LABEL_MAX];
   if (!buf || cap == 0) return dbp_err(-EINVAL, "dbpool: slot_label: no buffer");

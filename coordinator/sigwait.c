@@ -1,6 +1,6 @@
 /*
 ** sigwait.c -- the signal masks that let a user interrupt a wait for a slot
-** (interrupt.h) without failing on the signals processes use for other work.
+** (private.h) without failing on the signals processes use for other work.
 **
 ** A wait sleeps in slices (at most DBP_POLL_MS). With an absolute deadline
 ** the kernel ends a futex sleep with EINTR for ANY signal caught by a

@@ -272,7 +272,7 @@ static void fill_info(dbpool_coord *c, uint32_t i, dbpool_holder_state state,
   }
 }
 
-int dbpool_holder_set_joined(dbpool_holder *hd, int joined)
+int dbp_holder_set_joined(dbpool_holder *hd, int joined)
 {
   if (!hd || joined < DBPOOL_JOINED_API || joined > DBPOOL_JOINED_C_POOL)
     return dbp_err(-EINVAL, "dbpool: set_joined: no holder, or no such kind %d", joined);
@@ -340,12 +340,12 @@ int dbpool_coord_holders(dbpool_coord *c, dbpool_holder_info *buf, size_t cap)
   return n > (size_t)0x7fffffff ? 0x7fffffff : (int)n;
 }
 
-unsigned dbpool_coord_waiting(const dbpool_coord *c)
+unsigned dbp_coord_waiting(const dbpool_coord *c)
 {
   return c ? atomic_load_explicit(&c->hdr->n_waiting, memory_order_acquire) : 0;
 }
 
-int dbpool_coord_wait_for_waiter(dbpool_coord *c, int timeout_ms)
+int dbp_coord_wait_for_waiter(dbpool_coord *c, int timeout_ms)
 {
   if (!c) return 0;
   dbp_header *h = c->hdr;
@@ -364,7 +364,7 @@ int dbpool_coord_wait_for_waiter(dbpool_coord *c, int timeout_ms)
   return someone;
 }
 
-void dbpool_coord_wake_listeners(dbpool_coord *c)
+void dbp_coord_wake_listeners(dbpool_coord *c)
 {
   if (!c || c->readonly) return;
   atomic_fetch_add(&c->hdr->waiter_event, 1);

@@ -9,7 +9,7 @@
 ** the lock to learn it was granted; it needs it only to leave the queue on
 ** timeout. Waiters wake every DBP_POLL_MS to reclaim slots of dead
 ** processes, so a dead holder costs them at most that much. Signals neither
-** end nor extend a wait, except in an interruptible acquire (interrupt.h,
+** end nor extend a wait, except in an interruptible acquire (private.h,
 ** sigwait.c), which a caught SIGINT, SIGTERM, SIGHUP or SIGQUIT ends.
 */
 #include <errno.h>
@@ -289,7 +289,7 @@ static int acquire_slow(dbpool_holder *hd, int timeout_ms, dbp_sigwait *sw)
       hd->held = true;
       return 0;
     }
-    if (hd->cancel && __atomic_load_n(hd->cancel, __ATOMIC_ACQUIRE)) {
+    if (atomic_exchange_explicit(&hd->cancel, 0, memory_order_acquire)) {
       dbp_unlock(c);
       return dbp_err(-ECANCELED, "dbpool: acquire of a slot of %s was cancelled",
                      c->path);
@@ -346,7 +346,7 @@ static int wait_in_queue(dbpool_holder *hd, int64_t start, int64_t deadline,
       return dbp_err(-EBADMSG, "dbpool: pool %s lost holder %u's place in "
                      "the queue", c->name, hd->idx);
     bool removed = dbp_gate_snapshot(h).bits & G_REMOVED;
-    bool cancelled = hd->cancel && __atomic_load_n(hd->cancel, __ATOMIC_ACQUIRE);
+    bool cancelled = atomic_load_explicit(&hd->cancel, memory_order_acquire) != 0;
     int64_t now = dbp_mono_ns();
     if (removed || cancelled || interrupted || (deadline >= 0 && now >= deadline)) {
       int rc = leave_queue(hd, !removed && !cancelled && !interrupted, start);
@@ -354,9 +354,11 @@ static int wait_in_queue(dbpool_holder *hd, int64_t start, int64_t deadline,
       if (removed)
         return dbp_err(-ESTALE, "dbpool: pool %s of %s was removed; reopen it",
                        c->name, c->path);
-      if (cancelled)
+      if (cancelled) {
+        atomic_store_explicit(&hd->cancel, 0, memory_order_relaxed); /* used up */
         return dbp_err(-ECANCELED, "dbpool: acquire of a slot of %s was "
                        "cancelled", c->path);
+      }
       if (interrupted)
         return dbp_err(-EINTR, "dbpool: interrupted while waiting for a slot "
                        "of %s", c->path);

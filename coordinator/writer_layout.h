@@ -28,7 +28,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "dbpool_coord.h"
+#include "dbpool_admin.h"
 
 #define DBP_WQ_ENTRIES 512u   /* connections that can queue at once */
 #define DBP_WQ_NONE 0xffffu   /* "no entry" in the turn word */

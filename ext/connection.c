@@ -30,8 +30,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../coordinator/fastpath.h"
-#include "../coordinator/interrupt.h"
 #include "ext.h"
 #include "pooled.h"
 SQLITE_EXTENSION_INIT3
@@ -155,12 +153,12 @@ static int take_slot(dbpool_conn *conn, const char *file, int joined,
     if (rc == 0) {
       if (take_pooled_mark(conn)) return SQLITE_OK; /* the C pool's slot */
       rc = dbpool_holder_new(conn->coord, &conn->holder);
-      if (rc == 0) dbpool_holder_set_joined(conn->holder, joined);
+      if (rc == 0) dbp_holder_set_joined(conn->holder, joined);
     }
     /* Ctrl-C (SIGINT, SIGTERM, SIGHUP, SIGQUIT) ends the wait. */
     if (rc == 0) rc = dbp_holder_acquire_interruptible(conn->holder, timeout);
     if (rc == 0) {
-      conn->slot = dbpool_holder_slot(conn->holder);
+      conn->slot = dbp_holder_record(conn->holder);
       return SQLITE_OK;
     }
     dbpool_holder_free(conn->holder);
@@ -228,7 +226,7 @@ void dbpool_conn_follow(dbpool_conn *conn)
 {
   if (!conn->coord || !dbp_coord_removed(conn->coord)) return;
   if (conn->holder && dbp_holder_rejoin(&conn->holder, conn->path) == 1)
-    conn->slot = dbpool_holder_slot(conn->holder);
+    conn->slot = dbp_holder_record(conn->holder);
   dbpool_coord *fresh;
   if (dbpool_coord_open(conn->path, 0, &fresh) == 0) {
     dbpool_coord_close(conn->coord);

@@ -12,7 +12,7 @@
 
 #include "base/base.h"
 #include "base/sqlite_rc.h"
-#include "dbpool_coord.h"
+#include "coordinator/private.h"
 
 /* Per-connection acquire timeout override, in ms. */
 #define DBPOOL_URI_TIMEOUT "dbpool_timeout"

@@ -25,7 +25,7 @@ static void version_func(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
   (void)argc;
   (void)argv;
-  sqlite3_result_text(ctx, dbpool_version_string(), -1, SQLITE_STATIC);
+  sqlite3_result_text(ctx, dbpool_version(), -1, SQLITE_STATIC);
 }
 
 static void label_func(sqlite3_context *ctx, int argc, sqlite3_value **argv)
@@ -43,13 +43,13 @@ static void label_func(sqlite3_context *ctx, int argc, sqlite3_value **argv)
   if (conn->holder)
     rc = dbpool_holder_set_label(conn->holder, label);
   else
-    rc = dbpool_coord_set_slot_label(conn->coord, conn->slot, label);
+    rc = dbp_coord_set_record_label(conn->coord, conn->slot, label);
   if (rc) {
     sqlite3_result_error(ctx, dbpool_last_error(), -1);
     return;
   }
   char stored[DBPOOL_LABEL_MAX];
-  dbpool_coord_slot_label(conn->coord, conn->slot, stored, sizeof stored);
+  dbp_coord_record_label(conn->coord, conn->slot, stored, sizeof stored);
   if (stored[0]) sqlite3_result_text(ctx, stored, -1, SQLITE_TRANSIENT);
   else sqlite3_result_null(ctx);
 }

@@ -25,7 +25,6 @@
 */
 #include <string.h>
 
-#include "../coordinator/fastpath.h"
 #include "ext.h"
 #include "writer_gate.h"
 #include "pooled.h"

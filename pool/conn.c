@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "pool_internal.h"
-#include "../ext/pooled.h"
+#include "ext/pooled.h"
 
 /* "file:" + the path percent-encoded, so that '?', '#' and '%' in file names
 ** survive. */
@@ -49,8 +49,8 @@ static int open_counted(dbpool *p, dbpool_holder *holder, sqlite3 **db)
 {
   const dbpool_pooled_hook *hook = pooled_hook();
   if (hook)
-    hook->expect(dbpool_coord_segment_name(dbpool_holder_coord(holder)),
-                 dbpool_holder_slot(holder));
+    hook->expect(dbpool_coord_segment_name(dbp_holder_coord(holder)),
+                 dbp_holder_record(holder));
   int rc = sqlite3_open_v2(p->uri, db, p->cfg.open_flags | SQLITE_OPEN_URI, p->vfs);
   if (hook) hook->expect(NULL, 0);
   return rc;
@@ -63,11 +63,12 @@ static int new_holder(dbpool *p, pool_entry *e, dbpool_coord *c)
 {
   dbpool_holder *h = NULL;
   int rc = dbpool_holder_new(c, &h);
-  if (rc == 0) dbpool_holder_set_joined(h, DBPOOL_JOINED_C_POOL);
+  if (rc == 0) dbp_holder_set_joined(h, DBPOOL_JOINED_C_POOL);
   pool_lock_acquire(&p->lock);
   dbpool_holder *old = e->holder;
   e->holder = h;
   e->idle_word = h ? dbp_holder_flags_word(h) : NULL;
+  if (h && e->open_cancelled) dbpool_holder_cancel(h); /* the old one's */
   pool_lock_release(&p->lock);
   dbpool_holder_free(old);
   return rc;
@@ -80,7 +81,7 @@ static int rejoin(dbpool *p, pool_entry *e)
 {
   pool_lock_acquire(&p->lock);
   int rc = 0;
-  if (!e->holder || dbpool_holder_coord(e->holder) == p->coord) {
+  if (!e->holder || dbp_holder_coord(e->holder) == p->coord) {
     dbpool_coord *fresh;
     rc = p->nretired < (int)(sizeof p->retired / sizeof *p->retired)
              ? dbpool_coord_open(p->path, 0, &fresh) : -ENOSPC;
@@ -95,7 +96,7 @@ static int rejoin(dbpool *p, pool_entry *e)
   return rc ? rc : new_holder(p, e, now);
 }
 
-int conn_open(dbpool *p, pool_entry *e, int timeout_ms, const int *cancel)
+int conn_open(dbpool *p, pool_entry *e, int timeout_ms)
 {
   int rc;
   if (!e->holder) {
@@ -106,10 +107,10 @@ int conn_open(dbpool *p, pool_entry *e, int timeout_ms, const int *cancel)
     if (rc == -ESTALE) rc = rejoin(p, e);
     if (rc) return dbp_sqlite_rc(rc, SQLITE_CANTOPEN); /* message set */
   }
-  rc = dbpool_holder_acquire_cancellable(e->holder, timeout_ms, cancel);
+  rc = dbpool_holder_acquire(e->holder, timeout_ms);
   if (rc == -ESTALE) {
     rc = rejoin(p, e);
-    if (rc == 0) rc = dbpool_holder_acquire_cancellable(e->holder, timeout_ms, cancel);
+    if (rc == 0) rc = dbpool_holder_acquire(e->holder, timeout_ms);
   }
   if (rc) return dbp_sqlite_rc(rc, SQLITE_CANTOPEN); /* message set */
 

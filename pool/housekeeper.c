@@ -124,7 +124,7 @@ static void *housekeeper_main(void *arg)
   while (!p->hk_stop && w.close_idx && w.check_idx && w.open_idx && w.leaks) {
     dbpool_coord *coord = p->coord; /* may be replaced (rejoin), never freed */
     pool_lock_release(&p->lock);
-    int someone = dbpool_coord_wait_for_waiter(coord, p->hk_period_ms);
+    int someone = dbp_coord_wait_for_waiter(coord, p->hk_period_ms);
     pool_lock_acquire(&p->lock);
     if (p->hk_stop) break;
     int64_t now = pool_mono_ms();
@@ -188,7 +188,10 @@ static void *housekeeper_main(void *arg)
     }
     for (int k = 0; k < w.nopen; k++) {
       int idx = w.open_idx[k];
-      int rc = conn_open(p, &p->entries[idx], 0 /* never wait for the host */, NULL);
+      /* Nobody cancels the housekeeper's opens: drop a cancel left over
+      ** from an opener whose slot came before it (the entry is ours). */
+      dbp_holder_uncancel(p->entries[idx].holder);
+      int rc = conn_open(p, &p->entries[idx], 0 /* never wait for the host */);
       pool_lock_acquire(&p->lock);
       pool_waiter *wake = NULL;
       if (rc == SQLITE_OK) {
@@ -238,8 +241,8 @@ void housekeeper_stop(dbpool *p)
   atomic_fetch_add(&p->hk_event, 1);
   pool_futex_wake(&p->hk_event, 1);
   pool_lock_release(&p->lock);
-  dbpool_coord_wake_listeners(p->coord);
-  for (int i = 0; i < p->nretired; i++) dbpool_coord_wake_listeners(p->retired[i]);
+  dbp_coord_wake_listeners(p->coord);
+  for (int i = 0; i < p->nretired; i++) dbp_coord_wake_listeners(p->retired[i]);
   pthread_join(p->housekeeper, NULL);
   p->hk_started = false;
 }

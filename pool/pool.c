@@ -301,6 +301,15 @@ static void hand_out_locked(dbpool *p, int idx, int tid)
   entry_set_idle(e, 0);
 }
 
+/* Under the lock: call off opener op's wait for a host slot (its acquire
+** returns SQLITE_ABORT unless it got the slot already). */
+static void cancel_opener_locked(dbpool *p, pool_opener *op)
+{
+  pool_entry *e = &p->entries[op->reserved];
+  e->open_cancelled = true;
+  if (e->holder) dbpool_holder_cancel(e->holder);
+}
+
 /* Under the lock: entry idx holds a ready connection that nobody has
 ** checked out (a release, a fresh min_idle connection, a checked one). In
 ** order: the longest-waiting opener (its host wait is cancelled), a
@@ -314,8 +323,7 @@ pool_waiter *pool_offer_locked(dbpool *p, int idx)
     p->openers = op->next;
     hand_out_locked(p, idx, op->tid);
     op->handed = idx;
-    __atomic_store_n(&op->cancel, 1, __ATOMIC_RELEASE);
-    dbpool_holder_wake(p->entries[op->reserved].holder); /* rare: under the lock */
+    cancel_opener_locked(p, op); /* rare: under the lock */
     return NULL;
   }
   pool_waiter *w = p->wq_head;
@@ -374,12 +382,14 @@ static int closing_error(dbpool *p)
 static int open_reserved(dbpool *p, int idx, int64_t deadline, int64_t start_ns, int *got)
 {
   pool_entry *e = &p->entries[idx];
-  pool_opener op = {.cancel = 0, .handed = -1, .reserved = idx, .tid = dbp_tid()};
+  pool_opener op = {.handed = -1, .reserved = idx, .tid = dbp_tid()};
   pool_opener **tail = &p->openers;
   while (*tail) tail = &(*tail)->next;
   *tail = &op;
+  e->open_cancelled = false; /* releases may cancel our host wait from now */
+  dbp_holder_uncancel(e->holder);
   unlock(p);
-  int rc = conn_open(p, e, left_ms(deadline), &op.cancel);
+  int rc = conn_open(p, e, left_ms(deadline));
   lock(p);
   remove_opener_locked(p, &op);
   if (rc == SQLITE_OK) {
@@ -675,8 +685,7 @@ int dbpool_close(dbpool *p)
     pool_futex_wake(&w->word, 1);
   }
   for (pool_opener *op = p->openers; op; op = op->next) {
-    __atomic_store_n(&op->cancel, 1, __ATOMIC_RELEASE);
-    dbpool_holder_wake(p->entries[op->reserved].holder);
+    cancel_opener_locked(p, op);
   }
   while (p->idle_top >= 0) {
     int idx = p->idle_top;

@@ -14,7 +14,7 @@
 #include <stdbool.h>
 
 #include "dbpool.h"
-#include "../coordinator/fastpath.h"
+#include "coordinator/private.h"
 #include "base/sqlite_rc.h"
 #include "sync.h"
 
@@ -51,6 +51,8 @@ typedef struct pool_entry {
   bool retire;           /* close instead of reusing when released */
   close_reason retire_why; /* and count it as this */
   bool leak_reported;
+  bool open_cancelled;   /* its opener's host wait was called off (a
+                            connection of ours was handed to it) */
 } pool_entry;
 
 /* A thread waiting in dbpool_acquire because the pool is full (on its
@@ -69,9 +71,10 @@ typedef struct pool_waiter {
 
 /* A thread opening a connection in a reserved entry, usually waiting for a
 ** host slot (on its stack). A connection of ours that comes free meanwhile
-** goes to it first: the release sets cancel and wakes its host wait. */
+** goes to it first: the release cancels its host wait (dbpool_holder_cancel
+** on the entry's holder, or, before the entry has one, open_cancelled for
+** the holder it gets). */
 typedef struct pool_opener {
-  int cancel;       /* read and written with __atomic builtins */
   int handed;       /* a checked-out entry handed to us, or -1 */
   int reserved;     /* the entry we are opening */
   int tid;
@@ -141,7 +144,7 @@ static inline bool host_has_waiters(const dbpool *p)
 }
 
 /* conn.c: opening, resetting and closing connections. */
-POOL_HIDDEN int conn_open(dbpool *p, pool_entry *e, int timeout_ms, const int *cancel);
+POOL_HIDDEN int conn_open(dbpool *p, pool_entry *e, int timeout_ms);
 POOL_HIDDEN int conn_needs_reset(sqlite3 *db);
 POOL_HIDDEN int conn_reset(sqlite3 *db);
 POOL_HIDDEN int conn_has_moved(sqlite3 *db);

@@ -52,7 +52,7 @@
 #include <stddef.h>
 
 #include "testutil.h"
-#include "../../coordinator/layout.h"
+#include "coordinator/layout.h"
 
 #define SEG_SIZE ((size_t)DBP_SEGMENT_SIZE)
 
@@ -637,9 +637,9 @@ static void exercise(const char *db, const char *seg_name, uint64_t seed, int co
   dbpool_coord_histogram(c, hist);
   dbpool_coord_database(c, buf, sizeof buf);
   for (int s = 0; s < DBPOOL_SETTING_COUNT; s++) dbpool_coord_get(c, s, &v);
-  dbpool_coord_waiting(c);
-  dbpool_coord_wait_for_waiter(c, 0);
-  dbpool_coord_wait_for_waiter(c, 5);
+  dbp_coord_waiting(c);
+  dbp_coord_wait_for_waiter(c, 0);
+  dbp_coord_wait_for_waiter(c, 5);
   dbpool_coord_set(c, DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS, 20);
 
   dbpool_holder *h[3] = {NULL, NULL, NULL};
@@ -653,7 +653,7 @@ static void exercise(const char *db, const char *seg_name, uint64_t seed, int co
       int timeout = t == 0 ? 0 : t == 1 ? 20 : t == 2 || concurrent ? 1
                   : DBPOOL_TIMEOUT_DEFAULT;
       dbpool_holder_set_label(h[i], "fuzz");
-      if (dbpool_holder_acquire(h[i], timeout) == 0) dbpool_holder_set_idle(h[i], 1);
+      if (dbpool_holder_acquire(h[i], timeout) == 0) dbp_holder_set_idle(h[i], 1);
       dbpool_holder_held(h[i]);
       dbpool_coord_holders(c, info, 16);
     }
@@ -700,7 +700,7 @@ static pid_t spawn_a(const char *db, int die)
       if (dbpool_holder_new(c, &h[i]) != 0) _exit(3);
     dbpool_holder_set_label(h[0], "setup-a");
     if (dbpool_holder_acquire(h[0], 0) || dbpool_holder_acquire(h[1], 0)) _exit(3);
-    dbpool_holder_set_idle(h[1], 1);
+    dbp_holder_set_idle(h[1], 1);
     atomic_store(&FS->a_ready, 1);
     if (die) _exit(0);
     for (;;) pause();

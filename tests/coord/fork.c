@@ -118,11 +118,11 @@ TEST(child_cannot_use_parent_holder)
     CCHECK(dbpool_holder_acquire(idle, 0) == -EPERM); /* even a free one */
     CCHECK(dbpool_holder_acquire(idle, -1) == -EPERM);
     CCHECK(dbpool_holder_set_label(p, "child") == -EPERM);
-    CCHECK(dbpool_coord_set_slot_label(c, dbpool_holder_slot(p), "child") == -EPERM);
+    CCHECK(dbp_coord_set_record_label(c, dbp_holder_record(p), "child") == -EPERM);
     char label[DBPOOL_LABEL_MAX];
-    CCHECK(dbpool_coord_slot_label(c, dbpool_holder_slot(p), label, sizeof label) == 0);
+    CCHECK(dbp_coord_record_label(c, dbp_holder_record(p), label, sizeof label) == 0);
     CCHECK(strcmp(label, "parent") == 0);
-    dbpool_holder_set_idle(p, 1); /* ignored */
+    dbp_holder_set_idle(p, 1); /* ignored */
     CCHECK(dbpool_coord_stats(c, &st) == 0);
     CCHECK(st.active == 1 && st.idle == 0 && st.total_released == 0);
     CCHECK(count_pid(c, getppid(), DBPOOL_HOLDER_ACTIVE) == 1);
@@ -433,15 +433,15 @@ TEST(fork_while_a_thread_waits)
   pthread_t t;
   REQUIRE(pthread_create(&t, NULL, waiter, &wa) == 0);
   double end = tu_now_ms() + 10000;
-  while (dbpool_coord_waiting(c) < 1 && tu_now_ms() < end) tu_sleep_ms(0.5);
-  CHECK_RC(dbpool_coord_waiting(c), 1);
+  while (dbp_coord_waiting(c) < 1 && tu_now_ms() < end) tu_sleep_ms(0.5);
+  CHECK_RC(dbp_coord_waiting(c), 1);
   pid_t pid = xfork();
   if (pid == 0) {
     CCHECK(dbpool_holder_release(p) == -EPERM);
     CCHECK(dbpool_holder_acquire(w, 0) == -EPERM);
     dbpool_holder_free(w);
     dbpool_holder_free(p);
-    CCHECK(dbpool_coord_waiting(c) == 1);
+    CCHECK(dbp_coord_waiting(c) == 1);
     /* The child's own holder queues behind the parent's waiter. */
     dbpool_holder *h;
     CCHECK(dbpool_holder_new(c, &h) == 0);
@@ -451,7 +451,7 @@ TEST(fork_while_a_thread_waits)
     CHILD_EXIT();
   }
   CHECK_RC(tu_wait_child(pid, 10000), 0);
-  CHECK_RC(dbpool_coord_waiting(c), 1);
+  CHECK_RC(dbp_coord_waiting(c), 1);
   CHECK_RC(dbpool_holder_release(p), 0);
   pthread_join(t, NULL);
   CHECK_RC(wa.rc, 0);

@@ -20,7 +20,6 @@
 */
 #include <stdatomic.h>
 
-#include "../../coordinator/fastpath.h"
 #include "testutil.h"
 
 typedef struct {
@@ -344,7 +343,7 @@ TEST(gc_keeps_what_is_in_use_and_says_why)
 /* rm --force while a holder lives: a setting changed through the old
 ** handle says the pool was removed (instead of changing nothing), and the
 ** holder's slot moves into the new pool, counted even above its limit
-** (fastpath.h: what the extension does at a connection's next use). */
+** (private.h: what the extension does at a connection's next use). */
 TEST(force_removal_moves_holders_to_the_new_pool)
 {
   const char *db = tu_db("forced.db");
@@ -371,7 +370,7 @@ TEST(force_removal_moves_holders_to_the_new_pool)
   CHECK_RC(dbpool_holder_acquire(other, 0), 0);
   CHECK_RC(dbp_holder_rejoin(&h, db), 1);
   CHECK(dbpool_holder_held(h));
-  CHECK(dbpool_holder_coord(h) != c);
+  CHECK(dbp_holder_coord(h) != c);
   dbpool_host_stats st;
   CHECK_RC(dbpool_coord_stats(fresh, &st), 0);
   CHECK(st.active == 2 && st.max_connections == 1); /* counted, above the limit */

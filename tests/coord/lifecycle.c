@@ -37,7 +37,7 @@
 #include <sys/syscall.h>
 
 #include "testutil.h"
-#include "../../coordinator/layout.h"
+#include "coordinator/layout.h"
 
 #define NPROC 16
 #define MAXP 32

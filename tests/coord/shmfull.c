@@ -121,9 +121,9 @@ TEST(a_record_beyond_those_in_use_is_never_touched)
   REQUIRE(dbpool_holder_new(c, &h) == 0);
   fill();
   char buf[64];
-  CHECK_RC(dbpool_coord_slot_label(c, 8000, buf, sizeof buf), -EINVAL);
-  CHECK_RC(dbpool_coord_set_slot_label(c, 8000, "x"), -EINVAL);
-  CHECK_RC(dbpool_coord_slot_label(c, dbpool_holder_slot(h), buf, sizeof buf), 0);
+  CHECK_RC(dbp_coord_record_label(c, 8000, buf, sizeof buf), -EINVAL);
+  CHECK_RC(dbp_coord_set_record_label(c, 8000, "x"), -EINVAL);
+  CHECK_RC(dbp_coord_record_label(c, dbp_holder_record(h), buf, sizeof buf), 0);
   unfill();
   dbpool_holder_free(h);
   dbpool_coord_close(c);

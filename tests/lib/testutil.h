@@ -26,7 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dbpool_coord.h"
+/* The tests are dbpool's own: they may use the private interface too. */
+#include "coordinator/private.h"
 
 static int tu_failures, tu_checks;
 static char tu_dir[256];
