@@ -73,11 +73,11 @@ void dbp_holder_uncancel(dbpool_holder *hd)
   if (hd) atomic_store_explicit(&hd->cancel, 0, memory_order_relaxed);
 }
 
-/* A granted acquire uses up a cancel that came before it returned. */
+/* A granted acquire uses up a cancel that came before it returned. One
+** store (no load and branch) on the fast path: the line is ours already. */
 static inline void use_up_cancel(dbpool_holder *hd)
 {
-  if (__builtin_expect(atomic_load_explicit(&hd->cancel, memory_order_relaxed), 0))
-    atomic_store_explicit(&hd->cancel, 0, memory_order_relaxed);
+  atomic_store_explicit(&hd->cancel, 0, memory_order_relaxed);
 }
 
 int dbpool_holder_acquire(dbpool_holder *hd, int timeout_ms)
