@@ -13,7 +13,8 @@
 **               use its parent's handles (identity.c);
 **   messages    the thread-local detailed message of the last failure,
 **               returned by both dbpool_last_error() and dbpool_errmsg()
-**               (error.c).
+**               (error.c);
+**   sizes       the growable structs' size rule (sized.c).
 **
 ** No SQLite here (sqlite_rc.h, for the SQLite-facing layers only, maps
 ** errno values to SQLite result codes). Not part of the public contract:
@@ -23,6 +24,7 @@
 #define DBPOOL_BASE_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
@@ -99,5 +101,29 @@ DBP_HIDDEN int dbp_err(int err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 DBP_HIDDEN const char *dbp_errmsg(void); /* never NULL; "" if none */
 DBP_HIDDEN void dbp_clear_error(void);
+
+/* ------------------------------------------------------------ sized.c */
+
+/*
+** Growable structs (include/dbpool_coord.h): every struct the caller hands
+** in starts with uint32_t size. A struct's first version ends at its last
+** member of then, DBP_END_OF(type, member): those constants never change
+** (members added later go after it), so a caller built against any later
+** header passes a size at least that big.
+*/
+#define DBP_END_OF(type, member) (offsetof(type, member) + sizeof(((type *)0)->member))
+
+/* -EINVAL with a message unless the size at the start of s is at least
+** v1_size; type names the struct, init how to set it ("DBPOOL_INIT"). */
+DBP_HIDDEN int dbp_sized_check(const void *s, size_t v1_size, const char *type,
+                               const char *init);
+/* Copy what fits of full (full_size bytes, the library's struct) into dst,
+** whose size member says how big it is, and set that to the bytes filled. */
+DBP_HIDDEN void dbp_sized_out(void *dst, const void *full, size_t full_size);
+/* An array of elements of elem_size bytes: -EINVAL below v1_size. */
+DBP_HIDDEN int dbp_elem_check(size_t elem_size, size_t v1_size, const char *type);
+/* Element i of such an array: what fits of full, the rest zeroed. */
+DBP_HIDDEN void dbp_elem_put(void *buf, size_t i, size_t elem_size, const void *full,
+                             size_t full_size);
 
 #endif /* DBPOOL_BASE_H */

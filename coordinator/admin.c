@@ -269,7 +269,7 @@ dbpool_file_state dbpool_coord_file_state(dbpool_coord *c)
 static void report(dbpool_coord_gc_cb cb, void *arg, const char *segment,
                    const char *database, dbpool_gc_action action, const char *why)
 {
-  dbpool_gc_entry e = {.segment = segment, .database = database,
+  dbpool_gc_entry e = {.size = sizeof e, .segment = segment, .database = database,
                        .action = action, .reason = why};
   if (cb) cb(&e, arg);
 }

@@ -12,9 +12,17 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "base/base.h"
 #include "dbpool_admin.h"
 
 #define DBP_PRIVATE __attribute__((visibility("hidden")))
+
+/* Where each growable struct's first version ends (base/sized.c): never
+** change these; members added later go after the one named. */
+#define DBP_V1_HOST_STATS DBP_END_OF(dbpool_host_stats, avg_wait_ns)
+#define DBP_V1_WRITER_STATS DBP_END_OF(dbpool_writer_stats, handoff_ns)
+#define DBP_V1_HOLDER_INFO DBP_END_OF(dbpool_holder_info, joined)
+#define DBP_V1_WRITER_INFO DBP_END_OF(dbpool_writer_info, waited_ns)
 
 /* ------------------------------------------------ what a holder is */
 

@@ -701,9 +701,20 @@ void dbp_wq_drop(dbpool_coord *c, dbp_wq_handle *h)
 
 /* ------------------------------------------------------ what is shown */
 
+static int writer_stats_full(dbpool_coord *c, dbpool_writer_stats *out);
+
 int dbpool_coord_writer_stats(dbpool_coord *c, dbpool_writer_stats *out)
 {
   if (!c || !out) return dbp_err(-EINVAL, "dbpool: writer_stats: NULL argument");
+  int rc = dbp_sized_check(out, DBP_V1_WRITER_STATS, "dbpool_writer_stats", "DBPOOL_INIT");
+  dbpool_writer_stats full;
+  if (rc == 0) rc = writer_stats_full(c, &full);
+  if (rc == 0) dbp_sized_out(out, &full, sizeof full);
+  return rc;
+}
+
+static int writer_stats_full(dbpool_coord *c, dbpool_writer_stats *out)
+{
   dbp_writerq *q = wq(c);
   memset(out, 0, sizeof *out);
   out->enabled = atomic_load(&q->enabled) != 0;
@@ -737,9 +748,12 @@ int dbpool_coord_writer_stats(dbpool_coord *c, dbpool_writer_stats *out)
   return 0;
 }
 
-int dbpool_coord_writers(dbpool_coord *c, dbpool_writer_info *buf, size_t cap)
+int dbpool_coord_writers(dbpool_coord *c, dbpool_writer_info *buf, size_t cap,
+                         size_t elem_size)
 {
   if (!c || (cap && !buf)) return dbp_err(-EINVAL, "dbpool: writers: NULL argument");
+  int rc = dbp_elem_check(elem_size, DBP_V1_WRITER_INFO, "dbpool_writer_info");
+  if (rc) return rc;
   dbp_writerq *q = wq(c);
   uint64_t t = atomic_load(&q->turn);
   int64_t now = dbp_mono_ns();
@@ -751,7 +765,7 @@ int dbpool_coord_writers(dbpool_coord *c, dbpool_writer_info *buf, size_t cap)
     bool turn = WQ_T_IDX(t) == i && WQ_T_KIND(t) != WQ_FREE;
     if (kind != WQE_WAITING && !turn) continue;
     if (n < cap) {
-      dbpool_writer_info *o = &buf[n];
+      dbpool_writer_info info, *o = &info;
       memset(o, 0, sizeof *o);
       o->slot = atomic_load(&e->slot);
       o->pid = atomic_load(&e->pid);
@@ -761,6 +775,7 @@ int dbpool_coord_writers(dbpool_coord *c, dbpool_writer_info *buf, size_t cap)
       o->ticket = atomic_load(&e->ticket);
       int64_t since = atomic_load(&e->since_ns);
       o->waited_ns = kind == WQE_WAITING && now > since ? now - since : 0;
+      dbp_elem_put(buf, n, elem_size, &info, sizeof info);
     }
     n++;
   }

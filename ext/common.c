@@ -29,7 +29,9 @@ static const char *queue_token(const dbpool_writer_stats *ws)
 char *dbpool_stats_summary(dbpool_coord *c)
 {
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   dbpool_writer_stats ws;
+  DBPOOL_INIT(&ws);
   if (dbpool_coord_stats(c, &st) != 0 || dbpool_coord_writer_stats(c, &ws) != 0)
     return NULL;
   return sqlite3_mprintf(

@@ -132,7 +132,7 @@ static int conns_close(sqlite3_vtab_cursor *pCur)
 static int add_pool(void *arg, dbpool_coord *c)
 {
   conn_cursor *cur = arg;
-  int total = dbpool_coord_holders(c, NULL, 0);
+  int total = dbpool_coord_holders(c, NULL, 0, sizeof(dbpool_holder_info));
   if (total < 0) return SQLITE_OK; /* garbage: skip the pool */
   char (*dbs)[DBPOOL_PATH_MAX] =
       sqlite3_realloc64(cur->databases, (sqlite3_uint64)(cur->ndb + 1) * DBPOOL_PATH_MAX);
@@ -150,9 +150,9 @@ static int add_pool(void *arg, dbpool_coord *c)
   }
   dbpool_holder_info *info = sqlite3_malloc64((sqlite3_uint64)(total + 8) * sizeof *info);
   if (!info) return SQLITE_NOMEM;
-  int got = dbpool_coord_holders(c, info, (size_t)total + 8);
+  int got = dbpool_coord_holders(c, info, (size_t)total + 8, sizeof *info);
   if (got > total + 8) got = total + 8;
-  int nw = dbpool_coord_writers(c, NULL, 0);
+  int nw = dbpool_coord_writers(c, NULL, 0, sizeof(dbpool_writer_info));
   dbpool_writer_info *wr = nw > 0 ? sqlite3_malloc64((sqlite3_uint64)(nw + 8) * sizeof *wr) : NULL;
   if (nw > 0 && !wr) {
     sqlite3_free(info);
@@ -160,7 +160,7 @@ static int add_pool(void *arg, dbpool_coord *c)
   }
   if (wr) {
     int cap_w = nw + 8;
-    nw = dbpool_coord_writers(c, wr, (size_t)cap_w);
+    nw = dbpool_coord_writers(c, wr, (size_t)cap_w, sizeof *wr);
     if (nw > cap_w) nw = cap_w;
   } else {
     nw = 0;

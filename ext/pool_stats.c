@@ -150,6 +150,8 @@ static int add_pool(void *arg, dbpool_coord *c)
     cur->cap = cap;
   }
   stats_row *r = &cur->rows[cur->n];
+  DBPOOL_INIT(&r->st);
+  DBPOOL_INIT(&r->ws);
   if (dbpool_coord_stats(c, &r->st) != 0 || dbpool_coord_writer_stats(c, &r->ws) != 0)
     return SQLITE_OK; /* skip garbage */
   dbpool_coord_database(c, r->database, sizeof r->database);

@@ -130,6 +130,7 @@ typedef enum dbpool_gc_action {
 } dbpool_gc_action;
 
 typedef struct dbpool_gc_entry {
+  uint32_t size;        /* the bytes of this struct the library filled */
   const char *segment;  /* segment name */
   const char *database; /* recorded database path ("" if unreadable) */
   dbpool_gc_action action;
@@ -149,6 +150,7 @@ DBPOOL_EXTERN int dbpool_coord_reap(dbpool_coord *c);
 /* ------------------------------------------------------------ settings */
 
 typedef struct dbpool_setting_info {
+  uint32_t size;           /* the bytes of this struct the library filled */
   const char *name;        /* "max_connections" */
   int64_t default_value;   /* before the environment variable */
   int64_t min_value, max_value;
@@ -227,23 +229,29 @@ typedef struct dbpool_holder_info {
 /*
 ** dbpool_coord_holders: every holder of a live process that holds or waits,
 ** waiters in queue order after holders (a dead process's holders are never
-** listed, reclaimed or not). Fills at most cap entries and returns the total count
-** (which may exceed cap), or a negative errno. Lock-free.
+** listed, reclaimed or not). Fills at most cap entries of elem_size bytes
+** (sizeof buf[0]: the members that fit; the rest zeroed) and returns the
+** total count (which may exceed cap), or a negative errno (-EINVAL for an
+** elem_size below the first version's). Lock-free.
 */
-DBPOOL_EXTERN int dbpool_coord_holders(dbpool_coord *c,
-                                       dbpool_holder_info *buf, size_t cap);
+DBPOOL_EXTERN int dbpool_coord_holders(dbpool_coord *c, dbpool_holder_info *buf,
+                                       size_t cap, size_t elem_size);
 
 /* ------------------------------------------------ wait-time histogram */
 
 /*
 ** Wait-time histogram: bucket b counts acquire attempts (granted or timed
 ** out) whose wait was in [dbpool_hist_lower_ns(b), dbpool_hist_lower_ns(b +
-** 1)). Bucket 0 holds attempts that did not wait (under 1024 ns). DBPOOL_HIST_BUCKETS buckets.
-** dbpool_coord_histogram fills counts[0..DBPOOL_HIST_BUCKETS-1].
+** 1)). Bucket 0 holds attempts that did not wait (under 1024 ns).
+** dbpool_coord_histogram fills counts[0..n-1] (at most as many buckets as
+** the library has) and returns how many buckets the library has
+** (DBPOOL_HIST_BUCKETS of the headers it was built with), or a negative
+** errno. dbpool_hist_lower_ns(DBPOOL_HIST_BUCKETS) is the last bucket's
+** upper bound (and that of any b past it).
 */
 #define DBPOOL_HIST_BUCKETS 265
 DBPOOL_EXTERN uint64_t dbpool_hist_lower_ns(unsigned b);
-DBPOOL_EXTERN int dbpool_coord_histogram(dbpool_coord *c, uint64_t *counts);
+DBPOOL_EXTERN int dbpool_coord_histogram(dbpool_coord *c, uint64_t *counts, size_t n);
 
 /* ---------------------------------------------------------- writer queue */
 
@@ -255,6 +263,7 @@ DBPOOL_EXTERN int dbpool_coord_histogram(dbpool_coord *c, uint64_t *counts);
 ** journal databases are not queued (journal says which kind a writer saw).
 */
 typedef struct dbpool_writer_stats {
+  uint32_t size;            /* DBPOOL_INIT; then the bytes filled */
   int32_t enabled;          /* the writer_queue setting */
   int32_t starvation_ms;    /* the writer_starvation_ms setting */
   int32_t journal;          /* last writer seen: 0 none yet, 1 WAL, 2 rollback journal */
@@ -271,7 +280,9 @@ typedef struct dbpool_writer_stats {
   uint64_t handoff_ns;      /* time from those hand-offs to their use, summed */
 } dbpool_writer_stats;
 
-/* dbpool_coord_writer_stats: a lock-free snapshot. Returns 0 or -EINVAL. */
+/* dbpool_coord_writer_stats: a lock-free snapshot (out->size set by
+** DBPOOL_INIT). Returns 0 or -EINVAL (NULL, or a size below the first
+** version's). */
 DBPOOL_EXTERN int dbpool_coord_writer_stats(dbpool_coord *c,
                                             dbpool_writer_stats *out);
 
@@ -301,10 +312,11 @@ DBPOOL_EXTERN const char *dbpool_writer_state_name(dbpool_writer_state s);
 
 /*
 ** dbpool_coord_writers: every connection that holds the writer turn or
-** waits for it. Fills at most cap entries and returns the total count.
+** waits for it. Fills at most cap entries of elem_size bytes (sizeof
+** buf[0]) and returns the total count, or -EINVAL.
 */
 DBPOOL_EXTERN int dbpool_coord_writers(dbpool_coord *c, dbpool_writer_info *buf,
-                                       size_t cap);
+                                       size_t cap, size_t elem_size);
 
 #ifdef __cplusplus
 }

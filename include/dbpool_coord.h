@@ -47,12 +47,23 @@
 ** are per process: after fork() the child must not use holders created by the
 ** parent (it gets -EPERM and the parent's slots are untouched); a child that
 ** opens pools or creates holders attaches as itself.
+**
+** Growable structs (docs/c-api.md, "ABI stability"): a struct the caller
+** hands in starts with a size member, which the caller sets with
+** DBPOOL_INIT(&s) (or dbpool_config_init) so that members can be added at
+** the end without breaking programs built against older headers. The
+** library refuses a size smaller than the struct's first version (-EINVAL,
+** SQLITE_MISUSE), reads and writes only the members that fit, and sets size
+** to the bytes it filled. Arrays of structs come with the size of one
+** element (sizeof buf[0]); structs the library hands out (callback
+** arguments, descriptors) carry the size it filled.
 */
 #ifndef DBPOOL_COORD_H
 #define DBPOOL_COORD_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "dbpool_version.h"
 
@@ -85,6 +96,14 @@ extern "C" {
 
 typedef struct dbpool_coord dbpool_coord;
 typedef struct dbpool_holder dbpool_holder;
+
+/*
+** DBPOOL_INIT(p): zero the struct *p and set its size member, before
+** handing it to the library: `dbpool_host_stats st; DBPOOL_INIT(&st);`.
+** p is evaluated more than once.
+*/
+#define DBPOOL_INIT(p) \
+  ((void)memset((p), 0, sizeof *(p)), (p)->size = (uint32_t)sizeof *(p))
 
 /* ------------------------------------------------------ version, errors */
 
@@ -247,6 +266,7 @@ DBPOOL_EXTERN int dbpool_coord_set(dbpool_coord *c, int s, int64_t value);
 /* ---------------------------------------------------------- statistics */
 
 typedef struct dbpool_host_stats {
+  uint32_t size;          /* DBPOOL_INIT; then the bytes filled */
   uint32_t max_connections;
   uint32_t active;        /* slots held now, idle ones included */
   uint32_t idle;          /* held slots marked idle (in-process pools) */
@@ -274,8 +294,10 @@ typedef struct dbpool_host_stats {
 } dbpool_host_stats;
 
 /*
-** dbpool_coord_stats: a snapshot of the pool's statistics. Lock-free: takes
-** no lock and does not disturb acquirers. Returns 0 or -EBADMSG.
+** dbpool_coord_stats: a snapshot of the pool's statistics (out->size set
+** by DBPOOL_INIT). Lock-free: takes no lock and does not disturb acquirers.
+** Returns 0, -EINVAL (NULL, or a size below the first version's) or
+** -EBADMSG.
 */
 DBPOOL_EXTERN int dbpool_coord_stats(dbpool_coord *c, dbpool_host_stats *out);
 

@@ -56,6 +56,7 @@ static bool foreign(const dbpool *p)
 void dbpool_config_init(dbpool_config *cfg)
 {
   memset(cfg, 0, sizeof *cfg);
+  cfg->size = (uint32_t)sizeof *cfg;
   cfg->max_size = 10;
   cfg->min_idle = 0;
   cfg->acquire_timeout_ms = 5000;
@@ -110,17 +111,29 @@ static void pool_free(dbpool *p)
   free(p);
 }
 
-int dbpool_open(const char *path, const dbpool_config *cfg, dbpool **out)
+/* The caller's configuration as this library's struct: the members its
+** size covers, defaults for the rest (a program built with older headers). */
+static int full_config(const dbpool_config *given, dbpool_config *full)
 {
-  dbpool_config defaults;
+  dbpool_config_init(full);
+  if (!given) return SQLITE_OK;
+  if (dbp_sized_check(given, POOL_V1_CONFIG, "dbpool_config", "dbpool_config_init"))
+    return SQLITE_MISUSE; /* message set */
+  memcpy(full, given, given->size < sizeof *full ? given->size : sizeof *full);
+  full->size = (uint32_t)sizeof *full;
+  return SQLITE_OK;
+}
+
+int dbpool_open(const char *path, const dbpool_config *given, dbpool **out)
+{
+  dbpool_config config;
+  const dbpool_config *cfg = &config;
   if (!out) return dbp_err(SQLITE_MISUSE, "dbpool: open: out is NULL");
   *out = NULL;
   if (!path) return dbp_err(SQLITE_MISUSE, "dbpool: open: path is NULL");
-  if (!cfg) {
-    dbpool_config_init(&defaults);
-    cfg = &defaults;
-  }
-  int rc = check_config(cfg);
+  int rc = full_config(given, &config);
+  if (rc) return rc;
+  rc = check_config(cfg);
   if (rc) return rc;
 
   /* The host pool needs the file to exist; SQLite may create it. */
@@ -571,7 +584,8 @@ int dbpool_acquire(dbpool *p, sqlite3 **db)
 static dbpool_leak leak_of(dbpool *p, const pool_entry *e, int returned)
 {
   int64_t now = pool_coarse_ms();
-  dbpool_leak leak = {.db = e->db, .database = p->path, .thread = e->checkout_tid,
+  dbpool_leak leak = {.size = sizeof leak, .db = e->db, .database = p->path,
+                      .thread = e->checkout_tid,
                       .acquired_at_ns = e->checkout_ms * 1000000 + p->real_minus_mono_ns,
                       .held_ms = now - e->checkout_ms, .returned = returned};
   return leak;
@@ -714,12 +728,25 @@ int dbpool_close(dbpool *p)
 
 /* ------------------------------------------------------------- statistics */
 
+static int stats_full(dbpool *p, dbpool_stats *out);
+
 int dbpool_get_stats(dbpool *p, dbpool_stats *out)
 {
   if (!p || !out) return dbp_err(SQLITE_MISUSE, "dbpool: get_stats: NULL argument");
   if (foreign(p)) return inherited();
+  if (dbp_sized_check(out, POOL_V1_STATS, "dbpool_stats", "DBPOOL_INIT"))
+    return SQLITE_MISUSE; /* message set */
+  dbpool_stats full;
+  int rc = stats_full(p, &full);
+  if (rc == SQLITE_OK) dbp_sized_out(out, &full, sizeof full);
+  return rc;
+}
+
+static int stats_full(dbpool *p, dbpool_stats *out)
+{
   lock(p);
   *out = p->st;
+  out->size = (uint32_t)sizeof *out;
   out->max_size = p->cfg.max_size;
   out->min_idle = p->cfg.min_idle;
   out->active = p->n_out;
@@ -737,6 +764,8 @@ int dbpool_get_host_stats(dbpool *p, dbpool_host_stats *out)
 {
   if (!p || !out) return dbp_err(SQLITE_MISUSE, "dbpool: get_host_stats: NULL argument");
   if (foreign(p)) return inherited();
+  if (dbp_sized_check(out, DBP_V1_HOST_STATS, "dbpool_host_stats", "DBPOOL_INIT"))
+    return SQLITE_MISUSE; /* message set */
   int rc = dbpool_coord_stats(p->coord, out);
   return rc ? dbp_sqlite_rc(rc, SQLITE_ERROR) : SQLITE_OK; /* message set */
   return SQLITE_OK;

@@ -20,6 +20,11 @@
 
 #define POOL_HIDDEN __attribute__((visibility("hidden")))
 
+/* Where the growable structs of dbpool.h end in their first version
+** (base/sized.c): never change these. */
+#define POOL_V1_CONFIG DBP_END_OF(dbpool_config, on_leak_arg)
+#define POOL_V1_STATS DBP_END_OF(dbpool_stats, misuses)
+
 typedef enum entry_state {
   ENTRY_EMPTY = 0, /* no connection */
   ENTRY_OPENING,   /* being opened by an acquirer or the housekeeper */

@@ -120,7 +120,7 @@ static int wait_listed_waiting(dbpool_coord *c, int pid, int slot)
   dbpool_holder_info info[MAXW + 4];
   double end = tu_now_ms() + 10000;
   do {
-    int n = dbpool_coord_holders(c, info, MAXW + 4);
+    int n = dbpool_coord_holders(c, info, MAXW + 4, sizeof *info);
     for (int i = 0; i < n && i < MAXW + 4; i++)
       if (info[i].state == DBPOOL_HOLDER_WAITING &&
           (pid < 0 || info[i].pid == pid) && (slot < 0 || (int)info[i].slot == slot))
@@ -135,7 +135,7 @@ static int wait_listed_waiting(dbpool_coord *c, int pid, int slot)
 static int listed_waiters(dbpool_coord *c, int *pids, int *slots, int cap)
 {
   dbpool_holder_info info[MAXW + 4];
-  int n = dbpool_coord_holders(c, info, MAXW + 4), k = 0;
+  int n = dbpool_coord_holders(c, info, MAXW + 4, sizeof *info), k = 0;
   for (int i = 0; i < n && i < MAXW + 4; i++)
     if (info[i].state == DBPOOL_HOLDER_WAITING && k < cap) {
       pids[k] = info[i].pid;
@@ -194,6 +194,7 @@ TEST(processes_are_served_in_arrival_order)
     }
     check_order(NW, want);
     dbpool_host_stats st;
+    DBPOOL_INIT(&st);
     CHECK_RC(dbpool_coord_stats(c, &st), 0);
     CHECK(st.active == 0 && st.waiting == 0 && st.peak_active == 1);
     CHECK(st.total_acquired == NW + 1);
@@ -356,6 +357,7 @@ TEST(try_once_never_overtakes_waiters_of_a_paused_pool)
     wait_spinning(200);
     CHECK_RC(dbp_coord_waiting(c), NW); /* the spinner never queued */
     dbpool_host_stats st;
+    DBPOOL_INIT(&st);
     CHECK_RC(dbpool_coord_stats(c, &st), 0);
     CHECK(st.active == 0);
     CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_PAUSED, 0), 0);
@@ -423,6 +425,7 @@ TEST(try_once_never_overtakes_waiters_of_a_reclaimed_slot)
     check_order(NW + 1, want);
     check_spinner_results();
     dbpool_host_stats st;
+    DBPOOL_INIT(&st);
     CHECK_RC(dbpool_coord_stats(c, &st), 0);
     CHECK(st.total_reclaimed == 1 && st.active == 0 && st.waiting == 0);
     dbpool_coord_close(c);
@@ -500,6 +503,7 @@ TEST(timed_out_waiters_leave_the_queue_in_order)
   CHECK_RC(listed_waiters(c, lp, ls, MAXW), 4);
   CHECK(lp[0] == pids[1] && lp[1] == pids[2] && lp[2] == pids[4] && lp[3] == pids[5]);
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.total_timeouts == 2 && st.active == 1);
   CHECK_RC(dbpool_holder_release(p), 0);

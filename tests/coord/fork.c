@@ -66,7 +66,7 @@ static int wait_flag(_Atomic int *flag, int value)
 static int count_pid(dbpool_coord *c, pid_t pid, dbpool_holder_state state)
 {
   dbpool_holder_info info[32];
-  int n = dbpool_coord_holders(c, info, 32), k = 0;
+  int n = dbpool_coord_holders(c, info, 32, sizeof *info), k = 0;
   for (int i = 0; i < n && i < 32; i++)
     if (info[i].pid == pid && (state == 0 || info[i].state == state)) k++;
   return k;
@@ -75,6 +75,7 @@ static int count_pid(dbpool_coord *c, pid_t pid, dbpool_holder_state state)
 static unsigned active(dbpool_coord *c)
 {
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   if (dbpool_coord_stats(c, &st) != 0) return 9999;
   return st.active;
 }
@@ -106,12 +107,14 @@ TEST(child_cannot_use_parent_holder)
   CHECK_RC(dbpool_holder_set_label(p, "parent"), 0);
   CHECK_RC(dbpool_holder_acquire(p, 0), 0);
   dbpool_host_stats before;
+  DBPOOL_INIT(&before);
   CHECK_RC(dbpool_coord_stats(c, &before), 0);
   CHECK(before.active == 1 && before.processes == 1);
 
   pid_t pid = xfork();
   if (pid == 0) {
     dbpool_host_stats st;
+    DBPOOL_INIT(&st);
     CCHECK(dbpool_holder_release(p) == -EPERM);
     CCHECK(strstr(dbpool_last_error(), "belongs to another process") != NULL);
     CCHECK(dbpool_holder_acquire(p, 0) == -EPERM);
@@ -138,11 +141,12 @@ TEST(child_cannot_use_parent_holder)
   }
   CHECK_RC(tu_wait_child(pid, 10000), 0);
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.active == 1 && st.processes == 1 && st.total_released == 0 &&
         st.total_reclaimed == 0 && st.idle == 0);
   dbpool_holder_info info[4];
-  CHECK_RC(dbpool_coord_holders(c, info, 4), 1);
+  CHECK_RC(dbpool_coord_holders(c, info, 4, sizeof *info), 1);
   CHECK(info[0].pid == getpid() && info[0].state == DBPOOL_HOLDER_ACTIVE);
   CHECK_STR(info[0].label, "parent");
   CHECK_RC(dbpool_coord_reap(c), 0);
@@ -206,7 +210,7 @@ TEST(child_attaches_as_itself)
   CHECK_RC(count_pid(c, pid, DBPOOL_HOLDER_ACTIVE), 2);
   CHECK_RC(count_pid(c, parent, DBPOOL_HOLDER_ACTIVE), 1);
   dbpool_holder_info info[8];
-  int n = dbpool_coord_holders(c, info, 8), labelled = 0;
+  int n = dbpool_coord_holders(c, info, 8, sizeof *info), labelled = 0;
   for (int i = 0; i < n && i < 8; i++)
     if (strcmp(info[i].label, "child-fresh") == 0) labelled += info[i].pid == pid;
   CHECK_RC(labelled, 1);
@@ -214,6 +218,7 @@ TEST(child_attaches_as_itself)
   /* Process count: the child is one process, but is registered once per
   ** attachment (inherited handle + fresh open). Known bug; see the report. */
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK_RC(st.processes, 2); /* the child registered once, not per handle */
   atomic_store(&S->go, 1);
@@ -251,6 +256,7 @@ TEST(child_exiting_while_holding_is_reclaimed)
   CHECK_RC(active(c), 1);
   dbpool_coord_reap(c);
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.active == 1 && st.total_reclaimed == 2 && st.processes == 1);
   CHECK_RC(count_pid(c, pid, 0), 0);
@@ -295,6 +301,7 @@ TEST(waiter_gets_slot_of_exited_child)
   CHECK(tu_now_ms() - t0 < 5000);
   CHECK_RC(tu_wait_child(pid, 10000), 0);
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.active == 2 && st.total_reclaimed == 1);
   CHECK(dbpool_holder_held(p));
@@ -336,6 +343,7 @@ TEST(killed_child_leaves_parent_slots_alone)
     CHECK_RC(tu_wait_child(pid, 10000), 128 + SIGKILL);
     CHECK_RC(dbpool_coord_reap(c), registered);
     dbpool_host_stats st;
+    DBPOOL_INIT(&st);
     CHECK_RC(dbpool_coord_stats(c, &st), 0);
     CHECK(st.active == 2 && st.processes == 1 && st.total_reclaimed == 1);
     CHECK_RC(count_pid(c, getpid(), DBPOOL_HOLDER_ACTIVE), 2);
@@ -398,6 +406,7 @@ TEST(killed_parent_leaves_child_slots_alone)
   atomic_store(&S->go2, 1);
   CHECK_RC(tu_wait_child(cp, 10000), 0);
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.active == 0 && st.total_reclaimed == 1 && st.total_released == 1);
   prctl(PR_SET_CHILD_SUBREAPER, 0);

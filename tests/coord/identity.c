@@ -125,6 +125,7 @@ TEST(inode_reuse_starts_a_fresh_pool)
   CHECK_RC(setting(c, DBPOOL_SETTING_MAX_CONNECTIONS), 10);
   CHECK_RC(setting(c, DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS), 5000);
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.total_acquired == 0 && st.peak_active == 0);
   dbpool_coord_close(c);
@@ -147,6 +148,7 @@ TEST(rename_keeps_the_pool_and_reading_deletes_nothing)
   dbpool_coord *ro;
   CHECK_RC(dbpool_coord_open_segment(seg, DBPOOL_OPEN_READONLY, &ro), 0);
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(ro, &st), 0);
   CHECK_RC(dbpool_coord_file_state(ro), DBPOOL_FILE_GONE);
   dbpool_coord_close(ro);
@@ -232,6 +234,7 @@ TEST(replacement_takes_over_settings_and_the_old_pool_goes_with_its_holders)
   CHECK_RC(setting(c, DBPOOL_SETTING_MAX_CONNECTIONS), 3);
   CHECK_RC(setting(c, DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS), 777);
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.total_acquired == 0 && st.active == 0);
   dbpool_coord_close(c);
@@ -372,10 +375,11 @@ TEST(force_removal_moves_holders_to_the_new_pool)
   CHECK(dbpool_holder_held(h));
   CHECK(dbp_holder_coord(h) != c);
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(fresh, &st), 0);
   CHECK(st.active == 2 && st.max_connections == 1); /* counted, above the limit */
   dbpool_holder_info info[4];
-  int n = dbpool_coord_holders(fresh, info, 4), labelled = 0;
+  int n = dbpool_coord_holders(fresh, info, 4, sizeof *info), labelled = 0;
   for (int i = 0; i < n && i < 4; i++) labelled += strcmp(info[i].label, "old-connection") == 0;
   CHECK_RC(labelled, 1);
   CHECK_RC(dbpool_holder_release(h), 0);

@@ -153,6 +153,7 @@ TEST(an_ending_signal_ends_the_wait)
     int caught = atomic_load(&g_caught[sig]) - caught0;
     CHECK(caught >= 1 && caught <= sent); /* a late resend may find it gone */
     dbpool_host_stats st;
+    DBPOOL_INIT(&st);
     CHECK_RC(dbpool_coord_stats(c, &st), 0);
     CHECK(st.waiting == 0 && st.active == 1 && st.total_timeouts == 0);
     CHECK(!dbpool_holder_held(h));

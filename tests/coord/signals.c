@@ -118,6 +118,7 @@ static void timed_wait_under_signals(const char *db, int timeout, int acquire_ar
     fprintf(stderr, "  took %.1f ms for a %d ms timeout, %d signals\n", w.took_ms,
             timeout, w.signals);
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.waiting == 0 && st.active == 1 && st.total_timeouts == 1);
   CHECK(!dbpool_holder_held(h));
@@ -241,6 +242,7 @@ TEST(process_timeout_is_not_moved_by_signals)
   if (R->took_ms < 400 || R->took_ms >= 2000 || R->signals < 5)
     fprintf(stderr, "  took %.1f ms, %d signals\n", R->took_ms, R->signals);
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.waiting == 0 && st.active == 1 && st.total_timeouts == 1);
   dbpool_holder_free(p);
@@ -267,6 +269,7 @@ TEST(process_infinite_wait_survives_signals)
   CHECK_RC(R->rc, 0);
   CHECK(R->signals >= 10);
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.waiting == 0 && st.active == 0 && st.total_acquired == 2);
   dbpool_holder_free(p);

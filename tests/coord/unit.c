@@ -22,6 +22,7 @@ TEST(acquire_release_counts)
   dbpool_coord *c;
   dbpool_holder *a, *b;
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_open(tu_db("counts.db"), 0, &c), 0);
   CHECK_RC(dbpool_holder_new(c, &a), 0);
   CHECK_RC(dbpool_holder_new(c, &b), 0);
@@ -48,6 +49,7 @@ TEST(try_once_and_timeout)
   dbpool_coord *c;
   dbpool_holder *a, *b;
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_open(tu_db("timeout.db"), 0, &c), 0);
   CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 1), 0);
   CHECK_RC(dbpool_holder_new(c, &a), 0);
@@ -201,6 +203,7 @@ TEST(environment_defaults)
 {
   dbpool_coord *c;
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   setenv("DBPOOL_MAX_CONNECTIONS", "3", 1);
   setenv("DBPOOL_ACQUIRE_TIMEOUT_MS", "250", 1);
   CHECK_RC(dbpool_coord_open(tu_db("env.db"), 0, &c), 0);
@@ -253,6 +256,7 @@ TEST(lower_limit_revokes_nothing)
   dbpool_coord *c;
   dbpool_holder *h[4];
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_open(tu_db("lower.db"), 0, &c), 0);
   for (int i = 0; i < 4; i++) CHECK_RC(dbpool_holder_new(c, &h[i]), 0);
   for (int i = 0; i < 3; i++) CHECK_RC(dbpool_holder_acquire(h[i], 0), 0);
@@ -330,6 +334,7 @@ TEST(raise_limit_and_resume_let_waiters_in)
   pthread_join(t, NULL);
   CHECK_RC(w.rc, 0);
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.active == 2 && st.waiting == 0 && st.max_wait_ns >= 30000000u);
   /* 3 acquires, 2 of them waited: p50 is the short wait, p99 the paused one. */
@@ -358,7 +363,7 @@ TEST(holders_list_and_labels)
   waiter_arg wa = {w, 10000, 1, 0};
   pthread_create(&t, NULL, waiter_thread, &wa);
   CHECK(wait_for_waiters(c, 1) == 1);
-  int n = dbpool_coord_holders(c, info, 8);
+  int n = dbpool_coord_holders(c, info, 8, sizeof *info);
   CHECK(n == 3);
   if (n == 3) {
     CHECK(info[0].state == DBPOOL_HOLDER_ACTIVE && info[0].pid == getpid());
@@ -371,10 +376,11 @@ TEST(holders_list_and_labels)
     CHECK(info[0].since_ns > 0);
   }
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.idle == 1 && st.waiting == 1 && st.active == 2);
   CHECK(dbp_coord_wait_for_waiter(c, 0) == 1);
-  CHECK_RC(dbpool_coord_holders(c, info, 1), 3); /* count beyond cap */
+  CHECK_RC(dbpool_coord_holders(c, info, 1, sizeof *info), 3); /* count beyond cap */
   CHECK_RC(dbpool_holder_release(b), 0);
   pthread_join(t, NULL);
   CHECK_RC(wa.rc, 0);
@@ -537,6 +543,7 @@ TEST(timed_out_waits_are_in_the_wait_figures)
   dbpool_coord *c;
   dbpool_holder *a, *b;
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   uint64_t counts[DBPOOL_HIST_BUCKETS], n = 0, slow = 0;
   CHECK_RC(dbpool_coord_open(tu_db("timedwait.db"), 0, &c), 0);
   CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 1), 0);
@@ -553,7 +560,7 @@ TEST(timed_out_waits_are_in_the_wait_figures)
   CHECK(st.p99_wait_ns >= 130000000u && st.p99_wait_ns <= st.max_wait_ns);
   CHECK(st.p50_wait_ns < 1000000u);
   CHECK(st.avg_wait_ns == st.total_wait_ns / 4);
-  CHECK_RC(dbpool_coord_histogram(c, counts), 0);
+  CHECK_RC(dbpool_coord_histogram(c, counts, DBPOOL_HIST_BUCKETS), DBPOOL_HIST_BUCKETS);
   for (unsigned k = 0; k < DBPOOL_HIST_BUCKETS; k++) {
     n += counts[k];
     if (dbpool_hist_lower_ns(k) >= 130000000u) slow += counts[k];
@@ -575,13 +582,13 @@ TEST(holders_show_how_they_joined)
   CHECK_RC(dbp_holder_set_joined(a, DBPOOL_JOINED_PRELOAD), 0);
   CHECK_RC(dbp_holder_set_joined(a, 99), -EINVAL);
   CHECK_RC(dbpool_holder_acquire(a, 0), 0);
-  CHECK_RC(dbpool_coord_holders(c, info, 4), 1);
+  CHECK_RC(dbpool_coord_holders(c, info, 4, sizeof *info), 1);
   CHECK(info[0].joined == DBPOOL_JOINED_PRELOAD);
   CHECK_STR(dbpool_joined_name(info[0].joined), "preload");
   dbpool_holder_free(a);
   CHECK_RC(dbpool_holder_new(c, &b), 0); /* gets the freed record */
   CHECK_RC(dbpool_holder_acquire(b, 0), 0);
-  CHECK_RC(dbpool_coord_holders(c, info, 4), 1);
+  CHECK_RC(dbpool_coord_holders(c, info, 4, sizeof *info), 1);
   CHECK_STR(dbpool_joined_name(info[0].joined), "api");
   CHECK_STR(dbpool_joined_name(DBPOOL_JOINED_C_POOL), "c-pool");
   CHECK_STR(dbpool_joined_name(-1), "unknown");

@@ -537,6 +537,7 @@ TEST(misuse_is_refused)
   CHECK_SQ(dbpool_acquire(NULL, &x), SQLITE_MISUSE);
   CHECK_SQ(dbpool_acquire(p, NULL), SQLITE_MISUSE);
   dbpool_stats dummy;
+  DBPOOL_INIT(&dummy);
   CHECK_SQ(dbpool_get_stats(NULL, &dummy), SQLITE_MISUSE);
 
   /* Our connection is as we left it. */
@@ -729,6 +730,7 @@ TEST(validation_always_failing_gives_up)
     S->took_ms = tu_now_ms() - t0;
     snprintf(S->msg, sizeof S->msg, "%s", dbpool_errmsg(p));
     dbpool_stats st;
+    DBPOOL_INIT(&st);
     dbpool_get_stats(p, &st);
     S->active = st.active;
     atomic_store(&S->done, 1);
@@ -754,6 +756,7 @@ TEST(validation_always_failing_gives_up)
   if (dbpool_coord_open(path, 0, &c) == 0) {
     dbpool_coord_reap(c);
     dbpool_host_stats hs;
+    DBPOOL_INIT(&hs);
     CHECK_RC(dbpool_coord_stats(c, &hs), 0);
     CHECK_CMP(hs.active, ==, 0);
     dbpool_coord_close(c);

@@ -325,6 +325,7 @@ TEST(max_lifetime_closes_idle_ones)
   CHECK_SQ(dbpool_release(p, a), SQLITE_OK);
   CHECK_SQ(dbpool_release(p, b), SQLITE_OK);
   dbpool_stats st;
+  DBPOOL_INIT(&st);
   CHECK(pu_wait((st = pu_stats(p)).closed_lifetime == 2 && st.total == 0, 5000));
   st = pu_stats(p);
   CHECK(st.idle == 0 && st.total == 0 && st.closed == 2);
@@ -388,6 +389,7 @@ TEST(moved_file_closes_idle_connection)
   /* Renamed away. */
   REQUIRE(rename(path, other) == 0);
   dbpool_stats st;
+  DBPOOL_INIT(&st);
   int ok = pu_wait((st = pu_stats(p)).closed_broken == 1 && st.total == 0, 6000);
   REQUIRE(rename(other, path) == 0);
   CHECK(ok);

@@ -97,7 +97,7 @@ static inline dbpool *pu_open(const char *path, const dbpool_config *cfg)
 static inline dbpool_stats pu_stats(dbpool *p)
 {
   dbpool_stats st;
-  memset(&st, 0, sizeof st);
+  DBPOOL_INIT(&st);
   if (dbpool_get_stats(p, &st) != SQLITE_OK) {
     fprintf(stderr, "[%s] dbpool_get_stats failed: %s\n", tu_current, dbpool_errmsg(p));
     tu_failures++;
@@ -109,7 +109,7 @@ static inline dbpool_stats pu_stats(dbpool *p)
 static inline dbpool_host_stats pu_host(const char *path)
 {
   dbpool_host_stats hs;
-  memset(&hs, 0, sizeof hs);
+  DBPOOL_INIT(&hs);
   hs.active = 9999;
   dbpool_coord *c = NULL;
   if (dbpool_coord_open(path, 0, &c) != 0) {

@@ -84,7 +84,9 @@ TEST(inherited_pool_is_refused_in_child)
     S->rc_release = dbpool_release(p, a);
     snprintf(S->msg_release, sizeof S->msg_release, "%s", dbpool_errmsg(NULL));
     dbpool_stats st;
+    DBPOOL_INIT(&st);
     dbpool_host_stats hs;
+    DBPOOL_INIT(&hs);
     dbpool_errmsg(NULL);
     S->rc_stats = dbpool_get_stats(p, &st);
     snprintf(S->msg_stats, sizeof S->msg_stats, "%s", dbpool_errmsg(NULL));
@@ -237,6 +239,7 @@ static void contend_child(const char *path, int who)
   atomic_store(&P->busy[who], busy);
   atomic_store(&P->errors[who], errors);
   dbpool_stats st;
+  DBPOOL_INIT(&st);
   CCHECK(dbpool_get_stats(p, &st) == SQLITE_OK);
   atomic_store(&P->stat_checkouts[who], (long)st.checkouts);
   CCHECK(st.checkouts == (uint64_t)ok);
@@ -322,6 +325,7 @@ static void idle_child(const char *path)
   for (int i = 0; i < POOL_MAX; i++) CCHECK(dbpool_acquire(p, &db[i]) == SQLITE_OK);
   for (int i = 0; i < POOL_MAX; i++) CCHECK(dbpool_release(p, db[i]) == SQLITE_OK);
   dbpool_stats st;
+  DBPOOL_INIT(&st);
   dbpool_get_stats(p, &st);
   CCHECK(st.idle == POOL_MAX);
   atomic_store(&P->a_ready, 1);

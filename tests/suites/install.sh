@@ -49,6 +49,7 @@ int main(int argc, char **argv)
   dbpool *pool;
   sqlite3 *db;
   dbpool_host_stats hs;
+  DBPOOL_INIT(&hs);
   if (dbpool_open(argv[1], NULL, &pool) != SQLITE_OK) return 1;
   if (dbpool_acquire(pool, &db) != SQLITE_OK) return 2;
   if (dbpool_get_host_stats(pool, &hs) != SQLITE_OK) return 3;
