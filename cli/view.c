@@ -94,7 +94,7 @@ void view_close(pool_view *v)
 const char *view_writer_state(const pool_view *v, const dbpool_holder_info *h)
 {
   for (int i = 0; i < v->nwriters; i++)
-    if (v->writers[i].slot == h->slot && v->writers[i].pid == h->pid)
+    if (v->writers[i].record == h->record && v->writers[i].pid == h->pid)
       return dbpool_writer_state_name(v->writers[i].state);
   return "-";
 }

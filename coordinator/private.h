@@ -26,6 +26,9 @@
 
 /* ------------------------------------------------ what a holder is */
 
+/* No holder record (a connection that is not counted by this copy). */
+#define DBP_NO_RECORD (~0u)
+
 /* dbp_holder_record: h's record number, as in dbpool_holder_info. */
 DBP_PRIVATE unsigned dbp_holder_record(const dbpool_holder *h);
 

@@ -573,31 +573,31 @@ void dbp_holder_set_idle(dbpool_holder *hd, int idle)
                         memory_order_relaxed);
 }
 
-int dbp_coord_set_record_label(dbpool_coord *c, unsigned slot, const char *label)
+int dbp_coord_set_record_label(dbpool_coord *c, unsigned record, const char *label)
 {
-  if (!c || !dbp_rec_in(c->hdr, slot))
-    return dbp_err(-EINVAL, "dbpool: set_slot_label: no slot %u", slot);
+  if (!c || !dbp_rec_in(c->hdr, record))
+    return dbp_err(-EINVAL, "dbpool: set_record_label: no record %u", record);
   if (c->readonly)
     return dbp_err(-EROFS, "dbpool: pool of %s is attached read-only", c->path);
-  dbp_record *r = &c->recs[slot];
+  dbp_record *r = &c->recs[record];
   uint32_t owner = atomic_load(&r->owner);
   if (owner < 1 || owner > dbp_process_hwm(c->hdr) ||
       atomic_load(&c->procs[owner - 1].pid) != dbp_pid() ||
       atomic_load(&c->procs[owner - 1].pidns) != dbp_self_pidns())
-    return dbp_err(-EPERM, "dbpool: slot %u of %s is not held by this "
-                   "process", slot, c->path);
+    return dbp_err(-EPERM, "dbpool: record %u of %s is not held by this "
+                   "process", record, c->path);
   dbp_label_store(r->label, DBP_LABEL_WORDS, label);
   return 0;
 }
 
-int dbp_coord_record_label(dbpool_coord *c, unsigned slot, char *buf, size_t cap)
+int dbp_coord_record_label(dbpool_coord *c, unsigned record, char *buf, size_t cap)
 {
   char tmp[DBPOOL_LABEL_MAX];
-  if (!buf || cap == 0) return dbp_err(-EINVAL, "dbpool: slot_label: no buffer");
+  if (!buf || cap == 0) return dbp_err(-EINVAL, "dbpool: record_label: no buffer");
   buf[0] = 0;
-  if (!c || !dbp_rec_in(c->hdr, slot))
-    return dbp_err(-EINVAL, "dbpool: slot_label: no slot %u", slot);
-  dbp_label_load(c->recs[slot].label, DBP_LABEL_WORDS, tmp);
+  if (!c || !dbp_rec_in(c->hdr, record))
+    return dbp_err(-EINVAL, "dbpool: record_label: no record %u", record);
+  dbp_label_load(c->recs[record].label, DBP_LABEL_WORDS, tmp);
   snprintf(buf, cap, "%s", tmp);
   return 0;
 }

@@ -276,7 +276,7 @@ static void fill_info(dbpool_coord *c, uint32_t i, dbpool_holder_state state,
   uint32_t phwm = dbp_process_hwm(c->hdr);
   dbp_record *r = &c->recs[i];
   memset(o, 0, sizeof *o);
-  o->slot = i;
+  o->record = i;
   o->state = state;
   o->tid = atomic_load_explicit(&r->tid, memory_order_relaxed);
   o->since_ns = atomic_load_explicit(&r->since_ns, memory_order_relaxed);

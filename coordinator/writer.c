@@ -151,7 +151,7 @@ static bool claim_entry(dbpool_coord *c, dbp_wq_handle *h, uint32_t i,
   atomic_store(&e->proc_gen, proc_gen);
   atomic_store(&e->pid, dbp_pid());
   atomic_store(&e->tid, dbp_tid());
-  atomic_store(&e->slot, h->slot);
+  atomic_store(&e->record, h->record);
   atomic_store(&e->losses, 0);
   atomic_store(&e->expired_ns, 0);
   h->idx = i;
@@ -767,7 +767,7 @@ int dbpool_coord_writers(dbpool_coord *c, dbpool_writer_info *buf, size_t cap,
     if (n < cap) {
       dbpool_writer_info info, *o = &info;
       memset(o, 0, sizeof *o);
-      o->slot = atomic_load(&e->slot);
+      o->record = atomic_load(&e->record);
       o->pid = atomic_load(&e->pid);
       o->tid = atomic_load(&e->tid);
       o->state = !turn ? DBPOOL_WRITER_WAITING

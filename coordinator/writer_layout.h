@@ -71,7 +71,7 @@ typedef struct dbp_wq_entry {
   _Atomic uint32_t proc;     /* the owner's process record + 1 */
   _Atomic uint32_t proc_gen; /* that record's generation: its liveness */
   _Atomic int64_t expired_ns; /* CLOCK_MONOTONIC: its place expired then */
-  _Atomic uint32_t slot;     /* the connection's holder record, for display */
+  _Atomic uint32_t record;   /* the connection's holder record, for display */
   uint32_t reserved0;
 } dbp_wq_entry;
 

@@ -9,7 +9,7 @@
 #include "ext.h"
 SQLITE_EXTENSION_INIT3
 
-char *dbpool_iso8601(int64_t ns)
+char *dbx_iso8601(int64_t ns)
 {
   time_t secs = (time_t)(ns / 1000000000);
   struct tm tm;
@@ -26,7 +26,7 @@ static const char *queue_token(const dbpool_writer_stats *ws)
   return strncmp(s, "inactive", 8) == 0 ? "inactive(rollback-journal)" : s;
 }
 
-char *dbpool_stats_summary(dbpool_coord *c)
+char *dbx_stats_summary(dbpool_coord *c)
 {
   dbpool_host_stats st;
   DBPOOL_INIT(&st);
@@ -47,7 +47,7 @@ char *dbpool_stats_summary(dbpool_coord *c)
       (unsigned long long)ws.total_writes, (double)ws.p999_wait_ns / 1e6);
 }
 
-int dbpool_set_setting_text(dbpool_coord *c, const char *name,
+int dbx_set_setting_text(dbpool_coord *c, const char *name,
                             const char *text, char **pzErr)
 {
   int64_t v;
@@ -78,7 +78,7 @@ static int each_segment(const char *name, void *p)
   return e->rc != SQLITE_OK;
 }
 
-int dbpool_for_each_pool(const char *path, int (*add)(void *arg, dbpool_coord *c),
+int dbx_for_each_pool(const char *path, int (*add)(void *arg, dbpool_coord *c),
                          void *arg)
 {
   each_pool e = {add, arg, SQLITE_OK};

@@ -64,12 +64,12 @@ typedef struct conn_row {
 
 typedef struct conn_vtab {
   sqlite3_vtab base;
-  dbpool_conn *conn;
+  dbx_conn *conn;
 } conn_vtab;
 
 typedef struct conn_cursor {
   sqlite3_vtab_cursor base;
-  dbpool_conn *conn;
+  dbx_conn *conn;
   char (*databases)[DBPOOL_PATH_MAX];
   int ndb;
   conn_row *rows;
@@ -165,18 +165,18 @@ static int add_pool(void *arg, dbpool_coord *c)
   } else {
     nw = 0;
   }
-  dbpool_conn *me = cur->conn;
-  int mine = me && me->slot != DBPOOL_NO_SLOT && me->coord &&
+  dbx_conn *me = cur->conn;
+  int mine = me && me->record != DBP_NO_RECORD && me->coord &&
              strcmp(dbpool_coord_segment_name(me->coord), dbpool_coord_segment_name(c)) == 0;
   for (int k = 0; k < got && cur->n < cur->cap; k++) {
     conn_row *r = &cur->rows[cur->n++];
     r->db_index = di;
     r->info = info[k];
-    r->current = mine && info[k].slot == me->slot && info[k].pid == dbp_pid();
+    r->current = mine && info[k].record == me->record && info[k].pid == dbp_pid();
     r->writer = 0;
     r->write_wait_ns = 0;
     for (int j = 0; j < nw; j++)
-      if (wr[j].slot == info[k].slot && wr[j].pid == info[k].pid) {
+      if (wr[j].record == info[k].record && wr[j].pid == info[k].pid) {
         r->writer = (int)wr[j].state;
         r->write_wait_ns = wr[j].waited_ns;
       }
@@ -219,7 +219,7 @@ static int conns_filter(sqlite3_vtab_cursor *pCur, int idxNum,
   cur->now_ns = dbp_real_ns();
   const char *path = idxNum == 1 && argc == 1 ? (const char *)sqlite3_value_text(argv[0]) : NULL;
   if (idxNum == 1 && !path) return SQLITE_OK; /* database = NULL: no rows */
-  return dbpool_for_each_pool(path, add_pool, cur);
+  return dbx_for_each_pool(path, add_pool, cur);
 }
 
 static int conns_next(sqlite3_vtab_cursor *pCur)
@@ -257,7 +257,7 @@ static int conns_column(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int col
   case COL_THREAD: sqlite3_result_int64(ctx, r->info.tid); break;
   case COL_STATE: sqlite3_result_text(ctx, state_name(r->info.state), -1, SQLITE_STATIC); break;
   case COL_SINCE: {
-    char *t = dbpool_iso8601(r->info.since_ns);
+    char *t = dbx_iso8601(r->info.since_ns);
     if (t) sqlite3_result_text(ctx, t, -1, sqlite3_free);
     break;
   }
@@ -322,9 +322,9 @@ static sqlite3_module conns_module = {
     /* xShadowName */ 0,
 };
 
-int dbpool_register_pool_connections(sqlite3 *db, dbpool_conn *conn)
+int dbx_register_pool_connections(sqlite3 *db, dbx_conn *conn)
 {
-  dbpool_conn_ref(conn);
+  dbx_conn_ref(conn);
   return sqlite3_create_module_v2(db, "pool_connections", &conns_module, conn,
-                                  dbpool_conn_unref);
+                                  dbx_conn_unref);
 }

@@ -215,7 +215,7 @@ typedef enum dbpool_process_state {
 DBPOOL_EXTERN const char *dbpool_process_state_name(int state);
 
 typedef struct dbpool_holder_info {
-  unsigned slot;           /* the holder's record number */
+  unsigned record;         /* the holder's record number */
   int32_t pid;
   int32_t tid;
   char process[DBPOOL_PROCESS_NAME_MAX];
@@ -293,7 +293,7 @@ typedef enum dbpool_writer_state {
 } dbpool_writer_state;
 
 typedef struct dbpool_writer_info {
-  unsigned slot;     /* the connection's holder record, or ~0u if unknown */
+  unsigned record;   /* the connection's holder record, or ~0u if unknown */
   int32_t pid, tid;
   dbpool_writer_state state;
   uint64_t ticket;   /* queue order */

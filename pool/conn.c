@@ -37,17 +37,17 @@ char *conn_uri(const char *path)
 }
 
 /* The SQLite extension's hook, if this process's SQLite has it loaded. */
-static const dbpool_pooled_hook *pooled_hook(void)
+static const dbp_pooled_hook *pooled_hook(void)
 {
-  sqlite3_vfs *v = sqlite3_vfs_find(DBPOOL_POOLED_VFS);
-  const dbpool_pooled_hook *h = v ? v->pAppData : NULL;
-  return h && h->magic == DBPOOL_POOLED_MAGIC && h->version >= 1 ? h : NULL;
+  sqlite3_vfs *v = sqlite3_vfs_find(DBP_POOLED_VFS);
+  const dbp_pooled_hook *h = v ? v->pAppData : NULL;
+  return h && h->magic == DBP_POOLED_MAGIC && h->version >= 1 ? h : NULL;
 }
 
 /* sqlite3_open_v2 of the pool's database by a holder of a slot. */
 static int open_counted(dbpool *p, dbpool_holder *holder, sqlite3 **db)
 {
-  const dbpool_pooled_hook *hook = pooled_hook();
+  const dbp_pooled_hook *hook = pooled_hook();
   if (hook)
     hook->expect(dbpool_coord_segment_name(dbp_holder_coord(holder)),
                  dbp_holder_record(holder));

@@ -123,7 +123,7 @@ static int wait_listed_waiting(dbpool_coord *c, int pid, int slot)
     int n = dbpool_coord_holders(c, info, MAXW + 4, sizeof *info);
     for (int i = 0; i < n && i < MAXW + 4; i++)
       if (info[i].state == DBPOOL_HOLDER_WAITING &&
-          (pid < 0 || info[i].pid == pid) && (slot < 0 || (int)info[i].slot == slot))
+          (pid < 0 || info[i].pid == pid) && (slot < 0 || (int)info[i].record == slot))
         return 1;
     tu_sleep_ms(0.2);
   } while (tu_now_ms() < end);
@@ -139,7 +139,7 @@ static int listed_waiters(dbpool_coord *c, int *pids, int *slots, int cap)
   for (int i = 0; i < n && i < MAXW + 4; i++)
     if (info[i].state == DBPOOL_HOLDER_WAITING && k < cap) {
       pids[k] = info[i].pid;
-      slots[k] = (int)info[i].slot;
+      slots[k] = (int)info[i].record;
       k++;
     }
   return k;

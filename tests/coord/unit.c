@@ -368,9 +368,9 @@ TEST(holders_list_and_labels)
   if (n == 3) {
     CHECK(info[0].state == DBPOOL_HOLDER_ACTIVE && info[0].pid == getpid());
     CHECK_STR(info[0].label, "nightly-report");
-    CHECK(info[0].slot == dbp_holder_record(a));
+    CHECK(info[0].record == dbp_holder_record(a));
     CHECK(info[1].state == DBPOOL_HOLDER_IDLE);
-    CHECK(info[2].state == DBPOOL_HOLDER_WAITING && info[2].slot == dbp_holder_record(w));
+    CHECK(info[2].state == DBPOOL_HOLDER_WAITING && info[2].record == dbp_holder_record(w));
     CHECK(strlen(info[2].label) == DBPOOL_LABEL_MAX - 1);
     CHECK(info[0].process[0] != 0 && info[0].tid > 0);
     CHECK(info[0].since_ns > 0);
