@@ -171,7 +171,9 @@ DBP_HIDDEN void dbp_reclaim_record_locked(dbpool_coord *c, uint32_t i,
                                           bool count_reclaimed);
 DBP_HIDDEN int dbp_live_process_count(dbpool_coord *c);
 
-/* segment.c */
+/* create.c and attach.c */
+DBP_HIDDEN int dbp_segment_create(const char *name, const char *ns, const char *db_path,
+                                  const dbp_dbfile *db, const int64_t *explicit);
 DBP_HIDDEN int dbp_segment_attach(const char *db_path, const char *seg_name,
                                   unsigned flags, const int64_t *explicit,
                                   dbpool_coord **out);

@@ -336,7 +336,7 @@ static void drop_holder(dbpool_coord *c)
 }
 
 /* Reserve the page holding [off, off + len) before a high-water mark
-** passes into it (segment.c: a page first touched on a full /dev/shm
+** passes into it (create.c: a page first touched on a full /dev/shm
 ** would fault). */
 static int reserve_entry(dbpool_coord *c, size_t off, size_t len)
 {

@@ -289,7 +289,7 @@ int dbpool_coord_set(dbpool_coord *c, int s, int64_t value)
 
 /* The value a new pool starts with when it is not given explicitly
 ** (dbpool_coord_open_with) nor taken over from a replaced file's pool
-** (segment.c): the environment variable if set (read and validated only
+** (create.c): the environment variable if set (read and validated only
 ** then), else the default. */
 int dbp_setting_initial(int s, int64_t *value)
 {

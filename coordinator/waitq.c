@@ -246,11 +246,77 @@ int dbp_acquire_slow(dbpool_holder *hd, int timeout_ms)
   return rc;
 }
 
-static int acquire_slow(dbpool_holder *hd, int timeout_ms, dbp_sigwait *sw)
+/* Under the lock, until we queue: take a free slot if nobody waits (0,
+** unlocked), fail (< 0, unlocked), or mark the gate SLOW and return 1 with
+** the lock held: we must queue. A try-once looks for dead holders once
+** before it says no. */
+static int take_or_mark_slow(dbpool_holder *hd, int timeout_ms, int64_t start)
+{
+  dbpool_coord *c = hd->c;
+  dbp_header *h = c->hdr;
+  bool reaped = false;
+  for (;;) {
+    dbp_gate g = dbp_gate_load(h);
+    dbp_gate_help(c, g);
+    if (g.bits & G_REMOVED) {
+      dbp_unlock(c);
+      return dbp_err(-ESTALE, "dbpool: pool %s of %s was removed; reopen it",
+                     c->name, c->path);
+    }
+    if (!(g.bits & G_PAUSED) && atomic_load(&h->n_waiting) == 0 &&
+        g_active(g.bits) < g_max(g.bits)) {
+      dbp_gate n = dbp_gate_op(g, hd->idx, false);
+      if (!dbp_gate_cas(h, &g, n)) continue;
+      atomic_store_explicit(&hd->rec->word, REC_WORD(REC_HELD, n.seq),
+                            memory_order_release);
+      dbp_unlock(c);
+      hd->held = true;
+      return 0;
+    }
+    if (atomic_exchange_explicit(&hd->cancel, 0, memory_order_acquire)) {
+      dbp_unlock(c);
+      return dbp_err(-ECANCELED, "dbpool: acquire of a slot of %s was cancelled",
+                     c->path);
+    }
+    if (timeout_ms == 0) {
+      dbp_unlock(c);
+      /* Before saying no: a dead process may hold what we need. */
+      if (!reaped && dbp_maybe_reap(c) > 0) {
+        reaped = true;
+        int rc = dbp_lock(c, -1);
+        if (rc) return rc;
+        continue;
+      }
+      dbp_record_timeout(h, (uint64_t)(dbp_mono_ns() - start));
+      return timed_out(hd, start, true);
+    }
+    if (g.bits & G_SLOW) return 1;
+    dbp_gate n = {.seq = g.seq, .bits = g.bits | G_SLOW};
+    if (dbp_gate_cas(h, &g, n)) return 1;
+  }
+}
+
+/* Under the lock, which it releases: take a ticket and join the queue. */
+static void queue_up(dbpool_holder *hd)
 {
   dbpool_coord *c = hd->c;
   dbp_header *h = c->hdr;
   dbp_record *r = hd->rec;
+  uint64_t w = atomic_load(&r->word);
+  atomic_store(&r->ticket, atomic_fetch_add(&h->next_ticket, 1));
+  atomic_store(&r->since_ns, dbp_real_coarse_ns());
+  atomic_store_explicit(&r->word, REC_WORD(REC_WAITING, REC_SEQ(w)),
+                        memory_order_release);
+  q_append(c, hd->idx);
+  hd->waiting = true;
+  dbp_unlock(c);
+  notify_waiter_listeners(h);
+}
+
+static int acquire_slow(dbpool_holder *hd, int timeout_ms, dbp_sigwait *sw)
+{
+  dbpool_coord *c = hd->c;
+  dbp_header *h = c->hdr;
   int64_t start = dbp_mono_ns();
   if (timeout_ms == DBPOOL_TIMEOUT_DEFAULT) {
     timeout_ms = atomic_load(&h->acquire_timeout_ms);
@@ -270,57 +336,9 @@ static int acquire_slow(dbpool_holder *hd, int timeout_ms, dbp_sigwait *sw)
     return timed_out(hd, start, timeout_ms == 0);
   }
   if (rc) return rc;
-  bool reaped = false;
-  for (;;) {
-    dbp_gate g = dbp_gate_load(h);
-    dbp_gate_help(c, g);
-    if (g.bits & G_REMOVED) {
-      dbp_unlock(c);
-      return dbp_err(-ESTALE, "dbpool: pool %s of %s was removed; reopen it",
-                     c->name, c->path);
-    }
-    if (!(g.bits & G_PAUSED) && atomic_load(&h->n_waiting) == 0 &&
-        g_active(g.bits) < g_max(g.bits)) {
-      dbp_gate n = dbp_gate_op(g, hd->idx, false);
-      if (!dbp_gate_cas(h, &g, n)) continue;
-      atomic_store_explicit(&r->word, REC_WORD(REC_HELD, n.seq),
-                            memory_order_release);
-      dbp_unlock(c);
-      hd->held = true;
-      return 0;
-    }
-    if (atomic_exchange_explicit(&hd->cancel, 0, memory_order_acquire)) {
-      dbp_unlock(c);
-      return dbp_err(-ECANCELED, "dbpool: acquire of a slot of %s was cancelled",
-                     c->path);
-    }
-    if (timeout_ms == 0) {
-      dbp_unlock(c);
-      /* Before saying no: a dead process may hold what we need. */
-      if (!reaped && dbp_maybe_reap(c) > 0) {
-        reaped = true;
-        if ((rc = dbp_lock(c, -1))) return rc;
-        continue;
-      }
-      dbp_record_timeout(h, (uint64_t)(dbp_mono_ns() - start));
-      return timed_out(hd, start, true);
-    }
-    if (g.bits & G_SLOW) break;
-    dbp_gate n = {.seq = g.seq, .bits = g.bits | G_SLOW};
-    if (dbp_gate_cas(h, &g, n)) break;
-  }
-
-  /* Queue up. */
-  uint64_t w = atomic_load(&r->word);
-  atomic_store(&r->ticket, atomic_fetch_add(&h->next_ticket, 1));
-  atomic_store(&r->since_ns, dbp_real_coarse_ns());
-  atomic_store_explicit(&r->word, REC_WORD(REC_WAITING, REC_SEQ(w)),
-                        memory_order_release);
-  q_append(c, hd->idx);
-  hd->waiting = true;
-  dbp_unlock(c);
-  notify_waiter_listeners(h);
-
+  rc = take_or_mark_slow(hd, timeout_ms, start);
+  if (rc <= 0) return rc;
+  queue_up(hd);
   rc = wait_in_queue(hd, start, deadline, sw);
   hd->waiting = false;
   if (rc) return rc;

@@ -128,12 +128,46 @@ struct dbpool {
 static inline int64_t pool_mono_ms(void) { return dbp_mono_ns() / 1000000; }
 static inline int64_t pool_coarse_ms(void) { return dbp_mono_coarse_ns() / 1000000; }
 
-/* pool.c */
+#define POOL_STARVE_NS 1000000 /* a waiter this old switches releases to handoff */
+
+static inline void lock_pool(dbpool *p) { pool_lock_acquire(&p->lock); }
+static inline void unlock_pool(dbpool *p) { pool_lock_release(&p->lock); }
+
+/* Was the pool inherited across fork()? (Every call refuses then.) */
+static inline bool pool_foreign(const dbpool *p) { return p->fork_gen != dbp_fork_gen(); }
+
+/* Under the lock: the bookkeeping of a checkout of entry e by this thread
+** (tid given for a thread we hand it to). */
+static inline void pool_stamp_checkout(dbpool *p, pool_entry *e, int tid)
+{
+  e->uses++;
+  e->leak_reported = false;
+  if (p->cfg.leak_threshold_ms > 0) {
+    e->checkout_ms = pool_coarse_ms();
+    e->checkout_tid = tid;
+  }
+}
+
+/* lifecycle.c */
+POOL_HIDDEN int pool_inherited(void); /* SQLITE_MISUSE with its message */
+
+/* release.c: leak reports (built under the lock, delivered outside it). */
 POOL_HIDDEN void pool_report_leak(dbpool *p, const dbpool_leak *leak);
 POOL_HIDDEN dbpool_leak pool_leak_of(dbpool *p, const pool_entry *e);
+
+/* handoff.c: the waiters' queue, the openers, and who gets a connection
+** that comes free. All but pool_wake under the lock. */
 POOL_HIDDEN void pool_entry_emptied_locked(dbpool *p, int idx);
 POOL_HIDDEN pool_waiter *pool_offer_locked(dbpool *p, int idx);
 POOL_HIDDEN void pool_wake(pool_waiter *w);
+POOL_HIDDEN void pool_queue_emptied_locked(dbpool *p);
+POOL_HIDDEN pool_waiter *pool_pop_waiter_locked(dbpool *p);
+POOL_HIDDEN void pool_drain_event_locked(dbpool *p);
+POOL_HIDDEN void pool_hand_out_locked(dbpool *p, int idx, int tid);
+POOL_HIDDEN void pool_cancel_opener_locked(dbpool *p, pool_opener *op);
+/* Close entry idx (already retired under the lock) outside it: unlocks,
+** closes, locks again. */
+POOL_HIDDEN void pool_close_entry(dbpool *p, int idx);
 
 /* Mark entry e's slot idle (1) or in use (0) in the host pool. */
 static inline void entry_set_idle(pool_entry *e, int idle)

@@ -2,7 +2,7 @@
 ** lifecycle.c -- creating, keeping and removing pools while processes race.
 **
 ** Checks:
-**   - atomic creation (segment.c: the segment is initialised completely
+**   - atomic creation (create.c: the segment is initialised completely
 **     before it is linked under its name, and only one link can win): 16
 **     processes released together by a barrier all open the same new
 **     database, each with a DIFFERENT DBPOOL_MAX_CONNECTIONS in its

@@ -1,6 +1,6 @@
 /*
 ** shmfull.c -- a full /dev/shm is an error, never SIGBUS (issue 10, item 1;
-** coordinator/segment.c: pages are reserved before they are touched).
+** coordinator/create.c: pages are reserved before they are touched).
 **
 ** Runs itself again inside a private mount namespace (unshare -m) with a
 ** 3 MiB tmpfs mounted on /dev/shm, which it fills. Skipped with a message
