@@ -22,7 +22,7 @@ const char *dbpool_errmsg(dbpool *pool)
 
 int pool_inherited(void)
 {
-  return dbp_err(SQLITE_MISUSE, "dbpool: this pool was pool_inherited across "
+  return dbp_err(SQLITE_MISUSE, "dbpool: this pool was inherited across "
                   "fork(); a child must open its own pool");
 }
 
