@@ -50,6 +50,7 @@ int dbx_register_pool_stats(sqlite3 *db, dbx_conn *conn);
 int dbx_register_pool_connections(sqlite3 *db, dbx_conn *conn);
 int dbx_register_pool_settings(sqlite3 *db, dbx_conn *conn);
 int dbx_register_functions(sqlite3 *db, dbx_conn *conn);
+int dbx_register_operator_functions(sqlite3 *db); /* operator.c */
 
 /* connection.c: the mark of the in-process C pool (pooled.h), which the
 ** VFS shim publishes. */

@@ -66,5 +66,6 @@ int dbx_register_functions(sqlite3 *db, dbx_conn *conn)
                                     SQLITE_UTF8 | SQLITE_DIRECTONLY, conn,
                                     label_func, NULL, NULL, dbx_conn_unref);
   }
+  if (rc == SQLITE_OK) rc = dbx_register_operator_functions(db);
   return rc;
 }
