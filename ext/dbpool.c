@@ -21,7 +21,8 @@
 ** opened afterwards answer PRAGMA dbpool_*; vfs_shim.c), an automatic
 ** extension that counts each new connection (connection.c), the eponymous
 ** tables pool_stats, pool_connections and pool_settings, and the functions
-** dbpool_version() and dbpool_label(text).
+** dbpool_version(), dbpool_label(text) (functions.c), dbpool_setting() and
+** dbpool_wait() (operator.c).
 **
 ** A second entry point, sqlite3_dbpool_preload_init, is for
 ** libdbpool-preload.so (preload/preload.c, `dbpoolctl run`): registered by
