@@ -10,25 +10,8 @@
 
 #include "testutil.h"
 
-typedef struct pool1 {
-  dbpool_coord *c;
-  dbpool_holder *owner, *h; /* owner holds the only slot */
-} pool1;
-
-static void full_pool(pool1 *p, const char *name)
-{
-  REQUIRE(dbpool_coord_open(tu_db(name), 0, &p->c) == 0);
-  REQUIRE(dbpool_coord_set(p->c, DBPOOL_SETTING_MAX_CONNECTIONS, 1) == 0);
-  REQUIRE(dbpool_holder_new(p->c, &p->owner) == 0 && dbpool_holder_new(p->c, &p->h) == 0);
-  REQUIRE(dbpool_holder_acquire(p->owner, 0) == 0);
-}
-
-static void pool_done(pool1 *p)
-{
-  dbpool_holder_free(p->h);
-  dbpool_holder_free(p->owner);
-  dbpool_coord_close(p->c);
-}
+/* A pool of one slot, held by h[0]; h[1] is the holder under test. */
+static tu_pool full_pool(const char *name) { return tu_pool_open(name, 1, 2, 1); }
 
 typedef struct waiter {
   dbpool_holder *h;
@@ -47,60 +30,56 @@ static void *wait_long(void *arg)
 
 TEST(cancel_ends_a_waiting_acquire)
 {
-  pool1 p;
-  full_pool(&p, "waiting.db");
-  waiter w = {.h = p.h, .rc = 1};
+  tu_pool p = full_pool("waiting.db");
+  waiter w = {.h = p.h[1], .rc = 1};
   pthread_t t;
   REQUIRE(pthread_create(&t, NULL, wait_long, &w) == 0);
   while (dbp_coord_waiting(p.c) == 0) tu_sleep_ms(1); /* queued */
-  CHECK_RC(dbpool_holder_cancel(p.h), 0);
+  CHECK_RC(dbpool_holder_cancel(p.h[1]), 0);
   pthread_join(t, NULL);
   CHECK_RC(w.rc, -ECANCELED);
   CHECK(w.ms < 30000); /* not the 60 s timeout */
   CHECK_RC(dbp_coord_waiting(p.c), 0); /* it left the queue */
-  CHECK(!dbpool_holder_held(p.h));
+  CHECK(!dbpool_holder_held(p.h[1]));
   /* Used up: the next acquire waits (and times out) as usual. */
-  CHECK_RC(dbpool_holder_acquire(p.h, 50), -ETIMEDOUT);
-  pool_done(&p);
+  CHECK_RC(dbpool_holder_acquire(p.h[1], 50), -ETIMEDOUT);
+  tu_pool_close(&p);
 }
 
 TEST(cancel_before_acquire_ends_the_next_wait)
 {
-  pool1 p;
-  full_pool(&p, "before.db");
-  CHECK_RC(dbpool_holder_cancel(p.h), 0);
+  tu_pool p = full_pool("before.db");
+  CHECK_RC(dbpool_holder_cancel(p.h[1]), 0);
   double t0 = tu_now_ms();
-  CHECK_RC(dbpool_holder_acquire(p.h, 60000), -ECANCELED);
+  CHECK_RC(dbpool_holder_acquire(p.h[1], 60000), -ECANCELED);
   CHECK(tu_now_ms() - t0 < 30000);
   CHECK(strstr(dbpool_last_error(), "was cancelled") != NULL);
-  CHECK_RC(dbpool_holder_acquire(p.h, 0), -EAGAIN); /* one cancel, one acquire */
-  pool_done(&p);
+  CHECK_RC(dbpool_holder_acquire(p.h[1], 0), -EAGAIN); /* one cancel, one acquire */
+  tu_pool_close(&p);
 }
 
 TEST(an_acquire_that_gets_a_slot_uses_the_cancel_up)
 {
-  pool1 p;
-  full_pool(&p, "granted.db");
-  CHECK_RC(dbpool_holder_release(p.owner), 0);
-  CHECK_RC(dbpool_holder_cancel(p.h), 0);
-  CHECK_RC(dbpool_holder_acquire(p.h, 0), 0); /* a free slot is kept */
-  CHECK_RC(dbpool_holder_release(p.h), 0);
-  CHECK_RC(dbpool_holder_acquire(p.owner, 0), 0);
-  CHECK_RC(dbpool_holder_acquire(p.h, 50), -ETIMEDOUT); /* not -ECANCELED */
-  pool_done(&p);
+  tu_pool p = full_pool("granted.db");
+  CHECK_RC(dbpool_holder_release(p.h[0]), 0);
+  CHECK_RC(dbpool_holder_cancel(p.h[1]), 0);
+  CHECK_RC(dbpool_holder_acquire(p.h[1], 0), 0); /* a free slot is kept */
+  CHECK_RC(dbpool_holder_release(p.h[1]), 0);
+  CHECK_RC(dbpool_holder_acquire(p.h[0], 0), 0);
+  CHECK_RC(dbpool_holder_acquire(p.h[1], 50), -ETIMEDOUT); /* not -ECANCELED */
+  tu_pool_close(&p);
 }
 
 TEST(cancel_checks_its_holder)
 {
   CHECK_RC(dbpool_holder_cancel(NULL), -EINVAL);
-  pool1 p;
-  full_pool(&p, "fork.db");
+  tu_pool p = full_pool("fork.db");
   pid_t child = fork();
   REQUIRE(child >= 0);
-  if (child == 0) _exit(dbpool_holder_cancel(p.h) == -EPERM ? 0 : 1);
+  if (child == 0) _exit(dbpool_holder_cancel(p.h[1]) == -EPERM ? 0 : 1);
   CHECK_RC(tu_wait_child(child, 60000), 0);
-  CHECK_RC(dbpool_holder_acquire(p.h, 50), -ETIMEDOUT); /* the child changed nothing */
-  pool_done(&p);
+  CHECK_RC(dbpool_holder_acquire(p.h[1], 50), -ETIMEDOUT); /* the child changed nothing */
+  tu_pool_close(&p);
 }
 
 int main(void)

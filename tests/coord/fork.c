@@ -30,19 +30,6 @@
 
 #include "testutil.h"
 
-/* Checks inside a child: count failures, report them on stderr, and make
-** them the child's exit status. */
-static int c_fail;
-#define CCHECK(cond)                                                      \
-  do {                                                                    \
-    if (!(cond)) {                                                        \
-      c_fail++;                                                           \
-      fprintf(stderr, "%s:%d: [%s, child %d] check failed: %s (%s)\n",    \
-              __FILE__, __LINE__, tu_current, (int)getpid(), #cond,       \
-              dbpool_last_error());                                       \
-    }                                                                     \
-  } while (0)
-#define CHILD_EXIT() _exit(c_fail ? 1 : 0)
 
 typedef struct {
   _Atomic int step;  /* child progress */
@@ -97,13 +84,9 @@ static pid_t xfork(void)
 
 TEST(child_cannot_use_parent_holder)
 {
-  const char *db = tu_db("foreign.db");
-  dbpool_coord *c;
-  dbpool_holder *p, *idle;
-  REQUIRE(dbpool_coord_open(db, 0, &c) == 0);
-  REQUIRE(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 2) == 0);
-  REQUIRE(dbpool_holder_new(c, &p) == 0);
-  REQUIRE(dbpool_holder_new(c, &idle) == 0);
+  tu_pool t = tu_pool_open("foreign.db", 2, 2, 0);
+  dbpool_coord *c = t.c;
+  dbpool_holder *p = t.h[0], *idle = t.h[1];
   CHECK_RC(dbpool_holder_set_label(p, "parent"), 0);
   CHECK_RC(dbpool_holder_acquire(p, 0), 0);
   dbpool_host_stats before;
@@ -154,19 +137,15 @@ TEST(child_cannot_use_parent_holder)
   CHECK_RC(dbpool_holder_release(p), 0); /* still recorded as held */
   CHECK_RC(dbpool_holder_acquire(idle, 0), 0);
   CHECK_RC(dbpool_holder_release(idle), 0);
-  dbpool_holder_free(p);
-  dbpool_holder_free(idle);
-  dbpool_coord_close(c);
+  tu_pool_close(&t);
 }
 
 TEST(child_attaches_as_itself)
 {
-  const char *db = tu_db("itself.db");
-  dbpool_coord *c;
-  dbpool_holder *p;
-  REQUIRE(dbpool_coord_open(db, 0, &c) == 0);
-  REQUIRE(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 3) == 0);
-  REQUIRE(dbpool_holder_new(c, &p) == 0);
+  tu_pool t = tu_pool_open("itself.db", 3, 1, 0);
+  const char *db = t.db;
+  dbpool_coord *c = t.c;
+  dbpool_holder *p = t.h[0];
   CHECK_RC(dbpool_holder_acquire(p, 0), 0);
   pid_t parent = getpid();
   reset();
@@ -226,18 +205,15 @@ TEST(child_attaches_as_itself)
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.active == 1 && st.processes == 1 && st.total_reclaimed == 0);
   CHECK_RC(dbpool_holder_release(p), 0);
-  dbpool_holder_free(p);
-  dbpool_coord_close(c);
+  tu_pool_close(&t);
 }
 
 TEST(child_exiting_while_holding_is_reclaimed)
 {
-  const char *db = tu_db("exit.db");
-  dbpool_coord *c;
-  dbpool_holder *p;
-  REQUIRE(dbpool_coord_open(db, 0, &c) == 0);
-  REQUIRE(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 3) == 0);
-  REQUIRE(dbpool_holder_new(c, &p) == 0);
+  tu_pool t = tu_pool_open("exit.db", 3, 1, 0);
+  const char *db = t.db;
+  dbpool_coord *c = t.c;
+  dbpool_holder *p = t.h[0];
   CHECK_RC(dbpool_holder_acquire(p, 0), 0);
 
   pid_t pid = xfork();
@@ -264,21 +240,16 @@ TEST(child_exiting_while_holding_is_reclaimed)
   CHECK(dbpool_holder_held(p));
   CHECK_RC(count_pid(c, getpid(), DBPOOL_HOLDER_ACTIVE), 1);
   CHECK_RC(dbpool_holder_release(p), 0);
-  dbpool_holder_free(p);
-  dbpool_coord_close(c);
+  tu_pool_close(&t);
 }
 
 /* Nobody calls reap: a waiter finds the dead child (a zombie: not yet
 ** waited for) by itself and gets its slot. */
 TEST(waiter_gets_slot_of_exited_child)
 {
-  const char *db = tu_db("exit-waiter.db");
-  dbpool_coord *c;
-  dbpool_holder *p, *q;
-  REQUIRE(dbpool_coord_open(db, 0, &c) == 0);
-  REQUIRE(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 2) == 0);
-  REQUIRE(dbpool_holder_new(c, &p) == 0);
-  REQUIRE(dbpool_holder_new(c, &q) == 0);
+  tu_pool t = tu_pool_open("exit-waiter.db", 2, 2, 0);
+  dbpool_coord *c = t.c;
+  dbpool_holder *p = t.h[0], *q = t.h[1];
   CHECK_RC(dbpool_holder_acquire(p, 0), 0);
   reset();
   pid_t pid = xfork();
@@ -307,20 +278,14 @@ TEST(waiter_gets_slot_of_exited_child)
   CHECK(dbpool_holder_held(p));
   CHECK_RC(dbpool_holder_release(p), 0);
   CHECK_RC(dbpool_holder_release(q), 0);
-  dbpool_holder_free(p);
-  dbpool_holder_free(q);
-  dbpool_coord_close(c);
+  tu_pool_close(&t);
 }
 
 TEST(killed_child_leaves_parent_slots_alone)
 {
-  const char *db = tu_db("killed-child.db");
-  dbpool_coord *c;
-  dbpool_holder *p1, *p2;
-  REQUIRE(dbpool_coord_open(db, 0, &c) == 0);
-  REQUIRE(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 4) == 0);
-  REQUIRE(dbpool_holder_new(c, &p1) == 0);
-  REQUIRE(dbpool_holder_new(c, &p2) == 0);
+  tu_pool t = tu_pool_open("killed-child.db", 4, 2, 0);
+  dbpool_coord *c = t.c;
+  dbpool_holder *p1 = t.h[0], *p2 = t.h[1];
   CHECK_RC(dbpool_holder_acquire(p1, 0), 0);
   CHECK_RC(dbpool_holder_acquire(p2, 0), 0);
 
@@ -351,9 +316,7 @@ TEST(killed_child_leaves_parent_slots_alone)
   }
   CHECK_RC(dbpool_holder_release(p1), 0);
   CHECK_RC(dbpool_holder_release(p2), 0);
-  dbpool_holder_free(p1);
-  dbpool_holder_free(p2);
-  dbpool_coord_close(c);
+  tu_pool_close(&t);
 }
 
 /* M holds a slot and forks C, which holds its own; M is SIGKILLed. M's slot
@@ -430,13 +393,9 @@ static void *waiter(void *p)
 
 TEST(fork_while_a_thread_waits)
 {
-  const char *db = tu_db("fork-wait.db");
-  dbpool_coord *c;
-  dbpool_holder *p, *w;
-  REQUIRE(dbpool_coord_open(db, 0, &c) == 0);
-  REQUIRE(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 1) == 0);
-  REQUIRE(dbpool_holder_new(c, &p) == 0);
-  REQUIRE(dbpool_holder_new(c, &w) == 0);
+  tu_pool fx = tu_pool_open("fork-wait.db", 1, 2, 0);
+  dbpool_coord *c = fx.c;
+  dbpool_holder *p = fx.h[0], *w = fx.h[1];
   CHECK_RC(dbpool_holder_acquire(p, 0), 0);
   wait_arg wa = {w, 1};
   pthread_t t;
@@ -465,9 +424,7 @@ TEST(fork_while_a_thread_waits)
   pthread_join(t, NULL);
   CHECK_RC(wa.rc, 0);
   CHECK_RC(dbpool_holder_release(w), 0);
-  dbpool_holder_free(p);
-  dbpool_holder_free(w);
-  dbpool_coord_close(c);
+  tu_pool_close(&fx);
 }
 
 int main(void)

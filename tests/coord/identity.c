@@ -72,14 +72,11 @@ static pid_t holder_child(const char *db, int tidy)
   REQUIRE(pid >= 0);
   if (pid == 0) {
     alarm(30);
-    dbpool_coord *c;
-    dbpool_holder *h;
-    if (dbpool_coord_open(db, 0, &c) || dbpool_holder_new(c, &h) ||
-        dbpool_holder_acquire(h, 0))
-      _exit(3);
+    dbpool_holder *h = tu_child_take_slot(db, NULL);
     atomic_store(&S->ready, 1);
     while (!atomic_load(&S->go)) tu_sleep_ms(1);
     if (tidy) {
+      dbpool_coord *c = dbp_holder_coord(h);
       dbpool_holder_free(h);
       dbpool_coord_close(c);
     }
@@ -349,12 +346,10 @@ TEST(gc_keeps_what_is_in_use_and_says_why)
 ** (private.h: what the extension does at a connection's next use). */
 TEST(force_removal_moves_holders_to_the_new_pool)
 {
-  const char *db = tu_db("forced.db");
-  dbpool_coord *c;
-  dbpool_holder *h;
-  REQUIRE(dbpool_coord_open(db, 0, &c) == 0);
-  REQUIRE(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 1) == 0);
-  REQUIRE(dbpool_holder_new(c, &h) == 0);
+  tu_pool t = tu_pool_open("forced.db", 1, 1, 0);
+  const char *db = t.db;
+  dbpool_coord *c = t.c;
+  dbpool_holder *h = t.h[0];
   CHECK_RC(dbpool_holder_acquire(h, 0), 0);
   CHECK_RC(dbpool_holder_set_label(h, "old-connection"), 0);
   CHECK_RC(dbp_holder_rejoin(&h, db), 0); /* nothing removed: nothing to do */

@@ -133,12 +133,7 @@ static pid_t holding_child(const char *db)
   REQUIRE(pid >= 0);
   if (pid == 0) {
     alarm(30);
-    dbpool_coord *c;
-    dbpool_holder *h;
-    if (dbpool_coord_open(db, 0, &c) || dbpool_holder_new(c, &h) ||
-        dbpool_holder_acquire(h, 0))
-      _exit(3);
-    dbpool_holder_set_label(h, "child");
+    tu_child_take_slot(db, "child");
     atomic_store(&S->ready, 1);
     for (;;) pause();
   }

@@ -5,6 +5,7 @@
 **                          prints sqlite3_errstr and dbpool_errmsg(NULL)
 **   CHECK_CODE(v, want)    the same for a code from another thread/process
 **   CHECK_HAS(str, sub)    substring check; CHECK_CMP(a, op, b) shows both
+**   pu_config(max_size)    the default configuration with max_size
 **   pu_open(path, cfg)     dbpool_open that must succeed
 **   pu_stats(pool)         a dbpool_get_stats snapshot
 **   pu_host(path)          the host pool's statistics, read through a
@@ -80,6 +81,15 @@
   } while (0)
 
 static inline int pu_gettid(void) { return (int)syscall(SYS_gettid); }
+
+/* The defaults with max_size connections: most tests' configuration. */
+static inline dbpool_config pu_config(int max_size)
+{
+  dbpool_config cfg;
+  dbpool_config_init(&cfg);
+  cfg.max_size = max_size;
+  return cfg;
+}
 
 static inline dbpool *pu_open(const char *path, const dbpool_config *cfg)
 {

@@ -26,18 +26,6 @@
 #define HOST_CAP 10
 #define POOL_MAX 8
 
-/* Checks inside a child: counted, reported on stderr, the exit status. */
-static int c_fail;
-#define CCHECK(cond)                                                      \
-  do {                                                                    \
-    if (!(cond)) {                                                        \
-      c_fail++;                                                           \
-      fprintf(stderr, "%s:%d: [%s, child %d] check failed: %s (%s)\n",    \
-              __FILE__, __LINE__, tu_current, (int)getpid(), #cond,       \
-              dbpool_errmsg(NULL));                                       \
-    }                                                                     \
-  } while (0)
-#define CHILD_EXIT() _exit(c_fail ? 1 : 0)
 
 static pid_t xfork(void)
 {
@@ -60,9 +48,7 @@ typedef struct {
 TEST(inherited_pool_is_refused_in_child)
 {
   const char *path = tu_db("fork.db");
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = 3;
+  dbpool_config cfg = pu_config(3);
   dbpool *p = pu_open(path, &cfg);
   sqlite3 *a, *b;
   CHECK_SQ(dbpool_acquire(p, &a), SQLITE_OK);
@@ -208,9 +194,7 @@ static void *worker(void *arg)
 static void contend_child(const char *path, int who)
 {
   alarm(40);
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = POOL_MAX;
+  dbpool_config cfg = pu_config(POOL_MAX);
   cfg.acquire_timeout_ms = 3000;
   cfg.vfs = "pu_count";
   dbpool *p = NULL;
@@ -314,9 +298,7 @@ TEST(two_processes_share_the_cap)
 static void idle_child(const char *path)
 {
   alarm(40);
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = POOL_MAX;
+  dbpool_config cfg = pu_config(POOL_MAX);
   cfg.vfs = "pu_count";
   dbpool *p = NULL;
   CCHECK(dbpool_open(path, &cfg, &p) == SQLITE_OK);
@@ -360,9 +342,7 @@ static void *need_one(void *arg)
 static void needy_child(const char *path)
 {
   alarm(40);
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = POOL_MAX;
+  dbpool_config cfg = pu_config(POOL_MAX);
   cfg.vfs = "pu_count";
   dbpool *p = NULL;
   CCHECK(dbpool_open(path, &cfg, &p) == SQLITE_OK);
