@@ -4,7 +4,7 @@
 ** extension (ext/, which links its own hidden copy). One definition each:
 **
 **   clocks      CLOCK_MONOTONIC for deadlines and measured waits, REALTIME
-**               only for timestamps that people read (clock.c);
+**               only for timestamps that people read (inline, below);
 **   futexes     wait with an absolute monotonic deadline, wake; shared
 **               (words in a pool segment) or private (words in this
 **               process) (futex.c);
@@ -31,13 +31,29 @@
 
 #define DBP_HIDDEN __attribute__((visibility("hidden")))
 
-/* ------------------------------------------------------------ clock.c */
+/* -------------------------------------------------------------- clocks */
 
-DBP_HIDDEN int64_t dbp_mono_ns(void);        /* CLOCK_MONOTONIC */
-DBP_HIDDEN int64_t dbp_mono_coarse_ns(void); /* ..._COARSE: a few ns, 4 ms steps */
-DBP_HIDDEN int64_t dbp_real_ns(void);        /* CLOCK_REALTIME */
-DBP_HIDDEN int64_t dbp_real_coarse_ns(void);
-DBP_HIDDEN struct timespec dbp_ts(int64_t ns);
+/* Inline: the fast paths read the coarse clocks, and the extension's
+** writer gate the monotonic one on every transaction; a call would cost
+** more than the vDSO read itself. */
+static inline int64_t dbp_clock_ns(clockid_t id)
+{
+  struct timespec ts;
+  clock_gettime(id, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static inline int64_t dbp_mono_ns(void) { return dbp_clock_ns(CLOCK_MONOTONIC); }
+/* ..._COARSE: a few ns, 4 ms steps */
+static inline int64_t dbp_mono_coarse_ns(void) { return dbp_clock_ns(CLOCK_MONOTONIC_COARSE); }
+static inline int64_t dbp_real_ns(void) { return dbp_clock_ns(CLOCK_REALTIME); }
+static inline int64_t dbp_real_coarse_ns(void) { return dbp_clock_ns(CLOCK_REALTIME_COARSE); }
+
+static inline struct timespec dbp_ts(int64_t ns)
+{
+  struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+  return ts;
+}
 
 /* ------------------------------------------------------------ futex.c */
 

@@ -21,16 +21,6 @@
 
 
 
-/* Wake a waiter whose word was set under the lock. Called after unlocking:
-** the waiter may already be gone (it needs the lock to leave, which we no
-** longer hold), and a wake of a dead stack address only causes a spurious
-** wakeup somewhere, which every wait here tolerates. */
-void pool_wake(pool_waiter *w)
-{
-  if (w) pool_futex_wake(&w->word, 1);
-}
-
-
 void pool_queue_emptied_locked(dbpool *p)
 {
   if (!p->wq_head) {

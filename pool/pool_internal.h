@@ -148,6 +148,16 @@ static inline void pool_stamp_checkout(dbpool *p, pool_entry *e, int tid)
   }
 }
 
+/* Wake a waiter whose word was set under the lock. Called after unlocking:
+** the waiter may already be gone (it needs the lock to leave, which we no
+** longer hold), and a wake of a dead stack address only causes a spurious
+** wakeup somewhere, which every wait here tolerates. Inline: every release
+** calls it, nearly always with NULL. */
+static inline void pool_wake(pool_waiter *w)
+{
+  if (w) pool_futex_wake(&w->word, 1);
+}
+
 /* lifecycle.c */
 POOL_HIDDEN int pool_inherited(void); /* SQLITE_MISUSE with its message */
 
@@ -156,10 +166,9 @@ POOL_HIDDEN void pool_report_leak(dbpool *p, const dbpool_leak *leak);
 POOL_HIDDEN dbpool_leak pool_leak_of(dbpool *p, const pool_entry *e);
 
 /* handoff.c: the waiters' queue, the openers, and who gets a connection
-** that comes free. All but pool_wake under the lock. */
+** that comes free. All under the lock. */
 POOL_HIDDEN void pool_entry_emptied_locked(dbpool *p, int idx);
 POOL_HIDDEN pool_waiter *pool_offer_locked(dbpool *p, int idx);
-POOL_HIDDEN void pool_wake(pool_waiter *w);
 POOL_HIDDEN void pool_queue_emptied_locked(dbpool *p);
 POOL_HIDDEN pool_waiter *pool_pop_waiter_locked(dbpool *p);
 POOL_HIDDEN void pool_drain_event_locked(dbpool *p);
