@@ -1,6 +1,6 @@
 /*
 ** sigwait.c -- the signal masks that let a user interrupt a wait for a slot
-** (interrupt.h) without failing on the signals processes use for other work.
+** (private.h) without failing on the signals processes use for other work.
 **
 ** A wait sleeps in slices (at most DBP_POLL_MS). With an absolute deadline
 ** the kernel ends a futex sleep with EINTR for ANY signal caught by a
@@ -76,7 +76,7 @@ int dbp_sigwait_sleep(dbp_sigwait *s, _Atomic uint32_t *word,
 {
   if (ending_pending(s)) return -EINTR;
   pthread_sigmask(SIG_SETMASK, &s->sleep, NULL);
-  int rc = dbp_futex_wait_once(word, expected, deadline_mono_ns);
+  int rc = dbp_futex_wait_once(word, expected, deadline_mono_ns, DBP_FUTEX_SHARED);
   pthread_sigmask(SIG_SETMASK, &s->work, NULL);
   return rc;
 }

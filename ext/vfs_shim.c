@@ -25,7 +25,6 @@
 */
 #include <string.h>
 
-#include "../coordinator/fastpath.h"
 #include "ext.h"
 #include "writer_gate.h"
 #include "pooled.h"
@@ -36,7 +35,7 @@ typedef struct shim_file {
   sqlite3_file *real;   /* the root VFS's file, allocated right after us */
   const char *zName;    /* valid until xClose (SQLite's guarantee) */
   dbpool_coord *coord;  /* the file's pool, opened at the first pragma */
-  dbpool_conn *conn;    /* the connection's state (bound after it is
+  dbx_conn *conn;    /* the connection's state (bound after it is
                            attached; it outlives the file: SQLite closes
                            the file before it destroys the SQL objects) */
   writer_gate wg;       /* writers take turns (writer_gate.c) */
@@ -89,7 +88,7 @@ static int shim_lock(sqlite3_file *f, int level)
 {
   shim_file *p = (shim_file *)f;
   wg_lock(&p->wg, level);
-  if (level == SQLITE_LOCK_SHARED && p->conn) dbpool_conn_follow(p->conn);
+  if (level == SQLITE_LOCK_SHARED && p->conn) dbx_conn_follow(p->conn);
   return REAL(f)->pMethods->xLock(REAL(f), level);
 }
 
@@ -110,7 +109,7 @@ static int shim_pragma(shim_file *p, char **az)
   const char *name = az[1], *arg = az[2];
   if (sqlite3_strnicmp(name, "dbpool_", 7) != 0) return SQLITE_NOTFOUND;
   const char *what = name + 7;
-  if (p->conn) dbpool_conn_follow(p->conn);
+  if (p->conn) dbx_conn_follow(p->conn);
   if (p->coord && dbp_coord_removed(p->coord)) { /* rm --force: the new pool */
     dbpool_coord_close(p->coord);
     p->coord = NULL;
@@ -119,7 +118,7 @@ static int shim_pragma(shim_file *p, char **az)
     int rc = dbpool_coord_open(p->zName, 0, &p->coord);
     if (rc) {
       az[0] = sqlite3_mprintf("%s", dbpool_last_error());
-      return dbpool_errno_to_sqlite(rc);
+      return dbp_sqlite_rc(rc, SQLITE_ERROR);
     }
   }
   if (sqlite3_stricmp(what, "stats") == 0) {
@@ -127,7 +126,7 @@ static int shim_pragma(shim_file *p, char **az)
       az[0] = sqlite3_mprintf("dbpool: PRAGMA dbpool_stats takes no value");
       return SQLITE_ERROR;
     }
-    az[0] = dbpool_stats_summary(p->coord);
+    az[0] = dbx_stats_summary(p->coord);
     return az[0] ? SQLITE_OK : SQLITE_ERROR;
   }
   int s = -1;
@@ -149,7 +148,7 @@ static int shim_pragma(shim_file *p, char **az)
     az[0] = sqlite3_mprintf("%lld", (long long)v);
     return SQLITE_OK;
   }
-  int rc = dbpool_set_setting_text(p->coord, dbpool_setting_describe(s)->name,
+  int rc = dbx_set_setting_text(p->coord, dbpool_setting_describe(s)->name,
                                    arg, &az[0]);
   if (rc != SQLITE_OK) return rc;
   /* Answer with the new value: a pragma that returns SQLITE_OK must name
@@ -345,7 +344,7 @@ static const char *shim_next_system_call(sqlite3_vfs *v, const char *z)
   return g_root->xNextSystemCall(g_root, z);
 }
 
-void dbpool_vfs_bind(sqlite3 *db, dbpool_conn *conn)
+void dbx_vfs_bind(sqlite3 *db, dbx_conn *conn)
 {
   sqlite3_file *f = NULL;
   if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || !f)
@@ -354,7 +353,7 @@ void dbpool_vfs_bind(sqlite3 *db, dbpool_conn *conn)
     if (f->pMethods == &shim_methods[i]) ((shim_file *)f)->conn = conn;
 }
 
-int dbpool_vfs_install(void)
+int dbx_vfs_install(void)
 {
   sqlite3_vfs *root = sqlite3_vfs_find(NULL);
   if (!root) return SQLITE_ERROR;
@@ -364,8 +363,8 @@ int dbpool_vfs_install(void)
   g_shim.iVersion = root->iVersion < 3 ? root->iVersion : 3;
   g_shim.szOsFile = (int)sizeof(shim_file) + root->szOsFile;
   g_shim.mxPathname = root->mxPathname;
-  g_shim.zName = DBPOOL_POOLED_VFS;
-  g_shim.pAppData = (void *)&dbpool_pooled; /* found by the C pool */
+  g_shim.zName = DBP_POOLED_VFS;
+  g_shim.pAppData = (void *)&dbx_pooled; /* found by the C pool */
   g_shim.xOpen = shim_open;
   g_shim.xDelete = shim_delete;
   g_shim.xAccess = shim_access;
@@ -387,22 +386,22 @@ int dbpool_vfs_install(void)
   return sqlite3_vfs_register(&g_shim, 1);
 }
 
-void dbpool_vfs_note_slot(sqlite3 *db, unsigned slot)
+void dbx_vfs_note_record(sqlite3 *db, unsigned record)
 {
   sqlite3_file *f = NULL;
   if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || !f)
     return;
   for (int i = 0; i < 3; i++)
-    if (f->pMethods == &shim_methods[i]) ((shim_file *)f)->wg.h.slot = slot;
+    if (f->pMethods == &shim_methods[i]) ((shim_file *)f)->wg.h.record = record;
 }
 
-int dbpool_vfs_other_copy(void)
+int dbx_vfs_other_copy(void)
 {
   sqlite3_vfs *named = sqlite3_vfs_find("dbpool");
   return named && named != &g_shim;
 }
 
-void dbpool_vfs_uninstall(void)
+void dbx_vfs_uninstall(void)
 {
   if (g_root) {
     sqlite3_vfs_unregister(&g_shim);

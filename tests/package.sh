@@ -42,7 +42,7 @@ echo "   dpkg-buildpackage: $((SECONDS - start)) s"
 contents() { dpkg-deb -c "$tmp/$1_${version}_$arch.deb" | awk '{print $6 $7 $8}' |
              sed 's|^\./||' | grep -v -e '^$' -e '/$' -e '^usr/share/doc/' -e '^usr/share/lintian/' | sort | tr '\n' ' '; }
 check "[ \"\$(contents libdbpool0)\" = '$lib/libdbpool.so.0->libdbpool.so.$version $lib/libdbpool.so.$version ' ]"
-check "[ \"\$(contents libdbpool-dev)\" = 'usr/include/dbpool.h usr/include/dbpool_coord.h $lib/libdbpool.a $lib/libdbpool.so->libdbpool.so.0 $lib/pkgconfig/dbpool.pc usr/share/man/man3/dbpool.3.gz ' ]"
+check "[ \"\$(contents libdbpool-dev)\" = 'usr/include/dbpool.h usr/include/dbpool_admin.h usr/include/dbpool_coord.h usr/include/dbpool_version.h $lib/libdbpool.a $lib/libdbpool.so->libdbpool.so.0 $lib/pkgconfig/dbpool.pc usr/share/man/man3/dbpool.3.gz ' ]"
 check "[ \"\$(contents sqlite3-dbpool)\" = 'usr/bin/dbpoolctl $lib/dbpool.so $lib/dbpool/dbpool.so->../dbpool.so $lib/dbpool/libdbpool-preload.so usr/share/man/man1/dbpoolctl.1.gz usr/share/man/man7/dbpool.7.gz ' ]"
 # The extension and dbpoolctl never link libsqlite3 (the extension uses the
 # loading program's SQLite); the C library does.
@@ -75,7 +75,7 @@ check "[ '$out' = preload ]"
 cat > "$tmp/prog.c" <<'C'
 #include <stdio.h>
 #include <dbpool.h>
-int main(void) { printf("%s\n", dbpool_version_string()); return 0; }
+int main(void) { printf("%s\n", dbpool_version()); return 0; }
 C
 flags=$(PKG_CONFIG_PATH="$root/$lib/pkgconfig" pkg-config --define-variable=prefix="$root/usr" \
         --cflags --libs dbpool)

@@ -1,6 +1,6 @@
 /*
 ** interrupt.c -- the interruptible acquire the SQLite extension uses
-** (coordinator/interrupt.h): SIGINT or SIGQUIT caught by a handler ends a
+** (coordinator/private.h): SIGINT or SIGQUIT caught by a handler ends a
 ** wait for a slot at once with -EINTR; every other signal (SIGTERM and
 ** SIGHUP too: a graceful stop or reload finishes the work in hand) is held
 ** while the waiter sleeps and delivered between sleeps, and never ends or
@@ -24,7 +24,6 @@
 #include <stdbool.h>
 #include <sys/time.h>
 
-#include "../../coordinator/interrupt.h"
 #include "testutil.h"
 
 static _Atomic int g_caught[NSIG];
@@ -96,8 +95,8 @@ static dbpool_coord *open_full(const char *name, dbpool_holder **first,
 static void wait_queued(dbpool_coord *c)
 {
   double end = tu_now_ms() + 10000;
-  while (dbpool_coord_waiting(c) < 1 && tu_now_ms() < end) tu_sleep_ms(0.5);
-  REQUIRE(dbpool_coord_waiting(c) == 1);
+  while (dbp_coord_waiting(c) < 1 && tu_now_ms() < end) tu_sleep_ms(0.5);
+  REQUIRE(dbp_coord_waiting(c) == 1);
 }
 
 static void start(pthread_t *t, wait_arg *w)
@@ -155,6 +154,7 @@ TEST(an_ending_signal_ends_the_wait)
     int caught = atomic_load(&g_caught[sig]) - caught0;
     CHECK(caught >= 1 && caught <= sent); /* a late resend may find it gone */
     dbpool_host_stats st;
+    DBPOOL_INIT(&st);
     CHECK_RC(dbpool_coord_stats(c, &st), 0);
     CHECK(st.waiting == 0 && st.active == 1 && st.total_timeouts == 0);
     CHECK(!dbpool_holder_held(h));
@@ -341,7 +341,7 @@ TEST(ctrl_c_ends_the_wait_of_a_process)
   CHECK_RC(r->rc, -EINTR);
   CHECK(r->caught >= 1 && r->caught <= sent);
   CHECK(r->took_ms < 9000);
-  CHECK_RC(dbpool_coord_waiting(c), 0);
+  CHECK_RC(dbp_coord_waiting(c), 0);
   dbpool_holder_free(p);
   dbpool_coord_close(c);
 }

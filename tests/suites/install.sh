@@ -25,6 +25,7 @@ check "echo \"\$said\" | grep -qF '    export LD_LIBRARY_PATH=$prefix/lib '"
 for f in bin/dbpoolctl lib/dbpool.so lib/libdbpool.a "lib/libdbpool.so.$version" \
          lib/dbpool/libdbpool-preload.so lib/dbpool/dbpool.so \
          lib/libdbpool.so.0 lib/libdbpool.so include/dbpool.h include/dbpool_coord.h \
+         include/dbpool_admin.h include/dbpool_version.h \
          lib/pkgconfig/dbpool.pc share/man/man1/dbpoolctl.1 share/man/man3/dbpool.3 \
          share/man/man7/dbpool.7; do
   check "[ -e '$root/$f' ]"
@@ -48,10 +49,11 @@ int main(int argc, char **argv)
   dbpool *pool;
   sqlite3 *db;
   dbpool_host_stats hs;
+  DBPOOL_INIT(&hs);
   if (dbpool_open(argv[1], NULL, &pool) != SQLITE_OK) return 1;
   if (dbpool_acquire(pool, &db) != SQLITE_OK) return 2;
   if (dbpool_get_host_stats(pool, &hs) != SQLITE_OK) return 3;
-  printf("%s active=%u\n", dbpool_version_string(), hs.active);
+  printf("%s active=%u\n", dbpool_version(), hs.active);
   dbpool_release(pool, db);
   return dbpool_close(pool) == SQLITE_OK ? 0 : 4;
 }
