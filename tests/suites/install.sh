@@ -24,13 +24,13 @@ check "echo \"\$said\" | grep -qF '    .load $prefix/lib/dbpool '"
 check "echo \"\$said\" | grep -qF '    export LD_LIBRARY_PATH=$prefix/lib '"
 for f in bin/dbpoolctl lib/dbpool.so lib/libdbpool.a "lib/libdbpool.so.$version" \
          lib/dbpool/libdbpool-preload.so lib/dbpool/dbpool.so \
-         lib/libdbpool.so.0 lib/libdbpool.so include/dbpool.h include/dbpool_coord.h \
+         lib/libdbpool.so.1 lib/libdbpool.so include/dbpool.h include/dbpool_coord.h \
          include/dbpool_admin.h include/dbpool_version.h \
          lib/pkgconfig/dbpool.pc share/man/man1/dbpoolctl.1 share/man/man3/dbpool.3 \
          share/man/man7/dbpool.7; do
   check "[ -e '$root/$f' ]"
 done
-check "[ \"\$(readelf -d '$root/lib/libdbpool.so.$version' | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')\" = libdbpool.so.0 ]"
+check "[ \"\$(readelf -d '$root/lib/libdbpool.so.$version' | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')\" = libdbpool.so.1 ]"
 
 export DBPOOL_NAMESPACE="${DBPOOL_TEST_RUN:-}inst$$"
 work=$dest/work; mkdir -p "$work"
@@ -111,7 +111,7 @@ configured=$(ldconfig -v -N -X 2>/dev/null | sed -n 's|^\(/[^:]*\):.*|\1|p' | he
 said=$(scripts/post-install.sh "" "$configured" "$configured" "touch $dest/ldconfig-ran")
 if [ "$(id -u)" = 0 ]; then
   check "[ -e '$dest/ldconfig-ran' ]"
-  check "echo \"\$said\" | grep -qF 'install: ran touch $dest/ldconfig-ran: programs linked with -ldbpool find libdbpool.so.0'"
+  check "echo \"\$said\" | grep -qF 'install: ran touch $dest/ldconfig-ran: programs linked with -ldbpool find libdbpool.so.1'"
 else
   check "echo \"\$said\" | grep -qF \"install: run 'sudo ldconfig'\""
 fi
