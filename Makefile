@@ -6,16 +6,17 @@
 #   make deps-integrations   also the runtimes the recipe tests use (PHP, Go, ...)
 #   make test-package        build the Debian packages (debian/), lintian, use them
 #   make bench      print benchmark figures (ratios measured in one run)
+#   make install    into $(DESTDIR)$(PREFIX); make uninstall removes it
+#   make products   only what is installed (no tests, no benchmarks)
 #   make coverage   the suite on an instrumented build; coverage per directory
 #   make FAULT=1 test-faults   fault injection alone (make test runs it, quick)
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each (clang; corpus kept)
 #   make fuzz-ci    each libFuzzer target FUZZ_CI_SECONDS (25) from the corpus
 #   make valgrind   the C test programs under memcheck (slow)
-#   make install    into $(DESTDIR)$(PREFIX); make uninstall removes it
-#   make products   only what is installed (no tests, no benchmarks)
 #   make clean
 #
-# Respects CC, CPPFLAGS, CFLAGS, LDFLAGS, PREFIX, DESTDIR, and BINDIR,
+# Respects CC, CPPFLAGS, CFLAGS, LDFLAGS, PREFIX, DESTDIR, WERROR (1: warnings
+# are errors, the default; 0 for packagers on newer compilers), and BINDIR,
 # LIBDIR, INCLUDEDIR, MANDIR, EXTDIR (where the SQLite extension dbpool.so
 # goes: LIBDIR unless given; a system library directory such as
 # /usr/lib/x86_64-linux-gnu makes `.load dbpool` work by bare name), LDCONFIG. SANITIZE=address,undefined or
@@ -81,14 +82,20 @@ ifneq (,$(findstring x86_64,$(MACHINE)))
 ARCH_FLAGS := -mcx16
 endif
 
-WARN := -Wall -Wextra -Werror
+# Warnings are errors by default; packagers building with a newer compiler
+# than this tree was tested with turn that off with WERROR=0.
+WERROR ?= 1
+WARN := -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror)
 BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) -fPIC -fvisibility=hidden -pthread \
-  -Iinclude $(ARCH_FLAGS) $(SAN_FLAGS) $(COV_FLAGS) -DDBPOOL_VERSION='"$(VERSION)"'
+  -Iinclude -I. $(ARCH_FLAGS) $(SAN_FLAGS) $(COV_FLAGS)
 LIB_CFLAGS := $(BASE_CFLAGS) -DDBPOOL_BUILDING
 ALL_LDFLAGS := -pthread $(SAN_FLAGS) $(COV_FLAGS) $(LDFLAGS)
 
-# libdbpool: the coordinator (no SQLite) and the in-process pool (SQLite).
-COORD_SRC := $(sort $(wildcard coordinator/*.c))
+# libdbpool: the low-level base (clocks, futexes, identity, messages), the
+# coordinator (no SQLite) and the in-process pool (SQLite). Internal headers
+# are included by their path from the top (-I.: "base/base.h").
+BASE_SRC := $(sort $(wildcard base/*.c))
+COORD_SRC := $(BASE_SRC) $(sort $(wildcard coordinator/*.c))
 POOL_SRC := $(sort $(wildcard pool/*.c))
 LIB_OBJ := $(COORD_SRC:%.c=$(B)/lib/%.o) $(POOL_SRC:%.c=$(B)/lib/%.o)
 
@@ -111,7 +118,6 @@ HOOK_OBJ := $(COORD_SRC:%.c=$(B)/hooks/%.o)
 TEST_BIN := $(TEST_SRC:tests/coord/%.c=$(B)/tests/%) \
   $(POOL_TEST_SRC:tests/pool/%.c=$(B)/tests/pool-%) \
   $(CRASH_TEST_SRC:tests/crash/%.c=$(B)/tests/crash-%)
-TEST_UTIL := tests/lib/testutil.h
 
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
@@ -120,11 +126,25 @@ PRODUCTS := $(B)/libdbpool.a $(B)/libdbpool.so $(B)/dbpool.so $(B)/dbpoolctl $(B
   $(B)/libdbpool-preload.so
 
 .PHONY: all products test test-c test-package bench demo deps deps-integrations install \
-  uninstall clean coverage test-faults fuzz fuzz-ci fuzz-build valgrind FORCE
+  uninstall clean version-header coverage test-faults fuzz fuzz-ci fuzz-build valgrind FORCE
 all: $(PRODUCTS) $(TEST_BIN) $(BENCH_BIN)
 products: $(PRODUCTS)
 
-$(B)/lib/%.o: %.c $(FAULT_DEPS)
+# The headers' version (include/dbpool_version.h, which the library reports
+# too) must be VERSION's: `make version-header` writes it.
+VERSION_NUMBER := $(shell echo $(VERSION) | awk -F. '{print $$1 * 1000000 + $$2 * 1000 + $$3}')
+$(B)/version.ok: VERSION include/dbpool_version.h
+	@grep -q '^#define DBPOOL_VERSION "$(VERSION)"$$' include/dbpool_version.h && \
+	 grep -q '^#define DBPOOL_VERSION_NUMBER $(VERSION_NUMBER)$$' include/dbpool_version.h || \
+	 { echo "include/dbpool_version.h does not say $(VERSION) ($(VERSION_NUMBER)), as VERSION does: run make version-header" >&2; exit 1; }
+	@mkdir -p $(dir $@) && touch $@
+
+version-header:
+	sed -i -e 's/^#define DBPOOL_VERSION ".*"$$/#define DBPOOL_VERSION "$(VERSION)"/' \
+	  -e 's/^#define DBPOOL_VERSION_NUMBER .*$$/#define DBPOOL_VERSION_NUMBER $(VERSION_NUMBER)/' \
+	  include/dbpool_version.h
+
+$(B)/lib/%.o: %.c $(B)/version.ok $(FAULT_DEPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LIB_CFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 	$(FAULT_WRAP)
@@ -149,14 +169,16 @@ $(B)/libdbpool.a: $(LIB_OBJ)
 
 # Real name libdbpool.so.X.Y.Z, soname libdbpool.so.X: from VERSION, like
 # dbpool_version() and dbpoolctl --version.
-$(B)/libdbpool.so: $(LIB_OBJ) $(FAULT_LIB)
-	$(CC) -shared -Wl,-z,defs -Wl,-soname,$(SONAME) -o $@.$(VERSION) $(LIB_OBJ) -lsqlite3 \
-	  $(FAULT_LINK) $(ALL_LDFLAGS)
+# libdbpool.map lists every exported symbol (the ABI): the version script.
+$(B)/libdbpool.so: $(LIB_OBJ) libdbpool.map $(FAULT_LIB)
+	$(CC) -shared -Wl,-z,defs -Wl,-soname,$(SONAME) -Wl,--version-script=libdbpool.map \
+	  -o $@.$(VERSION) $(LIB_OBJ) -lsqlite3 $(FAULT_LINK) $(ALL_LDFLAGS)
 	ln -sf libdbpool.so.$(VERSION) $(B)/$(SONAME)
 	ln -sf $(SONAME) $@
 
-$(B)/dbpool.so: $(EXT_OBJ) $(FAULT_LIB)
-	$(CC) -shared -Wl,-z,defs -o $@ $(EXT_OBJ) $(FAULT_LINK) $(ALL_LDFLAGS)
+$(B)/dbpool.so: $(EXT_OBJ) ext/dbpool.map $(FAULT_LIB)
+	$(CC) -shared -Wl,-z,defs -Wl,--version-script=ext/dbpool.map -o $@ $(EXT_OBJ) \
+	  $(FAULT_LINK) $(ALL_LDFLAGS)
 
 # The LD_PRELOAD library of `dbpoolctl run`: links nothing but libc; it
 # dlopens libsqlite3.so.0 and dbpool.so when a process starts.
@@ -180,15 +202,18 @@ $(B)/dbpool.pc: dbpool.pc.in VERSION FORCE
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 FORCE:
 
-$(B)/tests/%: tests/coord/%.c $(B)/libdbpool.a $(TEST_UTIL) $(TEST_COV_OBJ) $(FAULT_LIB)
+# Tests and benchmarks write dependency files too (-MMD -MF $@.d): a change
+# to the headers they include (tests/lib/*.h, tests/pool/poolutil.h,
+# bench/bench.h, internal headers) rebuilds them.
+$(B)/tests/%: tests/coord/%.c $(B)/libdbpool.a $(TEST_COV_OBJ) $(FAULT_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -Itests/lib $(CFLAGS) $< -o $@ $(B)/libdbpool.a $(TEST_COV_LINK) \
-	  $(FAULT_LINK) $(ALL_LDFLAGS)
+	$(CC) $(BASE_CFLAGS) -Itests/lib $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $@.d $< -o $@ \
+	  $(B)/libdbpool.a $(TEST_COV_LINK) $(FAULT_LINK) $(ALL_LDFLAGS)
 
-$(B)/tests/pool-%: tests/pool/%.c $(B)/libdbpool.a $(TEST_UTIL) $(TEST_COV_OBJ) $(FAULT_LIB)
+$(B)/tests/pool-%: tests/pool/%.c $(B)/libdbpool.a $(TEST_COV_OBJ) $(FAULT_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -Itests/lib $(CFLAGS) $< -o $@ $(B)/libdbpool.a -lsqlite3 \
-	  $(TEST_COV_LINK) $(FAULT_LINK) $(ALL_LDFLAGS)
+	$(CC) $(BASE_CFLAGS) -Itests/lib $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $@.d $< -o $@ \
+	  $(B)/libdbpool.a -lsqlite3 $(TEST_COV_LINK) $(FAULT_LINK) $(ALL_LDFLAGS)
 
 # The fault layer, and the driver that fails each operation's calls in turn.
 $(B)/libdbpool-fault.so: tests/fault/inject.c tests/fault/inject.h
@@ -202,15 +227,17 @@ $(B)/tests/faults: tests/fault/driver.c tests/fault/inject.h $(B)/libdbpool.a $(
 	$(CC) $(BASE_CFLAGS) -Itests/fault $(CFLAGS) $< -o $@ $(B)/libdbpool.a -lsqlite3 \
 	  $(TEST_COV_LINK) $(FAULT_LINK) $(ALL_LDFLAGS)
 
-$(B)/hooks/%.o: %.c $(FAULT_DEPS)
+$(B)/hooks/%.o: %.c $(B)/version.ok $(FAULT_DEPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LIB_CFLAGS) -DDBPOOL_CRASH_POINTS $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 	$(FAULT_WRAP)
 
-$(B)/tests/crash-%: tests/crash/%.c $(HOOK_OBJ) $(TEST_UTIL) $(TEST_COV_OBJ) $(FAULT_LIB)
+# Kept (not intermediate files make would delete after linking).
+.SECONDARY: $(HOOK_OBJ)
+$(B)/tests/crash-%: tests/crash/%.c $(HOOK_OBJ) $(TEST_COV_OBJ) $(FAULT_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -Itests/lib $(CFLAGS) $< -o $@ $(HOOK_OBJ) $(TEST_COV_LINK) \
-	  $(FAULT_LINK) $(ALL_LDFLAGS)
+	$(CC) $(BASE_CFLAGS) -Itests/lib $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $@.d $< -o $@ \
+	  $(HOOK_OBJ) $(TEST_COV_LINK) $(FAULT_LINK) $(ALL_LDFLAGS)
 
 # Not under $(B)/tests/ itself: tests/run.sh runs every program there.
 $(B)/tests/lib/%.o: tests/lib/%.c
@@ -221,7 +248,8 @@ $(B)/tests/lib/%.o: tests/lib/%.c
 $(B)/bench/ext_bench $(B)/bench/pool_bench $(B)/bench/writer_bench: BENCH_LIBS := -lsqlite3
 $(B)/bench/%: bench/%.c $(B)/libdbpool.a $(B)/dbpool.so
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) $< -o $@ $(B)/libdbpool.a $(BENCH_LIBS) $(ALL_LDFLAGS) -lm
+	$(CC) $(BASE_CFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $@.d $< -o $@ $(B)/libdbpool.a \
+	  $(BENCH_LIBS) $(ALL_LDFLAGS) -lm
 
 # make FAULT=1 test-faults (make test runs it): the fault driver, quick mode
 # unless FAULT_FULL=1.
@@ -243,7 +271,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_CI_SECONDS ?= 25
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) -fPIC -fvisibility=hidden -pthread -Iinclude \
-  $(ARCH_FLAGS) -DDBPOOL_VERSION='"$(VERSION)"' -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+  -I. $(ARCH_FLAGS) -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/*.c))
 FUZZ_TARGETS := $(FUZZ_SRC:tests/fuzz/%.c=%)
 FUZZ_BIN := $(FUZZ_TARGETS:%=$(FUZZ_B)/fuzz-%)
@@ -333,6 +361,7 @@ demo: deps
 	B=$(B) demo/demo.sh
 
 # Installed files; uninstall removes exactly these.
+PUBLIC_HEADERS := dbpool.h dbpool_coord.h dbpool_admin.h dbpool_version.h
 # The preload library of `dbpoolctl run` lives in LIBDIR/dbpool (not a
 # library to link with), beside a link to the extension, which it loads.
 PRELOADDIR := $(LIBDIR)/dbpool
@@ -340,7 +369,7 @@ EXT_LINK := $(if $(filter $(abspath $(EXTDIR)),$(abspath $(LIBDIR))),../dbpool.s
 INSTALLED := $(BINDIR)/dbpoolctl $(EXTDIR)/dbpool.so $(LIBDIR)/libdbpool.a \
   $(PRELOADDIR)/libdbpool-preload.so $(PRELOADDIR)/dbpool.so \
   $(LIBDIR)/libdbpool.so.$(VERSION) $(LIBDIR)/$(SONAME) $(LIBDIR)/libdbpool.so \
-  $(INCLUDEDIR)/dbpool.h $(INCLUDEDIR)/dbpool_coord.h $(LIBDIR)/pkgconfig/dbpool.pc \
+  $(addprefix $(INCLUDEDIR)/,$(PUBLIC_HEADERS)) $(LIBDIR)/pkgconfig/dbpool.pc \
   $(MANDIR)/man1/dbpoolctl.1 $(MANDIR)/man3/dbpool.3 $(MANDIR)/man7/dbpool.7
 
 install: $(PRODUCTS)
@@ -355,7 +384,7 @@ install: $(PRODUCTS)
 	install -m 644 $(B)/libdbpool.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libdbpool.so.$(VERSION)
 	ln -sf libdbpool.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libdbpool.so
-	install -m 644 include/dbpool.h include/dbpool_coord.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(addprefix include/,$(PUBLIC_HEADERS)) $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 $(B)/dbpool.pc $(DESTDIR)$(LIBDIR)/pkgconfig/dbpool.pc
 	install -m 644 docs/man/dbpoolctl.1 $(DESTDIR)$(MANDIR)/man1/dbpoolctl.1
 	install -m 644 docs/man/dbpool.3 $(DESTDIR)$(MANDIR)/man3/dbpool.3

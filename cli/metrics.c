@@ -112,7 +112,10 @@ static int collect(const char *segment, void *arg)
   }
   metric_pool *m = &acc->pools[acc->n];
   int rc = view_open_segment(segment, &m->v);
-  if (rc == 0) rc = dbpool_coord_histogram(m->v.c, m->hist);
+  if (rc == 0) {
+    int k = dbpool_coord_histogram(m->v.c, m->hist, DBPOOL_HIST_BUCKETS);
+    if (k < 0) rc = k;
+  }
   if (rc == 0) acc->n++;
   else if (m->v.c) view_close(&m->v);
   return view_list_error(rc);
@@ -160,7 +163,7 @@ int cmd_metrics(int argc, char **argv, const cli_opts *o)
       free(acc.pools);
       return rc;
     }
-    dbpool_coord_histogram(acc.pools[0].v.c, acc.pools[0].hist);
+    dbpool_coord_histogram(acc.pools[0].v.c, acc.pools[0].hist, DBPOOL_HIST_BUCKETS);
     acc.n = 1;
   } else if ((rc = dbpool_coord_list(collect, &acc)) < 0) {
     rc = cli_fail(argv[0], "%s", acc.oom ? "out of memory" : cli_error(rc));

@@ -57,19 +57,20 @@ static int still_ours(const dbpool_coord *c)
 static int remove_locked(dbpool_coord *c)
 {
   dbp_gate_set_flags(c, G_REMOVED | G_SLOW, 0);
-  dbpool_coord_wake_listeners(c); /* in-process pools' housekeepers: look */
+  dbp_coord_wake_listeners(c); /* in-process pools' housekeepers: look */
   uint32_t hwm = dbp_record_hwm(c->hdr);
   for (uint32_t i = 0; i < hwm; i++) {
     dbp_record *r = &c->recs[i];
     if (REC_STATE(atomic_load(&r->word)) != REC_WAITING) continue;
     atomic_fetch_add(&r->wake, 1);
-    dbp_futex_wake(&r->wake, INT_MAX);
+    dbp_futex_wake(&r->wake, INT_MAX, DBP_FUTEX_SHARED);
   }
   int ours = still_ours(c);
   if (ours <= 0) return ours; /* gone already; or unknown */
-  struct stat st;
-  if (fstat(c->fd, &st) != 0) return -errno;
-  if (st.st_uid != geteuid()) return -EPERM;
+  struct stat st; /* dbp_unlink_allowed, saying why not */
+  if (geteuid() != 0 && c->fd < 0) return -EPERM;
+  if (geteuid() != 0 && fstat(c->fd, &st) != 0) return -errno;
+  if (geteuid() != 0 && st.st_uid != geteuid()) return -EPERM;
   char path[PATH_MAX];
   dbp_shm_path(c->name, path, sizeof path);
   return unlink(path) == 0 || errno == ENOENT ? 0 : -errno;
@@ -77,13 +78,16 @@ static int remove_locked(dbpool_coord *c)
 
 void dbp_remove_locked(dbpool_coord *c) { remove_locked(c); }
 
-/* Under the lock: live processes other than ourselves, the first pids. */
+/* Under the lock: live processes other than ourselves that use the pool
+** (own holders; a process keeps its registration while it keeps the pool
+** mapped), the first pids. */
 static int live_processes(dbpool_coord *c, int *pids, int cap)
 {
   int n = 0;
   uint32_t phwm = dbp_process_hwm(c->hdr);
   for (uint32_t p = 0; p < phwm; p++) {
     if (atomic_load(&c->procs[p].state) != PROC_LIVE) continue;
+    if (atomic_load(&c->procs[p].n_records) == 0) continue;
     if (dbp_is_own_record(c, p)) continue;
     if (!dbp_process_alive(c, p)) continue;
     if (n < cap) pids[n] = atomic_load(&c->procs[p].pid);
@@ -235,7 +239,7 @@ static int collect_names(name_list *out)
   return 0;
 }
 
-int dbpool_coord_list_skips(int err)
+int dbp_list_skips(int err)
 {
   return err == -ENOENT || err == -EACCES || err == -EBADMSG;
 }
@@ -307,7 +311,7 @@ dbpool_file_state dbpool_coord_file_state(dbpool_coord *c)
 static void report(dbpool_coord_gc_cb cb, void *arg, const char *segment,
                    const char *database, dbpool_gc_action action, const char *why)
 {
-  dbpool_gc_entry e = {.segment = segment, .database = database,
+  dbpool_gc_entry e = {.size = sizeof e, .segment = segment, .database = database,
                        .action = action, .reason = why};
   if (cb) cb(&e, arg);
 }

@@ -23,18 +23,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fastpath.h"
 #include "internal.h"
 
-#ifndef DBPOOL_VERSION
-#define DBPOOL_VERSION "0.0.0"
-#endif
-
 static dbpool_coord *g_list; /* guarded by the registry lock */
+#define OPEN_FILE_ONLY 0x100 /* open_common: a non-file is 1, not an error */
 static void unref(dbpool_coord *c);
 static uint64_t g_tick;      /* LRU clock of unused attachments (lock) */
 
-const char *dbpool_version_string(void) { return DBPOOL_VERSION; }
+const char *dbpool_version(void) { return DBPOOL_VERSION; }
+int dbpool_version_number(void) { return DBPOOL_VERSION_NUMBER; }
 
 void dbp_label_store(_Atomic uint64_t *dst, unsigned words, const char *src)
 {
@@ -61,6 +58,11 @@ void dbp_label_load(_Atomic uint64_t *src, unsigned words, char *dst)
   dst[words * 8 - 1] = 0;
 }
 
+/* Attachments taken out of the list under the registry lock, released
+** (unregistered from their pool, unmapped) once it is let go: leaving a
+** pool takes the pool's lock, never taken under the registry lock. */
+static dbpool_coord *g_released;
+
 /* Under the registry lock: drop an attachment nobody uses. */
 static void forget(dbpool_coord *c)
 {
@@ -69,8 +71,29 @@ static void forget(dbpool_coord *c)
       *pp = c->next;
       break;
     }
-  dbp_segment_unmap(c);
-  free(c);
+  c->next = g_released;
+  g_released = c;
+}
+
+static void detach_process(dbpool_coord *c);
+
+/* Let the registry lock go, then release what forget() took out. */
+static void registry_unlock(void)
+{
+  dbpool_coord *list = g_released;
+  g_released = NULL;
+  dbp_registry_unlock();
+  while (list) {
+    dbpool_coord *c = list;
+    list = c->next;
+    if (c->fork_gen == dbp_fork_gen()) { /* a parent's is only memory */
+      pthread_mutex_lock(&c->reg_lock);
+      detach_process(c);
+      pthread_mutex_unlock(&c->reg_lock);
+    }
+    dbp_segment_unmap(c);
+    free(c);
+  }
 }
 
 /* In the child, right after fork() (registry lock held, one thread): the
@@ -114,8 +137,14 @@ enum { USABLE, GONE, SHADOWED };
 
 static int usability(dbpool_coord *c, const char *db_path, const dbp_dbfile *db)
 {
-  if ((dbp_gate_snapshot(c->hdr).bits & G_REMOVED) || !dbp_segment_still_linked(c))
-    return GONE;
+  if (dbp_gate_snapshot(c->hdr).bits & G_REMOVED) return GONE; /* any removal */
+  /* Its name deleted by hand (rm in /dev/shm): noticed within a second,
+  ** not at the price of a stat on every open. */
+  int64_t now = dbp_mono_coarse_ns();
+  if (now - c->linked_checked_ns >= 1000000000 || now < c->linked_checked_ns) {
+    if (!dbp_segment_still_linked(c)) return GONE;
+    c->linked_checked_ns = now;
+  }
   if (!db || !c->by_path) return USABLE;
   if (db->uid != c->db_uid || db->gid != c->db_gid || db->mode != c->db_mode) {
     if (!dbp_segment_trusted(c, db_path, db)) return SHADOWED;
@@ -195,10 +224,11 @@ static int open_common(const char *db_path, const char *seg_name, unsigned flags
   if (db_path) {
     rc = dbp_namespace(&ns);
     if (rc) return rc;
-    /* Quietly first (no realpath: a cached attachment is found by key);
-    ** if that fails, again with the message (and if it works then, on). */
-    if (dbp_dbfile_stat_quiet(db_path, &db) != 0 && (rc = dbp_dbfile_stat(db_path, &db)))
-      return rc;
+    rc = dbp_dbfile_stat_quiet(db_path, &db);
+    if (rc && (flags & OPEN_FILE_ONLY) && (rc == -EINVAL || rc == -ENOENT || rc == -ENOTDIR))
+      return 1; /* not a regular file: the caller does not count it */
+    /* Again with the message (and if it works then, on). */
+    if (rc && (rc = dbp_dbfile_stat(db_path, &db))) return rc;
   } else if (!seg_name) {
     return dbp_err(-EINVAL, "dbpool: open: no database path");
   } else {
@@ -209,7 +239,7 @@ static int open_common(const char *db_path, const char *seg_name, unsigned flags
   dbp_registry_lock();
   dbpool_coord *c = find(ns, db_path, &db, by_name, ro, &demote);
   if (c) c->refs++;
-  dbp_registry_unlock();
+  registry_unlock();
   if (demote) { /* its users (our holders among them) move to the real pool */
     dbp_mark_removed(demote);
     unref(demote);
@@ -229,7 +259,7 @@ static int open_common(const char *db_path, const char *seg_name, unsigned flags
       c->next = g_list;
       g_list = c;
     }
-    dbp_registry_unlock();
+    registry_unlock();
     if (fresh) {
       dbp_segment_unmap(fresh);
       free(fresh);
@@ -238,6 +268,12 @@ static int open_common(const char *db_path, const char *seg_name, unsigned flags
   if (db_path && !ro) dbp_follow_rename(c, db_path);
   *out = c;
   return 0;
+}
+
+int dbp_coord_open_file(const char *db_path, dbpool_coord **out)
+{
+  if (!db_path) return dbp_err(-EINVAL, "dbpool: open: database path is NULL");
+  return open_common(db_path, NULL, OPEN_FILE_ONLY, NULL, out);
 }
 
 int dbpool_coord_open(const char *db_path, unsigned flags, dbpool_coord **out)
@@ -283,9 +319,10 @@ void dbpool_coord_database(const dbpool_coord *c, char *buf, size_t cap)
   buf[n - 1] = 0;
 }
 
-/* Under c's registration lock: leave the pool (our last holder is gone):
-** free our records, drop the liveness lock, and remove the pool at once if
-** its database file was deleted and nobody else uses it. */
+/* Under c's registration lock: leave the pool (our last holder is gone and
+** the file was deleted, or the attachment is let go): free our records,
+** drop the liveness lock, and remove the pool at once if its database file
+** was deleted and nobody else uses it. */
 static void detach_process(dbpool_coord *c)
 {
   if (c->readonly || c->proc_idx < 0 || c->proc_fork_gen != dbp_fork_gen())
@@ -320,7 +357,7 @@ static void unref(dbpool_coord *c)
       trim_cache();
     }
   }
-  dbp_registry_unlock();
+  registry_unlock();
 }
 
 void dbpool_coord_close(dbpool_coord *c)
@@ -335,14 +372,19 @@ static void drop_holder(dbpool_coord *c)
 {
   if (c->fork_gen == dbp_fork_gen()) {
     pthread_mutex_lock(&c->reg_lock);
-    if (--c->holders == 0) detach_process(c);
+    /* The process stays registered while it keeps the pool mapped (an
+    ** open-close-open cycle costs no registration), unless the database
+    ** file is gone: then it leaves, and the last to leave removes the pool. */
+    struct stat st;
+    if (--c->holders == 0 && c->db_fd >= 0 && fstat(c->db_fd, &st) == 0 && st.st_nlink == 0)
+      detach_process(c);
     pthread_mutex_unlock(&c->reg_lock);
   }
   unref(c);
 }
 
 /* Reserve the page holding [off, off + len) before a high-water mark
-** passes into it (segment.c: a page first touched on a full /dev/shm
+** passes into it (create.c: a page first touched on a full /dev/shm
 ** would fault). */
 static int reserve_entry(dbpool_coord *c, size_t off, size_t len)
 {
@@ -478,12 +520,15 @@ int dbpool_holder_new(dbpool_coord *c, dbpool_holder **out)
     dbpool_coord_close(own); /* the holder keeps its own reference */
     return rc;
   }
+  if (dbp_gate_snapshot(c->hdr).bits & G_REMOVED) /* (registration is cached) */
+    return dbp_err(-ESTALE, "dbpool: pool %s of %s was removed; reopen it", c->name,
+                   c->path);
   dbpool_holder *hd = calloc(1, sizeof *hd);
   if (!hd) return dbp_err(-ENOMEM, "dbpool: out of memory");
 
   dbp_registry_lock();
   c->refs++; /* the holder's */
-  dbp_registry_unlock();
+  registry_unlock();
   pthread_mutex_lock(&c->reg_lock);
   int rc = dbp_register_process(c);
   if (rc == 0) c->holders++;
@@ -498,6 +543,14 @@ int dbpool_holder_new(dbpool_coord *c, dbpool_holder **out)
   for (int attempt = 0; attempt < 2 && idx == DBP_REC_NONE; attempt++) {
     rc = dbp_lock(c, -1);
     if (rc) break;
+    if (dbp_gate_load(c->hdr).bits & G_REMOVED) {
+      /* Removed since we looked: under the lock, as removal is, so that a
+      ** removal either sees this record (and refuses) or we see it. */
+      dbp_unlock(c);
+      rc = dbp_err(-ESTALE, "dbpool: pool %s of %s was removed; reopen it", c->name,
+                   c->path);
+      break;
+    }
     idx = alloc_record_locked(c);
     if (idx < 0) rc = (int)idx;
     else if (idx != DBP_REC_NONE) {
@@ -563,9 +616,9 @@ void dbpool_holder_free(dbpool_holder *hd)
 
 int dbpool_holder_held(const dbpool_holder *hd) { return hd && hd->held; }
 
-unsigned dbpool_holder_slot(const dbpool_holder *hd) { return hd ? hd->idx : DBP_REC_NONE; }
+unsigned dbp_holder_record(const dbpool_holder *hd) { return hd ? hd->idx : DBP_REC_NONE; }
 
-dbpool_coord *dbpool_holder_coord(const dbpool_holder *hd) { return hd ? hd->c : NULL; }
+dbpool_coord *dbp_holder_coord(const dbpool_holder *hd) { return hd ? hd->c : NULL; }
 
 int dbpool_holder_set_label(dbpool_holder *hd, const char *label)
 {
@@ -576,38 +629,38 @@ int dbpool_holder_set_label(dbpool_holder *hd, const char *label)
   return 0;
 }
 
-void dbpool_holder_set_idle(dbpool_holder *hd, int idle)
+void dbp_holder_set_idle(dbpool_holder *hd, int idle)
 {
   if (!hd || hd->fork_gen != dbp_fork_gen()) return;
   atomic_store_explicit(&hd->rec->flags, idle ? REC_FLAG_IDLE : 0,
                         memory_order_relaxed);
 }
 
-int dbpool_coord_set_slot_label(dbpool_coord *c, unsigned slot, const char *label)
+int dbp_coord_set_record_label(dbpool_coord *c, unsigned record, const char *label)
 {
-  if (!c || !dbp_rec_in(c->hdr, slot))
-    return dbp_err(-EINVAL, "dbpool: set_slot_label: no slot %u", slot);
+  if (!c || !dbp_rec_in(c->hdr, record))
+    return dbp_err(-EINVAL, "dbpool: set_record_label: no record %u", record);
   if (c->readonly)
     return dbp_err(-EROFS, "dbpool: pool of %s is attached read-only", c->path);
-  dbp_record *r = &c->recs[slot];
+  dbp_record *r = &c->recs[record];
   uint32_t owner = atomic_load(&r->owner);
   if (owner < 1 || owner > dbp_process_hwm(c->hdr) ||
       atomic_load(&c->procs[owner - 1].pid) != dbp_pid() ||
       atomic_load(&c->procs[owner - 1].pidns) != dbp_self_pidns())
-    return dbp_err(-EPERM, "dbpool: slot %u of %s is not held by this "
-                   "process", slot, c->path);
+    return dbp_err(-EPERM, "dbpool: record %u of %s is not held by this "
+                   "process", record, c->path);
   dbp_label_store(r->label, DBP_LABEL_WORDS, label);
   return 0;
 }
 
-int dbpool_coord_slot_label(dbpool_coord *c, unsigned slot, char *buf, size_t cap)
+int dbp_coord_record_label(dbpool_coord *c, unsigned record, char *buf, size_t cap)
 {
   char tmp[DBPOOL_LABEL_MAX];
-  if (!buf || cap == 0) return dbp_err(-EINVAL, "dbpool: slot_label: no buffer");
+  if (!buf || cap == 0) return dbp_err(-EINVAL, "dbpool: record_label: no buffer");
   buf[0] = 0;
-  if (!c || !dbp_rec_in(c->hdr, slot))
-    return dbp_err(-EINVAL, "dbpool: slot_label: no slot %u", slot);
-  dbp_label_load(c->recs[slot].label, DBP_LABEL_WORDS, tmp);
+  if (!c || !dbp_rec_in(c->hdr, record))
+    return dbp_err(-EINVAL, "dbpool: record_label: no record %u", record);
+  dbp_label_load(c->recs[record].label, DBP_LABEL_WORDS, tmp);
   snprintf(buf, cap, "%s", tmp);
   return 0;
 }

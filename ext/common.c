@@ -1,7 +1,7 @@
 /*
-** common.c -- small helpers the extension's SQL objects share: error codes,
-** timestamps, the one-line stats summary, applying a setting given as text
-** (PRAGMA), and walking the pools a listing shows.
+** common.c -- small helpers the extension's SQL objects share: timestamps,
+** the one-line stats summary, applying a setting given as text (PRAGMA),
+** and walking the pools a listing shows.
 */
 #include <errno.h>
 #include <string.h>
@@ -10,23 +10,7 @@
 #include "ext.h"
 SQLITE_EXTENSION_INIT3
 
-int dbpool_errno_to_sqlite(int err)
-{
-  switch (-err) {
-  case 0: return SQLITE_OK;
-  case ETIMEDOUT:
-  case EAGAIN: return SQLITE_BUSY;
-  case EACCES:
-  case EPERM: return SQLITE_PERM;
-  case ENOMEM: return SQLITE_NOMEM;
-  case EROFS: return SQLITE_READONLY;
-  case ENOENT: return SQLITE_CANTOPEN;
-  case EINTR: return SQLITE_INTERRUPT;
-  default: return SQLITE_ERROR;
-  }
-}
-
-char *dbpool_iso8601(int64_t ns)
+char *dbx_iso8601(int64_t ns)
 {
   time_t secs = (time_t)(ns / 1000000000);
   struct tm tm;
@@ -43,15 +27,17 @@ static const char *queue_token(const dbpool_writer_stats *ws)
   return strncmp(s, "inactive", 8) == 0 ? "inactive(rollback-journal)" : s;
 }
 
-int dbpool_stats_summary(dbpool_coord *c, char **out)
+int dbx_stats_summary(dbpool_coord *c, char **out)
 {
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   dbpool_writer_stats ws;
+  DBPOOL_INIT(&ws);
   int err = dbpool_coord_stats(c, &st);
   if (err == 0) err = dbpool_coord_writer_stats(c, &ws);
   if (err) {
     *out = sqlite3_mprintf("%s", dbpool_last_error());
-    return dbpool_errno_to_sqlite(err);
+    return dbp_sqlite_rc(err, SQLITE_ERROR);
   }
   *out = sqlite3_mprintf(
       "max_connections=%u active=%u idle=%u waiting=%u peak_active=%u "
@@ -67,7 +53,7 @@ int dbpool_stats_summary(dbpool_coord *c, char **out)
   return *out ? SQLITE_OK : SQLITE_NOMEM;
 }
 
-int dbpool_set_setting_text(dbpool_coord *c, int s, const char *text, char **out)
+int dbx_set_setting_text(dbpool_coord *c, int s, const char *text, char **out)
 {
   int64_t v;
   int err = dbpool_setting_parse(s, text, &v);
@@ -98,7 +84,7 @@ typedef struct each_pool {
 static int coord_error(int err, char **pzErr)
 {
   *pzErr = sqlite3_mprintf("%s", dbpool_last_error());
-  return dbpool_errno_to_sqlite(err);
+  return dbp_sqlite_rc(err, SQLITE_ERROR);
 }
 
 static int each_segment(const char *name, void *p)
@@ -106,7 +92,7 @@ static int each_segment(const char *name, void *p)
   each_pool *e = p;
   dbpool_coord *c;
   int err = dbpool_coord_open_segment(name, DBPOOL_OPEN_READONLY, &c);
-  if (err && dbpool_coord_list_skips(err)) return 0; /* not a pool this user lists */
+  if (err && dbp_list_skips(err)) return 0; /* not a pool this user lists */
   if (err) {
     e->rc = coord_error(err, e->pzErr);
     return 1;
@@ -116,7 +102,7 @@ static int each_segment(const char *name, void *p)
   return e->rc != SQLITE_OK;
 }
 
-int dbpool_for_each_pool(const char *path,
+int dbx_for_each_pool(const char *path,
                          int (*add)(void *arg, dbpool_coord *c, char **pzErr),
                          void *arg, char **pzErr)
 {
@@ -126,7 +112,7 @@ int dbpool_for_each_pool(const char *path,
     dbpool_coord *c;
     int err = dbpool_coord_open(path, DBPOOL_OPEN_READONLY, &c);
     /* No such pool or file, not a file, or not this user's to see: no row. */
-    if (err == -EINVAL || err == -ENAMETOOLONG || dbpool_coord_list_skips(err))
+    if (err == -EINVAL || err == -ENAMETOOLONG || dbp_list_skips(err))
       return SQLITE_OK;
     if (err) return coord_error(err, pzErr);
     e.rc = add(arg, c, pzErr);

@@ -1,7 +1,7 @@
 /*
 ** connection.c -- one slot per connection.
 **
-** dbpool_conn_attach runs for the loading connection and, as an automatic
+** dbx_conn_attach runs for the loading connection and, as an automatic
 ** extension, for every connection opened afterwards (after its main database
 ** file is opened, before its schema is read). For a database file (counts():
 ** not in memory, a regular file) it takes a slot of the database's host-wide
@@ -30,35 +30,33 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../coordinator/fastpath.h"
-#include "../coordinator/interrupt.h"
 #include "ext.h"
 #include "pooled.h"
 SQLITE_EXTENSION_INIT3
 
 /* The C pool's mark for the next open on this thread (pooled.h). */
 static __thread struct {
-  unsigned slot;
+  unsigned record;
   char segment[128]; /* "" when nothing is expected */
 } t_pooled;
 
-static void expect_pooled(const char *segment, unsigned slot)
+static void expect_pooled(const char *segment, unsigned record)
 {
-  t_pooled.slot = slot;
+  t_pooled.record = record;
   if (!segment || strlen(segment) >= sizeof t_pooled.segment) segment = "";
   memcpy(t_pooled.segment, segment, strlen(segment) + 1);
 }
 
-const dbpool_pooled_hook dbpool_pooled = {DBPOOL_POOLED_MAGIC, 1, expect_pooled};
+const dbp_pooled_hook dbx_pooled = {DBP_POOLED_MAGIC, 1, expect_pooled};
 
 /* Is conn (its pool just opened) the connection the C pool announced? Then
 ** take the mark: it is for one connection only. */
-static int take_pooled_mark(dbpool_conn *conn)
+static int take_pooled_mark(dbx_conn *conn)
 {
   if (!t_pooled.segment[0] ||
       strcmp(t_pooled.segment, dbpool_coord_segment_name(conn->coord)) != 0)
     return 0;
-  conn->slot = t_pooled.slot;
+  conn->record = t_pooled.record;
   t_pooled.segment[0] = 0;
   return 1;
 }
@@ -69,11 +67,11 @@ static int take_pooled_mark(dbpool_conn *conn)
 ** it twice. */
 #define CONN_BUCKETS 256
 static pthread_mutex_t g_conns_lock = PTHREAD_MUTEX_INITIALIZER;
-static dbpool_conn *g_conns[CONN_BUCKETS];
+static dbx_conn *g_conns[CONN_BUCKETS];
 
 static pthread_once_t g_conns_once = PTHREAD_ONCE_INIT;
 
-static dbpool_conn **bucket_of(sqlite3 *db)
+static dbx_conn **bucket_of(sqlite3 *db)
 {
   return &g_conns[((uintptr_t)db >> 4) * 2654435761u % CONN_BUCKETS];
 }
@@ -84,20 +82,20 @@ static void conns_lock(void) { pthread_mutex_lock(&g_conns_lock); }
 static void conns_unlock(void) { pthread_mutex_unlock(&g_conns_lock); }
 static void conns_at_fork(void) { pthread_atfork(conns_lock, conns_unlock, conns_unlock); }
 
-static void remember(dbpool_conn *conn)
+static void remember(dbx_conn *conn)
 {
   pthread_once(&g_conns_once, conns_at_fork);
   conns_lock();
-  dbpool_conn **b = bucket_of(conn->db);
+  dbx_conn **b = bucket_of(conn->db);
   conn->next = *b;
   *b = conn;
   conns_unlock();
 }
 
-static void forget(dbpool_conn *conn)
+static void forget(dbx_conn *conn)
 {
   conns_lock();
-  for (dbpool_conn **pp = bucket_of(conn->db); *pp; pp = &(*pp)->next)
+  for (dbx_conn **pp = bucket_of(conn->db); *pp; pp = &(*pp)->next)
     if (*pp == conn) {
       *pp = conn->next;
       break;
@@ -105,20 +103,20 @@ static void forget(dbpool_conn *conn)
   conns_unlock();
 }
 
-int dbpool_conn_attached(sqlite3 *db)
+int dbx_conn_attached(sqlite3 *db)
 {
   int found = 0;
   conns_lock();
-  for (dbpool_conn *c = *bucket_of(db); c && !found; c = c->next) found = c->db == db;
+  for (dbx_conn *c = *bucket_of(db); c && !found; c = c->next) found = c->db == db;
   conns_unlock();
   return found;
 }
 
-void dbpool_conn_ref(dbpool_conn *conn) { conn->refs++; }
+void dbx_conn_ref(dbx_conn *conn) { conn->refs++; }
 
-void dbpool_conn_unref(void *p)
+void dbx_conn_unref(void *p)
 {
-  dbpool_conn *conn = p;
+  dbx_conn *conn = p;
   if (!conn || --conn->refs > 0) return;
   forget(conn);
   dbpool_holder_free(conn->holder); /* releases the slot */
@@ -138,29 +136,30 @@ static int parse_timeout(const char *text, int *out)
 }
 
 /* Take a slot for conn (a file database). */
-static int take_slot(dbpool_conn *conn, const char *file, int joined,
+static int take_slot(dbx_conn *conn, const char *file, int joined,
                      char **pzErrMsg)
 {
   int timeout = DBPOOL_TIMEOUT_DEFAULT;
-  const char *t = sqlite3_uri_parameter(file, DBPOOL_URI_TIMEOUT);
+  const char *t = sqlite3_uri_parameter(file, DBX_URI_TIMEOUT);
   if (t && !parse_timeout(t, &timeout)) {
     *pzErrMsg = sqlite3_mprintf("dbpool: invalid %s '%s' for %s: expected "
-                                "milliseconds from 0 to %d", DBPOOL_URI_TIMEOUT,
+                                "milliseconds from 0 to %d", DBX_URI_TIMEOUT,
                                 t, conn->path, DBPOOL_ACQUIRE_TIMEOUT_LIMIT);
     return SQLITE_ERROR;
   }
   int rc = 0;
   for (int attempt = 0; attempt < 3; attempt++) {
-    rc = dbpool_coord_open(conn->path, 0, &conn->coord);
+    rc = dbp_coord_open_file(conn->path, &conn->coord);
+    if (rc == 1) return SQLITE_OK; /* not a regular file: not counted */
     if (rc == 0) {
       if (take_pooled_mark(conn)) return SQLITE_OK; /* the C pool's slot */
       rc = dbpool_holder_new(conn->coord, &conn->holder);
-      if (rc == 0) dbpool_holder_set_joined(conn->holder, joined);
+      if (rc == 0) dbp_holder_set_joined(conn->holder, joined);
     }
-    /* Ctrl-C (SIGINT, SIGTERM, SIGHUP, SIGQUIT) ends the wait. */
+    /* Ctrl-C (a caught SIGINT or SIGQUIT) ends the wait. */
     if (rc == 0) rc = dbp_holder_acquire_interruptible(conn->holder, timeout);
     if (rc == 0) {
-      conn->slot = dbpool_holder_slot(conn->holder);
+      conn->record = dbp_holder_record(conn->holder);
       return SQLITE_OK;
     }
     dbpool_holder_free(conn->holder);
@@ -170,7 +169,7 @@ static int take_slot(dbpool_conn *conn, const char *file, int joined,
     if (rc != -ESTALE) break; /* the pool was removed: join the new one */
   }
   *pzErrMsg = sqlite3_mprintf("%s", dbpool_last_error());
-  return dbpool_errno_to_sqlite(rc);
+  return dbp_sqlite_rc(rc, SQLITE_ERROR);
 }
 
 /*
@@ -182,23 +181,21 @@ static int take_slot(dbpool_conn *conn, const char *file, int joined,
 ** dbpool. A name that cannot be checked (stat fails otherwise) counts: the
 ** coordinator then says why it cannot be pooled.
 */
-static int counts(sqlite3 *db, const char *file)
+static int may_count(sqlite3 *db, const char *file)
 {
   sqlite3_vfs *vfs = NULL;
-  struct stat st;
   if (!file || !file[0]) return 0;
-  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_VFS_POINTER, &vfs) == SQLITE_OK &&
-      vfs && vfs->zName && strcmp(vfs->zName, "memdb") == 0)
-    return 0;
-  if (stat(file, &st) != 0) return errno != ENOENT && errno != ENOTDIR;
-  return S_ISREG(st.st_mode);
+  return !(sqlite3_file_control(db, "main", SQLITE_FCNTL_VFS_POINTER, &vfs) == SQLITE_OK &&
+           vfs && vfs->zName && strcmp(vfs->zName, "memdb") == 0);
+  /* Whether the name is a regular file the coordinator's one stat of it
+  ** tells (dbp_coord_open_file): not a second stat here. */
 }
 
-/* Undo the registrations of dbpool_conn_attach: dropping each object runs
+/* Undo the registrations of dbx_conn_attach: dropping each object runs
 ** its destructor, and the last one releases the slot. (A function cannot be
 ** dropped while a statement of db runs, as when the extension is loaded by
 ** SELECT load_extension(): then the slot stays held until db closes.) */
-void dbpool_conn_detach(sqlite3 *db)
+void dbx_conn_detach(sqlite3 *db)
 {
   sqlite3_create_module_v2(db, "pool_stats", NULL, NULL, NULL);
   sqlite3_create_module_v2(db, "pool_connections", NULL, NULL, NULL);
@@ -209,10 +206,10 @@ void dbpool_conn_detach(sqlite3 *db)
                              NULL);
 }
 
-int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg, int joined)
+int dbx_conn_attach(sqlite3 *db, char **pzErrMsg, int joined)
 {
   const char *file = sqlite3_db_filename(db, "main");
-  dbpool_conn *conn = sqlite3_malloc64(sizeof *conn);
+  dbx_conn *conn = sqlite3_malloc64(sizeof *conn);
   int rc = SQLITE_OK;
   if (!conn) {
     *pzErrMsg = sqlite3_mprintf("dbpool: out of memory");
@@ -220,35 +217,35 @@ int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg, int joined)
   }
   memset(conn, 0, sizeof *conn);
   conn->db = db;
-  conn->slot = DBPOOL_NO_SLOT;
+  conn->record = DBP_NO_RECORD;
   conn->refs = 1; /* ours, until the registrations hold theirs */
-  if (counts(db, file)) {
+  if (may_count(db, file)) {
     conn->path = sqlite3_mprintf("%s", file);
     rc = conn->path ? take_slot(conn, file, joined, pzErrMsg) : SQLITE_NOMEM;
-    if (rc == SQLITE_OK) dbpool_vfs_note_slot(db, conn->slot);
+    if (rc == SQLITE_OK) dbx_vfs_note_record(db, conn->record);
   }
   /* Each registration takes a reference; on failure SQLite calls the
   ** destructor, which drops it again. */
-  if (rc == SQLITE_OK) rc = dbpool_register_pool_stats(db, conn);
-  if (rc == SQLITE_OK) rc = dbpool_register_pool_connections(db, conn);
-  if (rc == SQLITE_OK) rc = dbpool_register_pool_settings(db, conn);
-  if (rc == SQLITE_OK) rc = dbpool_register_functions(db, conn);
+  if (rc == SQLITE_OK) rc = dbx_register_pool_stats(db, conn);
+  if (rc == SQLITE_OK) rc = dbx_register_pool_connections(db, conn);
+  if (rc == SQLITE_OK) rc = dbx_register_pool_settings(db, conn);
+  if (rc == SQLITE_OK) rc = dbx_register_functions(db, conn);
   if (rc != SQLITE_OK && !*pzErrMsg)
     *pzErrMsg = rc == SQLITE_NOMEM ? sqlite3_mprintf("dbpool: out of memory")
                                    : sqlite3_mprintf("dbpool: cannot register SQL "
                                                      "objects: %s", sqlite3_errstr(rc));
   if (rc == SQLITE_OK) remember(conn);
-  if (rc == SQLITE_OK && conn->coord) dbpool_vfs_bind(db, conn);
-  if (rc != SQLITE_OK) dbpool_conn_detach(db); /* all or nothing */
-  dbpool_conn_unref(conn);
+  if (rc == SQLITE_OK && conn->coord) dbx_vfs_bind(db, conn);
+  if (rc != SQLITE_OK) dbx_conn_detach(db); /* all or nothing */
+  dbx_conn_unref(conn);
   return rc;
 }
 
-void dbpool_conn_follow(dbpool_conn *conn)
+void dbx_conn_follow(dbx_conn *conn)
 {
   if (!conn->coord || !dbp_coord_removed(conn->coord)) return;
   if (conn->holder && dbp_holder_rejoin(&conn->holder, conn->path) == 1)
-    conn->slot = dbpool_holder_slot(conn->holder);
+    conn->record = dbp_holder_record(conn->holder);
   dbpool_coord *fresh;
   if (dbpool_coord_open(conn->path, 0, &fresh) == 0) {
     dbpool_coord_close(conn->coord);

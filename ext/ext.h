@@ -10,7 +10,9 @@
 
 #include <sqlite3ext.h>
 
-#include "dbpool_coord.h"
+#include "base/base.h"
+#include "base/sqlite_rc.h"
+#include "coordinator/private.h"
 
 /* Fault builds (make FAULT=1; tests/fault/inject.h) count and fail the
 ** extension's own requests for SQLite memory with its other allocations,
@@ -29,79 +31,78 @@ int fault_point(const char *name, int cls);
 #endif
 
 /* Per-connection acquire timeout override, in ms. */
-#define DBPOOL_URI_TIMEOUT "dbpool_timeout"
+#define DBX_URI_TIMEOUT "dbpool_timeout"
 
 /* Per-connection state, alive from open (or load) until close. */
-typedef struct dbpool_conn {
+typedef struct dbx_conn {
   sqlite3 *db;
   dbpool_coord *coord;   /* pool of the main database; NULL if in-memory */
   dbpool_holder *holder; /* our slot; NULL if not counted by us */
-  unsigned slot;         /* the slot counted for this connection, or ~0u */
+  unsigned record;       /* our holder record (or the C pool's), or DBP_NO_RECORD */
   char *path;            /* main database path, or NULL */
   int refs;              /* SQL objects registered (plus one while attaching) */
-  struct dbpool_conn *next; /* in the table of attached connections */
-} dbpool_conn;
+  struct dbx_conn *next; /* in the table of attached connections */
+} dbx_conn;
 
-#define DBPOOL_NO_SLOT (~0u)
 
 /* connection.c: every SQL object registered for a connection holds a
-** reference to its dbpool_conn; the last one, dropped when the connection
+** reference to its dbx_conn; the last one, dropped when the connection
 ** closes, releases the slot. joined (a dbpool_joined) says how the
 ** connection came, as pool_connections shows it. */
-int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg, int joined);
-/* Undo dbpool_conn_attach (a load that failed after it): the slot goes. */
-void dbpool_conn_detach(sqlite3 *db);
+int dbx_conn_attach(sqlite3 *db, char **pzErrMsg, int joined);
+/* Undo dbx_conn_attach (a load that failed after it): the slot goes. */
+void dbx_conn_detach(sqlite3 *db);
 /* Has db been attached (counted, or found not to count) already? */
-int dbpool_conn_attached(sqlite3 *db);
+int dbx_conn_attached(sqlite3 *db);
 /* If conn's pool was removed (dbpoolctl rm --force), move its slot into the
 ** pool now at its path, counted even above the limit, and use that pool
 ** for its settings and labels from now on. Called when a transaction
 ** starts, and before settings and labels are used. Cheap when nothing was
 ** removed: one load of the pool's gate. */
-void dbpool_conn_follow(dbpool_conn *conn);
-void dbpool_conn_ref(dbpool_conn *conn);
-void dbpool_conn_unref(void *conn);
+void dbx_conn_follow(dbx_conn *conn);
+void dbx_conn_ref(dbx_conn *conn);
+void dbx_conn_unref(void *conn);
 
 /* One function per SQL object, each in the file named after it. */
-int dbpool_register_pool_stats(sqlite3 *db, dbpool_conn *conn);
-int dbpool_register_pool_connections(sqlite3 *db, dbpool_conn *conn);
-int dbpool_register_pool_settings(sqlite3 *db, dbpool_conn *conn);
-int dbpool_register_functions(sqlite3 *db, dbpool_conn *conn);
+int dbx_register_pool_stats(sqlite3 *db, dbx_conn *conn);
+int dbx_register_pool_connections(sqlite3 *db, dbx_conn *conn);
+int dbx_register_pool_settings(sqlite3 *db, dbx_conn *conn);
+int dbx_register_functions(sqlite3 *db, dbx_conn *conn);
+int dbx_register_operator_functions(sqlite3 *db); /* operator.c */
 
 /* connection.c: the mark of the in-process C pool (pooled.h), which the
 ** VFS shim publishes. */
-extern const struct dbpool_pooled_hook dbpool_pooled;
+extern const struct dbp_pooled_hook dbx_pooled;
 
 /* vfs_shim.c */
-int dbpool_vfs_install(void);
+int dbx_vfs_install(void);
 /* Tie db's main database file, if opened through the shim, to conn (which
 ** outlives it): its transactions then follow a removed pool. */
-void dbpool_vfs_bind(sqlite3 *db, dbpool_conn *conn);
+void dbx_vfs_bind(sqlite3 *db, dbx_conn *conn);
 /* 1 if a VFS named "dbpool" that is not ours is registered: another copy of
 ** the extension (another file) is active in this process. */
-int dbpool_vfs_other_copy(void);
-void dbpool_vfs_uninstall(void);
-/* Tell the main database file's writer gate which slot its connection
-** holds (shown in pool_connections). */
-void dbpool_vfs_note_slot(sqlite3 *db, unsigned slot);
+int dbx_vfs_other_copy(void);
+void dbx_vfs_uninstall(void);
+/* Tell the main database file's writer gate which holder record its
+** connection has (shown in pool_connections). */
+void dbx_vfs_note_record(sqlite3 *db, unsigned record);
 
 /* common.c: helpers the tables share. */
-int dbpool_errno_to_sqlite(int err);
-char *dbpool_iso8601(int64_t realtime_ns); /* sqlite3_malloc'd */
+char *dbx_iso8601(int64_t realtime_ns); /* sqlite3_malloc'd */
 /* PRAGMA dbpool_stats's line: SQLITE_OK and *out (sqlite3_malloc'd), or an
 ** error code and its message in *out (NULL for SQLITE_NOMEM). */
-int dbpool_stats_summary(dbpool_coord *c, char **out);
+int dbx_stats_summary(dbpool_coord *c, char **out);
 /* Call add(arg, c, pzErr) for the pool of path, or (path NULL) for every
 ** pool this user can read; stops at the first SQLite error add returns
 ** (add may put a message in *pzErr). A pool that cannot be read for any
-** reason but not being one to list (dbpool_coord_list_skips) is an error
+** reason but not being one to list (dbp_list_skips) is an error
 ** too, with its message in *pzErr: a listing never leaves pools out. */
-int dbpool_for_each_pool(const char *path,
-                         int (*add)(void *arg, dbpool_coord *c, char **pzErr),
-                         void *arg, char **pzErr);
+int dbx_for_each_pool(const char *path,
+                      int (*add)(void *arg, dbpool_coord *c, char **pzErr),
+                      void *arg, char **pzErr);
 /* PRAGMA dbpool_<setting> = text: parse and apply it, all or nothing.
 ** SQLITE_OK and *out the value now in effect, or an error code and its
 ** message in *out (NULL for SQLITE_NOMEM); both sqlite3_malloc'd. */
-int dbpool_set_setting_text(dbpool_coord *c, int s, const char *text, char **out);
+int dbx_set_setting_text(dbpool_coord *c, int s, const char *text, char **out);
 
 #endif

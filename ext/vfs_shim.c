@@ -25,7 +25,6 @@
 */
 #include <string.h>
 
-#include "../coordinator/fastpath.h"
 #include "ext.h"
 #include "writer_gate.h"
 #include "pooled.h"
@@ -36,7 +35,7 @@ typedef struct shim_file {
   sqlite3_file *real;   /* the root VFS's file, allocated right after us */
   const char *zName;    /* valid until xClose (SQLite's guarantee) */
   dbpool_coord *coord;  /* the file's pool, opened at the first pragma */
-  dbpool_conn *conn;    /* the connection's state (bound after it is
+  dbx_conn *conn;    /* the connection's state (bound after it is
                            attached; it outlives the file: SQLite closes
                            the file before it destroys the SQL objects) */
   writer_gate wg;       /* writers take turns (writer_gate.c) */
@@ -89,7 +88,7 @@ static int shim_lock(sqlite3_file *f, int level)
 {
   shim_file *p = (shim_file *)f;
   wg_lock(&p->wg, level);
-  if (level == SQLITE_LOCK_SHARED && p->conn) dbpool_conn_follow(p->conn);
+  if (level == SQLITE_LOCK_SHARED && p->conn) dbx_conn_follow(p->conn);
   return REAL(f)->pMethods->xLock(REAL(f), level);
 }
 
@@ -118,7 +117,7 @@ static int shim_pragma(shim_file *p, char **az)
   const char *name = az[1], *arg = az[2];
   if (sqlite3_strnicmp(name, "dbpool_", 7) != 0) return SQLITE_NOTFOUND;
   const char *what = name + 7;
-  if (p->conn) dbpool_conn_follow(p->conn);
+  if (p->conn) dbx_conn_follow(p->conn);
   if (p->coord && dbp_coord_removed(p->coord)) { /* rm --force: the new pool */
     dbpool_coord_close(p->coord);
     p->coord = NULL;
@@ -126,14 +125,14 @@ static int shim_pragma(shim_file *p, char **az)
   if (!p->coord) {
     int rc = dbpool_coord_open(p->zName, 0, &p->coord);
     if (rc)
-      return pragma_error(az, dbpool_errno_to_sqlite(rc),
+      return pragma_error(az, dbp_sqlite_rc(rc, SQLITE_ERROR),
                           sqlite3_mprintf("%s", dbpool_last_error()));
   }
   if (sqlite3_stricmp(what, "stats") == 0) {
     if (arg)
       return pragma_error(az, SQLITE_ERROR, sqlite3_mprintf("dbpool: PRAGMA dbpool_stats "
                                                             "takes no value"));
-    return dbpool_stats_summary(p->coord, &az[0]);
+    return dbx_stats_summary(p->coord, &az[0]);
   }
   int s = -1;
   for (int i = 0; i < DBPOOL_SETTING_COUNT; i++)
@@ -153,7 +152,7 @@ static int shim_pragma(shim_file *p, char **az)
   }
   /* Answered with the new value: a pragma that returns SQLITE_OK must name
   ** its column (clients such as Python fail on a NULL column name). */
-  return dbpool_set_setting_text(p->coord, s, arg, &az[0]);
+  return dbx_set_setting_text(p->coord, s, arg, &az[0]);
 }
 
 static int shim_file_control(sqlite3_file *f, int op, void *arg)
@@ -341,7 +340,7 @@ static const char *shim_next_system_call(sqlite3_vfs *v, const char *z)
   return g_root->xNextSystemCall(g_root, z);
 }
 
-void dbpool_vfs_bind(sqlite3 *db, dbpool_conn *conn)
+void dbx_vfs_bind(sqlite3 *db, dbx_conn *conn)
 {
   sqlite3_file *f = NULL;
   if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || !f)
@@ -350,7 +349,7 @@ void dbpool_vfs_bind(sqlite3 *db, dbpool_conn *conn)
     if (f->pMethods == &shim_methods[i]) ((shim_file *)f)->conn = conn;
 }
 
-int dbpool_vfs_install(void)
+int dbx_vfs_install(void)
 {
   sqlite3_vfs *root = sqlite3_vfs_find(NULL);
   if (!root) return SQLITE_ERROR;
@@ -360,8 +359,8 @@ int dbpool_vfs_install(void)
   g_shim.iVersion = root->iVersion < 3 ? root->iVersion : 3;
   g_shim.szOsFile = (int)sizeof(shim_file) + root->szOsFile;
   g_shim.mxPathname = root->mxPathname;
-  g_shim.zName = DBPOOL_POOLED_VFS;
-  g_shim.pAppData = (void *)&dbpool_pooled; /* found by the C pool */
+  g_shim.zName = DBP_POOLED_VFS;
+  g_shim.pAppData = (void *)&dbx_pooled; /* found by the C pool */
   g_shim.xOpen = shim_open;
   g_shim.xDelete = shim_delete;
   g_shim.xAccess = shim_access;
@@ -383,22 +382,22 @@ int dbpool_vfs_install(void)
   return sqlite3_vfs_register(&g_shim, 1);
 }
 
-void dbpool_vfs_note_slot(sqlite3 *db, unsigned slot)
+void dbx_vfs_note_record(sqlite3 *db, unsigned record)
 {
   sqlite3_file *f = NULL;
   if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || !f)
     return;
   for (int i = 0; i < 3; i++)
-    if (f->pMethods == &shim_methods[i]) ((shim_file *)f)->wg.h.slot = slot;
+    if (f->pMethods == &shim_methods[i]) ((shim_file *)f)->wg.h.record = record;
 }
 
-int dbpool_vfs_other_copy(void)
+int dbx_vfs_other_copy(void)
 {
   sqlite3_vfs *named = sqlite3_vfs_find("dbpool");
   return named && named != &g_shim;
 }
 
-void dbpool_vfs_uninstall(void)
+void dbx_vfs_uninstall(void)
 {
   if (g_root) {
     sqlite3_vfs_unregister(&g_shim);

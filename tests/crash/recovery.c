@@ -133,6 +133,7 @@ static void check_invariants(dbpool_coord *c, const char *when)
   CHECK(steps <= hwm); /* no cycle */
   /* The counters. */
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.total_acquired == st.total_released + st.total_reclaimed + st.active);
   CHECK(atomic_load(&h->reclaim_journal_seq) == 0);
@@ -220,8 +221,8 @@ static pid_t waiter_child(const char *db, int who, int timeout_ms, order_log *lo
 static void wait_for_waiters(dbpool_coord *c, unsigned n)
 {
   double end = tu_now_ms() + 10000;
-  while (dbpool_coord_waiting(c) < n && tu_now_ms() < end) tu_sleep_ms(1);
-  REQUIRE(dbpool_coord_waiting(c) >= n);
+  while (dbp_coord_waiting(c) < n && tu_now_ms() < end) tu_sleep_ms(1);
+  REQUIRE(dbp_coord_waiting(c) >= n);
 }
 
 static void kill_child(pid_t pid)
@@ -245,6 +246,7 @@ static void reaper_dies(const char *point, uint64_t reclaimed_right_after)
   pid_t dead = holder_child(wd.db, 1);
   kill_child(dead);
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK(dies_at(point, reap_fn, (void *)wd.db));
   /* The next operation recovers: it completes a reclaim that was done, and
   ** leaves one that was not to the next reap, which counts it once. */
@@ -284,6 +286,7 @@ TEST(reaper_dies_between_two_records)
   kill_child(dead);
   CHECK(dies_at("reap-record-freed", reap_fn, (void *)wd.db));
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(wd.c, &st), 0); /* recovers, then reaps the rest */
   check_invariants(wd.c, "reap-record-freed");
   CHECK(st.total_reclaimed == 2 && st.active == 0);
@@ -308,7 +311,7 @@ static void hold_then_release_fn(void *arg)
   if (dbpool_holder_acquire(h, 5000) != 0) return;
   /* Wait for the waiter (the parent's child) to queue, then release. */
   double end = tu_now_ms() + 10000;
-  while (dbpool_coord_waiting(c) == 0 && tu_now_ms() < end) tu_sleep_ms(1);
+  while (dbp_coord_waiting(c) == 0 && tu_now_ms() < end) tu_sleep_ms(1);
   g_crash_at = point;
   dbpool_holder_release(h);
 }
@@ -330,6 +333,7 @@ static void releaser_dies(const char *point)
   /* The releaser holds the only slot; then one waiter queues. */
   double end = tu_now_ms() + 10000;
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   do {
     tu_sleep_ms(1);
     REQUIRE(dbpool_coord_stats(wd.c, &st) == 0);
@@ -379,6 +383,7 @@ static void waiter_dies(const char *point)
   CHECK(dies_at(point, queue_fn, (void *)wd.db));
   /* Recovery rebuilds the queue: w1 first, then w3 (who queues now). */
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(wd.c, &st), 0);
   pid_t w3 = waiter_child(wd.db, 3, 15000, log);
   double end = tu_now_ms() + 10000;
@@ -468,6 +473,7 @@ TEST(process_dies_claiming_a_record)
   check_invariants(wd.c, "record-claimed");
   CHECK(dbpool_coord_reap(wd.c) >= 0);
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(wd.c, &st), 0);
   CHECK(st.records_in_use == 1); /* the dead's record came back */
   check_invariants(wd.c, "record-claimed, reaped");
@@ -485,6 +491,7 @@ TEST(process_dies_freeing_a_record)
   check_invariants(wd.c, "record-unowned");
   CHECK(dbpool_coord_reap(wd.c) >= 0);
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(wd.c, &st), 0);
   CHECK(st.records_in_use == 1);
   dbpool_holder_free(h);
@@ -629,6 +636,7 @@ TEST(recovery_reclaims_records_that_no_process_owns)
   CHECK_RC(dbpool_coord_set(wd.c, DBPOOL_SETTING_PAUSED, 0), 0);
   CHECK_RC(dbpool_holder_acquire(b, 0), 0);
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(wd.c, &st), 0);
   CHECK(st.active == 1 && st.total_reclaimed == 1);
   check_invariants(wd.c, "orphans");

@@ -54,7 +54,9 @@
 #include <sqlite3.h>
 
 #include "dbpool.h"
+#include "dbpool_admin.h"
 #include "dbpool_coord.h"
+#include "coordinator/private.h"
 #include "inject.h"
 
 /* ------------------------------------------------------------ strings */
@@ -256,6 +258,7 @@ static void common_state(ctx *x, sb *out)
     add_path(&line, x, path);
     sb_add(&line, "%s:", cand ? cand : "");
     dbpool_host_stats st;
+    DBPOOL_INIT(&st);
     /* An entry of the C pool keeps its holder record (and so the process
     ** its registration) across connections, by design: not compared. */
     if (dbpool_coord_stats(c, &st) == 0 && x->kind == K_POOL)
@@ -269,7 +272,7 @@ static void common_state(ctx *x, sb *out)
         sb_add(&line, " %s=%lld", dbpool_setting_describe(s)->name, (long long)v);
     }
     dbpool_holder_info info[16];
-    int k = dbpool_coord_holders(c, info, 16);
+    int k = dbpool_coord_holders(c, info, 16, sizeof *info);
     for (int j = 0; j < k && j < 16; j++)
       sb_add(&line, " holder(%d,%s)", (int)info[j].state, info[j].label);
     sb_add(&line, " file=%s\n", dbpool_file_state_name(dbpool_coord_file_state(c)));
@@ -328,7 +331,7 @@ static void start_helper(ctx *x, int i, const char *label, bool release_when_wai
     dbpool_holder_set_label(h, label);
     if (write(ready[1], "r", 1) != 1) _exit(1);
     if (release_when_waited) {
-      while (dbpool_coord_waiting(c) == 0) {
+      while (dbp_coord_waiting(c) == 0) {
         struct pollfd pf = {p[0], POLLIN, 0};
         if (poll(&pf, 1, 1) > 0) break;
       }
@@ -442,13 +445,14 @@ static void probe_holders(ctx *x, sb *out)
       continue;
     }
     dbpool_host_stats st;
+    DBPOOL_INIT(&st);
     dbpool_coord_stats(c, &st);
     if (x->kind == K_POOL) /* entries keep their holder record: see common_state */
       sb_add(out, "db%d: active=%u", i, st.active);
     else
       sb_add(out, "db%d: active=%u records=%u", i, st.active, st.records_in_use);
     dbpool_holder_info info[8];
-    int k = dbpool_coord_holders(c, info, 8);
+    int k = dbpool_coord_holders(c, info, 8, sizeof *info);
     for (int j = 0; j < k && j < 8; j++) sb_add(out, " label=%s", info[j].label);
     sb_add(out, "\n");
     dbpool_coord_close(c);
@@ -769,6 +773,7 @@ static void pool_setup_idle(ctx *x)
 static void probe_pool(ctx *x, sb *out)
 {
   dbpool_stats st;
+  DBPOOL_INIT(&st);
   if (x->pool && dbpool_get_stats(x->pool, &st) == SQLITE_OK)
     sb_add(out, "pool: active=%d idle=%d total=%d waiting=%d\n", st.active, st.idle,
            st.total, st.waiting);
@@ -831,7 +836,7 @@ static void run_holder_new(ctx *x)
 {
   g_holder = NULL;
   int rc = dbpool_holder_new(x->coord, &g_holder);
-  if (rc == 0) rc = dbpool_holder_set_joined(g_holder, DBPOOL_JOINED_API);
+  if (rc == 0) rc = dbp_holder_set_joined(g_holder, DBPOOL_JOINED_API);
   if (rc == 0) rc = dbpool_holder_set_label(g_holder, "new");
   if (rc) coord_fail(x, rc);
   else sb_add(&x->answer, "holder");
@@ -885,6 +890,7 @@ static void release_and_rearm_helper(ctx *x)
 static void run_stats_op(ctx *x)
 {
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   int rc = dbpool_coord_stats(x->coord, &st);
   if (rc) {
     coord_fail(x, rc);
@@ -905,7 +911,7 @@ static void coord_setup_held(ctx *x)
 static void run_holders(ctx *x)
 {
   dbpool_holder_info info[8];
-  int n = dbpool_coord_holders(x->coord, info, 8);
+  int n = dbpool_coord_holders(x->coord, info, 8, sizeof *info);
   if (n < 0) {
     coord_fail(x, n);
     return;
@@ -1346,7 +1352,9 @@ static void run_names(long serial, char *ns, size_t ns_cap, char *dir, size_t di
 {
   const char *run = getenv("DBPOOL_TEST_RUN");
   snprintf(ns, ns_cap, "%sf%dn%ld", run ? run : "", (int)g_driver, serial);
-  snprintf(dir, dir_cap, "/tmp/dbpool-fault-%s", ns);
+  /* On tmpfs: SQLite's fsyncs cost nothing, so a run is mostly its own
+  ** work (on disk, waiting for them doubled the suite's time here). */
+  snprintf(dir, dir_cap, "/dev/shm/dbpool-fault-%s", ns);
 }
 
 static void remove_leftovers(const char *ns, const char *dir)
@@ -1877,11 +1885,14 @@ static void drive(const op *o, bool full)
   ** Nth calls at an even stride from the first, at most
   ** quick_cap[class][once, persist] of them. */
   static const long quick_cap[3][2] = {{16, 3}, {6, 2}, {3, 2}};
+  /* dbpoolctl's runs each start a program under ASan (several times the
+  ** cost of a forked run), and its five listings share one code path. */
+  static const long quick_cap_ctl[2][2] = {{8, 2}, {4, 2}};
   plan plans[6];
   int np = 0;
   for (int c = 0; c < nc; c++)
     for (int m = 0; m < 2; m++) {
-      long cap = full ? LONG_MAX : quick_cap[c][m];
+      long cap = full ? LONG_MAX : o->kind == K_CTL ? quick_cap_ctl[c][m] : quick_cap[c][m];
       long stride = calls[c] > cap ? (calls[c] + cap - 1) / cap : 1;
       plans[np++] = (plan){o, all_classes[c], m == 1, stride, 1 + (m ? stride / 2 : 0),
                            calls[c] + 1, false};

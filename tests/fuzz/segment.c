@@ -41,8 +41,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dbpool_admin.h"
 #include "dbpool_coord.h"
-#include "../../coordinator/layout.h"
+#include "coordinator/layout.h"
+#include "coordinator/private.h"
 
 #define SEG_SIZE ((size_t)DBP_SEGMENT_SIZE)
 #define FUTEX_OWNER_DIED_BIT 0x40000000u
@@ -177,7 +179,7 @@ static void set_lock(unsigned state)
 static int count_holding(dbpool_coord *c)
 {
   dbpool_holder_info info[32];
-  int n = dbpool_coord_holders(c, info, 32);
+  int n = dbpool_coord_holders(c, info, 32, sizeof *info);
   if (n < 0 || n > 32) return -1;
   int held = 0;
   for (int i = 0; i < n; i++) held += info[i].state != DBPOOL_HOLDER_WAITING;
@@ -188,6 +190,7 @@ static int count_holding(dbpool_coord *c)
 static void check_recovered(dbpool_coord *c)
 {
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   if (dbpool_coord_stats(c, &st) != 0) return;
   if (st.active > st.max_connections) {
     fprintf(stderr, "fuzz-segment: after recovery %u slots held, limit %u\n", st.active,
@@ -206,7 +209,9 @@ static void check_recovered(dbpool_coord *c)
 static void use(dbpool_coord *c, unsigned lock_state)
 {
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   dbpool_writer_stats ws;
+  DBPOOL_INIT(&ws);
   dbpool_holder_info info[8];
   dbpool_writer_info wi[4];
   static uint64_t hist[DBPOOL_HIST_BUCKETS];
@@ -215,10 +220,10 @@ static void use(dbpool_coord *c, unsigned lock_state)
 
   dbpool_coord_stats(c, &st);
   dbpool_coord_writer_stats(c, &ws);
-  dbpool_coord_histogram(c, hist);
-  dbpool_coord_holders(c, info, 8);
-  dbpool_coord_writers(c, wi, 4);
-  dbpool_coord_waiting(c);
+  dbpool_coord_histogram(c, hist, DBPOOL_HIST_BUCKETS);
+  dbpool_coord_holders(c, info, 8, sizeof *info);
+  dbpool_coord_writers(c, wi, 4, sizeof *wi);
+  dbp_coord_waiting(c);
   dbpool_coord_file_state(c);
   for (int s = 0; s < DBPOOL_SETTING_COUNT; s++) dbpool_coord_get(c, s, &v);
 
@@ -231,17 +236,17 @@ static void use(dbpool_coord *c, unsigned lock_state)
       check_recovered(c);
     if (dbpool_holder_acquire(h, 0) == 0) {
       dbpool_holder_set_label(h, "fuzz");
-      dbpool_holder_set_idle(h, 1);
-      dbpool_coord_slot_label(c, dbpool_holder_slot(h), label, sizeof label);
-      dbpool_holder_set_idle(h, 0);
+      dbp_holder_set_idle(h, 1);
+      dbp_coord_record_label(c, dbp_holder_record(h), label, sizeof label);
+      dbp_holder_set_idle(h, 0);
       if (dbpool_holder_new(c, &h2) == 0) dbpool_holder_acquire(h2, 0);
       dbpool_holder_release(h);
     }
-    dbpool_coord_set_slot_label(c, dbpool_holder_slot(h), "x");
+    dbp_coord_set_record_label(c, dbp_holder_record(h), "x");
   }
   dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 2);
-  dbpool_coord_wait_for_waiter(c, 0);
-  dbpool_coord_holders(c, info, 8);
+  dbp_coord_wait_for_waiter(c, 0);
+  dbpool_coord_holders(c, info, 8, sizeof *info);
   dbpool_coord_stats(c, &st);
   dbpool_holder_free(h2);
   dbpool_holder_free(h);
@@ -262,6 +267,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   }
   if (dbpool_coord_open_segment(g_seg_name, DBPOOL_OPEN_READONLY, &c) == 0) {
     dbpool_host_stats st;
+    DBPOOL_INIT(&st);
     dbpool_coord_stats(c, &st);
     dbpool_coord_close(c);
   }
