@@ -28,6 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # directory: (lines %, branches %) it must reach; None: reported only.
 FLOORS = {
+    "base": (97.0, 90.0),  # split out of coordinator/ (issue 12): its floor
     "coordinator": (97.0, 90.0),
     "pool": (97.0, 90.0),
     "ext": (93.0, 85.0),
