@@ -43,4 +43,10 @@ if command -v valgrind >/dev/null && [ -x "$B/bench/ext_bench" ]; then
   if [ -n "$plain" ] && [ -n "$pooled" ]; then
     awk -v a="$plain" -v b="$pooled" 'BEGIN { printf "point SELECT, instructions per query (callgrind): without %.0f, with %.0f   overhead %+.2f%%   (goal <= 2%%)\n", a/20000, b/20000, (b/a-1)*100 }'
   fi
+  # Open + close: 2000 of them after a warm-up (ext_bench.c).
+  plain=$(count "$B/bench/ext_bench" 'open_close_counted*' open-plain)
+  pooled=$(count "$B/bench/ext_bench" 'open_close_counted*' open-pooled)
+  if [ -n "$plain" ] && [ -n "$pooled" ]; then
+    awk -v a="$plain" -v b="$pooled" 'BEGIN { printf "open + close, instructions per open (callgrind): without %.0f, with %.0f   %+.0f (%.3fx)\n", a/2000, b/2000, (b-a)/2000, b/a }'
+  fi
 fi

@@ -45,6 +45,12 @@ int dbp_dbfile_stat_quiet(const char *db_path, dbp_dbfile *out)
   if (statx(AT_FDCWD, db_path, AT_STATX_SYNC_AS_STAT,
             STATX_BASIC_STATS | STATX_BTIME, &sx) != 0)
     return -errno;
+  return dbp_dbfile_from_statx(&sx, out);
+}
+
+int dbp_dbfile_from_statx(const struct statx *s, dbp_dbfile *out)
+{
+  const struct statx sx = *s;
   if (!S_ISREG(sx.stx_mode)) return -EINVAL;
   out->key.dev = (uint64_t)makedev(sx.stx_dev_major, sx.stx_dev_minor);
   out->key.ino = sx.stx_ino;

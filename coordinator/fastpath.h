@@ -28,9 +28,19 @@ dbp_coord_waiting_word(dbpool_coord *c);
 
 /* dbpool_coord_open(path, 0) for a database SQLite has just opened: 1
 ** (and no message) when the name is not a regular file (or is gone), so
-** the connection is not counted; with one stat of the name in all. */
+** the connection is not counted; with one stat of the name in all, or
+** none when opened (a statx with STATX_BASIC_STATS | STATX_BTIME of the
+** descriptor SQLite opened, or NULL) gives the file's identity. */
+struct statx;
 __attribute__((visibility("hidden"))) int dbp_coord_open_file(const char *db_path,
+                                                              const struct statx *opened,
                                                               dbpool_coord **out);
+
+/* dbpool_holder_free, told whether the database file still has a name: 1
+** yes, 0 no, -1 unknown (then the last holder to leave looks, as
+** dbpool_holder_free does: deleted, the process leaves the pool). */
+__attribute__((visibility("hidden"))) void dbp_holder_free_linked(dbpool_holder *hd,
+                                                                  int linked);
 
 /* Was c's pool removed (dbpoolctl rm --force)? One load of the gate. */
 __attribute__((visibility("hidden"))) int dbp_coord_removed(const dbpool_coord *c);

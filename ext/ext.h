@@ -10,6 +10,8 @@
 
 #include <sqlite3ext.h>
 
+struct statx;
+
 #include "dbpool_coord.h"
 
 /* Per-connection acquire timeout override, in ms. */
@@ -21,8 +23,9 @@ typedef struct dbpool_conn {
   dbpool_coord *coord;   /* pool of the main database; NULL if in-memory */
   dbpool_holder *holder; /* our slot; NULL if not counted by us */
   unsigned slot;         /* the slot counted for this connection, or ~0u */
-  char *path;            /* main database path, or NULL */
+  char *path;            /* main database path (stored after the struct), or NULL */
   int refs;              /* SQL objects registered (plus one while attaching) */
+  int file_linked;       /* its file had a name when closed: 1, 0, -1 unknown */
   struct dbpool_conn *next; /* in the table of attached connections */
 } dbpool_conn;
 
@@ -44,6 +47,12 @@ void dbpool_conn_follow(dbpool_conn *conn);
 void dbpool_conn_ref(dbpool_conn *conn);
 void dbpool_conn_unref(void *conn);
 
+/* The three eponymous tables, at once (connection.c). A connection whose
+** main database goes through the VFS shim gets them from the shim when it
+** first reads, locks or asks about its file (vfs_shim.c): before any table
+** name can be looked up, and never for the many that only open and close. */
+int dbpool_register_tables(sqlite3 *db, dbpool_conn *conn);
+
 /* One function per SQL object, each in the file named after it. */
 int dbpool_register_pool_stats(sqlite3 *db, dbpool_conn *conn);
 int dbpool_register_pool_connections(sqlite3 *db, dbpool_conn *conn);
@@ -56,16 +65,22 @@ extern const struct dbpool_pooled_hook dbpool_pooled;
 
 /* vfs_shim.c */
 int dbpool_vfs_install(void);
-/* Tie db's main database file, if opened through the shim, to conn (which
-** outlives it): its transactions then follow a removed pool. */
-void dbpool_vfs_bind(sqlite3 *db, dbpool_conn *conn);
+/* db's main database file if it was opened through the shim, else NULL. */
+struct shim_file *dbpool_vfs_main_file(sqlite3 *db);
+/* The statx of the file SQLite opened for f, if the shim saw it, or NULL. */
+const struct statx *dbpool_vfs_opened(const struct shim_file *f);
+/* May the tables of the connection of f be registered by the shim, later?
+** Only if nothing has read or locked f yet (so its schema is not loaded)
+** and no other connection shares it (shared cache). */
+int dbpool_vfs_may_defer(const struct shim_file *f);
+/* Tie f to conn (which outlives it): its transactions then follow a
+** removed pool, its writer gate shows conn's slot, and (defer_tables) the
+** shim registers conn's tables at f's first read, lock or question. */
+void dbpool_vfs_bind(struct shim_file *f, dbpool_conn *conn, int defer_tables);
 /* 1 if a VFS named "dbpool" that is not ours is registered: another copy of
 ** the extension (another file) is active in this process. */
 int dbpool_vfs_other_copy(void);
 void dbpool_vfs_uninstall(void);
-/* Tell the main database file's writer gate which slot its connection
-** holds (shown in pool_connections). */
-void dbpool_vfs_note_slot(sqlite3 *db, unsigned slot);
 
 /* common.c: helpers the tables share. */
 int dbpool_errno_to_sqlite(int err);
