@@ -216,7 +216,7 @@ static bool usable(dbpool_coord *c) { return usability(c, NULL, NULL) == USABLE;
 ** process takes); a racing thread's attachment, if it won, is used
 ** instead of ours. */
 static int open_common(const char *db_path, const char *seg_name, unsigned flags,
-                       const int64_t *explicit, const struct statx *opened,
+                       const int64_t *explicit, const dbp_file_id *opened,
                        dbpool_coord **out)
 {
   char name[DBP_SEGMENT_NAME_MAX];
@@ -229,7 +229,7 @@ static int open_common(const char *db_path, const char *seg_name, unsigned flags
   if (db_path) {
     rc = dbp_namespace(&ns);
     if (rc) return rc;
-    rc = opened ? dbp_dbfile_from_statx(opened, &db) : dbp_dbfile_stat_quiet(db_path, &db);
+    rc = opened ? dbp_dbfile_from_id(opened, &db) : dbp_dbfile_stat_quiet(db_path, &db);
     if (rc && (flags & OPEN_FILE_ONLY) && (rc == -EINVAL || rc == -ENOENT || rc == -ENOTDIR))
       return 1; /* not a regular file: the caller does not count it */
     if (rc) return dbp_dbfile_stat(db_path, &db); /* again, for the message */
@@ -274,7 +274,7 @@ static int open_common(const char *db_path, const char *seg_name, unsigned flags
   return 0;
 }
 
-int dbp_coord_open_file(const char *db_path, const struct statx *opened, dbpool_coord **out)
+int dbp_coord_open_file(const char *db_path, const dbp_file_id *opened, dbpool_coord **out)
 {
   if (!db_path) return dbp_err(-EINVAL, "dbpool: open: database path is NULL");
   return open_common(db_path, NULL, OPEN_FILE_ONLY, NULL, opened, out);

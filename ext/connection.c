@@ -137,7 +137,7 @@ static int parse_timeout(const char *text, int *out)
 }
 
 /* Take a slot for conn (a file database). */
-static int take_slot(dbpool_conn *conn, const char *file, const struct statx *opened,
+static int take_slot(dbpool_conn *conn, const char *file, const dbp_file_id *opened,
                      int joined, char **pzErrMsg)
 {
   int timeout = DBPOOL_TIMEOUT_DEFAULT;

@@ -10,8 +10,6 @@
 
 #include <sqlite3ext.h>
 
-struct statx;
-
 #include "dbpool_coord.h"
 
 /* Per-connection acquire timeout override, in ms. */
@@ -67,8 +65,9 @@ extern const struct dbpool_pooled_hook dbpool_pooled;
 int dbpool_vfs_install(void);
 /* db's main database file if it was opened through the shim, else NULL. */
 struct shim_file *dbpool_vfs_main_file(sqlite3 *db);
-/* The statx of the file SQLite opened for f, if the shim saw it, or NULL. */
-const struct statx *dbpool_vfs_opened(const struct shim_file *f);
+/* The identity of the file SQLite opened for f, if the shim saw it, or NULL. */
+struct dbp_file_id;
+const struct dbp_file_id *dbpool_vfs_opened(const struct shim_file *f);
 /* May the tables of the connection of f be registered by the shim, later?
 ** Only if nothing has read or locked f yet (so its schema is not loaded)
 ** and no other connection shares it (shared cache). */

@@ -47,7 +47,7 @@ typedef struct shim_file {
                            attached; it outlives the file: SQLite closes
                            the file before it destroys the SQL objects) */
   writer_gate wg;       /* writers take turns (writer_gate.c) */
-  struct statx opened;  /* the file SQLite opened (stx_mask 0: unknown) */
+  dbp_file_id opened;   /* the file SQLite opened (mode 0: unknown) */
 } shim_file;
 
 static sqlite3_vfs *g_root;
@@ -67,7 +67,7 @@ static sqlite3_vfs g_shim;
 ** whose open or close saw nothing is stat'ed as before.
 */
 static int g_fstat_installed;
-static __thread struct statx *t_capture; /* where the next fstat is kept */
+static __thread dbp_file_id *t_capture; /* where the next fstat is kept */
 
 static int capturing_fstat(int fd, struct stat *st)
 {
@@ -90,7 +90,9 @@ static int capturing_fstat(int fd, struct stat *st)
   st->st_atim = (struct timespec){sx.stx_atime.tv_sec, sx.stx_atime.tv_nsec};
   st->st_mtim = (struct timespec){sx.stx_mtime.tv_sec, sx.stx_mtime.tv_nsec};
   st->st_ctim = (struct timespec){sx.stx_ctime.tv_sec, sx.stx_ctime.tv_nsec};
-  if ((sx.stx_mask & STATX_BASIC_STATS) == STATX_BASIC_STATS) *t_capture = sx;
+  /* The first is the one kept (the later ones are of the same descriptor). */
+  if (dbp_file_id_from_statx(&sx, t_capture) != 0) t_capture->mode = 0; /* unknown */
+  t_capture = NULL;
   return 0;
 }
 
@@ -110,11 +112,9 @@ static void uninstall_fstat(sqlite3_vfs *root)
   g_fstat_installed = 0;
 }
 
-static int same_file(const struct statx *a, const struct statx *b)
+static int same_file(const dbp_file_id *a, const dbp_file_id *b)
 {
-  return a->stx_dev_major == b->stx_dev_major && a->stx_dev_minor == b->stx_dev_minor &&
-         a->stx_ino == b->stx_ino && a->stx_btime.tv_sec == b->stx_btime.tv_sec &&
-         a->stx_btime.tv_nsec == b->stx_btime.tv_nsec;
+  return a->dev == b->dev && a->ino == b->ino && a->birth == b->birth;
 }
 
 /*
@@ -151,14 +151,14 @@ static inline void use_for_schema(shim_file *p)
 static int shim_close(sqlite3_file *f)
 {
   shim_file *p = (shim_file *)f;
-  struct statx closing;
-  closing.stx_mask = 0;
+  dbp_file_id closing;
+  closing.mode = 0;
   wg_close(&p->wg);
-  if (p->conn && p->opened.stx_mask) t_capture = &closing;
+  if (p->conn && p->opened.mode) t_capture = &closing;
   int rc = p->real->pMethods ? p->real->pMethods->xClose(p->real) : SQLITE_OK;
   t_capture = NULL;
-  if (closing.stx_mask && same_file(&closing, &p->opened))
-    p->conn->file_linked = closing.stx_nlink > 0; /* its slot's holder leaves next */
+  if (closing.mode && same_file(&closing, &p->opened))
+    p->conn->file_linked = closing.nlink > 0; /* its slot's holder leaves next */
   dbpool_coord_close(p->coord);
   p->coord = NULL;
   p->conn = NULL;
@@ -356,8 +356,7 @@ static int shim_open(sqlite3_vfs *vfs, const char *zName, sqlite3_file *f,
   ** root VFS's own files (szOsFile leaves room), with no shim in the way. */
   if (!(flags & SQLITE_OPEN_MAIN_DB))
     return g_root->xOpen(g_root, zName, f, flags, out_flags);
-  memset(p, 0, offsetof(shim_file, opened));
-  p->opened.stx_mask = 0;
+  memset(p, 0, sizeof *p);
   p->real = (sqlite3_file *)&p[1];
   if (g_fstat_installed) t_capture = &p->opened;
   int rc = g_root->xOpen(g_root, zName, p->real, flags, out_flags);
@@ -473,9 +472,9 @@ shim_file *dbpool_vfs_main_file(sqlite3 *db)
   return NULL;
 }
 
-const struct statx *dbpool_vfs_opened(const shim_file *f)
+const dbp_file_id *dbpool_vfs_opened(const shim_file *f)
 {
-  return f && f->opened.stx_mask ? &f->opened : NULL;
+  return f && f->opened.mode ? &f->opened : NULL;
 }
 
 int dbpool_vfs_may_defer(const shim_file *f)
