@@ -145,12 +145,6 @@ static void opener_stop(opener *o)
   waitpid(o->pid, NULL, 0);
 }
 
-static double quantile(double *v, int n, double q)
-{
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  return v[(int)(q * (n - 1) + 0.5)];
-}
-
 /* Open + close without and with the extension, in alternating rounds. */
 static void bench_open_close(opener *plain, opener *pooled)
 {
