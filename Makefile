@@ -10,7 +10,8 @@
 #   make products   only what is installed (no tests, no benchmarks)
 #   make clean
 #
-# Respects CC, CPPFLAGS, CFLAGS, LDFLAGS, PREFIX, DESTDIR, and BINDIR,
+# Respects CC, CPPFLAGS, CFLAGS, LDFLAGS, PREFIX, DESTDIR, WERROR (1: warnings
+# are errors, the default; 0 for packagers on newer compilers), and BINDIR,
 # LIBDIR, INCLUDEDIR, MANDIR, EXTDIR (where the SQLite extension dbpool.so
 # goes: LIBDIR unless given; a system library directory such as
 # /usr/lib/x86_64-linux-gnu makes `.load dbpool` work by bare name), LDCONFIG. SANITIZE=address,undefined or
@@ -46,14 +47,20 @@ ifneq (,$(findstring x86_64,$(MACHINE)))
 ARCH_FLAGS := -mcx16
 endif
 
-WARN := -Wall -Wextra -Werror
+# Warnings are errors by default; packagers building with a newer compiler
+# than this tree was tested with turn that off with WERROR=0.
+WERROR ?= 1
+WARN := -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror)
 BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) -fPIC -fvisibility=hidden -pthread \
-  -Iinclude $(ARCH_FLAGS) $(SAN_FLAGS) -DDBPOOL_VERSION='"$(VERSION)"'
+  -Iinclude -I. $(ARCH_FLAGS) $(SAN_FLAGS)
 LIB_CFLAGS := $(BASE_CFLAGS) -DDBPOOL_BUILDING
 ALL_LDFLAGS := -pthread $(SAN_FLAGS) $(LDFLAGS)
 
-# libdbpool: the coordinator (no SQLite) and the in-process pool (SQLite).
-COORD_SRC := $(sort $(wildcard coordinator/*.c))
+# libdbpool: the low-level base (clocks, futexes, identity, messages), the
+# coordinator (no SQLite) and the in-process pool (SQLite). Internal headers
+# are included by their path from the top (-I.: "base/base.h").
+BASE_SRC := $(sort $(wildcard base/*.c))
+COORD_SRC := $(BASE_SRC) $(sort $(wildcard coordinator/*.c))
 POOL_SRC := $(sort $(wildcard pool/*.c))
 LIB_OBJ := $(COORD_SRC:%.c=$(B)/lib/%.o) $(POOL_SRC:%.c=$(B)/lib/%.o)
 
@@ -71,7 +78,6 @@ TEST_SRC := $(sort $(wildcard tests/coord/*.c))
 POOL_TEST_SRC := $(sort $(wildcard tests/pool/*.c))
 TEST_BIN := $(TEST_SRC:tests/coord/%.c=$(B)/tests/%) \
   $(POOL_TEST_SRC:tests/pool/%.c=$(B)/tests/pool-%)
-TEST_UTIL := tests/lib/testutil.h
 
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
@@ -80,11 +86,25 @@ PRODUCTS := $(B)/libdbpool.a $(B)/libdbpool.so $(B)/dbpool.so $(B)/dbpoolctl $(B
   $(B)/libdbpool-preload.so
 
 .PHONY: all products test test-c test-package bench demo deps deps-integrations install \
-  uninstall clean FORCE
+  uninstall clean version-header FORCE
 all: $(PRODUCTS) $(TEST_BIN) $(BENCH_BIN)
 products: $(PRODUCTS)
 
-$(B)/lib/%.o: %.c
+# The headers' version (include/dbpool_version.h, which the library reports
+# too) must be VERSION's: `make version-header` writes it.
+VERSION_NUMBER := $(shell echo $(VERSION) | awk -F. '{print $$1 * 1000000 + $$2 * 1000 + $$3}')
+$(B)/version.ok: VERSION include/dbpool_version.h
+	@grep -q '^#define DBPOOL_VERSION "$(VERSION)"$$' include/dbpool_version.h && \
+	 grep -q '^#define DBPOOL_VERSION_NUMBER $(VERSION_NUMBER)$$' include/dbpool_version.h || \
+	 { echo "include/dbpool_version.h does not say $(VERSION) ($(VERSION_NUMBER)), as VERSION does: run make version-header" >&2; exit 1; }
+	@mkdir -p $(dir $@) && touch $@
+
+version-header:
+	sed -i -e 's/^#define DBPOOL_VERSION ".*"$$/#define DBPOOL_VERSION "$(VERSION)"/' \
+	  -e 's/^#define DBPOOL_VERSION_NUMBER .*$$/#define DBPOOL_VERSION_NUMBER $(VERSION_NUMBER)/' \
+	  include/dbpool_version.h
+
+$(B)/lib/%.o: %.c $(B)/version.ok
 	@mkdir -p $(dir $@)
 	$(CC) $(LIB_CFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -106,13 +126,15 @@ $(B)/libdbpool.a: $(LIB_OBJ)
 
 # Real name libdbpool.so.X.Y.Z, soname libdbpool.so.X: from VERSION, like
 # dbpool_version() and dbpoolctl --version.
-$(B)/libdbpool.so: $(LIB_OBJ)
-	$(CC) -shared -Wl,-z,defs -Wl,-soname,$(SONAME) -o $@.$(VERSION) $^ -lsqlite3 $(ALL_LDFLAGS)
+# libdbpool.map lists every exported symbol (the ABI): the version script.
+$(B)/libdbpool.so: $(LIB_OBJ) libdbpool.map
+	$(CC) -shared -Wl,-z,defs -Wl,-soname,$(SONAME) -Wl,--version-script=libdbpool.map \
+	  -o $@.$(VERSION) $(LIB_OBJ) -lsqlite3 $(ALL_LDFLAGS)
 	ln -sf libdbpool.so.$(VERSION) $(B)/$(SONAME)
 	ln -sf $(SONAME) $@
 
-$(B)/dbpool.so: $(EXT_OBJ)
-	$(CC) -shared -Wl,-z,defs -o $@ $^ $(ALL_LDFLAGS)
+$(B)/dbpool.so: $(EXT_OBJ) ext/dbpool.map
+	$(CC) -shared -Wl,-z,defs -Wl,--version-script=ext/dbpool.map -o $@ $(EXT_OBJ) $(ALL_LDFLAGS)
 
 # The LD_PRELOAD library of `dbpoolctl run`: links nothing but libc; it
 # dlopens libsqlite3.so.0 and dbpool.so when a process starts.
@@ -136,19 +158,25 @@ $(B)/dbpool.pc: dbpool.pc.in VERSION FORCE
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 FORCE:
 
-$(B)/tests/%: tests/coord/%.c $(B)/libdbpool.a $(TEST_UTIL)
+# Tests and benchmarks write dependency files too (-MMD -MF $@.d): a change
+# to the headers they include (tests/lib/*.h, tests/pool/poolutil.h,
+# bench/bench.h, internal headers) rebuilds them.
+$(B)/tests/%: tests/coord/%.c $(B)/libdbpool.a
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -Itests/lib $(CFLAGS) $< -o $@ $(B)/libdbpool.a $(ALL_LDFLAGS)
+	$(CC) $(BASE_CFLAGS) -Itests/lib $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $@.d $< -o $@ \
+	  $(B)/libdbpool.a $(ALL_LDFLAGS)
 
-$(B)/tests/pool-%: tests/pool/%.c $(B)/libdbpool.a $(TEST_UTIL)
+$(B)/tests/pool-%: tests/pool/%.c $(B)/libdbpool.a
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -Itests/lib $(CFLAGS) $< -o $@ $(B)/libdbpool.a -lsqlite3 $(ALL_LDFLAGS)
+	$(CC) $(BASE_CFLAGS) -Itests/lib $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $@.d $< -o $@ \
+	  $(B)/libdbpool.a -lsqlite3 $(ALL_LDFLAGS)
 
 # Benchmarks that are SQLite applications link the host's libsqlite3.
 $(B)/bench/ext_bench $(B)/bench/pool_bench $(B)/bench/writer_bench: BENCH_LIBS := -lsqlite3
 $(B)/bench/%: bench/%.c $(B)/libdbpool.a $(B)/dbpool.so
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) $< -o $@ $(B)/libdbpool.a $(BENCH_LIBS) $(ALL_LDFLAGS) -lm
+	$(CC) $(BASE_CFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $@.d $< -o $@ $(B)/libdbpool.a \
+	  $(BENCH_LIBS) $(ALL_LDFLAGS) -lm
 
 # What a fresh Debian or Ubuntu lacks: installed when root, else the one
 # command to run is printed. deps-integrations: the runtimes of the recipes
@@ -182,6 +210,7 @@ demo: deps
 	B=$(B) demo/demo.sh
 
 # Installed files; uninstall removes exactly these.
+PUBLIC_HEADERS := dbpool.h dbpool_coord.h dbpool_admin.h dbpool_version.h
 # The preload library of `dbpoolctl run` lives in LIBDIR/dbpool (not a
 # library to link with), beside a link to the extension, which it loads.
 PRELOADDIR := $(LIBDIR)/dbpool
@@ -189,7 +218,7 @@ EXT_LINK := $(if $(filter $(abspath $(EXTDIR)),$(abspath $(LIBDIR))),../dbpool.s
 INSTALLED := $(BINDIR)/dbpoolctl $(EXTDIR)/dbpool.so $(LIBDIR)/libdbpool.a \
   $(PRELOADDIR)/libdbpool-preload.so $(PRELOADDIR)/dbpool.so \
   $(LIBDIR)/libdbpool.so.$(VERSION) $(LIBDIR)/$(SONAME) $(LIBDIR)/libdbpool.so \
-  $(INCLUDEDIR)/dbpool.h $(INCLUDEDIR)/dbpool_coord.h $(LIBDIR)/pkgconfig/dbpool.pc \
+  $(addprefix $(INCLUDEDIR)/,$(PUBLIC_HEADERS)) $(LIBDIR)/pkgconfig/dbpool.pc \
   $(MANDIR)/man1/dbpoolctl.1 $(MANDIR)/man3/dbpool.3 $(MANDIR)/man7/dbpool.7
 
 install: $(PRODUCTS)
@@ -204,7 +233,7 @@ install: $(PRODUCTS)
 	install -m 644 $(B)/libdbpool.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libdbpool.so.$(VERSION)
 	ln -sf libdbpool.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libdbpool.so
-	install -m 644 include/dbpool.h include/dbpool_coord.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(addprefix include/,$(PUBLIC_HEADERS)) $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 $(B)/dbpool.pc $(DESTDIR)$(LIBDIR)/pkgconfig/dbpool.pc
 	install -m 644 docs/man/dbpoolctl.1 $(DESTDIR)$(MANDIR)/man1/dbpoolctl.1
 	install -m 644 docs/man/dbpool.3 $(DESTDIR)$(MANDIR)/man3/dbpool.3

@@ -28,7 +28,7 @@
 
 #include "bench.h"
 
-#include "dbpool_coord.h"
+#include "coordinator/private.h" /* dbp_coord_waiting */
 
 static int quick;
 static char db_path[256];
@@ -311,7 +311,7 @@ static void bench_reclaim(void)
       dbpool_holder_free(h);
       _exit(0);
     }
-    while (dbpool_coord_waiting(c) < 1) usleep(100);
+    while (dbp_coord_waiting(c) < 1) usleep(100);
     usleep((useconds_t)(rand() % 30000)); /* a random phase of the poll */
     double t0 = now_ns();
     kill(holder, SIGKILL);

@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "dbpool_coord.h"
+#include "dbpool_admin.h"
 
 #define MAXP 64
 #define NB 400 /* latency buckets: 8 per power of two from 1 us */
@@ -245,6 +245,7 @@ static figures run(int P, int queue, int deferred, double secs)
   dbpool_coord *c;
   if (queue && dbpool_coord_open(db_path, DBPOOL_OPEN_READONLY, &c) == 0) {
     dbpool_writer_stats ws;
+    DBPOOL_INIT(&ws);
     dbpool_coord_writer_stats(c, &ws);
     snprintf(f.queue_note, sizeof f.queue_note,
              "queue: %llu turns, %llu waited, %llu strict hand-offs (%.0f us each), %llu expired, %llu skipped, wait p99.9 %.1f ms max %.1f ms",

@@ -157,7 +157,7 @@ int main(int argc, char **argv)
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
-      printf("dbpoolctl %s\n", dbpool_version_string());
+      printf("dbpoolctl %s\n", dbpool_version());
       return EXIT_OK;
     } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       help = true;

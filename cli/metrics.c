@@ -110,7 +110,7 @@ static int collect(const char *segment, void *arg)
   }
   metric_pool *m = &acc->pools[acc->n];
   if (view_open_segment(segment, &m->v) != 0) return 0;
-  if (dbpool_coord_histogram(m->v.c, m->hist) != 0) {
+  if (dbpool_coord_histogram(m->v.c, m->hist, DBPOOL_HIST_BUCKETS) < 0) {
     view_close(&m->v);
     return 0;
   }
@@ -160,7 +160,7 @@ int cmd_metrics(int argc, char **argv, const cli_opts *o)
       free(acc.pools);
       return rc;
     }
-    dbpool_coord_histogram(acc.pools[0].v.c, acc.pools[0].hist);
+    dbpool_coord_histogram(acc.pools[0].v.c, acc.pools[0].hist, DBPOOL_HIST_BUCKETS);
     acc.n = 1;
   } else if (dbpool_coord_list(collect, &acc) < 0) {
     rc = cli_fail(argv[0], "%s", dbpool_last_error());

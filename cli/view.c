@@ -62,14 +62,16 @@ int view_open_segment(const char *segment, pool_view *v)
 
 int view_refresh(pool_view *v)
 {
+  DBPOOL_INIT(&v->st);
+  DBPOOL_INIT(&v->ws);
   int rc = dbpool_coord_stats(v->c, &v->st);
   if (rc == 0) rc = dbpool_coord_writer_stats(v->c, &v->ws);
   if (rc) return rc;
-  int nw = dbpool_coord_writers(v->c, v->writers, 64);
+  int nw = dbpool_coord_writers(v->c, v->writers, 64, sizeof *v->writers);
   v->nwriters = nw < 0 ? 0 : nw > 64 ? 64 : nw;
   v->file = dbpool_coord_file_state(v->c);
   for (;;) {
-    int n = dbpool_coord_holders(v->c, v->holders, (size_t)v->nholders);
+    int n = dbpool_coord_holders(v->c, v->holders, (size_t)v->nholders, sizeof *v->holders);
     if (n < 0) return n;
     if (n <= v->nholders && v->holders) {
       v->nholders = n;
@@ -92,7 +94,7 @@ void view_close(pool_view *v)
 const char *view_writer_state(const pool_view *v, const dbpool_holder_info *h)
 {
   for (int i = 0; i < v->nwriters; i++)
-    if (v->writers[i].slot == h->slot && v->writers[i].pid == h->pid)
+    if (v->writers[i].record == h->record && v->writers[i].pid == h->pid)
       return dbpool_writer_state_name(v->writers[i].state);
   return "-";
 }

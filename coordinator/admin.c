@@ -53,13 +53,13 @@ static bool still_ours(const dbpool_coord *c)
 static bool remove_locked(dbpool_coord *c)
 {
   dbp_gate_set_flags(c, G_REMOVED | G_SLOW, 0);
-  dbpool_coord_wake_listeners(c); /* in-process pools' housekeepers: look */
+  dbp_coord_wake_listeners(c); /* in-process pools' housekeepers: look */
   uint32_t hwm = dbp_record_hwm(c->hdr);
   for (uint32_t i = 0; i < hwm; i++) {
     dbp_record *r = &c->recs[i];
     if (REC_STATE(atomic_load(&r->word)) != REC_WAITING) continue;
     atomic_fetch_add(&r->wake, 1);
-    dbp_futex_wake(&r->wake, INT_MAX);
+    dbp_futex_wake(&r->wake, INT_MAX, DBP_FUTEX_SHARED);
   }
   if (!still_ours(c)) return true;
   char path[PATH_MAX];
@@ -272,7 +272,7 @@ dbpool_file_state dbpool_coord_file_state(dbpool_coord *c)
 static void report(dbpool_coord_gc_cb cb, void *arg, const char *segment,
                    const char *database, dbpool_gc_action action, const char *why)
 {
-  dbpool_gc_entry e = {.segment = segment, .database = database,
+  dbpool_gc_entry e = {.size = sizeof e, .segment = segment, .database = database,
                        .action = action, .reason = why};
   if (cb) cb(&e, arg);
 }

@@ -1,6 +1,6 @@
 /*
-** errors.c -- negative errno values, their names, and a per-thread detailed
-** message for the last failure (which path, which value, which limit).
+** errors.c -- negative errno values and their meaning in this API; the
+** per-thread detailed message itself is base/error.c's.
 */
 #include <errno.h>
 #include <limits.h>
@@ -9,22 +9,7 @@
 
 #include "internal.h"
 
-/* Room for the longest message: one naming a path of up to PATH_MAX bytes
-** (a path too long to pool is named in full) and the limit after it. */
-static __thread char t_message[PATH_MAX + 1024];
-
-int dbp_err(int err, const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(t_message, sizeof t_message, fmt, ap);
-  va_end(ap);
-  return err;
-}
-
-void dbp_clear_error(void) { t_message[0] = 0; }
-
-const char *dbpool_last_error(void) { return t_message; }
+const char *dbpool_last_error(void) { return dbp_errmsg(); }
 
 /* The meaning each errno has in this library's API. */
 #define DBP_ERRORS(X)                                                        \

@@ -23,7 +23,6 @@
 #include <errno.h>
 #include <limits.h>
 
-#include "interrupt.h"
 #include "internal.h"
 
 /* The same consistent read: kept as a name for readers that never CAS
@@ -50,16 +49,6 @@ static int foreign(const dbpool_holder *hd)
                  hd->idx, hd->c->name);
 }
 
-int dbpool_holder_acquire_cancellable(dbpool_holder *hd, int timeout_ms,
-                                      const int *cancel)
-{
-  if (!hd) return dbp_err(-EINVAL, "dbpool: acquire: holder is NULL");
-  hd->cancel = cancel;
-  int rc = dbpool_holder_acquire(hd, timeout_ms);
-  hd->cancel = NULL;
-  return rc;
-}
-
 int dbp_holder_acquire_interruptible(dbpool_holder *hd, int timeout_ms)
 {
   if (!hd) return dbp_err(-EINVAL, "dbpool: acquire: holder is NULL");
@@ -69,11 +58,26 @@ int dbp_holder_acquire_interruptible(dbpool_holder *hd, int timeout_ms)
   return rc;
 }
 
-void dbpool_holder_wake(dbpool_holder *hd)
+int dbpool_holder_cancel(dbpool_holder *hd)
 {
-  if (!hd || hd->fork_gen != dbp_fork_gen()) return;
+  if (!hd) return dbp_err(-EINVAL, "dbpool: cancel: holder is NULL");
+  if (hd->fork_gen != dbp_fork_gen()) return foreign(hd);
+  atomic_store_explicit(&hd->cancel, 1, memory_order_release);
   atomic_fetch_add_explicit(&hd->rec->wake, 1, memory_order_release);
-  dbp_futex_wake(&hd->rec->wake, INT_MAX);
+  dbp_futex_wake(&hd->rec->wake, INT_MAX, DBP_FUTEX_SHARED);
+  return 0;
+}
+
+void dbp_holder_uncancel(dbpool_holder *hd)
+{
+  if (hd) atomic_store_explicit(&hd->cancel, 0, memory_order_relaxed);
+}
+
+/* A granted acquire uses up a cancel that came before it returned. One
+** store (no load and branch) on the fast path: the line is ours already. */
+static inline void use_up_cancel(dbpool_holder *hd)
+{
+  atomic_store_explicit(&hd->cancel, 0, memory_order_relaxed);
 }
 
 int dbpool_holder_acquire(dbpool_holder *hd, int timeout_ms)
@@ -95,10 +99,13 @@ int dbpool_holder_acquire(dbpool_holder *hd, int timeout_ms)
       atomic_store_explicit(&r->word, REC_WORD(REC_HELD, n.seq),
                             memory_order_release);
       hd->held = true;
+      use_up_cancel(hd);
       return 0;
     }
   }
-  return dbp_acquire_slow(hd, timeout_ms);
+  int rc = dbp_acquire_slow(hd, timeout_ms);
+  if (rc == 0) use_up_cancel(hd);
+  return rc;
 }
 
 int dbpool_holder_release(dbpool_holder *hd)

@@ -1,10 +1,9 @@
 /*
-** identity.c -- who this process and thread are.
-**
-** The pid and tid are cached (getpid() is a real system call on this glibc);
-** a fork handler bumps the fork generation so that the child refreshes them,
-** never uses its parent's holders, and drops the descriptors that would keep
-** its parent looking alive (liveness.c).
+** identity.c -- what the coordinator knows of this process beyond its pid,
+** tid and fork generation (base/identity.c): its name and pid namespace,
+** and the registry lock, which a fork handler holds across fork() so that
+** the child finds the list of attachments stable, and drops the descriptors
+** that would keep its parent looking alive (liveness.c).
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,10 +19,6 @@
 
 static pthread_mutex_t g_registry = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-_Atomic unsigned dbp_g_fork_gen = 1;
-__thread pid_t dbp_t_tid;
-__thread unsigned dbp_t_tid_gen;
-static _Atomic pid_t g_pid;
 
 static void before_fork(void) { pthread_mutex_lock(&g_registry); }
 static void after_fork_parent(void) { pthread_mutex_unlock(&g_registry); }
@@ -31,8 +26,6 @@ static void after_fork_child(void)
 {
   dbp_registry_forget_fds_in_child(); /* the lock is still ours: list stable */
   pthread_mutex_unlock(&g_registry); /* the forking thread, now ours */
-  atomic_store(&g_pid, 0);
-  atomic_fetch_add(&dbp_g_fork_gen, 1);
 }
 
 static void install_fork_handlers(void)
@@ -40,8 +33,8 @@ static void install_fork_handlers(void)
   pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }
 
-/* Installed when the library is loaded, before anything caches a pid: a
-** fork before the first registry call must still refresh the child's. */
+/* Installed when the library is loaded: a fork before the first registry
+** call must still find the handlers in place. */
 __attribute__((constructor)) static void install_at_load(void)
 {
   pthread_once(&g_once, install_fork_handlers);
@@ -54,24 +47,6 @@ void dbp_registry_lock(void)
 }
 
 void dbp_registry_unlock(void) { pthread_mutex_unlock(&g_registry); }
-
-pid_t dbp_pid(void)
-{
-  pthread_once(&g_once, install_fork_handlers);
-  pid_t p = atomic_load_explicit(&g_pid, memory_order_relaxed);
-  if (p == 0) {
-    p = getpid();
-    atomic_store_explicit(&g_pid, p, memory_order_relaxed);
-  }
-  return p;
-}
-
-pid_t dbp_tid_refresh(void)
-{
-  dbp_t_tid = (pid_t)syscall(SYS_gettid);
-  dbp_t_tid_gen = dbp_fork_gen();
-  return dbp_t_tid;
-}
 
 void dbp_self_comm(char out[DBPOOL_PROCESS_NAME_MAX])
 {

@@ -11,10 +11,10 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include "fastpath.h"
+#include "base/base.h"
+#include "coordinator/private.h"
 #include "layout.h"
 
-#define DBP_HIDDEN __attribute__((visibility("hidden")))
 #define DBP_SEGMENT_NAME_MAX 128
 #define DBP_SHM_DIR "/dev/shm"
 #define DBP_POLL_MS 25   /* waiters look for dead processes this often */
@@ -91,59 +91,24 @@ struct dbpool_holder {
   unsigned fork_gen;
   bool held;
   bool waiting;
-  const int *cancel; /* during dbpool_holder_acquire_cancellable (atomic reads) */
+  _Atomic int cancel; /* dbpool_holder_cancel: not used up by an acquire yet */
   bool interruptible; /* during dbp_holder_acquire_interruptible */
 };
 
-/* errors.c */
-DBP_HIDDEN int dbp_err(int err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-DBP_HIDDEN void dbp_clear_error(void);
-
-/* clock.c: CLOCK_MONOTONIC for deadlines and waits, REALTIME for display. */
-DBP_HIDDEN int64_t dbp_mono_ns(void);
-DBP_HIDDEN int64_t dbp_real_ns(void);
-DBP_HIDDEN int64_t dbp_real_coarse_ns(void);
-DBP_HIDDEN int64_t dbp_mono_coarse_ns(void);
-DBP_HIDDEN struct timespec dbp_ts(int64_t ns);
-
-/* futex.c */
-DBP_HIDDEN int dbp_futex_wait(_Atomic uint32_t *word, uint32_t expected,
-                              int64_t deadline_mono_ns);
-DBP_HIDDEN int dbp_futex_wait_once(_Atomic uint32_t *word, uint32_t expected,
-                                   int64_t deadline_mono_ns);
-
-/* sigwait.c: the signal masks of an interruptible wait (interrupt.h). */
+/* sigwait.c: the signal masks of an interruptible wait (private.h). */
 typedef struct dbp_sigwait {
   sigset_t app;   /* the thread's mask before the wait: restored after */
   sigset_t work;  /* between sleeps: app + the ending signals (held pending) */
   sigset_t sleep; /* while asleep: everything but the ending signals */
-  sigset_t ends;  /* SIGINT, SIGTERM, SIGHUP, SIGQUIT not blocked by app */
+  sigset_t ends;  /* SIGINT, SIGQUIT when not blocked by the app */
 } dbp_sigwait;
 DBP_HIDDEN void dbp_sigwait_begin(dbp_sigwait *s);
 DBP_HIDDEN int dbp_sigwait_sleep(dbp_sigwait *s, _Atomic uint32_t *word,
                                  uint32_t expected, int64_t deadline_mono_ns);
 DBP_HIDDEN void dbp_sigwait_end(dbp_sigwait *s);
-DBP_HIDDEN void dbp_futex_wake(_Atomic uint32_t *word, int n);
 
-/* identity.c: who we are (pid and tid cached, fork generation). */
-DBP_HIDDEN extern _Atomic unsigned dbp_g_fork_gen;
-DBP_HIDDEN extern __thread pid_t dbp_t_tid;
-DBP_HIDDEN extern __thread unsigned dbp_t_tid_gen;
-DBP_HIDDEN pid_t dbp_pid(void);
-DBP_HIDDEN pid_t dbp_tid_refresh(void);
-
-static inline unsigned dbp_fork_gen(void)
-{
-  return atomic_load_explicit(&dbp_g_fork_gen, memory_order_relaxed);
-}
-
-static inline pid_t dbp_tid(void)
-{
-  if (__builtin_expect(dbp_t_tid_gen != dbp_fork_gen() || dbp_t_tid == 0, 0))
-    return dbp_tid_refresh();
-  return dbp_t_tid;
-}
+/* identity.c: what else we are (base.h has the pid, tid and fork
+** generation). */
 DBP_HIDDEN void dbp_self_comm(char out[DBPOOL_PROCESS_NAME_MAX]);
 DBP_HIDDEN uint64_t dbp_self_pidns(void);
 DBP_HIDDEN void dbp_registry_lock(void);
@@ -167,7 +132,7 @@ DBP_HIDDEN void dbp_shm_path(const char *name, char *out, size_t cap);
 /* dbfile.c */
 DBP_HIDDEN int dbp_dbfile_stat(const char *db_path, dbp_dbfile *out);
 DBP_HIDDEN int dbp_dbfile_stat_quiet(const char *db_path, dbp_dbfile *out);
-/* The same from what a statx already made said (fastpath.h). */
+/* The same from what a statx already made said (private.h). */
 DBP_HIDDEN int dbp_dbfile_from_id(const dbp_file_id *id, dbp_dbfile *out);
 DBP_HIDDEN bool dbp_key_equal(const dbp_key *a, const dbp_key *b);
 DBP_HIDDEN int dbp_check_can_read(const char *db_path);
@@ -210,7 +175,9 @@ DBP_HIDDEN void dbp_reclaim_record_locked(dbpool_coord *c, uint32_t i,
                                           bool count_reclaimed);
 DBP_HIDDEN int dbp_live_process_count(dbpool_coord *c);
 
-/* segment.c */
+/* create.c and attach.c */
+DBP_HIDDEN int dbp_segment_create(const char *name, const char *ns, const char *db_path,
+                                  const dbp_dbfile *db, const int64_t *explicit);
 DBP_HIDDEN int dbp_segment_attach(const char *db_path, const char *seg_name,
                                   unsigned flags, const int64_t *explicit,
                                   dbpool_coord **out);

@@ -30,7 +30,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "dbpool_coord.h"
+#include "dbpool_admin.h"
 #include "writer_layout.h"
 
 #define DBP_MAGIC UINT64_C(0x31304c4f4f504244) /* "DBPOOL01" */

@@ -13,7 +13,7 @@
 ** it. When a segment cannot be used by anyone who may read the database --
 ** it was removed by someone who could not unlink it, or its owner can no
 ** longer read the database -- everyone skips it, by the same rule, to the
-** next candidate (segment.c), until its owner or root collects it.
+** next candidate (attach.c), until its owner or root collects it.
 */
 #include <errno.h>
 #include <inttypes.h>

@@ -23,19 +23,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fastpath.h"
 #include "internal.h"
-
-#ifndef DBPOOL_VERSION
-#define DBPOOL_VERSION "0.0.0"
-#endif
 
 static dbpool_coord *g_list; /* guarded by the registry lock */
 #define OPEN_FILE_ONLY 0x100 /* open_common: a non-file is 1, not an error */
 static void unref(dbpool_coord *c);
 static uint64_t g_tick;      /* LRU clock of unused attachments (lock) */
 
-const char *dbpool_version_string(void) { return DBPOOL_VERSION; }
+const char *dbpool_version(void) { return DBPOOL_VERSION; }
+int dbpool_version_number(void) { return DBPOOL_VERSION_NUMBER; }
 
 void dbp_label_store(_Atomic uint64_t *dst, unsigned words, const char *src)
 {
@@ -389,7 +385,7 @@ static void drop_holder(dbpool_coord *c, int linked)
 }
 
 /* Reserve the page holding [off, off + len) before a high-water mark
-** passes into it (segment.c: a page first touched on a full /dev/shm
+** passes into it (create.c: a page first touched on a full /dev/shm
 ** would fault). */
 static int reserve_entry(dbpool_coord *c, size_t off, size_t len)
 {
@@ -619,9 +615,9 @@ void dbp_holder_free_linked(dbpool_holder *hd, int linked)
 
 int dbpool_holder_held(const dbpool_holder *hd) { return hd && hd->held; }
 
-unsigned dbpool_holder_slot(const dbpool_holder *hd) { return hd ? hd->idx : DBP_REC_NONE; }
+unsigned dbp_holder_record(const dbpool_holder *hd) { return hd ? hd->idx : DBP_REC_NONE; }
 
-dbpool_coord *dbpool_holder_coord(const dbpool_holder *hd) { return hd ? hd->c : NULL; }
+dbpool_coord *dbp_holder_coord(const dbpool_holder *hd) { return hd ? hd->c : NULL; }
 
 int dbpool_holder_set_label(dbpool_holder *hd, const char *label)
 {
@@ -632,38 +628,38 @@ int dbpool_holder_set_label(dbpool_holder *hd, const char *label)
   return 0;
 }
 
-void dbpool_holder_set_idle(dbpool_holder *hd, int idle)
+void dbp_holder_set_idle(dbpool_holder *hd, int idle)
 {
   if (!hd || hd->fork_gen != dbp_fork_gen()) return;
   atomic_store_explicit(&hd->rec->flags, idle ? REC_FLAG_IDLE : 0,
                         memory_order_relaxed);
 }
 
-int dbpool_coord_set_slot_label(dbpool_coord *c, unsigned slot, const char *label)
+int dbp_coord_set_record_label(dbpool_coord *c, unsigned record, const char *label)
 {
-  if (!c || !dbp_rec_in(c->hdr, slot))
-    return dbp_err(-EINVAL, "dbpool: set_slot_label: no slot %u", slot);
+  if (!c || !dbp_rec_in(c->hdr, record))
+    return dbp_err(-EINVAL, "dbpool: set_record_label: no record %u", record);
   if (c->readonly)
     return dbp_err(-EROFS, "dbpool: pool of %s is attached read-only", c->path);
-  dbp_record *r = &c->recs[slot];
+  dbp_record *r = &c->recs[record];
   uint32_t owner = atomic_load(&r->owner);
   if (owner < 1 || owner > dbp_process_hwm(c->hdr) ||
       atomic_load(&c->procs[owner - 1].pid) != dbp_pid() ||
       atomic_load(&c->procs[owner - 1].pidns) != dbp_self_pidns())
-    return dbp_err(-EPERM, "dbpool: slot %u of %s is not held by this "
-                   "process", slot, c->path);
+    return dbp_err(-EPERM, "dbpool: record %u of %s is not held by this "
+                   "process", record, c->path);
   dbp_label_store(r->label, DBP_LABEL_WORDS, label);
   return 0;
 }
 
-int dbpool_coord_slot_label(dbpool_coord *c, unsigned slot, char *buf, size_t cap)
+int dbp_coord_record_label(dbpool_coord *c, unsigned record, char *buf, size_t cap)
 {
   char tmp[DBPOOL_LABEL_MAX];
-  if (!buf || cap == 0) return dbp_err(-EINVAL, "dbpool: slot_label: no buffer");
+  if (!buf || cap == 0) return dbp_err(-EINVAL, "dbpool: record_label: no buffer");
   buf[0] = 0;
-  if (!c || !dbp_rec_in(c->hdr, slot))
-    return dbp_err(-EINVAL, "dbpool: slot_label: no slot %u", slot);
-  dbp_label_load(c->recs[slot].label, DBP_LABEL_WORDS, tmp);
+  if (!c || !dbp_rec_in(c->hdr, record))
+    return dbp_err(-EINVAL, "dbpool: record_label: no record %u", record);
+  dbp_label_load(c->recs[record].label, DBP_LABEL_WORDS, tmp);
   snprintf(buf, cap, "%s", tmp);
   return 0;
 }

@@ -18,22 +18,22 @@
 
 static const dbpool_setting_info g_settings[DBPOOL_SETTING_COUNT] = {
     [DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS] =
-        {"acquire_timeout_ms", 5000, 0, DBPOOL_ACQUIRE_TIMEOUT_LIMIT,
+        {sizeof(dbpool_setting_info), "acquire_timeout_ms", 5000, 0, DBPOOL_ACQUIRE_TIMEOUT_LIMIT,
          DBPOOL_ENV_ACQUIRE_TIMEOUT_MS,
          "How long an acquire waits for a slot before it fails, in ms."},
     [DBPOOL_SETTING_MAX_CONNECTIONS] =
-        {"max_connections", 10, 1, DBPOOL_MAX_CONNECTIONS_LIMIT,
+        {sizeof(dbpool_setting_info), "max_connections", 10, 1, DBPOOL_MAX_CONNECTIONS_LIMIT,
          DBPOOL_ENV_MAX_CONNECTIONS,
          "Most connections held at once by all processes on the host."},
     [DBPOOL_SETTING_PAUSED] =
-        {"paused", 0, 0, 1, NULL,
+        {sizeof(dbpool_setting_info), "paused", 0, 0, 1, NULL,
          "1 makes new acquires wait until the pool is resumed (0)."},
     [DBPOOL_SETTING_WRITER_QUEUE] =
-        {"writer_queue", DBP_WQ_ON_DEFAULT, 0, 1, NULL,
+        {sizeof(dbpool_setting_info), "writer_queue", DBP_WQ_ON_DEFAULT, 0, 1, NULL,
          "1 makes WAL writers take turns host-wide in arrival order (0: "
          "SQLite's busy handler alone)."},
     [DBPOOL_SETTING_WRITER_STARVATION_MS] =
-        {"writer_starvation_ms", DBP_WQ_STARVE_DEFAULT_MS, 0,
+        {sizeof(dbpool_setting_info), "writer_starvation_ms", DBP_WQ_STARVE_DEFAULT_MS, 0,
          DBPOOL_WRITER_STARVATION_LIMIT, NULL,
          "A writer that has waited this long gets the next turn (no barging "
          "past it), in ms."},
@@ -289,7 +289,7 @@ int dbpool_coord_set(dbpool_coord *c, int s, int64_t value)
 
 /* The value a new pool starts with when it is not given explicitly
 ** (dbpool_coord_open_with) nor taken over from a replaced file's pool
-** (segment.c): the environment variable if set (read and validated only
+** (create.c): the environment variable if set (read and validated only
 ** then), else the default. */
 int dbp_setting_initial(int s, int64_t *value)
 {

@@ -1,14 +1,15 @@
 /*
 ** sigwait.c -- the signal masks that let a user interrupt a wait for a slot
-** (interrupt.h) without failing on the signals processes use for other work.
+** (private.h) without failing on the signals processes use for other work.
 **
 ** A wait sleeps in slices (at most DBP_POLL_MS). With an absolute deadline
 ** the kernel ends a futex sleep with EINTR for ANY signal caught by a
 ** handler, SA_RESTART or not, so the mask decides what may end it:
 **
-**   asleep   every signal is blocked except SIGINT, SIGTERM, SIGHUP and
-**            SIGQUIT (the "ending" signals; those the application blocks
-**            stay blocked), so an EINTR can only come from one of them;
+**   asleep   every signal is blocked except SIGINT and SIGQUIT (the
+**            "ending" signals, the terminal's Ctrl-C and Ctrl-\; those the
+**            application blocks stay blocked), so an EINTR can only come
+**            from one of them;
 **   between  the ending signals are blocked (a Ctrl-C then stays pending
 **            instead of running its handler where nobody would notice) and
 **            every other signal is as the application had it: held-back
@@ -33,7 +34,13 @@
 
 #include "internal.h"
 
-static const int g_ending[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+/* Only the terminal's interrupt keys. A process that catches SIGTERM or
+** SIGHUP does so to stop or reload gracefully, finishing the work in hand
+** (gunicorn's workers on SIGTERM, daemons on SIGHUP): failing the open that
+** such work is waiting for would turn a graceful stop into failed requests.
+** Those signals are held like any other and delivered between sleeps; the
+** wait still ends by its timeout. Uncaught, they kill the process anyway. */
+static const int g_ending[] = {SIGINT, SIGQUIT};
 #define COUNT(a) (sizeof a / sizeof *a)
 
 void dbp_sigwait_begin(dbp_sigwait *s)
@@ -69,7 +76,7 @@ int dbp_sigwait_sleep(dbp_sigwait *s, _Atomic uint32_t *word,
 {
   if (ending_pending(s)) return -EINTR;
   pthread_sigmask(SIG_SETMASK, &s->sleep, NULL);
-  int rc = dbp_futex_wait_once(word, expected, deadline_mono_ns);
+  int rc = dbp_futex_wait_once(word, expected, deadline_mono_ns, DBP_FUTEX_SHARED);
   pthread_sigmask(SIG_SETMASK, &s->work, NULL);
   return rc;
 }

@@ -66,9 +66,9 @@ static void totals(dbp_gate g, uint64_t *acquired, uint64_t *released_all)
   *released_all = g.seq >= active ? (g.seq - active) / 2 : 0;
 }
 
-int dbpool_coord_histogram(dbpool_coord *c, uint64_t *counts)
+/* Every bucket, into counts[DBPOOL_HIST_BUCKETS]. */
+static void histogram_full(dbpool_coord *c, uint64_t *counts)
 {
-  if (!c || !counts) return dbp_err(-EINVAL, "dbpool: histogram: NULL argument");
   uint64_t acquired, rel, waited = 0;
   totals(dbp_gate_snapshot(c->hdr), &acquired, &rel);
   uint64_t attempts = acquired + atomic_load(&c->hdr->total_timeouts);
@@ -77,7 +77,15 @@ int dbpool_coord_histogram(dbpool_coord *c, uint64_t *counts)
     waited += counts[b];
   }
   counts[0] = attempts > waited ? attempts - waited : 0;
-  return 0;
+}
+
+int dbpool_coord_histogram(dbpool_coord *c, uint64_t *counts, size_t n)
+{
+  if (!c || (n && !counts)) return dbp_err(-EINVAL, "dbpool: histogram: NULL argument");
+  uint64_t all[DBPOOL_HIST_BUCKETS];
+  histogram_full(c, all);
+  if (n) memcpy(counts, all, (n < DBPOOL_HIST_BUCKETS ? n : DBPOOL_HIST_BUCKETS) * sizeof *all);
+  return DBPOOL_HIST_BUCKETS;
 }
 
 /* The wait below which a fraction q of all acquires fell: the middle of the
@@ -147,9 +155,20 @@ static bool record_owner_alive(liveness_view *v, dbp_record *r, unsigned *state)
          atomic_load_explicit(&r->owner, memory_order_acquire) != owner;
 }
 
+static int stats_full(dbpool_coord *c, dbpool_host_stats *out);
+
 int dbpool_coord_stats(dbpool_coord *c, dbpool_host_stats *out)
 {
   if (!c || !out) return dbp_err(-EINVAL, "dbpool: stats: NULL argument");
+  int rc = dbp_sized_check(out, DBP_V1_HOST_STATS, "dbpool_host_stats", "DBPOOL_INIT");
+  dbpool_host_stats full;
+  if (rc == 0) rc = stats_full(c, &full);
+  if (rc == 0) dbp_sized_out(out, &full, sizeof full);
+  return rc;
+}
+
+static int stats_full(dbpool_coord *c, dbpool_host_stats *out)
+{
   dbp_header *h = c->hdr;
   if (!c->readonly) dbp_reap(c); /* a dead process's slots come back now */
   liveness_view *lv = malloc(sizeof *lv);
@@ -205,7 +224,7 @@ int dbpool_coord_stats(dbpool_coord *c, dbpool_host_stats *out)
 
   uint64_t *counts = malloc(DBPOOL_HIST_BUCKETS * sizeof *counts);
   if (!counts) return dbp_err(-ENOMEM, "dbpool: stats: out of memory");
-  dbpool_coord_histogram(c, counts);
+  histogram_full(c, counts);
   uint64_t total = 0;
   for (unsigned b = 0; b < DBPOOL_HIST_BUCKETS; b++) total += counts[b];
   out->p50_wait_ns = dbp_percentile(counts, total, 0.50, out->max_wait_ns);
@@ -258,7 +277,7 @@ static void fill_info(dbpool_coord *c, uint32_t i, dbpool_holder_state state,
   uint32_t phwm = dbp_process_hwm(c->hdr);
   dbp_record *r = &c->recs[i];
   memset(o, 0, sizeof *o);
-  o->slot = i;
+  o->record = i;
   o->state = state;
   o->tid = atomic_load_explicit(&r->tid, memory_order_relaxed);
   o->since_ns = atomic_load_explicit(&r->since_ns, memory_order_relaxed);
@@ -273,7 +292,7 @@ static void fill_info(dbpool_coord *c, uint32_t i, dbpool_holder_state state,
   }
 }
 
-int dbpool_holder_set_joined(dbpool_holder *hd, int joined)
+int dbp_holder_set_joined(dbpool_holder *hd, int joined)
 {
   if (!hd || joined < DBPOOL_JOINED_API || joined > DBPOOL_JOINED_C_POOL)
     return dbp_err(-EINVAL, "dbpool: set_joined: no holder, or no such kind %d", joined);
@@ -303,9 +322,12 @@ const char *dbpool_file_state_name(int state)
   return state >= 0 && state < (int)(sizeof names / sizeof *names) ? names[state] : "unknown";
 }
 
-int dbpool_coord_holders(dbpool_coord *c, dbpool_holder_info *buf, size_t cap)
+int dbpool_coord_holders(dbpool_coord *c, dbpool_holder_info *buf, size_t cap,
+                         size_t elem_size)
 {
   if (!c || (cap && !buf)) return dbp_err(-EINVAL, "dbpool: holders: NULL argument");
+  int rc = dbp_elem_check(elem_size, DBP_V1_HOLDER_INFO, "dbpool_holder_info");
+  if (rc) return rc;
   uint32_t hwm = dbp_record_hwm(c->hdr);
   size_t n = 0, nw = 0;
   waiter_row *w = malloc((size_t)hwm * sizeof *w + 1);
@@ -325,7 +347,11 @@ int dbpool_coord_holders(dbpool_coord *c, dbpool_holder_info *buf, size_t cap)
       dbpool_holder_state hs =
           (atomic_load_explicit(&r->flags, memory_order_relaxed) & REC_FLAG_IDLE)
               ? DBPOOL_HOLDER_IDLE : DBPOOL_HOLDER_ACTIVE;
-      if (n < cap) fill_info(c, i, hs, &buf[n]);
+      if (n < cap) {
+        dbpool_holder_info info;
+        fill_info(c, i, hs, &info);
+        dbp_elem_put(buf, n, elem_size, &info, sizeof info);
+      }
       n++;
     } else if (st == REC_WAITING) {
       w[nw].ticket = atomic_load_explicit(&r->ticket, memory_order_relaxed);
@@ -335,18 +361,18 @@ int dbpool_coord_holders(dbpool_coord *c, dbpool_holder_info *buf, size_t cap)
   }
   qsort(w, nw, sizeof *w, by_ticket);
   for (size_t k = 0; k < nw; k++, n++)
-    if (n < cap) buf[n] = w[k].info;
+    if (n < cap) dbp_elem_put(buf, n, elem_size, &w[k].info, sizeof w[k].info);
   free(w);
   free(lv);
   return n > (size_t)0x7fffffff ? 0x7fffffff : (int)n;
 }
 
-unsigned dbpool_coord_waiting(const dbpool_coord *c)
+unsigned dbp_coord_waiting(const dbpool_coord *c)
 {
   return c ? atomic_load_explicit(&c->hdr->n_waiting, memory_order_acquire) : 0;
 }
 
-int dbpool_coord_wait_for_waiter(dbpool_coord *c, int timeout_ms)
+int dbp_coord_wait_for_waiter(dbpool_coord *c, int timeout_ms)
 {
   if (!c) return 0;
   dbp_header *h = c->hdr;
@@ -358,16 +384,16 @@ int dbpool_coord_wait_for_waiter(dbpool_coord *c, int timeout_ms)
   uint32_t v = atomic_load(&h->waiter_event);
   someone = atomic_load(&h->n_waiting) > 0;
   if (!someone) {
-    dbp_futex_wait(&h->waiter_event, v, deadline); /* any bump ends it */
+    dbp_futex_wait(&h->waiter_event, v, deadline, DBP_FUTEX_SHARED); /* any bump ends it */
     someone = atomic_load(&h->n_waiting) > 0;
   }
   atomic_fetch_sub(&h->event_listeners, 1);
   return someone;
 }
 
-void dbpool_coord_wake_listeners(dbpool_coord *c)
+void dbp_coord_wake_listeners(dbpool_coord *c)
 {
   if (!c || c->readonly) return;
   atomic_fetch_add(&c->hdr->waiter_event, 1);
-  dbp_futex_wake(&c->hdr->waiter_event, INT_MAX);
+  dbp_futex_wake(&c->hdr->waiter_event, INT_MAX, DBP_FUTEX_SHARED);
 }

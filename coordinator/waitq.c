@@ -9,12 +9,13 @@
 ** the lock to learn it was granted; it needs it only to leave the queue on
 ** timeout. Waiters wake every DBP_POLL_MS to reclaim slots of dead
 ** processes, so a dead holder costs them at most that much. Signals neither
-** end nor extend a wait, except in an interruptible acquire (interrupt.h,
-** sigwait.c), which a caught SIGINT, SIGTERM, SIGHUP or SIGQUIT ends.
+** end nor extend a wait, except in an interruptible acquire (private.h,
+** sigwait.c), which a caught SIGINT or SIGQUIT ends.
 */
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -117,7 +118,7 @@ void dbp_update_slow(dbpool_coord *c)
 void dbp_wake_records(dbpool_coord *c, const uint32_t *idx, unsigned n)
 {
   for (unsigned k = 0; k < n; k++)
-    if (dbp_rec_in(c->hdr, idx[k])) dbp_futex_wake(&c->recs[idx[k]].wake, INT_MAX);
+    if (dbp_rec_in(c->hdr, idx[k])) dbp_futex_wake(&c->recs[idx[k]].wake, INT_MAX, DBP_FUTEX_SHARED);
 }
 
 /* Under the lock, with SLOW set whenever the queue is not empty: give free
@@ -150,7 +151,7 @@ unsigned dbp_grant_waiters(dbpool_coord *c, uint32_t *woken, unsigned cap)
     if (n < cap)
       woken[n++] = w;
     else
-      dbp_futex_wake(&r->wake, INT_MAX);
+      dbp_futex_wake(&r->wake, INT_MAX, DBP_FUTEX_SHARED);
   }
   return n;
 }
@@ -192,7 +193,7 @@ static void notify_waiter_listeners(dbp_header *h)
 {
   atomic_fetch_add(&h->waiter_event, 1);
   if (atomic_load(&h->event_listeners) > 0)
-    dbp_futex_wake(&h->waiter_event, INT_MAX);
+    dbp_futex_wake(&h->waiter_event, INT_MAX, DBP_FUTEX_SHARED);
 }
 
 /* Leave the queue (timeout, or the pool was removed). Returns 0 if the slot
@@ -220,6 +221,16 @@ static int leave_queue(dbpool_holder *hd, bool count_timeout, int64_t start)
 
 static int wait_in_queue(dbpool_holder *hd, int64_t start, int64_t deadline,
                          dbp_sigwait *sw);
+
+/* The futex wait failed with something other than a wake-up, a timeout or
+** a signal (EFAULT, ENOSYS...): leave the queue rather than spin. */
+static int cannot_sleep(dbpool_holder *hd, int err, int64_t start)
+{
+  int rc = leave_queue(hd, false, start);
+  if (rc <= 0) return rc; /* granted meanwhile: keep it */
+  return dbp_err(err, "dbpool: cannot wait for a slot of %s: %s", hd->c->path,
+                 strerror(-err));
+}
 static int acquire_slow(dbpool_holder *hd, int timeout_ms, dbp_sigwait *sw);
 
 /* An interruptible acquire holds the ending signals pending from before it
@@ -235,11 +246,77 @@ int dbp_acquire_slow(dbpool_holder *hd, int timeout_ms)
   return rc;
 }
 
-static int acquire_slow(dbpool_holder *hd, int timeout_ms, dbp_sigwait *sw)
+/* Under the lock, until we queue: take a free slot if nobody waits (0,
+** unlocked), fail (< 0, unlocked), or mark the gate SLOW and return 1 with
+** the lock held: we must queue. A try-once looks for dead holders once
+** before it says no. */
+static int take_or_mark_slow(dbpool_holder *hd, int timeout_ms, int64_t start)
+{
+  dbpool_coord *c = hd->c;
+  dbp_header *h = c->hdr;
+  bool reaped = false;
+  for (;;) {
+    dbp_gate g = dbp_gate_load(h);
+    dbp_gate_help(c, g);
+    if (g.bits & G_REMOVED) {
+      dbp_unlock(c);
+      return dbp_err(-ESTALE, "dbpool: pool %s of %s was removed; reopen it",
+                     c->name, c->path);
+    }
+    if (!(g.bits & G_PAUSED) && atomic_load(&h->n_waiting) == 0 &&
+        g_active(g.bits) < g_max(g.bits)) {
+      dbp_gate n = dbp_gate_op(g, hd->idx, false);
+      if (!dbp_gate_cas(h, &g, n)) continue;
+      atomic_store_explicit(&hd->rec->word, REC_WORD(REC_HELD, n.seq),
+                            memory_order_release);
+      dbp_unlock(c);
+      hd->held = true;
+      return 0;
+    }
+    if (atomic_exchange_explicit(&hd->cancel, 0, memory_order_acquire)) {
+      dbp_unlock(c);
+      return dbp_err(-ECANCELED, "dbpool: acquire of a slot of %s was cancelled",
+                     c->path);
+    }
+    if (timeout_ms == 0) {
+      dbp_unlock(c);
+      /* Before saying no: a dead process may hold what we need. */
+      if (!reaped && dbp_maybe_reap(c) > 0) {
+        reaped = true;
+        int rc = dbp_lock(c, -1);
+        if (rc) return rc;
+        continue;
+      }
+      dbp_record_timeout(h, (uint64_t)(dbp_mono_ns() - start));
+      return timed_out(hd, start, true);
+    }
+    if (g.bits & G_SLOW) return 1;
+    dbp_gate n = {.seq = g.seq, .bits = g.bits | G_SLOW};
+    if (dbp_gate_cas(h, &g, n)) return 1;
+  }
+}
+
+/* Under the lock, which it releases: take a ticket and join the queue. */
+static void queue_up(dbpool_holder *hd)
 {
   dbpool_coord *c = hd->c;
   dbp_header *h = c->hdr;
   dbp_record *r = hd->rec;
+  uint64_t w = atomic_load(&r->word);
+  atomic_store(&r->ticket, atomic_fetch_add(&h->next_ticket, 1));
+  atomic_store(&r->since_ns, dbp_real_coarse_ns());
+  atomic_store_explicit(&r->word, REC_WORD(REC_WAITING, REC_SEQ(w)),
+                        memory_order_release);
+  q_append(c, hd->idx);
+  hd->waiting = true;
+  dbp_unlock(c);
+  notify_waiter_listeners(h);
+}
+
+static int acquire_slow(dbpool_holder *hd, int timeout_ms, dbp_sigwait *sw)
+{
+  dbpool_coord *c = hd->c;
+  dbp_header *h = c->hdr;
   int64_t start = dbp_mono_ns();
   if (timeout_ms == DBPOOL_TIMEOUT_DEFAULT) {
     timeout_ms = atomic_load(&h->acquire_timeout_ms);
@@ -259,57 +336,9 @@ static int acquire_slow(dbpool_holder *hd, int timeout_ms, dbp_sigwait *sw)
     return timed_out(hd, start, timeout_ms == 0);
   }
   if (rc) return rc;
-  bool reaped = false;
-  for (;;) {
-    dbp_gate g = dbp_gate_load(h);
-    dbp_gate_help(c, g);
-    if (g.bits & G_REMOVED) {
-      dbp_unlock(c);
-      return dbp_err(-ESTALE, "dbpool: pool %s of %s was removed; reopen it",
-                     c->name, c->path);
-    }
-    if (!(g.bits & G_PAUSED) && atomic_load(&h->n_waiting) == 0 &&
-        g_active(g.bits) < g_max(g.bits)) {
-      dbp_gate n = dbp_gate_op(g, hd->idx, false);
-      if (!dbp_gate_cas(h, &g, n)) continue;
-      atomic_store_explicit(&r->word, REC_WORD(REC_HELD, n.seq),
-                            memory_order_release);
-      dbp_unlock(c);
-      hd->held = true;
-      return 0;
-    }
-    if (hd->cancel && __atomic_load_n(hd->cancel, __ATOMIC_ACQUIRE)) {
-      dbp_unlock(c);
-      return dbp_err(-ECANCELED, "dbpool: acquire of a slot of %s was cancelled",
-                     c->path);
-    }
-    if (timeout_ms == 0) {
-      dbp_unlock(c);
-      /* Before saying no: a dead process may hold what we need. */
-      if (!reaped && dbp_maybe_reap(c) > 0) {
-        reaped = true;
-        if ((rc = dbp_lock(c, -1))) return rc;
-        continue;
-      }
-      dbp_record_timeout(h, (uint64_t)(dbp_mono_ns() - start));
-      return timed_out(hd, start, true);
-    }
-    if (g.bits & G_SLOW) break;
-    dbp_gate n = {.seq = g.seq, .bits = g.bits | G_SLOW};
-    if (dbp_gate_cas(h, &g, n)) break;
-  }
-
-  /* Queue up. */
-  uint64_t w = atomic_load(&r->word);
-  atomic_store(&r->ticket, atomic_fetch_add(&h->next_ticket, 1));
-  atomic_store(&r->since_ns, dbp_real_coarse_ns());
-  atomic_store_explicit(&r->word, REC_WORD(REC_WAITING, REC_SEQ(w)),
-                        memory_order_release);
-  q_append(c, hd->idx);
-  hd->waiting = true;
-  dbp_unlock(c);
-  notify_waiter_listeners(h);
-
+  rc = take_or_mark_slow(hd, timeout_ms, start);
+  if (rc <= 0) return rc;
+  queue_up(hd);
   rc = wait_in_queue(hd, start, deadline, sw);
   hd->waiting = false;
   if (rc) return rc;
@@ -335,7 +364,7 @@ static int wait_in_queue(dbpool_holder *hd, int64_t start, int64_t deadline,
       return dbp_err(-EBADMSG, "dbpool: pool %s lost holder %u's place in "
                      "the queue", c->name, hd->idx);
     bool removed = dbp_gate_snapshot(h).bits & G_REMOVED;
-    bool cancelled = hd->cancel && __atomic_load_n(hd->cancel, __ATOMIC_ACQUIRE);
+    bool cancelled = atomic_load_explicit(&hd->cancel, memory_order_acquire) != 0;
     int64_t now = dbp_mono_ns();
     if (removed || cancelled || interrupted || (deadline >= 0 && now >= deadline)) {
       int rc = leave_queue(hd, !removed && !cancelled && !interrupted, start);
@@ -343,9 +372,11 @@ static int wait_in_queue(dbpool_holder *hd, int64_t start, int64_t deadline,
       if (removed)
         return dbp_err(-ESTALE, "dbpool: pool %s of %s was removed; reopen it",
                        c->name, c->path);
-      if (cancelled)
+      if (cancelled) {
+        atomic_store_explicit(&hd->cancel, 0, memory_order_relaxed); /* used up */
         return dbp_err(-ECANCELED, "dbpool: acquire of a slot of %s was "
                        "cancelled", c->path);
+      }
       if (interrupted)
         return dbp_err(-EINTR, "dbpool: interrupted while waiting for a slot "
                        "of %s", c->path);
@@ -354,9 +385,11 @@ static int wait_in_queue(dbpool_holder *hd, int64_t start, int64_t deadline,
     int64_t slice = now + (int64_t)DBP_POLL_MS * 1000000;
     if (deadline >= 0 && deadline < slice) slice = deadline;
     int rc = sw ? dbp_sigwait_sleep(sw, &r->wake, v, slice)
-                : dbp_futex_wait(&r->wake, v, slice);
+                : dbp_futex_wait(&r->wake, v, slice, DBP_FUTEX_SHARED);
     if (rc == -ETIMEDOUT)
       dbp_maybe_reap(c); /* a dead holder's slot may be ours: see above */
+    else if (rc < 0 && rc != -EINTR) /* the kernel refused the wait */
+      return cannot_sleep(hd, rc, start);
     interrupted = rc == -EINTR;
   }
 }

@@ -151,7 +151,7 @@ static bool claim_entry(dbpool_coord *c, dbp_wq_handle *h, uint32_t i,
   atomic_store(&e->proc_gen, proc_gen);
   atomic_store(&e->pid, dbp_pid());
   atomic_store(&e->tid, dbp_tid());
-  atomic_store(&e->slot, h->slot);
+  atomic_store(&e->record, h->record);
   atomic_store(&e->losses, 0);
   atomic_store(&e->expired_ns, 0);
   h->idx = i;
@@ -335,7 +335,7 @@ static void wake_entry(dbp_writerq *q, uint32_t i)
 {
   if (i >= DBP_WQ_ENTRIES) return;
   atomic_fetch_add_explicit(&q->entries[i].wake, 1, memory_order_release);
-  dbp_futex_wake(&q->entries[i].wake, INT_MAX);
+  dbp_futex_wake(&q->entries[i].wake, INT_MAX, DBP_FUTEX_SHARED);
 }
 
 /* Hand the turn, t until now, to the head (strict), waking it. */
@@ -677,8 +677,11 @@ int dbp_wq_wait(dbpool_coord *c, dbp_wq_handle *h, int64_t deadline_ns, bool res
     first = false;
     int64_t slice = now + ms_ns(DBP_POLL_MS);
     if (slice > deadline_ns) slice = deadline_ns;
-    if (dbp_futex_wait(&e->wake, v, slice) == -ETIMEDOUT)
+    int rc = dbp_futex_wait(&e->wake, v, slice, DBP_FUTEX_SHARED);
+    if (rc == -ETIMEDOUT)
       maybe_check(c);
+    else if (rc < 0)
+      return DBP_WQ_TIMEOUT; /* the kernel refused the wait: never spin */
     else
       spin_for_turn(q, h->idx);
   }
@@ -698,9 +701,20 @@ void dbp_wq_drop(dbpool_coord *c, dbp_wq_handle *h)
 
 /* ------------------------------------------------------ what is shown */
 
+static int writer_stats_full(dbpool_coord *c, dbpool_writer_stats *out);
+
 int dbpool_coord_writer_stats(dbpool_coord *c, dbpool_writer_stats *out)
 {
   if (!c || !out) return dbp_err(-EINVAL, "dbpool: writer_stats: NULL argument");
+  int rc = dbp_sized_check(out, DBP_V1_WRITER_STATS, "dbpool_writer_stats", "DBPOOL_INIT");
+  dbpool_writer_stats full;
+  if (rc == 0) rc = writer_stats_full(c, &full);
+  if (rc == 0) dbp_sized_out(out, &full, sizeof full);
+  return rc;
+}
+
+static int writer_stats_full(dbpool_coord *c, dbpool_writer_stats *out)
+{
   dbp_writerq *q = wq(c);
   memset(out, 0, sizeof *out);
   out->enabled = atomic_load(&q->enabled) != 0;
@@ -734,9 +748,12 @@ int dbpool_coord_writer_stats(dbpool_coord *c, dbpool_writer_stats *out)
   return 0;
 }
 
-int dbpool_coord_writers(dbpool_coord *c, dbpool_writer_info *buf, size_t cap)
+int dbpool_coord_writers(dbpool_coord *c, dbpool_writer_info *buf, size_t cap,
+                         size_t elem_size)
 {
   if (!c || (cap && !buf)) return dbp_err(-EINVAL, "dbpool: writers: NULL argument");
+  int rc = dbp_elem_check(elem_size, DBP_V1_WRITER_INFO, "dbpool_writer_info");
+  if (rc) return rc;
   dbp_writerq *q = wq(c);
   uint64_t t = atomic_load(&q->turn);
   int64_t now = dbp_mono_ns();
@@ -748,9 +765,9 @@ int dbpool_coord_writers(dbpool_coord *c, dbpool_writer_info *buf, size_t cap)
     bool turn = WQ_T_IDX(t) == i && WQ_T_KIND(t) != WQ_FREE;
     if (kind != WQE_WAITING && !turn) continue;
     if (n < cap) {
-      dbpool_writer_info *o = &buf[n];
+      dbpool_writer_info info, *o = &info;
       memset(o, 0, sizeof *o);
-      o->slot = atomic_load(&e->slot);
+      o->record = atomic_load(&e->record);
       o->pid = atomic_load(&e->pid);
       o->tid = atomic_load(&e->tid);
       o->state = !turn ? DBPOOL_WRITER_WAITING
@@ -758,6 +775,7 @@ int dbpool_coord_writers(dbpool_coord *c, dbpool_writer_info *buf, size_t cap)
       o->ticket = atomic_load(&e->ticket);
       int64_t since = atomic_load(&e->since_ns);
       o->waited_ns = kind == WQE_WAITING && now > since ? now - since : 0;
+      dbp_elem_put(buf, n, elem_size, &info, sizeof info);
     }
     n++;
   }

@@ -14,11 +14,10 @@
 typedef struct dbp_wq_handle {
   uint32_t idx;   /* DBP_WQ_NONE until the first gated write */
   uint64_t gen;   /* the entry's generation when we took it */
-  unsigned slot;  /* the connection's holder record (display only) */
+  unsigned record; /* the connection's holder record (display only) */
 } dbp_wq_handle;
 
-#define DBP_WQ_HANDLE_INIT {DBP_WQ_NONE, 0, DBPOOL_NO_SLOT_NUMBER}
-#define DBPOOL_NO_SLOT_NUMBER (~0u)
+#define DBP_WQ_HANDLE_INIT {DBP_WQ_NONE, 0, DBP_NO_RECORD}
 
 enum {
   DBP_WQ_GO = 0,   /* the turn is ours: take SQLite's lock now */

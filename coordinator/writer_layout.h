@@ -28,7 +28,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "dbpool_coord.h"
+#include "dbpool_admin.h"
 
 #define DBP_WQ_ENTRIES 512u   /* connections that can queue at once */
 #define DBP_WQ_NONE 0xffffu   /* "no entry" in the turn word */
@@ -71,7 +71,7 @@ typedef struct dbp_wq_entry {
   _Atomic uint32_t proc;     /* the owner's process record + 1 */
   _Atomic uint32_t proc_gen; /* that record's generation: its liveness */
   _Atomic int64_t expired_ns; /* CLOCK_MONOTONIC: its place expired then */
-  _Atomic uint32_t slot;     /* the connection's holder record, for display */
+  _Atomic uint32_t record;   /* the connection's holder record, for display */
   uint32_t reserved0;
 } dbp_wq_entry;
 

@@ -1,6 +1,5 @@
 /*
-** common.c -- small helpers the extension's SQL objects share: error codes,
-** timestamps, the one-line stats summary, and applying a setting given as
+** common.c -- small helpers the extension's SQL objects share: timestamps, the one-line stats summary, and applying a setting given as
 ** text (so PRAGMA and pool_settings validate identically).
 */
 #include <errno.h>
@@ -10,23 +9,7 @@
 #include "ext.h"
 SQLITE_EXTENSION_INIT3
 
-int dbpool_errno_to_sqlite(int err)
-{
-  switch (-err) {
-  case 0: return SQLITE_OK;
-  case ETIMEDOUT:
-  case EAGAIN: return SQLITE_BUSY;
-  case EACCES:
-  case EPERM: return SQLITE_PERM;
-  case ENOMEM: return SQLITE_NOMEM;
-  case EROFS: return SQLITE_READONLY;
-  case ENOENT: return SQLITE_CANTOPEN;
-  case EINTR: return SQLITE_INTERRUPT;
-  default: return SQLITE_ERROR;
-  }
-}
-
-char *dbpool_iso8601(int64_t ns)
+char *dbx_iso8601(int64_t ns)
 {
   time_t secs = (time_t)(ns / 1000000000);
   struct tm tm;
@@ -43,10 +26,12 @@ static const char *queue_token(const dbpool_writer_stats *ws)
   return strncmp(s, "inactive", 8) == 0 ? "inactive(rollback-journal)" : s;
 }
 
-char *dbpool_stats_summary(dbpool_coord *c)
+char *dbx_stats_summary(dbpool_coord *c)
 {
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   dbpool_writer_stats ws;
+  DBPOOL_INIT(&ws);
   if (dbpool_coord_stats(c, &st) != 0 || dbpool_coord_writer_stats(c, &ws) != 0)
     return NULL;
   return sqlite3_mprintf(
@@ -62,7 +47,7 @@ char *dbpool_stats_summary(dbpool_coord *c)
       (unsigned long long)ws.total_writes, (double)ws.p999_wait_ns / 1e6);
 }
 
-int dbpool_set_setting_text(dbpool_coord *c, const char *name,
+int dbx_set_setting_text(dbpool_coord *c, const char *name,
                             const char *text, char **pzErr)
 {
   int64_t v;
@@ -93,7 +78,7 @@ static int each_segment(const char *name, void *p)
   return e->rc != SQLITE_OK;
 }
 
-int dbpool_for_each_pool(const char *path, int (*add)(void *arg, dbpool_coord *c),
+int dbx_for_each_pool(const char *path, int (*add)(void *arg, dbpool_coord *c),
                          void *arg)
 {
   each_pool e = {add, arg, SQLITE_OK};

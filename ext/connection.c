@@ -1,7 +1,7 @@
 /*
 ** connection.c -- one slot per connection.
 **
-** dbpool_conn_attach runs for the loading connection and, as an automatic
+** dbx_conn_attach runs for the loading connection and, as an automatic
 ** extension, for every connection opened afterwards (after its main database
 ** file is opened, before its schema is read). For a database file (counts():
 ** not in memory, a regular file) it takes a slot of the database's host-wide
@@ -30,35 +30,33 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../coordinator/fastpath.h"
-#include "../coordinator/interrupt.h"
 #include "ext.h"
 #include "pooled.h"
 SQLITE_EXTENSION_INIT3
 
 /* The C pool's mark for the next open on this thread (pooled.h). */
 static __thread struct {
-  unsigned slot;
+  unsigned record;
   char segment[128]; /* "" when nothing is expected */
 } t_pooled;
 
-static void expect_pooled(const char *segment, unsigned slot)
+static void expect_pooled(const char *segment, unsigned record)
 {
-  t_pooled.slot = slot;
+  t_pooled.record = record;
   if (!segment || strlen(segment) >= sizeof t_pooled.segment) segment = "";
   memcpy(t_pooled.segment, segment, strlen(segment) + 1);
 }
 
-const dbpool_pooled_hook dbpool_pooled = {DBPOOL_POOLED_MAGIC, 1, expect_pooled};
+const dbp_pooled_hook dbx_pooled = {DBP_POOLED_MAGIC, 1, expect_pooled};
 
 /* Is conn (its pool just opened) the connection the C pool announced? Then
 ** take the mark: it is for one connection only. */
-static int take_pooled_mark(dbpool_conn *conn)
+static int take_pooled_mark(dbx_conn *conn)
 {
   if (!t_pooled.segment[0] ||
       strcmp(t_pooled.segment, dbpool_coord_segment_name(conn->coord)) != 0)
     return 0;
-  conn->slot = t_pooled.slot;
+  conn->record = t_pooled.record;
   t_pooled.segment[0] = 0;
   return 1;
 }
@@ -69,11 +67,11 @@ static int take_pooled_mark(dbpool_conn *conn)
 ** it twice. */
 #define CONN_BUCKETS 256
 static pthread_mutex_t g_conns_lock = PTHREAD_MUTEX_INITIALIZER;
-static dbpool_conn *g_conns[CONN_BUCKETS];
+static dbx_conn *g_conns[CONN_BUCKETS];
 
 static pthread_once_t g_conns_once = PTHREAD_ONCE_INIT;
 
-static dbpool_conn **bucket_of(sqlite3 *db)
+static dbx_conn **bucket_of(sqlite3 *db)
 {
   return &g_conns[((uintptr_t)db >> 4) * 2654435761u % CONN_BUCKETS];
 }
@@ -84,20 +82,20 @@ static void conns_lock(void) { pthread_mutex_lock(&g_conns_lock); }
 static void conns_unlock(void) { pthread_mutex_unlock(&g_conns_lock); }
 static void conns_at_fork(void) { pthread_atfork(conns_lock, conns_unlock, conns_unlock); }
 
-static void remember(dbpool_conn *conn)
+static void remember(dbx_conn *conn)
 {
   pthread_once(&g_conns_once, conns_at_fork);
   conns_lock();
-  dbpool_conn **b = bucket_of(conn->db);
+  dbx_conn **b = bucket_of(conn->db);
   conn->next = *b;
   *b = conn;
   conns_unlock();
 }
 
-static void forget(dbpool_conn *conn)
+static void forget(dbx_conn *conn)
 {
   conns_lock();
-  for (dbpool_conn **pp = bucket_of(conn->db); *pp; pp = &(*pp)->next)
+  for (dbx_conn **pp = bucket_of(conn->db); *pp; pp = &(*pp)->next)
     if (*pp == conn) {
       *pp = conn->next;
       break;
@@ -105,20 +103,20 @@ static void forget(dbpool_conn *conn)
   conns_unlock();
 }
 
-int dbpool_conn_attached(sqlite3 *db)
+int dbx_conn_attached(sqlite3 *db)
 {
   int found = 0;
   conns_lock();
-  for (dbpool_conn *c = *bucket_of(db); c && !found; c = c->next) found = c->db == db;
+  for (dbx_conn *c = *bucket_of(db); c && !found; c = c->next) found = c->db == db;
   conns_unlock();
   return found;
 }
 
-void dbpool_conn_ref(dbpool_conn *conn) { conn->refs++; }
+void dbx_conn_ref(dbx_conn *conn) { conn->refs++; }
 
-void dbpool_conn_unref(void *p)
+void dbx_conn_unref(void *p)
 {
-  dbpool_conn *conn = p;
+  dbx_conn *conn = p;
   if (!conn || --conn->refs > 0) return;
   forget(conn);
   dbp_holder_free_linked(conn->holder, conn->file_linked); /* releases the slot */
@@ -137,14 +135,14 @@ static int parse_timeout(const char *text, int *out)
 }
 
 /* Take a slot for conn (a file database). */
-static int take_slot(dbpool_conn *conn, const char *file, const dbp_file_id *opened,
+static int take_slot(dbx_conn *conn, const char *file, const dbp_file_id *opened,
                      int joined, char **pzErrMsg)
 {
   int timeout = DBPOOL_TIMEOUT_DEFAULT;
-  const char *t = sqlite3_uri_parameter(file, DBPOOL_URI_TIMEOUT);
+  const char *t = sqlite3_uri_parameter(file, DBX_URI_TIMEOUT);
   if (t && !parse_timeout(t, &timeout)) {
     *pzErrMsg = sqlite3_mprintf("dbpool: invalid %s '%s' for %s: expected "
-                                "milliseconds from 0 to %d", DBPOOL_URI_TIMEOUT,
+                                "milliseconds from 0 to %d", DBX_URI_TIMEOUT,
                                 t, conn->path, DBPOOL_ACQUIRE_TIMEOUT_LIMIT);
     return SQLITE_ERROR;
   }
@@ -155,12 +153,12 @@ static int take_slot(dbpool_conn *conn, const char *file, const dbp_file_id *ope
     if (rc == 0) {
       if (take_pooled_mark(conn)) return SQLITE_OK; /* the C pool's slot */
       rc = dbpool_holder_new(conn->coord, &conn->holder);
-      if (rc == 0) dbpool_holder_set_joined(conn->holder, joined);
+      if (rc == 0) dbp_holder_set_joined(conn->holder, joined);
     }
-    /* Ctrl-C (SIGINT, SIGTERM, SIGHUP, SIGQUIT) ends the wait. */
+    /* Ctrl-C (a caught SIGINT or SIGQUIT) ends the wait. */
     if (rc == 0) rc = dbp_holder_acquire_interruptible(conn->holder, timeout);
     if (rc == 0) {
-      conn->slot = dbpool_holder_slot(conn->holder);
+      conn->record = dbp_holder_record(conn->holder);
       return SQLITE_OK;
     }
     dbpool_holder_free(conn->holder);
@@ -170,7 +168,7 @@ static int take_slot(dbpool_conn *conn, const char *file, const dbp_file_id *ope
     if (rc != -ESTALE) break; /* the pool was removed: join the new one */
   }
   *pzErrMsg = sqlite3_mprintf("%s", dbpool_last_error());
-  return dbpool_errno_to_sqlite(rc);
+  return dbp_sqlite_rc(rc, SQLITE_ERROR);
 }
 
 /*
@@ -193,51 +191,51 @@ static int may_count(sqlite3 *db, const char *file, const struct shim_file *shim
   ** the shim saw SQLite open or one stat of the name (dbp_coord_open_file). */
 }
 
-int dbpool_register_tables(sqlite3 *db, dbpool_conn *conn)
+int dbx_register_tables(sqlite3 *db, dbx_conn *conn)
 {
-  int rc = dbpool_register_pool_stats(db, conn);
-  if (rc == SQLITE_OK) rc = dbpool_register_pool_connections(db, conn);
-  if (rc == SQLITE_OK) rc = dbpool_register_pool_settings(db, conn);
+  int rc = dbx_register_pool_stats(db, conn);
+  if (rc == SQLITE_OK) rc = dbx_register_pool_connections(db, conn);
+  if (rc == SQLITE_OK) rc = dbx_register_pool_settings(db, conn);
   return rc;
 }
 
-int dbpool_conn_attach(sqlite3 *db, char **pzErrMsg, int joined)
+int dbx_conn_attach(sqlite3 *db, char **pzErrMsg, int joined)
 {
   const char *file = sqlite3_db_filename(db, "main");
   size_t len = file ? strlen(file) : 0;
   /* One allocation: the state and the path it keeps. */
-  dbpool_conn *conn = sqlite3_malloc64(sizeof *conn + len + 1);
+  dbx_conn *conn = sqlite3_malloc64(sizeof *conn + len + 1);
   int rc = SQLITE_OK;
   if (!conn) return SQLITE_NOMEM;
   memset(conn, 0, sizeof *conn);
   conn->db = db;
-  conn->slot = DBPOOL_NO_SLOT;
+  conn->record = DBP_NO_RECORD;
   conn->refs = 1; /* ours, until the registrations hold theirs */
   conn->file_linked = -1;
-  struct shim_file *shim = dbpool_vfs_main_file(db);
+  struct shim_file *shim = dbx_vfs_main_file(db);
   if (may_count(db, file, shim)) {
     conn->path = memcpy((char *)&conn[1], file, len + 1);
-    rc = take_slot(conn, file, dbpool_vfs_opened(shim), joined, pzErrMsg);
+    rc = take_slot(conn, file, dbx_vfs_opened(shim), joined, pzErrMsg);
   }
   /* Each registration takes a reference; on failure SQLite calls the
   ** destructor, which drops it again. */
-  if (rc == SQLITE_OK) rc = dbpool_register_functions(db, conn);
-  int defer = shim && dbpool_vfs_may_defer(shim);
-  if (rc == SQLITE_OK && !defer) rc = dbpool_register_tables(db, conn);
+  if (rc == SQLITE_OK) rc = dbx_register_functions(db, conn);
+  int defer = shim && dbx_vfs_may_defer(shim);
+  if (rc == SQLITE_OK && !defer) rc = dbx_register_tables(db, conn);
   if (rc != SQLITE_OK && !*pzErrMsg)
     *pzErrMsg = sqlite3_mprintf("dbpool: cannot register SQL objects: %s",
                                 sqlite3_errstr(rc));
   if (rc == SQLITE_OK) remember(conn);
-  if (rc == SQLITE_OK && shim) dbpool_vfs_bind(shim, conn, defer);
-  dbpool_conn_unref(conn);
+  if (rc == SQLITE_OK && shim) dbx_vfs_bind(shim, conn, defer);
+  dbx_conn_unref(conn);
   return rc;
 }
 
-void dbpool_conn_follow(dbpool_conn *conn)
+void dbx_conn_follow(dbx_conn *conn)
 {
   if (!conn->coord || !dbp_coord_removed(conn->coord)) return;
   if (conn->holder && dbp_holder_rejoin(&conn->holder, conn->path) == 1)
-    conn->slot = dbpool_holder_slot(conn->holder);
+    conn->record = dbp_holder_record(conn->holder);
   dbpool_coord *fresh;
   if (dbpool_coord_open(conn->path, 0, &fresh) == 0) {
     dbpool_coord_close(conn->coord);

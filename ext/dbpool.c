@@ -5,9 +5,8 @@
 ** opens afterwards to a database file holds one slot of that database's
 ** host-wide pool until it closes: when all max_connections slots are held by
 ** any processes on the host, opening waits (FIFO) up to the acquire timeout,
-** then fails with SQLITE_BUSY; Ctrl-C (a caught SIGINT, SIGTERM, SIGHUP or
-** SIGQUIT) ends the wait with SQLITE_INTERRUPT. SQL shows and steers the
-** pools.
+** then fails with SQLITE_BUSY; Ctrl-C (a caught SIGINT or SIGQUIT) ends
+** the wait with SQLITE_INTERRUPT. SQL shows and steers the pools.
 **
 **   $ sqlite3 app.db
 **   sqlite> .load ./build/dbpool
@@ -21,7 +20,8 @@
 ** opened afterwards answer PRAGMA dbpool_*; vfs_shim.c), an automatic
 ** extension that counts each new connection (connection.c), the eponymous
 ** tables pool_stats, pool_connections and pool_settings, and the functions
-** dbpool_version() and dbpool_label(text).
+** dbpool_version(), dbpool_label(text) (functions.c), dbpool_setting() and
+** dbpool_wait() (operator.c).
 **
 ** A second entry point, sqlite3_dbpool_preload_init, is for
 ** libdbpool-preload.so (preload/preload.c, `dbpoolctl run`): registered by
@@ -51,11 +51,11 @@ static pthread_mutex_t g_install_lock = PTHREAD_MUTEX_INITIALIZER;
 static int g_installed;
 
 /* Runs for every connection opened after the first successful load. */
-static int dbpool_auto_init(sqlite3 *db, char **pzErrMsg,
+static int dbx_auto_init(sqlite3 *db, char **pzErrMsg,
                             const sqlite3_api_routines *pApi)
 {
   (void)pApi;
-  return dbpool_conn_attach(db, pzErrMsg, DBPOOL_JOINED_AUTO);
+  return dbx_conn_attach(db, pzErrMsg, DBPOOL_JOINED_AUTO);
 }
 
 /* Never unload: connections opened through our VFS and holding our
@@ -76,11 +76,11 @@ static int install_once(int (*auto_init)(sqlite3 *, char **,
 {
   int rc = SQLITE_OK;
   pthread_mutex_lock(&g_install_lock);
-  if (!g_installed && !dbpool_vfs_other_copy()) {
-    rc = dbpool_vfs_install();
+  if (!g_installed && !dbx_vfs_other_copy()) {
+    rc = dbx_vfs_install();
     if (rc == SQLITE_OK && auto_init) {
       rc = sqlite3_auto_extension((void (*)(void))auto_init);
-      if (rc != SQLITE_OK) dbpool_vfs_uninstall();
+      if (rc != SQLITE_OK) dbx_vfs_uninstall();
     }
   }
   if (rc == SQLITE_OK) g_installed = 1;
@@ -107,11 +107,11 @@ int sqlite3_dbpool_init(sqlite3 *db, char **pzErrMsg,
   ** attached already (loaded into before, or opened after a load and so
   ** attached by the automatic extension) is not counted again: loading
   ** twice is a no-op. */
-  if (!dbpool_conn_attached(db)) {
-    rc = dbpool_conn_attach(db, pzErrMsg, DBPOOL_JOINED_LOAD);
+  if (!dbx_conn_attached(db)) {
+    rc = dbx_conn_attach(db, pzErrMsg, DBPOOL_JOINED_LOAD);
     if (rc != SQLITE_OK) return rc;
   }
-  rc = install_once(dbpool_auto_init);
+  rc = install_once(dbx_auto_init);
   if (rc != SQLITE_OK) return install_failed(rc, pzErrMsg);
   return SQLITE_OK_LOAD_PERMANENTLY;
 }
@@ -128,5 +128,5 @@ int sqlite3_dbpool_preload_init(sqlite3 *db, char **pzErrMsg,
   SQLITE_EXTENSION_INIT2(pApi);
   int rc = install_once(NULL);
   if (rc != SQLITE_OK) return install_failed(rc, pzErrMsg);
-  return dbpool_conn_attach(db, pzErrMsg, DBPOOL_JOINED_PRELOAD);
+  return dbx_conn_attach(db, pzErrMsg, DBPOOL_JOINED_PRELOAD);
 }

@@ -25,46 +25,47 @@ static void version_func(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
   (void)argc;
   (void)argv;
-  sqlite3_result_text(ctx, dbpool_version_string(), -1, SQLITE_STATIC);
+  sqlite3_result_text(ctx, dbpool_version(), -1, SQLITE_STATIC);
 }
 
 static void label_func(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
-  dbpool_conn *conn = sqlite3_user_data(ctx);
+  dbx_conn *conn = sqlite3_user_data(ctx);
   const char *label = (const char *)sqlite3_value_text(argv[0]);
   int rc;
   (void)argc;
-  if (conn->slot == DBPOOL_NO_SLOT) {
+  if (conn->record == DBP_NO_RECORD) {
     sqlite3_result_error(ctx, "dbpool_label: this connection holds no slot "
                          "(in-memory, temporary or not a regular file)", -1);
     return;
   }
-  dbpool_conn_follow(conn); /* a pool removed under us: the new one */
+  dbx_conn_follow(conn); /* a pool removed under us: the new one */
   if (conn->holder)
     rc = dbpool_holder_set_label(conn->holder, label);
   else
-    rc = dbpool_coord_set_slot_label(conn->coord, conn->slot, label);
+    rc = dbp_coord_set_record_label(conn->coord, conn->record, label);
   if (rc) {
     sqlite3_result_error(ctx, dbpool_last_error(), -1);
     return;
   }
   char stored[DBPOOL_LABEL_MAX];
-  dbpool_coord_slot_label(conn->coord, conn->slot, stored, sizeof stored);
+  dbp_coord_record_label(conn->coord, conn->record, stored, sizeof stored);
   if (stored[0]) sqlite3_result_text(ctx, stored, -1, SQLITE_TRANSIENT);
   else sqlite3_result_null(ctx);
 }
 
-int dbpool_register_functions(sqlite3 *db, dbpool_conn *conn)
+int dbx_register_functions(sqlite3 *db, dbx_conn *conn)
 {
   int rc = sqlite3_create_function_v2(db, "dbpool_version", 0,
                                       SQLITE_UTF8 | SQLITE_INNOCUOUS |
                                           SQLITE_DETERMINISTIC,
                                       NULL, version_func, NULL, NULL, NULL);
   if (rc == SQLITE_OK) {
-    dbpool_conn_ref(conn);
+    dbx_conn_ref(conn);
     rc = sqlite3_create_function_v2(db, "dbpool_label", 1,
                                     SQLITE_UTF8 | SQLITE_DIRECTONLY, conn,
-                                    label_func, NULL, NULL, dbpool_conn_unref);
+                                    label_func, NULL, NULL, dbx_conn_unref);
   }
+  if (rc == SQLITE_OK) rc = dbx_register_operator_functions(db);
   return rc;
 }

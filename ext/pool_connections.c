@@ -64,12 +64,12 @@ typedef struct conn_row {
 
 typedef struct conn_vtab {
   sqlite3_vtab base;
-  dbpool_conn *conn;
+  dbx_conn *conn;
 } conn_vtab;
 
 typedef struct conn_cursor {
   sqlite3_vtab_cursor base;
-  dbpool_conn *conn;
+  dbx_conn *conn;
   char (*databases)[DBPOOL_PATH_MAX];
   int ndb;
   conn_row *rows;
@@ -132,7 +132,7 @@ static int conns_close(sqlite3_vtab_cursor *pCur)
 static int add_pool(void *arg, dbpool_coord *c)
 {
   conn_cursor *cur = arg;
-  int total = dbpool_coord_holders(c, NULL, 0);
+  int total = dbpool_coord_holders(c, NULL, 0, sizeof(dbpool_holder_info));
   if (total < 0) return SQLITE_OK; /* garbage: skip the pool */
   char (*dbs)[DBPOOL_PATH_MAX] =
       sqlite3_realloc64(cur->databases, (sqlite3_uint64)(cur->ndb + 1) * DBPOOL_PATH_MAX);
@@ -150,9 +150,9 @@ static int add_pool(void *arg, dbpool_coord *c)
   }
   dbpool_holder_info *info = sqlite3_malloc64((sqlite3_uint64)(total + 8) * sizeof *info);
   if (!info) return SQLITE_NOMEM;
-  int got = dbpool_coord_holders(c, info, (size_t)total + 8);
+  int got = dbpool_coord_holders(c, info, (size_t)total + 8, sizeof *info);
   if (got > total + 8) got = total + 8;
-  int nw = dbpool_coord_writers(c, NULL, 0);
+  int nw = dbpool_coord_writers(c, NULL, 0, sizeof(dbpool_writer_info));
   dbpool_writer_info *wr = nw > 0 ? sqlite3_malloc64((sqlite3_uint64)(nw + 8) * sizeof *wr) : NULL;
   if (nw > 0 && !wr) {
     sqlite3_free(info);
@@ -160,23 +160,23 @@ static int add_pool(void *arg, dbpool_coord *c)
   }
   if (wr) {
     int cap_w = nw + 8;
-    nw = dbpool_coord_writers(c, wr, (size_t)cap_w);
+    nw = dbpool_coord_writers(c, wr, (size_t)cap_w, sizeof *wr);
     if (nw > cap_w) nw = cap_w;
   } else {
     nw = 0;
   }
-  dbpool_conn *me = cur->conn;
-  int mine = me && me->slot != DBPOOL_NO_SLOT && me->coord &&
+  dbx_conn *me = cur->conn;
+  int mine = me && me->record != DBP_NO_RECORD && me->coord &&
              strcmp(dbpool_coord_segment_name(me->coord), dbpool_coord_segment_name(c)) == 0;
   for (int k = 0; k < got && cur->n < cur->cap; k++) {
     conn_row *r = &cur->rows[cur->n++];
     r->db_index = di;
     r->info = info[k];
-    r->current = mine && info[k].slot == me->slot && info[k].pid == getpid();
+    r->current = mine && info[k].record == me->record && info[k].pid == dbp_pid();
     r->writer = 0;
     r->write_wait_ns = 0;
     for (int j = 0; j < nw; j++)
-      if (wr[j].slot == info[k].slot && wr[j].pid == info[k].pid) {
+      if (wr[j].record == info[k].record && wr[j].pid == info[k].pid) {
         r->writer = (int)wr[j].state;
         r->write_wait_ns = wr[j].waited_ns;
       }
@@ -214,14 +214,12 @@ static int conns_filter(sqlite3_vtab_cursor *pCur, int idxNum,
                         const char *idxStr, int argc, sqlite3_value **argv)
 {
   conn_cursor *cur = (conn_cursor *)pCur;
-  struct timespec ts;
   (void)idxStr;
   reset(cur);
-  clock_gettime(CLOCK_REALTIME, &ts);
-  cur->now_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+  cur->now_ns = dbp_real_ns();
   const char *path = idxNum == 1 && argc == 1 ? (const char *)sqlite3_value_text(argv[0]) : NULL;
   if (idxNum == 1 && !path) return SQLITE_OK; /* database = NULL: no rows */
-  return dbpool_for_each_pool(path, add_pool, cur);
+  return dbx_for_each_pool(path, add_pool, cur);
 }
 
 static int conns_next(sqlite3_vtab_cursor *pCur)
@@ -259,7 +257,7 @@ static int conns_column(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int col
   case COL_THREAD: sqlite3_result_int64(ctx, r->info.tid); break;
   case COL_STATE: sqlite3_result_text(ctx, state_name(r->info.state), -1, SQLITE_STATIC); break;
   case COL_SINCE: {
-    char *t = dbpool_iso8601(r->info.since_ns);
+    char *t = dbx_iso8601(r->info.since_ns);
     if (t) sqlite3_result_text(ctx, t, -1, sqlite3_free);
     break;
   }
@@ -324,9 +322,9 @@ static sqlite3_module conns_module = {
     /* xShadowName */ 0,
 };
 
-int dbpool_register_pool_connections(sqlite3 *db, dbpool_conn *conn)
+int dbx_register_pool_connections(sqlite3 *db, dbx_conn *conn)
 {
-  dbpool_conn_ref(conn);
+  dbx_conn_ref(conn);
   return sqlite3_create_module_v2(db, "pool_connections", &conns_module, conn,
-                                  dbpool_conn_unref);
+                                  dbx_conn_unref);
 }

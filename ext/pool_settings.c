@@ -42,7 +42,7 @@ typedef struct pending_set {
 
 typedef struct settings_vtab {
   sqlite3_vtab base;
-  dbpool_conn *conn;
+  dbx_conn *conn;
   pending_set pending;
   pending_set *savepoints; /* pending as of each open savepoint */
   int nsavepoints;
@@ -144,7 +144,7 @@ static int settings_filter(sqlite3_vtab_cursor *pCur, int idxNum,
     if (s < 0) return fail(v, sqlite3_mprintf("%s", dbpool_last_error()));
     cur->first = cur->last = s;
   }
-  dbpool_conn_follow(v->conn); /* a pool removed under us: the new one */
+  dbx_conn_follow(v->conn); /* a pool removed under us: the new one */
   if (!v->conn->coord) cur->last = cur->first - 1; /* in-memory: no pool */
   cur->i = cur->first;
   return SQLITE_OK;
@@ -254,7 +254,7 @@ static int settings_begin(sqlite3_vtab *pVtab)
 static int settings_sync(sqlite3_vtab *pVtab)
 {
   settings_vtab *v = (settings_vtab *)pVtab;
-  dbpool_conn_follow(v->conn);
+  dbx_conn_follow(v->conn);
   for (int s = 0; s < DBPOOL_SETTING_COUNT; s++) {
     if (!v->pending.has[s]) continue;
     int rc = dbpool_coord_set(v->conn->coord, s, v->pending.value[s]);
@@ -328,9 +328,9 @@ static sqlite3_module settings_module = {
     /* xShadowName */ 0,
 };
 
-int dbpool_register_pool_settings(sqlite3 *db, dbpool_conn *conn)
+int dbx_register_pool_settings(sqlite3 *db, dbx_conn *conn)
 {
-  dbpool_conn_ref(conn);
+  dbx_conn_ref(conn);
   return sqlite3_create_module_v2(db, "pool_settings", &settings_module, conn,
-                                  dbpool_conn_unref);
+                                  dbx_conn_unref);
 }

@@ -150,6 +150,8 @@ static int add_pool(void *arg, dbpool_coord *c)
     cur->cap = cap;
   }
   stats_row *r = &cur->rows[cur->n];
+  DBPOOL_INIT(&r->st);
+  DBPOOL_INIT(&r->ws);
   if (dbpool_coord_stats(c, &r->st) != 0 || dbpool_coord_writer_stats(c, &r->ws) != 0)
     return SQLITE_OK; /* skip garbage */
   dbpool_coord_database(c, r->database, sizeof r->database);
@@ -190,7 +192,7 @@ static int stats_filter(sqlite3_vtab_cursor *pCur, int idxNum,
   cur->n = cur->i = 0;
   const char *path = idxNum == 1 && argc == 1 ? (const char *)sqlite3_value_text(argv[0]) : NULL;
   if (idxNum == 1 && !path) return SQLITE_OK; /* database = NULL: no rows */
-  return dbpool_for_each_pool(path, add_pool, cur);
+  return dbx_for_each_pool(path, add_pool, cur);
 }
 
 static int stats_next(sqlite3_vtab_cursor *pCur)
@@ -253,7 +255,7 @@ static int stats_column(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx, int col
   case COL_WRITER_TURNS_SKIPPED: sqlite3_result_int64(ctx, (sqlite3_int64)w->turns_skipped); break;
   case COL_WRITER_TURNS_EXPIRED: sqlite3_result_int64(ctx, (sqlite3_int64)w->turns_expired); break;
   case COL_CREATED_AT: {
-    char *t = dbpool_iso8601(s->created_at_ns);
+    char *t = dbx_iso8601(s->created_at_ns);
     if (t) sqlite3_result_text(ctx, t, -1, sqlite3_free);
     break;
   }
@@ -294,9 +296,9 @@ static sqlite3_module stats_module = {
     /* xShadowName */ 0,
 };
 
-int dbpool_register_pool_stats(sqlite3 *db, dbpool_conn *conn)
+int dbx_register_pool_stats(sqlite3 *db, dbx_conn *conn)
 {
-  dbpool_conn_ref(conn);
+  dbx_conn_ref(conn);
   return sqlite3_create_module_v2(db, "pool_stats", &stats_module, conn,
-                                  dbpool_conn_unref);
+                                  dbx_conn_unref);
 }

@@ -30,7 +30,6 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
-#include "../coordinator/fastpath.h"
 #include "ext.h"
 #include "writer_gate.h"
 #include "pooled.h"
@@ -38,12 +37,12 @@ SQLITE_EXTENSION_INIT3
 
 typedef struct shim_file {
   sqlite3_file base;
-  dbpool_conn *tables_for; /* whose tables to register at the first use */
+  dbx_conn *tables_for; /* whose tables to register at the first use */
   int used;             /* locked, sized or mapped since opened */
   sqlite3_file *real;   /* the root VFS's file, allocated right after us */
   const char *zName;    /* valid until xClose (SQLite's guarantee) */
   dbpool_coord *coord;  /* the file's pool, opened at the first pragma */
-  dbpool_conn *conn;    /* the connection's state (bound after it is
+  dbx_conn *conn;    /* the connection's state (bound after it is
                            attached; it outlives the file: SQLite closes
                            the file before it destroys the SQL objects) */
   writer_gate wg;       /* writers take turns (writer_gate.c) */
@@ -129,8 +128,8 @@ static int same_file(const dbp_file_id *a, const dbp_file_id *b)
 */
 static void __attribute__((noinline)) register_deferred(shim_file *p)
 {
-  dbpool_conn *conn = p->tables_for;
-  if (dbpool_register_tables(conn->db, conn) == SQLITE_OK) p->tables_for = NULL;
+  dbx_conn *conn = p->tables_for;
+  if (dbx_register_tables(conn->db, conn) == SQLITE_OK) p->tables_for = NULL;
   /* else out of memory: tried again at the next call */
 }
 
@@ -158,7 +157,7 @@ static int shim_close(sqlite3_file *f)
   int rc = p->real->pMethods ? p->real->pMethods->xClose(p->real) : SQLITE_OK;
   t_capture = NULL;
   if (closing.mode && same_file(&closing, &p->opened))
-    p->conn->file_linked = closing.nlink > 0; /* its slot's holder leaves next */
+    p->conn->file_linked = closing.nlink > 0; /* its holder leaves next */
   dbpool_coord_close(p->coord);
   p->coord = NULL;
   p->conn = NULL;
@@ -200,7 +199,7 @@ static int shim_lock(sqlite3_file *f, int level)
   shim_file *p = (shim_file *)f;
   use_for_schema(p);
   wg_lock(&p->wg, level);
-  if (level == SQLITE_LOCK_SHARED && p->conn) dbpool_conn_follow(p->conn);
+  if (level == SQLITE_LOCK_SHARED && p->conn) dbx_conn_follow(p->conn);
   return REAL(f)->pMethods->xLock(REAL(f), level);
 }
 
@@ -222,7 +221,7 @@ static int shim_pragma(shim_file *p, char **az)
   const char *name = az[1], *arg = az[2];
   if (sqlite3_strnicmp(name, "dbpool_", 7) != 0) return SQLITE_NOTFOUND;
   const char *what = name + 7;
-  if (p->conn) dbpool_conn_follow(p->conn);
+  if (p->conn) dbx_conn_follow(p->conn);
   if (p->coord && dbp_coord_removed(p->coord)) { /* rm --force: the new pool */
     dbpool_coord_close(p->coord);
     p->coord = NULL;
@@ -231,7 +230,7 @@ static int shim_pragma(shim_file *p, char **az)
     int rc = dbpool_coord_open(p->zName, 0, &p->coord);
     if (rc) {
       az[0] = sqlite3_mprintf("%s", dbpool_last_error());
-      return dbpool_errno_to_sqlite(rc);
+      return dbp_sqlite_rc(rc, SQLITE_ERROR);
     }
   }
   if (sqlite3_stricmp(what, "stats") == 0) {
@@ -239,7 +238,7 @@ static int shim_pragma(shim_file *p, char **az)
       az[0] = sqlite3_mprintf("dbpool: PRAGMA dbpool_stats takes no value");
       return SQLITE_ERROR;
     }
-    az[0] = dbpool_stats_summary(p->coord);
+    az[0] = dbx_stats_summary(p->coord);
     return az[0] ? SQLITE_OK : SQLITE_ERROR;
   }
   int s = -1;
@@ -261,7 +260,7 @@ static int shim_pragma(shim_file *p, char **az)
     az[0] = sqlite3_mprintf("%lld", (long long)v);
     return SQLITE_OK;
   }
-  int rc = dbpool_set_setting_text(p->coord, dbpool_setting_describe(s)->name,
+  int rc = dbx_set_setting_text(p->coord, dbpool_setting_describe(s)->name,
                                    arg, &az[0]);
   if (rc != SQLITE_OK) return rc;
   /* Answer with the new value: a pragma that returns SQLITE_OK must name
@@ -462,7 +461,7 @@ static const char *shim_next_system_call(sqlite3_vfs *v, const char *z)
   return g_root->xNextSystemCall(g_root, z);
 }
 
-shim_file *dbpool_vfs_main_file(sqlite3 *db)
+shim_file *dbx_vfs_main_file(sqlite3 *db)
 {
   sqlite3_file *f = NULL;
   if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || !f)
@@ -472,17 +471,17 @@ shim_file *dbpool_vfs_main_file(sqlite3 *db)
   return NULL;
 }
 
-const dbp_file_id *dbpool_vfs_opened(const shim_file *f)
+const dbp_file_id *dbx_vfs_opened(const shim_file *f)
 {
   return f && f->opened.mode ? &f->opened : NULL;
 }
 
-int dbpool_vfs_may_defer(const shim_file *f)
+int dbx_vfs_may_defer(const shim_file *f)
 {
   return !f->used && !f->conn;
 }
 
-void dbpool_vfs_bind(shim_file *f, dbpool_conn *conn, int defer_tables)
+void dbx_vfs_bind(shim_file *f, dbx_conn *conn, int defer_tables)
 {
   if (f->tables_for && f->tables_for != conn) {
     /* A second connection shares the file (shared cache): later calls on
@@ -492,11 +491,11 @@ void dbpool_vfs_bind(shim_file *f, dbpool_conn *conn, int defer_tables)
     f->tables_for = NULL;
   }
   f->conn = conn;
-  f->wg.h.slot = conn->slot;
+  f->wg.h.record = conn->record;
   if (defer_tables) f->tables_for = conn;
 }
 
-int dbpool_vfs_install(void)
+int dbx_vfs_install(void)
 {
   sqlite3_vfs *root = sqlite3_vfs_find(NULL);
   if (!root) return SQLITE_ERROR;
@@ -507,8 +506,8 @@ int dbpool_vfs_install(void)
   g_shim.iVersion = root->iVersion < 3 ? root->iVersion : 3;
   g_shim.szOsFile = (int)sizeof(shim_file) + root->szOsFile;
   g_shim.mxPathname = root->mxPathname;
-  g_shim.zName = DBPOOL_POOLED_VFS;
-  g_shim.pAppData = (void *)&dbpool_pooled; /* found by the C pool */
+  g_shim.zName = DBP_POOLED_VFS;
+  g_shim.pAppData = (void *)&dbx_pooled; /* found by the C pool */
   g_shim.xOpen = shim_open;
   g_shim.xDelete = shim_delete;
   g_shim.xAccess = shim_access;
@@ -530,13 +529,13 @@ int dbpool_vfs_install(void)
   return sqlite3_vfs_register(&g_shim, 1);
 }
 
-int dbpool_vfs_other_copy(void)
+int dbx_vfs_other_copy(void)
 {
   sqlite3_vfs *named = sqlite3_vfs_find("dbpool");
   return named && named != &g_shim;
 }
 
-void dbpool_vfs_uninstall(void)
+void dbx_vfs_uninstall(void)
 {
   if (g_root) {
     uninstall_fstat(g_root);

@@ -69,12 +69,7 @@ static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static writer_gate *g_gates;
 static __thread writer_gate *t_refused;
 
-static int64_t now_ns(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+static int64_t now_ns(void) { return dbp_mono_ns(); }
 
 void wg_open(writer_gate *g, const char *zName, sqlite3_file *real)
 {

@@ -8,7 +8,7 @@
 #include <pthread.h>
 
 #include "ext.h"
-#include "../coordinator/writer.h"
+#include "coordinator/writer.h"
 
 typedef struct writer_gate {
   sqlite3_file *real;      /* the root VFS's file */

@@ -55,6 +55,7 @@ typedef struct dbpool dbpool;
 /* A connection held past leak_threshold_ms, reported once when detected
 ** (returned == 0) and again when it comes back (returned == 1). */
 typedef struct dbpool_leak {
+  uint32_t size;          /* the bytes of this struct the library filled */
   sqlite3 *db;
   const char *database;   /* the pool's database path */
   int thread;             /* thread id (gettid) that acquired it */
@@ -64,6 +65,9 @@ typedef struct dbpool_leak {
 } dbpool_leak;
 
 typedef struct dbpool_config {
+  uint32_t size;          /* set by dbpool_config_init: members past it
+                             (a program built with older headers) take
+                             their defaults */
   int max_size;           /* most connections this pool opens (10) */
   int min_idle;           /* idle connections kept open, even when other
                              processes wait (0) */
@@ -83,11 +87,18 @@ typedef struct dbpool_config {
   const char *init_sql;   /* run once on each new connection, or NULL */
   const char *validation_sql; /* run at each checkout, or NULL (default:
                              health is checked without a query) */
-  void (*on_leak)(void *arg, const dbpool_leak *leak); /* or NULL */
+  /* on_leak, or NULL: called for each report of a leak, in the pool's
+  ** housekeeping thread when detected (returned == 0) and in the thread
+  ** calling dbpool_release when it comes back (returned == 1), with no
+  ** lock of the pool held. It may call any dbpool function, except
+  ** dbpool_close of this pool from the housekeeping thread (close waits
+  ** for that thread); it should return soon, as housekeeping waits. */
+  void (*on_leak)(void *arg, const dbpool_leak *leak);
   void *on_leak_arg;
 } dbpool_config;
 
 typedef struct dbpool_stats {
+  uint32_t size;   /* DBPOOL_INIT; then the bytes filled */
   int max_size, min_idle;
   int active;      /* checked out now */
   int idle;        /* open and waiting in the pool */
@@ -115,7 +126,8 @@ typedef struct dbpool_stats {
   uint64_t misuses;          /* bad or double releases refused */
 } dbpool_stats;
 
-/* dbpool_config_init: fill cfg with the defaults shown above. */
+/* dbpool_config_init: fill cfg with the defaults shown above, and its
+** size. */
 DBPOOL_EXTERN void dbpool_config_init(dbpool_config *cfg);
 
 /*
@@ -164,10 +176,12 @@ DBPOOL_EXTERN int dbpool_release(dbpool *pool, sqlite3 *db);
 */
 DBPOOL_EXTERN int dbpool_close(dbpool *pool);
 
-/* dbpool_get_stats: a snapshot of the pool's statistics. */
+/* dbpool_get_stats: a snapshot of the pool's statistics (out->size set by
+** DBPOOL_INIT; SQLITE_MISUSE for a size below the first version's). */
 DBPOOL_EXTERN int dbpool_get_stats(dbpool *pool, dbpool_stats *out);
 
-/* dbpool_host_stats: the host-wide pool's statistics (all processes). */
+/* dbpool_get_host_stats: the host-wide pool's statistics (all processes;
+** out->size set by DBPOOL_INIT). */
 DBPOOL_EXTERN int dbpool_get_host_stats(dbpool *pool, dbpool_host_stats *out);
 
 /*

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "pool_internal.h"
-#include "../ext/pooled.h"
+#include "ext/pooled.h"
 
 /* "file:" + the path percent-encoded, so that '?', '#' and '%' in file names
 ** survive. */
@@ -37,20 +37,20 @@ char *conn_uri(const char *path)
 }
 
 /* The SQLite extension's hook, if this process's SQLite has it loaded. */
-static const dbpool_pooled_hook *pooled_hook(void)
+static const dbp_pooled_hook *pooled_hook(void)
 {
-  sqlite3_vfs *v = sqlite3_vfs_find(DBPOOL_POOLED_VFS);
-  const dbpool_pooled_hook *h = v ? v->pAppData : NULL;
-  return h && h->magic == DBPOOL_POOLED_MAGIC && h->version >= 1 ? h : NULL;
+  sqlite3_vfs *v = sqlite3_vfs_find(DBP_POOLED_VFS);
+  const dbp_pooled_hook *h = v ? v->pAppData : NULL;
+  return h && h->magic == DBP_POOLED_MAGIC && h->version >= 1 ? h : NULL;
 }
 
 /* sqlite3_open_v2 of the pool's database by a holder of a slot. */
 static int open_counted(dbpool *p, dbpool_holder *holder, sqlite3 **db)
 {
-  const dbpool_pooled_hook *hook = pooled_hook();
+  const dbp_pooled_hook *hook = pooled_hook();
   if (hook)
-    hook->expect(dbpool_coord_segment_name(dbpool_holder_coord(holder)),
-                 dbpool_holder_slot(holder));
+    hook->expect(dbpool_coord_segment_name(dbp_holder_coord(holder)),
+                 dbp_holder_record(holder));
   int rc = sqlite3_open_v2(p->uri, db, p->cfg.open_flags | SQLITE_OPEN_URI, p->vfs);
   if (hook) hook->expect(NULL, 0);
   return rc;
@@ -63,11 +63,12 @@ static int new_holder(dbpool *p, pool_entry *e, dbpool_coord *c)
 {
   dbpool_holder *h = NULL;
   int rc = dbpool_holder_new(c, &h);
-  if (rc == 0) dbpool_holder_set_joined(h, DBPOOL_JOINED_C_POOL);
+  if (rc == 0) dbp_holder_set_joined(h, DBPOOL_JOINED_C_POOL);
   pool_lock_acquire(&p->lock);
   dbpool_holder *old = e->holder;
   e->holder = h;
   e->idle_word = h ? dbp_holder_flags_word(h) : NULL;
+  if (h && e->open_cancelled) dbpool_holder_cancel(h); /* the old one's */
   pool_lock_release(&p->lock);
   dbpool_holder_free(old);
   return rc;
@@ -80,7 +81,7 @@ static int rejoin(dbpool *p, pool_entry *e)
 {
   pool_lock_acquire(&p->lock);
   int rc = 0;
-  if (!e->holder || dbpool_holder_coord(e->holder) == p->coord) {
+  if (!e->holder || dbp_holder_coord(e->holder) == p->coord) {
     dbpool_coord *fresh;
     rc = p->nretired < (int)(sizeof p->retired / sizeof *p->retired)
              ? dbpool_coord_open(p->path, 0, &fresh) : -ENOSPC;
@@ -95,7 +96,7 @@ static int rejoin(dbpool *p, pool_entry *e)
   return rc ? rc : new_holder(p, e, now);
 }
 
-int conn_open(dbpool *p, pool_entry *e, int timeout_ms, const int *cancel)
+int conn_open(dbpool *p, pool_entry *e, int timeout_ms)
 {
   int rc;
   if (!e->holder) {
@@ -104,17 +105,14 @@ int conn_open(dbpool *p, pool_entry *e, int timeout_ms, const int *cancel)
     pool_lock_release(&p->lock);
     rc = new_holder(p, e, c);
     if (rc == -ESTALE) rc = rejoin(p, e);
-    if (rc) return pool_err(SQLITE_CANTOPEN, "%s", dbpool_last_error());
+    if (rc) return dbp_sqlite_rc(rc, SQLITE_CANTOPEN); /* message set */
   }
-  rc = dbpool_holder_acquire_cancellable(e->holder, timeout_ms, cancel);
+  rc = dbpool_holder_acquire(e->holder, timeout_ms);
   if (rc == -ESTALE) {
     rc = rejoin(p, e);
-    if (rc == 0) rc = dbpool_holder_acquire_cancellable(e->holder, timeout_ms, cancel);
+    if (rc == 0) rc = dbpool_holder_acquire(e->holder, timeout_ms);
   }
-  if (rc == -ECANCELED) return SQLITE_ABORT;
-  if (rc == -ETIMEDOUT || rc == -EAGAIN)
-    return pool_err(SQLITE_BUSY, "%s", dbpool_last_error());
-  if (rc) return pool_err(SQLITE_CANTOPEN, "%s", dbpool_last_error());
+  if (rc) return dbp_sqlite_rc(rc, SQLITE_CANTOPEN); /* message set */
 
   sqlite3 *db = NULL;
   rc = open_counted(p, e->holder, &db);
@@ -122,12 +120,12 @@ int conn_open(dbpool *p, pool_entry *e, int timeout_ms, const int *cancel)
     char *msg = NULL;
     rc = sqlite3_exec(db, p->init_sql, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
-      pool_err(rc, "dbpool: init_sql failed on a new connection to %s: %s",
+      dbp_err(rc, "dbpool: init_sql failed on a new connection to %s: %s",
                p->path, msg ? msg : sqlite3_errstr(rc));
       sqlite3_free(msg);
     }
   } else if (rc != SQLITE_OK) {
-    pool_err(rc, "dbpool: cannot open %s: %s", p->path,
+    dbp_err(rc, "dbpool: cannot open %s: %s", p->path,
              db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
   }
   if (rc != SQLITE_OK) {

@@ -113,6 +113,110 @@ static void sweep_idle_locked(dbpool *p, int64_t now, bool give_back, bool check
   }
 }
 
+/* Under the lock: checked-out connections past their lifetime (or of a
+** removed host pool) are marked to close at release; leaks are noted. */
+static void sweep_out_locked(dbpool *p, int64_t now, bool removed, hk_work *w)
+{
+  for (int i = 0; i < p->cfg.max_size; i++) {
+    pool_entry *e = &p->entries[i];
+    if (e->state != ENTRY_OUT) continue;
+    if (removed) {
+      e->retire = true; /* reopened, and counted, in the new host pool */
+      e->retire_why = CLOSE_BROKEN;
+    } else if (e->expires_ms && now >= e->expires_ms && !e->retire) {
+      e->retire = true;
+      e->retire_why = CLOSE_LIFETIME;
+    }
+    if (p->cfg.leak_threshold_ms > 0 && !e->leak_reported &&
+        pool_coarse_ms() - e->checkout_ms >= p->cfg.leak_threshold_ms) {
+      e->leak_reported = true;
+      p->st.leaks_reported++;
+      w->leaks[w->nleaks++] = pool_leak_of(p, e);
+    }
+  }
+}
+
+/* Under the lock: reserve entries to open up to min_idle, unless others
+** wait for the host. */
+static void plan_min_idle_locked(dbpool *p, bool someone, hk_work *w)
+{
+  while (!someone && !p->closing && p->n_total < p->cfg.min_idle &&
+         p->n_total < p->cfg.max_size) {
+    int idx = 0;
+    while (p->entries[idx].state != ENTRY_EMPTY) idx++;
+    p->entries[idx].state = ENTRY_OPENING;
+    p->n_total++;
+    w->open_idx[w->nopen++] = idx;
+  }
+}
+
+static void close_retired(dbpool *p, int idx)
+{
+  conn_close(p, &p->entries[idx]);
+  pool_lock_acquire(&p->lock);
+  pool_entry_emptied_locked(p, idx);
+  pool_lock_release(&p->lock);
+}
+
+/* An idle connection taken off for a moved-file check: closed, or back
+** to whoever wants it. */
+static void finish_check(dbpool *p, int idx)
+{
+  bool moved = conn_has_moved(p->entries[idx].db);
+  pool_lock_acquire(&p->lock);
+  if (moved || p->closing) {
+    entry_retire_locked(p, idx, moved ? CLOSE_BROKEN : CLOSE_POOL_CLOSE);
+    pool_lock_release(&p->lock);
+    close_retired(p, idx);
+  } else {
+    pool_waiter *w = pool_offer_locked(p, idx);
+    pool_lock_release(&p->lock);
+    pool_wake(w);
+  }
+}
+
+/* Open a min_idle connection in reserved entry idx, never waiting for the
+** host. */
+static void open_for_min_idle(dbpool *p, int idx)
+{
+  /* Nobody cancels the housekeeper's opens: drop a cancel left over from
+  ** an opener whose slot came before it (the entry is ours). */
+  dbp_holder_uncancel(p->entries[idx].holder);
+  int rc = conn_open(p, &p->entries[idx], 0);
+  pool_lock_acquire(&p->lock);
+  pool_waiter *wake = NULL;
+  if (rc == SQLITE_OK) {
+    p->st.created++;
+    map_put(p, p->entries[idx].db, idx);
+    wake = pool_offer_locked(p, idx);
+  } else {
+    if (rc != SQLITE_BUSY) p->st.open_failures++;
+    pool_entry_emptied_locked(p, idx);
+  }
+  pool_lock_release(&p->lock);
+  pool_wake(wake);
+}
+
+/* Outside the lock: carry out what one round planned. */
+static void carry_out(dbpool *p, const hk_work *w)
+{
+  for (int k = 0; k < w->nclose; k++) close_retired(p, w->close_idx[k]);
+  for (int k = 0; k < w->nleaks; k++) pool_report_leak(p, &w->leaks[k]);
+  for (int k = 0; k < w->ncheck; k++) finish_check(p, w->check_idx[k]);
+  for (int k = 0; k < w->nopen; k++) open_for_min_idle(p, w->open_idx[k]);
+}
+
+/* Under the lock (released while it sleeps): others wait but we had nothing
+** to give: do not spin on their event, sleep a period (or until stopped). */
+static void pause_locked(dbpool *p)
+{
+  uint32_t v = atomic_load(&p->hk_event);
+  int64_t dl = ((int64_t)pool_mono_ms() + p->hk_period_ms) * 1000000;
+  pool_lock_release(&p->lock);
+  pool_futex_wait(&p->hk_event, v, dl);
+  pool_lock_acquire(&p->lock);
+}
+
 static void *housekeeper_main(void *arg)
 {
   dbpool *p = arg;
@@ -124,7 +228,7 @@ static void *housekeeper_main(void *arg)
   while (!p->hk_stop && w.close_idx && w.check_idx && w.open_idx && w.leaks) {
     dbpool_coord *coord = p->coord; /* may be replaced (rejoin), never freed */
     pool_lock_release(&p->lock);
-    int someone = dbpool_coord_wait_for_waiter(coord, p->hk_period_ms);
+    int someone = dbp_coord_wait_for_waiter(coord, p->hk_period_ms);
     pool_lock_acquire(&p->lock);
     if (p->hk_stop) break;
     int64_t now = pool_mono_ms();
@@ -134,84 +238,12 @@ static void *housekeeper_main(void *arg)
 
     bool removed = dbp_coord_removed(coord);
     sweep_idle_locked(p, now, someone, check_moved, removed, &w);
-    for (int i = 0; i < n; i++) {
-      pool_entry *e = &p->entries[i];
-      if (e->state != ENTRY_OUT) continue;
-      if (removed) {
-        e->retire = true; /* reopened, and counted, in the new host pool */
-        e->retire_why = CLOSE_BROKEN;
-      } else if (e->expires_ms && now >= e->expires_ms && !e->retire) {
-        e->retire = true;
-        e->retire_why = CLOSE_LIFETIME;
-      }
-      if (p->cfg.leak_threshold_ms > 0 && !e->leak_reported &&
-          pool_coarse_ms() - e->checkout_ms >= p->cfg.leak_threshold_ms) {
-        e->leak_reported = true;
-        p->st.leaks_reported++;
-        w.leaks[w.nleaks++] = pool_leak_of(p, e);
-      }
-    }
-    /* Open up to min_idle, unless others wait for the host. */
-    while (!someone && !p->closing && p->n_total < p->cfg.min_idle &&
-           p->n_total < p->cfg.max_size) {
-      int idx = 0;
-      while (p->entries[idx].state != ENTRY_EMPTY) idx++;
-      p->entries[idx].state = ENTRY_OPENING;
-      p->n_total++;
-      w.open_idx[w.nopen++] = idx;
-    }
+    sweep_out_locked(p, now, removed, &w);
+    plan_min_idle_locked(p, someone, &w);
     pool_lock_release(&p->lock);
-
-    for (int k = 0; k < w.nclose; k++) {
-      conn_close(p, &p->entries[w.close_idx[k]]);
-      pool_lock_acquire(&p->lock);
-      pool_entry_emptied_locked(p, w.close_idx[k]);
-      pool_lock_release(&p->lock);
-    }
-    for (int k = 0; k < w.nleaks; k++) pool_report_leak(p, &w.leaks[k]);
-    for (int k = 0; k < w.ncheck; k++) {
-      int idx = w.check_idx[k];
-      bool moved = conn_has_moved(p->entries[idx].db);
-      pool_lock_acquire(&p->lock);
-      if (moved || p->closing) {
-        entry_retire_locked(p, idx, moved ? CLOSE_BROKEN : CLOSE_POOL_CLOSE);
-        pool_lock_release(&p->lock);
-        conn_close(p, &p->entries[idx]);
-        pool_lock_acquire(&p->lock);
-        pool_entry_emptied_locked(p, idx);
-        pool_lock_release(&p->lock);
-      } else {
-        pool_waiter *w = pool_offer_locked(p, idx);
-        pool_lock_release(&p->lock);
-        pool_wake(w);
-      }
-    }
-    for (int k = 0; k < w.nopen; k++) {
-      int idx = w.open_idx[k];
-      int rc = conn_open(p, &p->entries[idx], 0 /* never wait for the host */, NULL);
-      pool_lock_acquire(&p->lock);
-      pool_waiter *wake = NULL;
-      if (rc == SQLITE_OK) {
-        p->st.created++;
-        map_put(p, p->entries[idx].db, idx);
-        wake = pool_offer_locked(p, idx);
-      } else {
-        if (rc != SQLITE_BUSY) p->st.open_failures++;
-        pool_entry_emptied_locked(p, idx);
-      }
-      pool_lock_release(&p->lock);
-      pool_wake(wake);
-    }
-
+    carry_out(p, &w);
     pool_lock_acquire(&p->lock);
-    if (someone && w.nclose == 0 && !p->hk_stop) {
-      /* Others wait but we have nothing to give: do not spin on the event. */
-      uint32_t v = atomic_load(&p->hk_event);
-      int64_t dl = ((int64_t)pool_mono_ms() + p->hk_period_ms) * 1000000;
-      pool_lock_release(&p->lock);
-      pool_futex_wait(&p->hk_event, v, dl);
-      pool_lock_acquire(&p->lock);
-    }
+    if (someone && w.nclose == 0 && !p->hk_stop) pause_locked(p);
   }
   pool_lock_release(&p->lock);
   free(w.close_idx);
@@ -225,7 +257,7 @@ int housekeeper_start(dbpool *p)
 {
   p->hk_period_ms = period_of(&p->cfg);
   int rc = pthread_create(&p->housekeeper, NULL, housekeeper_main, p);
-  if (rc) return pool_err(SQLITE_NOMEM, "dbpool: cannot start the housekeeping thread: error %d", rc);
+  if (rc) return dbp_err(SQLITE_NOMEM, "dbpool: cannot start the housekeeping thread: error %d", rc);
   p->hk_started = true;
   return SQLITE_OK;
 }
@@ -238,8 +270,8 @@ void housekeeper_stop(dbpool *p)
   atomic_fetch_add(&p->hk_event, 1);
   pool_futex_wake(&p->hk_event, 1);
   pool_lock_release(&p->lock);
-  dbpool_coord_wake_listeners(p->coord);
-  for (int i = 0; i < p->nretired; i++) dbpool_coord_wake_listeners(p->retired[i]);
+  dbp_coord_wake_listeners(p->coord);
+  for (int i = 0; i < p->nretired; i++) dbp_coord_wake_listeners(p->retired[i]);
   pthread_join(p->housekeeper, NULL);
   p->hk_started = false;
 }

@@ -14,10 +14,16 @@
 #include <stdbool.h>
 
 #include "dbpool.h"
-#include "../coordinator/fastpath.h"
+#include "coordinator/private.h"
+#include "base/sqlite_rc.h"
 #include "sync.h"
 
 #define POOL_HIDDEN __attribute__((visibility("hidden")))
+
+/* Where the growable structs of dbpool.h end in their first version
+** (base/sized.c): never change these. */
+#define POOL_V1_CONFIG DBP_END_OF(dbpool_config, on_leak_arg)
+#define POOL_V1_STATS DBP_END_OF(dbpool_stats, misuses)
 
 typedef enum entry_state {
   ENTRY_EMPTY = 0, /* no connection */
@@ -50,6 +56,8 @@ typedef struct pool_entry {
   bool retire;           /* close instead of reusing when released */
   close_reason retire_why; /* and count it as this */
   bool leak_reported;
+  bool open_cancelled;   /* its opener's host wait was called off (a
+                            connection of ours was handed to it) */
 } pool_entry;
 
 /* A thread waiting in dbpool_acquire because the pool is full (on its
@@ -68,9 +76,10 @@ typedef struct pool_waiter {
 
 /* A thread opening a connection in a reserved entry, usually waiting for a
 ** host slot (on its stack). A connection of ours that comes free meanwhile
-** goes to it first: the release sets cancel and wakes its host wait. */
+** goes to it first: the release cancels its host wait (dbpool_holder_cancel
+** on the entry's holder, or, before the entry has one, open_cancelled for
+** the holder it gets). */
 typedef struct pool_opener {
-  int cancel;       /* read and written with __atomic builtins */
   int handed;       /* a checked-out entry handed to us, or -1 */
   int reserved;     /* the entry we are opening */
   int tid;
@@ -113,17 +122,61 @@ struct dbpool {
   dbpool_stats st; /* counters (the gauges are computed on demand) */
 };
 
-/* pool.c */
-POOL_HIDDEN int pool_err(int rc, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-POOL_HIDDEN int64_t pool_mono_ms(void);
-POOL_HIDDEN int pool_tid(void);
+/* Milliseconds of the monotonic clock (base/clock.c): the precise one for
+** deadlines, the coarse one (4 ms steps, no system call) for stamps on the
+** fast path. */
+static inline int64_t pool_mono_ms(void) { return dbp_mono_ns() / 1000000; }
+static inline int64_t pool_coarse_ms(void) { return dbp_mono_coarse_ns() / 1000000; }
+
+#define POOL_STARVE_NS 1000000 /* a waiter this old switches releases to handoff */
+
+static inline void lock_pool(dbpool *p) { pool_lock_acquire(&p->lock); }
+static inline void unlock_pool(dbpool *p) { pool_lock_release(&p->lock); }
+
+/* Was the pool inherited across fork()? (Every call refuses then.) */
+static inline bool pool_foreign(const dbpool *p) { return p->fork_gen != dbp_fork_gen(); }
+
+/* Under the lock: the bookkeeping of a checkout of entry e by this thread
+** (tid given for a thread we hand it to). */
+static inline void pool_stamp_checkout(dbpool *p, pool_entry *e, int tid)
+{
+  e->uses++;
+  e->leak_reported = false;
+  if (p->cfg.leak_threshold_ms > 0) {
+    e->checkout_ms = pool_coarse_ms();
+    e->checkout_tid = tid;
+  }
+}
+
+/* Wake a waiter whose word was set under the lock. Called after unlocking:
+** the waiter may already be gone (it needs the lock to leave, which we no
+** longer hold), and a wake of a dead stack address only causes a spurious
+** wakeup somewhere, which every wait here tolerates. Inline: every release
+** calls it, nearly always with NULL. */
+static inline void pool_wake(pool_waiter *w)
+{
+  if (w) pool_futex_wake(&w->word, 1);
+}
+
+/* lifecycle.c */
+POOL_HIDDEN int pool_inherited(void); /* SQLITE_MISUSE with its message */
+
+/* release.c: leak reports (built under the lock, delivered outside it). */
 POOL_HIDDEN void pool_report_leak(dbpool *p, const dbpool_leak *leak);
 POOL_HIDDEN dbpool_leak pool_leak_of(dbpool *p, const pool_entry *e);
+
+/* handoff.c: the waiters' queue, the openers, and who gets a connection
+** that comes free. All under the lock. */
 POOL_HIDDEN void pool_entry_emptied_locked(dbpool *p, int idx);
 POOL_HIDDEN pool_waiter *pool_offer_locked(dbpool *p, int idx);
-POOL_HIDDEN void pool_wake(pool_waiter *w);
-POOL_HIDDEN int64_t pool_coarse_ms(void);
+POOL_HIDDEN void pool_queue_emptied_locked(dbpool *p);
+POOL_HIDDEN pool_waiter *pool_pop_waiter_locked(dbpool *p);
+POOL_HIDDEN void pool_drain_event_locked(dbpool *p);
+POOL_HIDDEN void pool_hand_out_locked(dbpool *p, int idx, int tid);
+POOL_HIDDEN void pool_cancel_opener_locked(dbpool *p, pool_opener *op);
+/* Close entry idx (already retired under the lock) outside it: unlocks,
+** closes, locks again. */
+POOL_HIDDEN void pool_close_entry(dbpool *p, int idx);
 
 /* Mark entry e's slot idle (1) or in use (0) in the host pool. */
 static inline void entry_set_idle(pool_entry *e, int idle)
@@ -139,7 +192,7 @@ static inline bool host_has_waiters(const dbpool *p)
 }
 
 /* conn.c: opening, resetting and closing connections. */
-POOL_HIDDEN int conn_open(dbpool *p, pool_entry *e, int timeout_ms, const int *cancel);
+POOL_HIDDEN int conn_open(dbpool *p, pool_entry *e, int timeout_ms);
 POOL_HIDDEN int conn_needs_reset(sqlite3 *db);
 POOL_HIDDEN int conn_reset(sqlite3 *db);
 POOL_HIDDEN int conn_has_moved(sqlite3 *db);

@@ -7,18 +7,15 @@
 ** its type dispatch (this is the pool's fast path, measured against a naive
 ** pthread pool in make bench). It spins briefly before sleeping, since
 ** critical sections are tens of nanoseconds. Waits take absolute
-** CLOCK_MONOTONIC deadlines and loop on EINTR.
+** CLOCK_MONOTONIC deadlines and wait out EINTR (base/futex.c).
 */
 #ifndef DBPOOL_POOL_SYNC_H
 #define DBPOOL_POOL_SYNC_H
 
-#include <errno.h>
-#include <linux/futex.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
+
+#include "base/base.h"
 
 static inline void pool_cpu_relax(void)
 {
@@ -27,30 +24,16 @@ static inline void pool_cpu_relax(void)
 #endif
 }
 
-/* Wait while *word == expected, until woken or the deadline (monotonic ns,
-** < 0 = none). Returns -ETIMEDOUT at the deadline, else 0. */
+/* Private futexes (base/futex.c): the words live in this process. */
 static inline int pool_futex_wait(_Atomic uint32_t *word, uint32_t expected,
                                   int64_t deadline_ns)
 {
-  struct timespec ts, *tsp = NULL;
-  if (deadline_ns >= 0) {
-    ts.tv_sec = deadline_ns / 1000000000;
-    ts.tv_nsec = deadline_ns % 1000000000;
-    tsp = &ts;
-  }
-  for (;;) {
-    long rc = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET_PRIVATE,
-                      expected, tsp, NULL, FUTEX_BITSET_MATCH_ANY);
-    if (rc == 0) return 0;
-    if (errno == ETIMEDOUT) return -ETIMEDOUT;
-    if (errno != EINTR) return 0; /* EAGAIN: the word already changed */
-    if (atomic_load(word) != expected) return 0;
-  }
+  return dbp_futex_wait(word, expected, deadline_ns, DBP_FUTEX_PRIVATE);
 }
 
 static inline void pool_futex_wake(_Atomic uint32_t *word, int n)
 {
-  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+  dbp_futex_wake(word, n, DBP_FUTEX_PRIVATE);
 }
 
 typedef struct pool_lock {

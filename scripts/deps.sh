@@ -29,7 +29,7 @@ node_modules=0
 group() {
   case $1 in
   core)
-    need build-essential sh -c 'command -v cc && command -v make'
+    need build-essential sh -c 'command -v cc && command -v g++ && command -v make' # g++: tests/suites/abi.sh
     need libsqlite3-dev test -f /usr/include/sqlite3ext.h
     need sqlite3 sh -c 'command -v sqlite3'
     need python3 /usr/bin/python3 -c 'import sqlite3; sqlite3.connect(":memory:").enable_load_extension'

@@ -3,7 +3,7 @@
 # `make install`: make the installed libraries findable, or say exactly what
 # to do.
 #
-# 1. libdbpool.so.0 (programs linked with -ldbpool) is found through the
+# 1. libdbpool.so.1 (programs linked with -ldbpool) is found through the
 #    loader's cache: as root, installing into a directory the loader is
 #    configured for (/etc/ld.so.conf), run LDCONFIG; otherwise print what to
 #    run. A staging install (DESTDIR) runs nothing: the package's own
@@ -40,12 +40,12 @@ if [ -n "$destdir" ]; then
 elif member "$libdir" "$configured"; then
   if [ "$(id -u)" = 0 ]; then
     if $ldconfig; then
-      echo "install: ran $ldconfig: programs linked with -ldbpool find libdbpool.so.0"
+      echo "install: ran $ldconfig: programs linked with -ldbpool find libdbpool.so.1"
     else
-      echo "install: '$ldconfig' failed: run ldconfig as root so that programs find libdbpool.so.0"
+      echo "install: '$ldconfig' failed: run ldconfig as root so that programs find libdbpool.so.1"
     fi
   else
-    echo "install: run 'sudo ldconfig' so that programs linked with -ldbpool find libdbpool.so.0"
+    echo "install: run 'sudo ldconfig' so that programs linked with -ldbpool find libdbpool.so.1"
   fi
 else
   echo "install: $libdir is not in the loader's configuration: programs linked with -ldbpool"

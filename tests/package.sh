@@ -41,15 +41,15 @@ echo "   dpkg-buildpackage: $((SECONDS - start)) s"
 # What each package holds (directories, doc and lintian files aside).
 contents() { dpkg-deb -c "$tmp/$1_${version}_$arch.deb" | awk '{print $6 $7 $8}' |
              sed 's|^\./||' | grep -v -e '^$' -e '/$' -e '^usr/share/doc/' -e '^usr/share/lintian/' | sort | tr '\n' ' '; }
-check "[ \"\$(contents libdbpool0)\" = '$lib/libdbpool.so.0->libdbpool.so.$version $lib/libdbpool.so.$version ' ]"
-check "[ \"\$(contents libdbpool-dev)\" = 'usr/include/dbpool.h usr/include/dbpool_coord.h $lib/libdbpool.a $lib/libdbpool.so->libdbpool.so.0 $lib/pkgconfig/dbpool.pc usr/share/man/man3/dbpool.3.gz ' ]"
+check "[ \"\$(contents libdbpool1)\" = '$lib/libdbpool.so.1->libdbpool.so.$version $lib/libdbpool.so.$version ' ]"
+check "[ \"\$(contents libdbpool-dev)\" = 'usr/include/dbpool.h usr/include/dbpool_admin.h usr/include/dbpool_coord.h usr/include/dbpool_version.h $lib/libdbpool.a $lib/libdbpool.so->libdbpool.so.1 $lib/pkgconfig/dbpool.pc usr/share/man/man3/dbpool.3.gz ' ]"
 check "[ \"\$(contents sqlite3-dbpool)\" = 'usr/bin/dbpoolctl $lib/dbpool.so $lib/dbpool/dbpool.so->../dbpool.so $lib/dbpool/libdbpool-preload.so usr/share/man/man1/dbpoolctl.1.gz usr/share/man/man7/dbpool.7.gz ' ]"
 # The extension and dbpoolctl never link libsqlite3 (the extension uses the
 # loading program's SQLite); the C library does.
 field() { dpkg-deb -f "$tmp/$1_${version}_$arch.deb" "$2"; }
 check "! field sqlite3-dbpool Depends | grep -q sqlite"
-check "field libdbpool0 Depends | grep -q 'libsqlite3-0'"
-check "field libdbpool-dev Depends | grep -q 'libdbpool0 (= $version)'"
+check "field libdbpool1 Depends | grep -q 'libsqlite3-0'"
+check "field libdbpool-dev Depends | grep -q 'libdbpool1 (= $version)'"
 
 start=$SECONDS
 lintian --fail-on error,warning "$tmp/dbpool_${version}_$arch.changes" >"$tmp/lintian.log" 2>&1
@@ -60,7 +60,7 @@ echo "   lintian: $((SECONDS - start)) s"
 
 # Unpacked into a temporary root and used from there.
 root=$tmp/root
-for p in libdbpool0 libdbpool-dev sqlite3-dbpool; do
+for p in libdbpool1 libdbpool-dev sqlite3-dbpool; do
   dpkg-deb -x "$tmp/${p}_${version}_$arch.deb" "$root"
 done
 export DBPOOL_NAMESPACE="${DBPOOL_TEST_RUN:-}pkg$$"
@@ -75,7 +75,7 @@ check "[ '$out' = preload ]"
 cat > "$tmp/prog.c" <<'C'
 #include <stdio.h>
 #include <dbpool.h>
-int main(void) { printf("%s\n", dbpool_version_string()); return 0; }
+int main(void) { printf("%s\n", dbpool_version()); return 0; }
 C
 flags=$(PKG_CONFIG_PATH="$root/$lib/pkgconfig" pkg-config --define-variable=prefix="$root/usr" \
         --cflags --libs dbpool)

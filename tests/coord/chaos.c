@@ -203,6 +203,7 @@ TEST(sigkill_holders_and_waiters)
   const char *db = tu_db("chaos.db");
   dbpool_coord *c;
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_open(db, 0, &c), 0);
   CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, LIMIT), 0);
   memset(S, 0, sizeof *S);
@@ -343,7 +344,7 @@ TEST(sigkill_holders_and_waiters)
   CHECK(st.total_timeouts >= failed);
   CHECK(st.total_timeouts <= failed + (uint64_t)kw);
   dbpool_holder_info info[4];
-  CHECK_RC(dbpool_coord_holders(c, info, 4), 0);
+  CHECK_RC(dbpool_coord_holders(c, info, 4, sizeof *info), 0);
   dbpool_coord_close(c);
 }
 
@@ -354,6 +355,7 @@ TEST(reap_on_demand_gives_the_slot_back)
   const char *db = tu_db("chaos-reap.db");
   dbpool_coord *c;
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   dbpool_holder_info info[4];
   CHECK_RC(dbpool_coord_open(db, 0, &c), 0);
   CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, LIMIT), 0);
@@ -383,14 +385,14 @@ TEST(reap_on_demand_gives_the_slot_back)
   CHECK_RC(dbpool_coord_stats(ro, &st), 0);
   CHECK(st.active == 0 && st.processes == 0 && st.total_reclaimed == 1);
   CHECK(st.total_acquired == st.total_released + st.total_reclaimed + st.active);
-  CHECK_RC(dbpool_coord_holders(ro, info, 4), 0);
+  CHECK_RC(dbpool_coord_holders(ro, info, 4, sizeof *info), 0);
   dbpool_coord_close(ro);
   CHECK_RC(dbpool_coord_reap(c), 1);
   CHECK_RC(dbpool_coord_reap(c), 0);
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.active == 0 && st.total_reclaimed == 1 && st.waiting == 0);
   CHECK(st.total_acquired == st.total_released + st.total_reclaimed);
-  CHECK_RC(dbpool_coord_holders(c, info, 4), 0);
+  CHECK_RC(dbpool_coord_holders(c, info, 4, sizeof *info), 0);
 
   /* Every slot is usable again, and no more than that. */
   dbpool_holder *h[LIMIT + 1];

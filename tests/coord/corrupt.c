@@ -52,7 +52,7 @@
 #include <stddef.h>
 
 #include "testutil.h"
-#include "../../coordinator/layout.h"
+#include "coordinator/layout.h"
 
 #define SEG_SIZE ((size_t)DBP_SEGMENT_SIZE)
 
@@ -400,6 +400,7 @@ TEST(copy_of_another_databases_segment_is_refused)
   CHECK(unchanged(path_b, copy, n, sb.st_ino));
   /* A's pool is unaffected. */
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(ca, &st), 0);
   CHECK(st.active == 1 && st.max_connections == 3);
   CHECK(dbpool_holder_held(ha));
@@ -620,6 +621,7 @@ static void exercise(const char *db, const char *seg_name, uint64_t seed, int co
     /* Also try read-only, and by name. */
     if (dbpool_coord_open(db, DBPOOL_OPEN_READONLY, &c) == 0) {
       dbpool_host_stats st;
+      DBPOOL_INIT(&st);
       dbpool_coord_stats(c, &st);
       dbpool_coord_close(c);
     }
@@ -628,18 +630,19 @@ static void exercise(const char *db, const char *seg_name, uint64_t seed, int co
     _exit(0);
   }
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   dbpool_holder_info info[16];
   uint64_t *hist = malloc(DBPOOL_HIST_BUCKETS * sizeof *hist);
   char buf[DBPOOL_PATH_MAX];
   int64_t v;
   dbpool_coord_stats(c, &st);
-  dbpool_coord_holders(c, info, 16);
-  dbpool_coord_histogram(c, hist);
+  dbpool_coord_holders(c, info, 16, sizeof *info);
+  dbpool_coord_histogram(c, hist, DBPOOL_HIST_BUCKETS);
   dbpool_coord_database(c, buf, sizeof buf);
   for (int s = 0; s < DBPOOL_SETTING_COUNT; s++) dbpool_coord_get(c, s, &v);
-  dbpool_coord_waiting(c);
-  dbpool_coord_wait_for_waiter(c, 0);
-  dbpool_coord_wait_for_waiter(c, 5);
+  dbp_coord_waiting(c);
+  dbp_coord_wait_for_waiter(c, 0);
+  dbp_coord_wait_for_waiter(c, 5);
   dbpool_coord_set(c, DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS, 20);
 
   dbpool_holder *h[3] = {NULL, NULL, NULL};
@@ -653,9 +656,9 @@ static void exercise(const char *db, const char *seg_name, uint64_t seed, int co
       int timeout = t == 0 ? 0 : t == 1 ? 20 : t == 2 || concurrent ? 1
                   : DBPOOL_TIMEOUT_DEFAULT;
       dbpool_holder_set_label(h[i], "fuzz");
-      if (dbpool_holder_acquire(h[i], timeout) == 0) dbpool_holder_set_idle(h[i], 1);
+      if (dbpool_holder_acquire(h[i], timeout) == 0) dbp_holder_set_idle(h[i], 1);
       dbpool_holder_held(h[i]);
-      dbpool_coord_holders(c, info, 16);
+      dbpool_coord_holders(c, info, 16, sizeof *info);
     }
     switch (rndn(6)) {
     case 0: dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 1 + rndn(4)); break;
@@ -700,7 +703,7 @@ static pid_t spawn_a(const char *db, int die)
       if (dbpool_holder_new(c, &h[i]) != 0) _exit(3);
     dbpool_holder_set_label(h[0], "setup-a");
     if (dbpool_holder_acquire(h[0], 0) || dbpool_holder_acquire(h[1], 0)) _exit(3);
-    dbpool_holder_set_idle(h[1], 1);
+    dbp_holder_set_idle(h[1], 1);
     atomic_store(&FS->a_ready, 1);
     if (die) _exit(0);
     for (;;) pause();
@@ -775,9 +778,10 @@ static void exercise_all(const char *db, const char *seg_name)
   dbpool_coord *c = NULL;
   if (dbpool_coord_open(db, 0, &c) != 0) _exit(0);
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   dbpool_holder_info info[16];
   dbpool_coord_stats(c, &st);
-  dbpool_coord_holders(c, info, 16);
+  dbpool_coord_holders(c, info, 16, sizeof *info);
   dbpool_coord_set(c, DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS, 20);
   dbpool_holder *h[2] = {NULL, NULL};
   dbpool_holder_new(c, &h[0]);
@@ -791,13 +795,13 @@ static void exercise_all(const char *db, const char *seg_name)
   if (h[0]) dbpool_holder_release(h[0]);
   dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 1);
   if (h[0]) dbpool_holder_acquire(h[0], 20);
-  dbpool_coord_holders(c, info, 16);
+  dbpool_coord_holders(c, info, 16, sizeof *info);
   dbpool_holder_free(h[0]);
   dbpool_holder_free(h[1]);
   dbpool_coord_stats(c, &st);
   dbpool_coord *c2 = NULL;
   if (dbpool_coord_open_segment(seg_name, DBPOOL_OPEN_READONLY, &c2) == 0) {
-    dbpool_coord_holders(c2, info, 16);
+    dbpool_coord_holders(c2, info, 16, sizeof *info);
     dbpool_coord_close(c2);
   }
   dbpool_coord_close(c);

@@ -5,7 +5,7 @@
 **
 ** Method: with max_connections = 1 and the slot held by the test, waiters are
 ** started one at a time, each only once the previous one is visibly queued
-** (dbpool_coord_waiting() went up and dbpool_coord_holders() lists it as
+** (dbp_coord_waiting() went up and dbpool_coord_holders() lists it as
 ** WAITING), so the arrival order is known. Then the slot is released; every
 ** waiter, once served, takes a ticket from an atomic counter in test-owned
 ** shared memory, holds briefly and releases. With a limit of 1 the next
@@ -109,8 +109,8 @@ static void *waiter_thread(void *p)
 static unsigned wait_waiting(dbpool_coord *c, unsigned n)
 {
   double end = tu_now_ms() + 10000;
-  while (dbpool_coord_waiting(c) < n && tu_now_ms() < end) tu_sleep_ms(0.2);
-  return dbpool_coord_waiting(c);
+  while (dbp_coord_waiting(c) < n && tu_now_ms() < end) tu_sleep_ms(0.2);
+  return dbp_coord_waiting(c);
 }
 
 /* Wait until a holder matching (pid, slot) -- either may be -1 for "any" --
@@ -120,10 +120,10 @@ static int wait_listed_waiting(dbpool_coord *c, int pid, int slot)
   dbpool_holder_info info[MAXW + 4];
   double end = tu_now_ms() + 10000;
   do {
-    int n = dbpool_coord_holders(c, info, MAXW + 4);
+    int n = dbpool_coord_holders(c, info, MAXW + 4, sizeof *info);
     for (int i = 0; i < n && i < MAXW + 4; i++)
       if (info[i].state == DBPOOL_HOLDER_WAITING &&
-          (pid < 0 || info[i].pid == pid) && (slot < 0 || (int)info[i].slot == slot))
+          (pid < 0 || info[i].pid == pid) && (slot < 0 || (int)info[i].record == slot))
         return 1;
     tu_sleep_ms(0.2);
   } while (tu_now_ms() < end);
@@ -135,11 +135,11 @@ static int wait_listed_waiting(dbpool_coord *c, int pid, int slot)
 static int listed_waiters(dbpool_coord *c, int *pids, int *slots, int cap)
 {
   dbpool_holder_info info[MAXW + 4];
-  int n = dbpool_coord_holders(c, info, MAXW + 4), k = 0;
+  int n = dbpool_coord_holders(c, info, MAXW + 4, sizeof *info), k = 0;
   for (int i = 0; i < n && i < MAXW + 4; i++)
     if (info[i].state == DBPOOL_HOLDER_WAITING && k < cap) {
       pids[k] = info[i].pid;
-      slots[k] = (int)info[i].slot;
+      slots[k] = (int)info[i].record;
       k++;
     }
   return k;
@@ -194,6 +194,7 @@ TEST(processes_are_served_in_arrival_order)
     }
     check_order(NW, want);
     dbpool_host_stats st;
+    DBPOOL_INIT(&st);
     CHECK_RC(dbpool_coord_stats(c, &st), 0);
     CHECK(st.active == 0 && st.waiting == 0 && st.peak_active == 1);
     CHECK(st.total_acquired == NW + 1);
@@ -218,11 +219,11 @@ TEST(threads_are_served_in_arrival_order)
       wa[i] = (waiter_arg){h[i], i, 20000, 0};
       REQUIRE(pthread_create(&t[i], NULL, waiter_thread, &wa[i]) == 0);
       CHECK_RC(wait_waiting(c, (unsigned)i + 1), i + 1);
-      CHECK(wait_listed_waiting(c, getpid(), (int)dbpool_holder_slot(h[i])));
+      CHECK(wait_listed_waiting(c, getpid(), (int)dbp_holder_record(h[i])));
     }
     int lp[MAXW], ls[MAXW];
     CHECK_RC(listed_waiters(c, lp, ls, MAXW), NW);
-    for (int i = 0; i < NW; i++) CHECK_RC(ls[i], dbpool_holder_slot(h[i]));
+    for (int i = 0; i < NW; i++) CHECK_RC(ls[i], dbp_holder_record(h[i]));
     CHECK_RC(dbpool_holder_release(p), 0);
     int want[NW];
     for (int i = 0; i < NW; i++) {
@@ -354,8 +355,9 @@ TEST(try_once_never_overtakes_waiters_of_a_paused_pool)
     CHECK_RC(dbpool_holder_acquire(probe, 0), -EAGAIN);
     pid_t sp = spawn_spinner(db);
     wait_spinning(200);
-    CHECK_RC(dbpool_coord_waiting(c), NW); /* the spinner never queued */
+    CHECK_RC(dbp_coord_waiting(c), NW); /* the spinner never queued */
     dbpool_host_stats st;
+    DBPOOL_INIT(&st);
     CHECK_RC(dbpool_coord_stats(c, &st), 0);
     CHECK(st.active == 0);
     CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_PAUSED, 0), 0);
@@ -409,7 +411,7 @@ TEST(try_once_never_overtakes_waiters_of_a_reclaimed_slot)
     }
     pid_t sp = spawn_spinner(db);
     wait_spinning(200);
-    CHECK_RC(dbpool_coord_waiting(c), NW);
+    CHECK_RC(dbp_coord_waiting(c), NW);
     kill(holder, SIGKILL);
     CHECK_RC(tu_wait_child(holder, 10000), 128 + SIGKILL);
     for (int i = 0; i < NW; i++) CHECK_RC(tu_wait_child(pids[i], 20000), 0);
@@ -423,6 +425,7 @@ TEST(try_once_never_overtakes_waiters_of_a_reclaimed_slot)
     check_order(NW + 1, want);
     check_spinner_results();
     dbpool_host_stats st;
+    DBPOOL_INIT(&st);
     CHECK_RC(dbpool_coord_stats(c, &st), 0);
     CHECK(st.total_reclaimed == 1 && st.active == 0 && st.waiting == 0);
     dbpool_coord_close(c);
@@ -495,11 +498,12 @@ TEST(timed_out_waiters_leave_the_queue_in_order)
   CHECK_RC(S->rc[3], -ETIMEDOUT);
   CHECK_RC(tu_wait_child(pids[0], 10000), 0);
   CHECK_RC(tu_wait_child(pids[3], 10000), 0);
-  CHECK_RC(dbpool_coord_waiting(c), 4);
+  CHECK_RC(dbp_coord_waiting(c), 4);
   int lp[MAXW], ls[MAXW];
   CHECK_RC(listed_waiters(c, lp, ls, MAXW), 4);
   CHECK(lp[0] == pids[1] && lp[1] == pids[2] && lp[2] == pids[4] && lp[3] == pids[5]);
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.total_timeouts == 2 && st.active == 1);
   CHECK_RC(dbpool_holder_release(p), 0);

@@ -20,7 +20,6 @@
 */
 #include <stdatomic.h>
 
-#include "../../coordinator/fastpath.h"
 #include "testutil.h"
 
 typedef struct {
@@ -73,14 +72,11 @@ static pid_t holder_child(const char *db, int tidy)
   REQUIRE(pid >= 0);
   if (pid == 0) {
     alarm(30);
-    dbpool_coord *c;
-    dbpool_holder *h;
-    if (dbpool_coord_open(db, 0, &c) || dbpool_holder_new(c, &h) ||
-        dbpool_holder_acquire(h, 0))
-      _exit(3);
+    dbpool_holder *h = tu_child_take_slot(db, NULL);
     atomic_store(&S->ready, 1);
     while (!atomic_load(&S->go)) tu_sleep_ms(1);
     if (tidy) {
+      dbpool_coord *c = dbp_holder_coord(h);
       dbpool_holder_free(h);
       dbpool_coord_close(c);
     }
@@ -126,6 +122,7 @@ TEST(inode_reuse_starts_a_fresh_pool)
   CHECK_RC(setting(c, DBPOOL_SETTING_MAX_CONNECTIONS), 10);
   CHECK_RC(setting(c, DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS), 5000);
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.total_acquired == 0 && st.peak_active == 0);
   dbpool_coord_close(c);
@@ -148,6 +145,7 @@ TEST(rename_keeps_the_pool_and_reading_deletes_nothing)
   dbpool_coord *ro;
   CHECK_RC(dbpool_coord_open_segment(seg, DBPOOL_OPEN_READONLY, &ro), 0);
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(ro, &st), 0);
   CHECK_RC(dbpool_coord_file_state(ro), DBPOOL_FILE_GONE);
   dbpool_coord_close(ro);
@@ -233,6 +231,7 @@ TEST(replacement_takes_over_settings_and_the_old_pool_goes_with_its_holders)
   CHECK_RC(setting(c, DBPOOL_SETTING_MAX_CONNECTIONS), 3);
   CHECK_RC(setting(c, DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS), 777);
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.total_acquired == 0 && st.active == 0);
   dbpool_coord_close(c);
@@ -344,15 +343,13 @@ TEST(gc_keeps_what_is_in_use_and_says_why)
 /* rm --force while a holder lives: a setting changed through the old
 ** handle says the pool was removed (instead of changing nothing), and the
 ** holder's slot moves into the new pool, counted even above its limit
-** (fastpath.h: what the extension does at a connection's next use). */
+** (private.h: what the extension does at a connection's next use). */
 TEST(force_removal_moves_holders_to_the_new_pool)
 {
-  const char *db = tu_db("forced.db");
-  dbpool_coord *c;
-  dbpool_holder *h;
-  REQUIRE(dbpool_coord_open(db, 0, &c) == 0);
-  REQUIRE(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 1) == 0);
-  REQUIRE(dbpool_holder_new(c, &h) == 0);
+  tu_pool t = tu_pool_open("forced.db", 1, 1, 0);
+  const char *db = t.db;
+  dbpool_coord *c = t.c;
+  dbpool_holder *h = t.h[0];
   CHECK_RC(dbpool_holder_acquire(h, 0), 0);
   CHECK_RC(dbpool_holder_set_label(h, "old-connection"), 0);
   CHECK_RC(dbp_holder_rejoin(&h, db), 0); /* nothing removed: nothing to do */
@@ -371,12 +368,13 @@ TEST(force_removal_moves_holders_to_the_new_pool)
   CHECK_RC(dbpool_holder_acquire(other, 0), 0);
   CHECK_RC(dbp_holder_rejoin(&h, db), 1);
   CHECK(dbpool_holder_held(h));
-  CHECK(dbpool_holder_coord(h) != c);
+  CHECK(dbp_holder_coord(h) != c);
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(fresh, &st), 0);
   CHECK(st.active == 2 && st.max_connections == 1); /* counted, above the limit */
   dbpool_holder_info info[4];
-  int n = dbpool_coord_holders(fresh, info, 4), labelled = 0;
+  int n = dbpool_coord_holders(fresh, info, 4, sizeof *info), labelled = 0;
   for (int i = 0; i < n && i < 4; i++) labelled += strcmp(info[i].label, "old-connection") == 0;
   CHECK_RC(labelled, 1);
   CHECK_RC(dbpool_holder_release(h), 0);

@@ -2,7 +2,7 @@
 ** lifecycle.c -- creating, keeping and removing pools while processes race.
 **
 ** Checks:
-**   - atomic creation (segment.c: the segment is initialised completely
+**   - atomic creation (create.c: the segment is initialised completely
 **     before it is linked under its name, and only one link can win): 16
 **     processes released together by a barrier all open the same new
 **     database, each with a DIFFERENT DBPOOL_MAX_CONNECTIONS in its
@@ -37,7 +37,7 @@
 #include <sys/syscall.h>
 
 #include "testutil.h"
-#include "../../coordinator/layout.h"
+#include "coordinator/layout.h"
 
 #define NPROC 16
 #define MAXP 32
@@ -137,6 +137,7 @@ TEST(concurrent_creation_makes_one_pool)
         dbpool_coord *c = NULL;
         dbpool_holder *h = NULL;
         dbpool_host_stats st;
+        DBPOOL_INIT(&st);
         S->rc_open[i] = dbpool_coord_open(db, 0, &c);
         S->rc_holder[i] = S->rc_acquire[i] = 1;
         if (c) {
@@ -186,6 +187,7 @@ TEST(concurrent_creation_makes_one_pool)
     dbpool_coord *c;
     CHECK_RC(dbpool_coord_open(db, DBPOOL_OPEN_NOCREATE, &c), 0);
     dbpool_host_stats st;
+    DBPOOL_INIT(&st);
     CHECK_RC(dbpool_coord_stats(c, &st), 0);
     CHECK(st.max_connections == max0 && st.active == 0 && st.waiting == 0);
     CHECK(st.total_acquired == NPROC * 20 && st.processes == 0);

@@ -92,11 +92,12 @@ TEST(a_holder_in_another_pid_namespace_is_alive_until_it_dies)
   CHECK_RC(atoi(line + 5), 1); /* pid 1 of its namespace */
   /* Alive, seen from the host, in every way. */
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   dbpool_holder_info info[4];
   CHECK_RC(dbpool_coord_reap(c), 0);
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.active == 1 && st.processes == 1);
-  CHECK_RC(dbpool_coord_holders(c, info, 4), 1);
+  CHECK_RC(dbpool_coord_holders(c, info, 4, sizeof *info), 1);
   CHECK_RC(info[0].process_state, DBPOOL_PROCESS_ELSEWHERE);
   CHECK_RC(dbpool_coord_remove(db, NULL, 0), -EBUSY);
   dbpool_holder *h;
@@ -132,12 +133,7 @@ static pid_t holding_child(const char *db)
   REQUIRE(pid >= 0);
   if (pid == 0) {
     alarm(30);
-    dbpool_coord *c;
-    dbpool_holder *h;
-    if (dbpool_coord_open(db, 0, &c) || dbpool_holder_new(c, &h) ||
-        dbpool_holder_acquire(h, 0))
-      _exit(3);
-    dbpool_holder_set_label(h, "child");
+    tu_child_take_slot(db, "child");
     atomic_store(&S->ready, 1);
     for (;;) pause();
   }
@@ -155,15 +151,16 @@ TEST(a_dead_holder_is_never_shown_and_its_slot_comes_back_unasked)
   REQUIRE(dbpool_coord_open(db, DBPOOL_OPEN_READONLY, &ro) == 0);
   pid_t pid = holding_child(db);
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   dbpool_holder_info info[4];
-  CHECK_RC(dbpool_coord_holders(ro, info, 4), 1);
+  CHECK_RC(dbpool_coord_holders(ro, info, 4, sizeof *info), 1);
   kill(pid, SIGKILL);
   CHECK_RC(tu_wait_child(pid, 10000), 128 + SIGKILL);
   /* Nobody waits, nobody reaped: still, the dead holder is not shown. */
   CHECK_RC(dbpool_coord_stats(ro, &st), 0);
   CHECK(st.active == 0 && st.processes == 0 && st.total_reclaimed == 1);
   CHECK(st.total_acquired == st.total_released + st.total_reclaimed + st.active);
-  CHECK_RC(dbpool_coord_holders(ro, info, 4), 0);
+  CHECK_RC(dbpool_coord_holders(ro, info, 4, sizeof *info), 0);
   /* The first reader that may write gives it back. */
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.active == 0 && st.total_reclaimed == 1);
@@ -192,12 +189,12 @@ TEST(a_stopped_holder_is_alive_and_shown_stopped)
   REQUIRE(dbpool_coord_open(db, 0, &c) == 0);
   pid_t pid = holding_child(db);
   dbpool_holder_info info[4];
-  CHECK_RC(dbpool_coord_holders(c, info, 4), 1);
+  CHECK_RC(dbpool_coord_holders(c, info, 4, sizeof *info), 1);
   CHECK_RC(info[0].process_state, DBPOOL_PROCESS_RUNNING);
   kill(pid, SIGSTOP);
   int seen = 0;
   for (int i = 0; i < 2000 && !seen; i++) {
-    seen = dbpool_coord_holders(c, info, 4) == 1 &&
+    seen = dbpool_coord_holders(c, info, 4, sizeof *info) == 1 &&
            info[0].process_state == DBPOOL_PROCESS_STOPPED;
     if (!seen) tu_sleep_ms(1);
   }
@@ -259,6 +256,7 @@ TEST(statistics_never_take_the_living_for_dead)
   double end = tu_now_ms() + 1500;
   while (tu_now_ms() < end) {
     dbpool_host_stats st;
+    DBPOOL_INIT(&st);
     if (dbpool_coord_stats(ro, &st) != 0) continue;
     readings++;
     if (st.total_reclaimed > worst_reclaimed) worst_reclaimed = st.total_reclaimed;

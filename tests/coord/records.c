@@ -15,6 +15,7 @@ TEST(exhausted_records_show_in_stats_and_name_their_users)
   dbpool_coord *c;
   REQUIRE(dbpool_coord_open(db, 0, &c) == 0);
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.records_in_use == 0 && st.records_max == 8191);
 

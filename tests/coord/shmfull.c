@@ -1,6 +1,6 @@
 /*
 ** shmfull.c -- a full /dev/shm is an error, never SIGBUS (issue 10, item 1;
-** coordinator/segment.c: pages are reserved before they are touched).
+** coordinator/create.c: pages are reserved before they are touched).
 **
 ** Runs itself again inside a private mount namespace (unshare -m) with a
 ** 3 MiB tmpfs mounted on /dev/shm, which it fills. Skipped with a message
@@ -121,9 +121,9 @@ TEST(a_record_beyond_those_in_use_is_never_touched)
   REQUIRE(dbpool_holder_new(c, &h) == 0);
   fill();
   char buf[64];
-  CHECK_RC(dbpool_coord_slot_label(c, 8000, buf, sizeof buf), -EINVAL);
-  CHECK_RC(dbpool_coord_set_slot_label(c, 8000, "x"), -EINVAL);
-  CHECK_RC(dbpool_coord_slot_label(c, dbpool_holder_slot(h), buf, sizeof buf), 0);
+  CHECK_RC(dbp_coord_record_label(c, 8000, buf, sizeof buf), -EINVAL);
+  CHECK_RC(dbp_coord_set_record_label(c, 8000, "x"), -EINVAL);
+  CHECK_RC(dbp_coord_record_label(c, dbp_holder_record(h), buf, sizeof buf), 0);
   unfill();
   dbpool_holder_free(h);
   dbpool_coord_close(c);

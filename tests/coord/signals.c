@@ -13,8 +13,8 @@
 **   - the same with DBPOOL_TIMEOUT_DEFAULT (the pool's acquire_timeout_ms);
 **   - a waiter with an infinite timeout receiving signals keeps waiting
 **     (still queued, not returned) and gets the slot when it is released;
-**   - dbpool_coord_wait_for_waiter ends only as documented (a waiter, its
-**     timeout, dbpool_coord_wake_listeners): signals neither end it early
+**   - dbp_coord_wait_for_waiter ends only as documented (a waiter, its
+**     timeout, dbp_coord_wake_listeners): signals neither end it early
 **     nor extend its timeout.
 ** Timing bounds are deliberately loose (noisy machine): only the lower bound
 ** is exact, because the deadline is measured on the same monotonic clock.
@@ -118,6 +118,7 @@ static void timed_wait_under_signals(const char *db, int timeout, int acquire_ar
     fprintf(stderr, "  took %.1f ms for a %d ms timeout, %d signals\n", w.took_ms,
             timeout, w.signals);
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.waiting == 0 && st.active == 1 && st.total_timeouts == 1);
   CHECK(!dbpool_holder_held(h));
@@ -158,7 +159,7 @@ TEST(thread_infinite_wait_survives_signals)
   sent += pester_thread(t, &stop, 1, 100);     /* then a storm */
   CHECK(sent >= 10);
   CHECK(!atomic_load(&w.done));        /* still waiting ... */
-  CHECK_RC(dbpool_coord_waiting(c), 1); /* ... and still queued */
+  CHECK_RC(dbp_coord_waiting(c), 1); /* ... and still queued */
   CHECK_RC(dbpool_holder_release(p), 0);
   double end = tu_now_ms() + 10000;
   while (!atomic_load(&w.done) && tu_now_ms() < end) {
@@ -241,6 +242,7 @@ TEST(process_timeout_is_not_moved_by_signals)
   if (R->took_ms < 400 || R->took_ms >= 2000 || R->signals < 5)
     fprintf(stderr, "  took %.1f ms, %d signals\n", R->took_ms, R->signals);
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.waiting == 0 && st.active == 1 && st.total_timeouts == 1);
   dbpool_holder_free(p);
@@ -255,26 +257,27 @@ TEST(process_infinite_wait_survives_signals)
   pid_t pid = spawn_waiter(tu_db(db), DBPOOL_TIMEOUT_INFINITE);
   wait_started(&R->started);
   double end = tu_now_ms() + 10000;
-  while (dbpool_coord_waiting(c) < 1 && tu_now_ms() < end) tu_sleep_ms(0.5);
+  while (dbp_coord_waiting(c) < 1 && tu_now_ms() < end) tu_sleep_ms(0.5);
   int sent = pester_process(pid, 20, 300);
   sent += pester_process(pid, 1, 100);
   CHECK(sent >= 10);
   CHECK(!atomic_load(&R->done));
-  CHECK_RC(dbpool_coord_waiting(c), 1);
+  CHECK_RC(dbp_coord_waiting(c), 1);
   CHECK_RC(dbpool_holder_release(p), 0);
   pester_process(pid, 2, 10000); /* until it has the slot */
   CHECK_RC(tu_wait_child(pid, 10000), 0);
   CHECK_RC(R->rc, 0);
   CHECK(R->signals >= 10);
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.waiting == 0 && st.active == 0 && st.total_acquired == 2);
   dbpool_holder_free(p);
   dbpool_coord_close(c);
 }
 
-/* dbpool_coord_wait_for_waiter returns when a waiter queues, at its timeout,
-** or when dbpool_coord_wake_listeners is called -- not because of a signal:
+/* dbp_coord_wait_for_waiter returns when a waiter queues, at its timeout,
+** or when dbp_coord_wake_listeners is called -- not because of a signal:
 ** a thread blocked in it with no timeout keeps waiting through signals and
 ** is stopped by wake_listeners. */
 typedef struct {
@@ -290,7 +293,7 @@ static void *wfw_thread(void *p)
   wfw_arg *a = p;
   atomic_store(&a->started, 1);
   double t0 = tu_now_ms();
-  a->result = dbpool_coord_wait_for_waiter(a->c, a->timeout_ms);
+  a->result = dbp_coord_wait_for_waiter(a->c, a->timeout_ms);
   a->took_ms = tu_now_ms() - t0;
   atomic_store(&a->done, 1);
   return NULL;
@@ -309,7 +312,7 @@ TEST(wait_for_waiter_survives_signals_and_is_woken)
   CHECK(sent >= 10);
   CHECK(!atomic_load(&a.done)); /* signals did not end it */
   double t0 = tu_now_ms();
-  dbpool_coord_wake_listeners(c);
+  dbp_coord_wake_listeners(c);
   double end = t0 + 5000;
   while (!atomic_load(&a.done) && tu_now_ms() < end) tu_sleep_ms(1);
   CHECK(atomic_load(&a.done));

@@ -340,6 +340,7 @@ static phase_t run_phase(const char *db, dbpool_coord *c, int procs, int threads
     if (r > 0) ph.reaped += r;
     if (r < 0) ph.reap_errors++;
     dbpool_host_stats st;
+    DBPOOL_INIT(&st);
     if (dbpool_coord_stats(c, &st) == 0) {
       ph.samples++;
       if (!live && st.active > (unsigned)limit) ph.over_cap++;
@@ -387,6 +388,7 @@ static phase_t run_phase(const char *db, dbpool_coord *c, int procs, int threads
 static void check_end(dbpool_coord *c, int expect_max_seen)
 {
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   dbpool_holder_info info[4];
   uint64_t ok = atomic_load(&S->ok), failed = atomic_load(&S->failed);
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
@@ -427,7 +429,7 @@ static void check_end(dbpool_coord *c, int expect_max_seen)
   CHECK(st.total_reclaimed == 0); /* nobody died: nothing may be reclaimed */
   CHECK(st.total_acquired == ok);
   CHECK(st.total_timeouts == failed);
-  CHECK_RC(dbpool_coord_holders(c, info, 4), 0);
+  CHECK_RC(dbpool_coord_holders(c, info, 4, sizeof *info), 0);
 }
 
 TEST(small_limit_many_processes)
@@ -436,6 +438,7 @@ TEST(small_limit_many_processes)
   const char *db = tu_db("stress-small.db");
   dbpool_coord *c;
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_open(db, 0, &c), 0);
   CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, LIMIT), 0);
   CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS, 3), 0);
@@ -453,6 +456,7 @@ TEST(threads_in_many_processes)
   const char *db = tu_db("stress-threads.db");
   dbpool_coord *c;
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_open(db, 0, &c), 0);
   CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, LIMIT), 0);
   CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS, 3), 0);
@@ -494,6 +498,7 @@ TEST(threads_of_one_process)
   const char *db = tu_db("stress-inproc.db");
   dbpool_coord *c;
   dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_open(db, 0, &c), 0);
   CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, LIMIT), 0);
   CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_ACQUIRE_TIMEOUT_MS, 3), 0);

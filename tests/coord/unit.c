@@ -21,7 +21,8 @@ TEST(acquire_release_counts)
 {
   dbpool_coord *c;
   dbpool_holder *a, *b;
-  dbpool_stats st;
+  dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_open(tu_db("counts.db"), 0, &c), 0);
   CHECK_RC(dbpool_holder_new(c, &a), 0);
   CHECK_RC(dbpool_holder_new(c, &b), 0);
@@ -47,7 +48,8 @@ TEST(try_once_and_timeout)
 {
   dbpool_coord *c;
   dbpool_holder *a, *b;
-  dbpool_stats st;
+  dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_open(tu_db("timeout.db"), 0, &c), 0);
   CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 1), 0);
   CHECK_RC(dbpool_holder_new(c, &a), 0);
@@ -200,7 +202,8 @@ TEST(settings_validation)
 TEST(environment_defaults)
 {
   dbpool_coord *c;
-  dbpool_stats st;
+  dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   setenv("DBPOOL_MAX_CONNECTIONS", "3", 1);
   setenv("DBPOOL_ACQUIRE_TIMEOUT_MS", "250", 1);
   CHECK_RC(dbpool_coord_open(tu_db("env.db"), 0, &c), 0);
@@ -252,7 +255,8 @@ TEST(lower_limit_revokes_nothing)
 {
   dbpool_coord *c;
   dbpool_holder *h[4];
-  dbpool_stats st;
+  dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_open(tu_db("lower.db"), 0, &c), 0);
   for (int i = 0; i < 4; i++) CHECK_RC(dbpool_holder_new(c, &h[i]), 0);
   for (int i = 0; i < 3; i++) CHECK_RC(dbpool_holder_acquire(h[i], 0), 0);
@@ -288,8 +292,8 @@ static void *waiter_thread(void *p)
 
 static unsigned wait_for_waiters(dbpool_coord *c, unsigned n)
 {
-  for (int i = 0; i < 5000 && dbpool_coord_waiting(c) < n; i++) tu_sleep_ms(1);
-  return dbpool_coord_waiting(c);
+  for (int i = 0; i < 5000 && dbp_coord_waiting(c) < n; i++) tu_sleep_ms(1);
+  return dbp_coord_waiting(c);
 }
 
 TEST(raise_limit_and_resume_let_waiters_in)
@@ -329,7 +333,8 @@ TEST(raise_limit_and_resume_let_waiters_in)
   CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_PAUSED, 0), 0);
   pthread_join(t, NULL);
   CHECK_RC(w.rc, 0);
-  dbpool_stats st;
+  dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.active == 2 && st.waiting == 0 && st.max_wait_ns >= 30000000u);
   /* 3 acquires, 2 of them waited: p50 is the short wait, p99 the paused one. */
@@ -354,27 +359,28 @@ TEST(holders_list_and_labels)
   CHECK_RC(dbpool_holder_set_label(w, "a label that is far too long to fit in forty-seven bytes"), 0);
   CHECK_RC(dbpool_holder_acquire(a, 0), 0);
   CHECK_RC(dbpool_holder_acquire(b, 0), 0);
-  dbpool_holder_set_idle(b, 1);
+  dbp_holder_set_idle(b, 1);
   waiter_arg wa = {w, 10000, 1, 0};
   pthread_create(&t, NULL, waiter_thread, &wa);
   CHECK(wait_for_waiters(c, 1) == 1);
-  int n = dbpool_coord_holders(c, info, 8);
+  int n = dbpool_coord_holders(c, info, 8, sizeof *info);
   CHECK(n == 3);
   if (n == 3) {
     CHECK(info[0].state == DBPOOL_HOLDER_ACTIVE && info[0].pid == getpid());
     CHECK_STR(info[0].label, "nightly-report");
-    CHECK(info[0].slot == dbpool_holder_slot(a));
+    CHECK(info[0].record == dbp_holder_record(a));
     CHECK(info[1].state == DBPOOL_HOLDER_IDLE);
-    CHECK(info[2].state == DBPOOL_HOLDER_WAITING && info[2].slot == dbpool_holder_slot(w));
+    CHECK(info[2].state == DBPOOL_HOLDER_WAITING && info[2].record == dbp_holder_record(w));
     CHECK(strlen(info[2].label) == DBPOOL_LABEL_MAX - 1);
     CHECK(info[0].process[0] != 0 && info[0].tid > 0);
     CHECK(info[0].since_ns > 0);
   }
-  dbpool_stats st;
+  dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(c, &st), 0);
   CHECK(st.idle == 1 && st.waiting == 1 && st.active == 2);
-  CHECK(dbpool_coord_wait_for_waiter(c, 0) == 1);
-  CHECK_RC(dbpool_coord_holders(c, info, 1), 3); /* count beyond cap */
+  CHECK(dbp_coord_wait_for_waiter(c, 0) == 1);
+  CHECK_RC(dbpool_coord_holders(c, info, 1, sizeof *info), 3); /* count beyond cap */
   CHECK_RC(dbpool_holder_release(b), 0);
   pthread_join(t, NULL);
   CHECK_RC(wa.rc, 0);
@@ -518,7 +524,7 @@ TEST(strerror_names_every_error)
     CHECK(dbpool_strerror(-errs[i])[0] != 0);
   CHECK_STR(dbpool_strerror(-ETIMEDOUT), "timed out waiting for a slot");
   CHECK_STR(dbpool_strerror(0), "success");
-  CHECK_STR(dbpool_version_string(), DBPOOL_VERSION);
+  CHECK_STR(dbpool_version(), DBPOOL_VERSION);
 }
 
 TEST(histogram_buckets_are_contiguous)
@@ -537,7 +543,8 @@ TEST(timed_out_waits_are_in_the_wait_figures)
 {
   dbpool_coord *c;
   dbpool_holder *a, *b;
-  dbpool_stats st;
+  dbpool_host_stats st;
+  DBPOOL_INIT(&st);
   uint64_t counts[DBPOOL_HIST_BUCKETS], n = 0, slow = 0;
   CHECK_RC(dbpool_coord_open(tu_db("timedwait.db"), 0, &c), 0);
   CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 1), 0);
@@ -554,7 +561,7 @@ TEST(timed_out_waits_are_in_the_wait_figures)
   CHECK(st.p99_wait_ns >= 130000000u && st.p99_wait_ns <= st.max_wait_ns);
   CHECK(st.p50_wait_ns < 1000000u);
   CHECK(st.avg_wait_ns == st.total_wait_ns / 4);
-  CHECK_RC(dbpool_coord_histogram(c, counts), 0);
+  CHECK_RC(dbpool_coord_histogram(c, counts, DBPOOL_HIST_BUCKETS), DBPOOL_HIST_BUCKETS);
   for (unsigned k = 0; k < DBPOOL_HIST_BUCKETS; k++) {
     n += counts[k];
     if (dbpool_hist_lower_ns(k) >= 130000000u) slow += counts[k];
@@ -573,16 +580,16 @@ TEST(holders_show_how_they_joined)
   dbpool_holder_info info[4];
   CHECK_RC(dbpool_coord_open(tu_db("joined.db"), 0, &c), 0);
   CHECK_RC(dbpool_holder_new(c, &a), 0);
-  CHECK_RC(dbpool_holder_set_joined(a, DBPOOL_JOINED_PRELOAD), 0);
-  CHECK_RC(dbpool_holder_set_joined(a, 99), -EINVAL);
+  CHECK_RC(dbp_holder_set_joined(a, DBPOOL_JOINED_PRELOAD), 0);
+  CHECK_RC(dbp_holder_set_joined(a, 99), -EINVAL);
   CHECK_RC(dbpool_holder_acquire(a, 0), 0);
-  CHECK_RC(dbpool_coord_holders(c, info, 4), 1);
+  CHECK_RC(dbpool_coord_holders(c, info, 4, sizeof *info), 1);
   CHECK(info[0].joined == DBPOOL_JOINED_PRELOAD);
   CHECK_STR(dbpool_joined_name(info[0].joined), "preload");
   dbpool_holder_free(a);
   CHECK_RC(dbpool_holder_new(c, &b), 0); /* gets the freed record */
   CHECK_RC(dbpool_holder_acquire(b, 0), 0);
-  CHECK_RC(dbpool_coord_holders(c, info, 4), 1);
+  CHECK_RC(dbpool_coord_holders(c, info, 4, sizeof *info), 1);
   CHECK_STR(dbpool_joined_name(info[0].joined), "api");
   CHECK_STR(dbpool_joined_name(DBPOOL_JOINED_C_POOL), "c-pool");
   CHECK_STR(dbpool_joined_name(-1), "unknown");

@@ -222,6 +222,18 @@ soname = subprocess.run(["readelf", "-d", os.path.join(BUILD, "libdbpool.so")],
 if "[libdbpool.so.%s]" % version.split(".")[0] not in soname:
     failures.append("libdbpool.so's soname does not follow VERSION")
 
+# --- the C API: every exported symbol documented; the headers' version -------
+symbols = re.findall(r"^\s+(dbpool_\w+);", read("libdbpool.map"), re.M)
+if len(symbols) < 40:
+    failures.append("libdbpool.map lists only %d symbols" % len(symbols))
+for sym in symbols:
+    need("exported function", "`%s(" % sym, capi_doc.replace("`dbpool_coord_get/set(", "`dbpool_coord_get(`dbpool_coord_set("), "docs/c-api.md")
+vh = read("include/dbpool_version.h")
+major, minor, patch = (int(x) for x in version.split("."))
+if '#define DBPOOL_VERSION "%s"' % version not in vh or \
+        "#define DBPOOL_VERSION_NUMBER %d\n" % (major * 1000000 + minor * 1000 + patch) not in vh:
+    failures.append("include/dbpool_version.h disagrees with VERSION %s (make version-header)" % version)
+
 for f in failures:
     print("docs:", f)
 print("ok   docs check" if not failures else "FAIL docs check (%d)" % len(failures))

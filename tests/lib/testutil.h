@@ -7,6 +7,9 @@
 **
 **   TEST(name) { CHECK(x == 1); CHECK_RC(dbpool_..., 0); }
 **   int main(void) { tu_init("unit"); RUN(name); return tu_finish(); }
+**
+** Fixtures: tu_db(name) a database file; tu_pool_open(name, max, holders,
+** held) a pool with holders; CCHECK/CHILD_EXIT checks in forked children.
 */
 #ifndef DBPOOL_TESTUTIL_H
 #define DBPOOL_TESTUTIL_H
@@ -26,7 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dbpool_coord.h"
+/* The tests are dbpool's own: they may use the private interface too. */
+#include "coordinator/private.h"
 
 static int tu_failures, tu_checks;
 static char tu_dir[256];
@@ -75,6 +79,21 @@ static const char *tu_current = "";
               __LINE__, tu_current, #got, g_, w_);                        \
     }                                                                     \
   } while (0)
+
+/* Checks inside a forked child: counted, reported on stderr with the
+** child's pid and this thread's dbpool message, and made the child's exit
+** status by CHILD_EXIT() (which the parent checks with tu_wait_child). */
+static int c_fail __attribute__((unused));
+#define CCHECK(cond)                                                      \
+  do {                                                                    \
+    if (!(cond)) {                                                        \
+      c_fail++;                                                           \
+      fprintf(stderr, "%s:%d: [%s, child %d] check failed: %s (%s)\n",    \
+              __FILE__, __LINE__, tu_current, (int)getpid(), #cond,       \
+              dbpool_last_error());                                       \
+    }                                                                     \
+  } while (0)
+#define CHILD_EXIT() _exit(c_fail ? 1 : 0)
 
 /* A fatal condition: stop the program (test code only). */
 #define REQUIRE(cond)                                                     \
@@ -201,6 +220,54 @@ static inline int tu_finish(void)
   printf("%s: %d checks, %d failures\n", tu_failures ? "FAILED" : "passed",
          tu_checks, tu_failures);
   return tu_failures ? 1 : 0;
+}
+
+/* The setup most coordinator tests start with: a pool (database file
+** name, in the test's directory) of max_connections slots, with `holders`
+** holders of this process, the first `held` of them holding a slot. */
+#define TU_POOL_HOLDERS 8
+typedef struct tu_pool {
+  const char *db;
+  dbpool_coord *c;
+  dbpool_holder *h[TU_POOL_HOLDERS];
+  int n;
+} tu_pool;
+
+static inline tu_pool tu_pool_open(const char *name, int max_connections, int holders,
+                                   int held)
+{
+  tu_pool p = {.db = tu_db(name), .n = holders};
+  REQUIRE(holders <= TU_POOL_HOLDERS && held <= holders);
+  REQUIRE(dbpool_coord_open(p.db, 0, &p.c) == 0);
+  REQUIRE(dbpool_coord_set(p.c, DBPOOL_SETTING_MAX_CONNECTIONS, max_connections) == 0);
+  for (int i = 0; i < holders; i++) {
+    REQUIRE(dbpool_holder_new(p.c, &p.h[i]) == 0);
+    if (i < held) REQUIRE(dbpool_holder_acquire(p.h[i], 0) == 0);
+  }
+  return p;
+}
+
+/* In a forked child: attach to db and take a slot with a new holder
+** (labelled, unless label is NULL); on failure, say why and _exit(3). */
+static inline dbpool_holder *tu_child_take_slot(const char *db, const char *label)
+{
+  dbpool_coord *c;
+  dbpool_holder *h;
+  if (dbpool_coord_open(db, 0, &c) || dbpool_holder_new(c, &h) ||
+      dbpool_holder_acquire(h, 0) || (label && dbpool_holder_set_label(h, label))) {
+    fprintf(stderr, "[%s, child %d] taking a slot of %s: %s\n", tu_current,
+            (int)getpid(), db, dbpool_last_error());
+    _exit(3);
+  }
+  return h;
+}
+
+/* Free its holders (giving back their slots) and close it. */
+static inline void tu_pool_close(tu_pool *p)
+{
+  for (int i = 0; i < p->n; i++) dbpool_holder_free(p->h[i]);
+  dbpool_coord_close(p->c);
+  memset(p, 0, sizeof *p);
 }
 
 /* Shared memory for children to report into (anonymous, inherited). */

@@ -96,9 +96,7 @@ TEST(bad_config_is_refused)
 TEST(pool_timeout)
 {
   const char *path = tu_db("ptimeout.db");
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = 1;
+  dbpool_config cfg = pu_config(1);
   cfg.acquire_timeout_ms = 150;
   dbpool *p = pu_open(path, &cfg);
   sqlite3 *a = NULL, *b = (sqlite3 *)1;
@@ -296,9 +294,7 @@ TEST(odd_path)
 TEST(removed_host_pool_is_rejoined)
 {
   const char *path = tu_db("rejoin.db");
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = 4;
+  dbpool_config cfg = pu_config(4);
   cfg.acquire_timeout_ms = 300;
   dbpool *p = pu_open(path, &cfg);
   sqlite3 *a, *b, *c, *d, *e;
@@ -350,9 +346,7 @@ TEST(release_rolls_back_a_transaction)
 {
   const char *path = tu_db("rollback.db");
   make_table(path);
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = 1;
+  dbpool_config cfg = pu_config(1);
   dbpool *p = pu_open(path, &cfg);
   sqlite3 *db, *db2;
   CHECK_SQ(dbpool_acquire(p, &db), SQLITE_OK);
@@ -386,9 +380,7 @@ TEST(release_resets_a_running_statement)
 {
   const char *path = tu_db("stmt.db");
   make_table(path);
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = 1;
+  dbpool_config cfg = pu_config(1);
   dbpool *p = pu_open(path, &cfg);
   sqlite3 *db, *db2;
   sqlite3_stmt *stmt = NULL;
@@ -427,9 +419,7 @@ TEST(release_closes_what_cannot_be_reset)
 {
   const char *path = tu_db("doomed.db");
   make_table(path);
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = 2;
+  dbpool_config cfg = pu_config(2);
   dbpool *p = pu_open(path, &cfg);
   sqlite3 *db, *db2;
   CHECK_SQ(dbpool_acquire(p, &db), SQLITE_OK);
@@ -485,9 +475,7 @@ TEST(misuse_is_refused)
   const char *path = tu_db("misuse.db");
   const char *path2 = tu_db("misuse2.db");
   make_table(path);
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = 2;
+  dbpool_config cfg = pu_config(2);
   dbpool *p = pu_open(path, &cfg);
   dbpool *q = pu_open(path2, &cfg);
   sqlite3 *a, *b;
@@ -537,6 +525,7 @@ TEST(misuse_is_refused)
   CHECK_SQ(dbpool_acquire(NULL, &x), SQLITE_MISUSE);
   CHECK_SQ(dbpool_acquire(p, NULL), SQLITE_MISUSE);
   dbpool_stats dummy;
+  DBPOOL_INIT(&dummy);
   CHECK_SQ(dbpool_get_stats(NULL, &dummy), SQLITE_MISUSE);
 
   /* Our connection is as we left it. */
@@ -560,9 +549,7 @@ TEST(misuse_is_refused)
 TEST(init_sql_failure)
 {
   const char *path = tu_db("initsql.db");
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = 2;
+  dbpool_config cfg = pu_config(2);
   cfg.init_sql = "PRAGMA busy_timeout=100; SELECT * FROM no_such_table";
   dbpool *p = pu_open(path, &cfg);
   for (int i = 0; i < 2; i++) {
@@ -600,9 +587,7 @@ TEST(open_failure)
 {
   /* A VFS that does not exist: sqlite3_open_v2 fails every time. */
   const char *path = tu_db("openfail.db");
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = 2;
+  dbpool_config cfg = pu_config(2);
   cfg.vfs = "no-such-vfs";
   dbpool *p = pu_open(path, &cfg);
   sqlite3 *db = (sqlite3 *)1;
@@ -663,9 +648,7 @@ TEST(validation_replaces_bad_connections)
 {
   const char *path = tu_db("validate.db");
   REQUIRE(sqlite3_auto_extension((void (*)(void))register_pu_ok) == SQLITE_OK);
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = 2;
+  dbpool_config cfg = pu_config(2);
   cfg.validation_sql =
       "SELECT pu_ok((SELECT count(*) FROM temp.sqlite_master WHERE name='poison'))";
   dbpool *p = pu_open(path, &cfg);
@@ -716,9 +699,7 @@ TEST(validation_always_failing_gives_up)
   REQUIRE(pid >= 0);
   if (pid == 0) {
     alarm(30);
-    dbpool_config cfg;
-    dbpool_config_init(&cfg);
-    cfg.max_size = 2;
+    dbpool_config cfg = pu_config(2);
     cfg.acquire_timeout_ms = 300;
     cfg.validation_sql = "SELECT * FROM no_such_table";
     dbpool *p = NULL;
@@ -729,6 +710,7 @@ TEST(validation_always_failing_gives_up)
     S->took_ms = tu_now_ms() - t0;
     snprintf(S->msg, sizeof S->msg, "%s", dbpool_errmsg(p));
     dbpool_stats st;
+    DBPOOL_INIT(&st);
     dbpool_get_stats(p, &st);
     S->active = st.active;
     atomic_store(&S->done, 1);
@@ -754,6 +736,7 @@ TEST(validation_always_failing_gives_up)
   if (dbpool_coord_open(path, 0, &c) == 0) {
     dbpool_coord_reap(c);
     dbpool_host_stats hs;
+    DBPOOL_INIT(&hs);
     CHECK_RC(dbpool_coord_stats(c, &hs), 0);
     CHECK_CMP(hs.active, ==, 0);
     dbpool_coord_close(c);

@@ -26,9 +26,7 @@ static int one_int(sqlite3 *db, const char *sql, long long *out)
 TEST(pooled_connections_are_counted_once_and_answer_sql)
 {
   const char *path = tu_db("ext.db");
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = 2;
+  dbpool_config cfg = pu_config(2);
   dbpool *p = pu_open(path, &cfg);
   sqlite3 *a, *b;
   CHECK_SQ(dbpool_acquire(p, &a), SQLITE_OK);
@@ -94,9 +92,7 @@ TEST(a_uri_cannot_take_a_connection_out_of_the_count)
 {
   const char *path = tu_db("forged.db");
   set_host_limit(path, 1);
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = 1;
+  dbpool_config cfg = pu_config(1);
   cfg.acquire_timeout_ms = 2000;
   dbpool *p = pu_open(path, &cfg);
   sqlite3 *a;

@@ -77,9 +77,7 @@ TEST(leak_reported_once_then_on_return)
 {
   const char *path = tu_db("leak.db");
   leak_reset();
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = 2;
+  dbpool_config cfg = pu_config(2);
   cfg.leak_threshold_ms = 50;
   cfg.on_leak = on_leak;
   cfg.on_leak_arg = &L;
@@ -159,9 +157,7 @@ TEST(leak_names_the_acquiring_thread)
 {
   const char *path = tu_db("leak2.db");
   leak_reset();
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = 2;
+  dbpool_config cfg = pu_config(2);
   cfg.leak_threshold_ms = 50;
   cfg.on_leak = on_leak;
   cfg.on_leak_arg = &L;
@@ -214,9 +210,7 @@ static void slow_on_leak(void *arg, const dbpool_leak *leak)
 TEST(leak_not_reported_for_short_checkout_after_busy_housekeeper)
 {
   const char *path = tu_db("leak3.db");
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = 2;
+  dbpool_config cfg = pu_config(2);
   cfg.leak_threshold_ms = 200;
   cfg.on_leak = slow_on_leak;
   dbpool *p = pu_open(path, &cfg);
@@ -249,9 +243,7 @@ TEST(leak_not_reported_for_short_checkout_after_busy_housekeeper)
 TEST(idle_timeout_down_to_min_idle)
 {
   const char *path = tu_db("idle.db");
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = 4;
+  dbpool_config cfg = pu_config(4);
   cfg.min_idle = 1;
   cfg.idle_timeout_ms = 100;
   dbpool *p = pu_open(path, &cfg);
@@ -291,9 +283,7 @@ TEST(idle_timeout_down_to_min_idle)
 TEST(min_idle_opens_by_itself)
 {
   const char *path = tu_db("minidle.db");
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = 5;
+  dbpool_config cfg = pu_config(5);
   cfg.min_idle = 2;
   dbpool *p = pu_open(path, &cfg);
   CHECK(pu_wait(pu_stats(p).idle == 2, 5000));
@@ -314,9 +304,7 @@ TEST(min_idle_opens_by_itself)
 TEST(max_lifetime_closes_idle_ones)
 {
   const char *path = tu_db("life.db");
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = 3;
+  dbpool_config cfg = pu_config(3);
   cfg.max_lifetime_ms = 200;
   dbpool *p = pu_open(path, &cfg);
   sqlite3 *a, *b;
@@ -325,6 +313,7 @@ TEST(max_lifetime_closes_idle_ones)
   CHECK_SQ(dbpool_release(p, a), SQLITE_OK);
   CHECK_SQ(dbpool_release(p, b), SQLITE_OK);
   dbpool_stats st;
+  DBPOOL_INIT(&st);
   CHECK(pu_wait((st = pu_stats(p)).closed_lifetime == 2 && st.total == 0, 5000));
   st = pu_stats(p);
   CHECK(st.idle == 0 && st.total == 0 && st.closed == 2);
@@ -346,9 +335,7 @@ TEST(max_lifetime_closes_idle_ones)
 TEST(max_lifetime_expired_while_out)
 {
   const char *path = tu_db("life2.db");
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = 3;
+  dbpool_config cfg = pu_config(3);
   cfg.max_lifetime_ms = 200;
   dbpool *p = pu_open(path, &cfg);
   sqlite3 *a, *b;
@@ -377,9 +364,7 @@ TEST(moved_file_closes_idle_connection)
   const char *path = tu_db("moved.db");
   char other[600];
   snprintf(other, sizeof other, "%s.elsewhere", path);
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = 2;
+  dbpool_config cfg = pu_config(2);
   dbpool *p = pu_open(path, &cfg);
   sqlite3 *a;
   CHECK_SQ(dbpool_acquire(p, &a), SQLITE_OK);
@@ -388,6 +373,7 @@ TEST(moved_file_closes_idle_connection)
   /* Renamed away. */
   REQUIRE(rename(path, other) == 0);
   dbpool_stats st;
+  DBPOOL_INIT(&st);
   int ok = pu_wait((st = pu_stats(p)).closed_broken == 1 && st.total == 0, 6000);
   REQUIRE(rename(other, path) == 0);
   CHECK(ok);
@@ -419,9 +405,7 @@ TEST(moved_file_closes_idle_connection)
 TEST(close_returns_every_slot)
 {
   const char *path = tu_db("close1.db");
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = 4;
+  dbpool_config cfg = pu_config(4);
   dbpool *p = pu_open(path, &cfg);
   sqlite3 *db[4];
   for (int i = 0; i < 4; i++) CHECK_SQ(dbpool_acquire(p, &db[i]), SQLITE_OK);
@@ -485,9 +469,7 @@ static void *prober(void *arg)
 TEST(close_with_connections_out)
 {
   const char *path = tu_db("close2.db");
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = 2;
+  dbpool_config cfg = pu_config(2);
   cfg.close_timeout_ms = 100;
   dbpool *p = pu_open(path, &cfg);
   sqlite3 *a, *b, *x;
@@ -559,9 +541,7 @@ TEST(close_with_a_host_waiter)
   CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 1), 0);
   CHECK_RC(dbpool_holder_new(c, &h), 0);
   CHECK_RC(dbpool_holder_acquire(h, 0), 0);
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = 2;
+  dbpool_config cfg = pu_config(2);
   cfg.close_timeout_ms = 100;
   dbpool *p = pu_open(path, &cfg);
   close_arg w = {.p = p, .timeout_ms = 6000};

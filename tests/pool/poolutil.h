@@ -5,6 +5,7 @@
 **                          prints sqlite3_errstr and dbpool_errmsg(NULL)
 **   CHECK_CODE(v, want)    the same for a code from another thread/process
 **   CHECK_HAS(str, sub)    substring check; CHECK_CMP(a, op, b) shows both
+**   pu_config(max_size)    the default configuration with max_size
 **   pu_open(path, cfg)     dbpool_open that must succeed
 **   pu_stats(pool)         a dbpool_get_stats snapshot
 **   pu_host(path)          the host pool's statistics, read through a
@@ -81,6 +82,15 @@
 
 static inline int pu_gettid(void) { return (int)syscall(SYS_gettid); }
 
+/* The defaults with max_size connections: most tests' configuration. */
+static inline dbpool_config pu_config(int max_size)
+{
+  dbpool_config cfg;
+  dbpool_config_init(&cfg);
+  cfg.max_size = max_size;
+  return cfg;
+}
+
 static inline dbpool *pu_open(const char *path, const dbpool_config *cfg)
 {
   dbpool *p = NULL;
@@ -97,7 +107,7 @@ static inline dbpool *pu_open(const char *path, const dbpool_config *cfg)
 static inline dbpool_stats pu_stats(dbpool *p)
 {
   dbpool_stats st;
-  memset(&st, 0, sizeof st);
+  DBPOOL_INIT(&st);
   if (dbpool_get_stats(p, &st) != SQLITE_OK) {
     fprintf(stderr, "[%s] dbpool_get_stats failed: %s\n", tu_current, dbpool_errmsg(p));
     tu_failures++;
@@ -109,7 +119,7 @@ static inline dbpool_stats pu_stats(dbpool *p)
 static inline dbpool_host_stats pu_host(const char *path)
 {
   dbpool_host_stats hs;
-  memset(&hs, 0, sizeof hs);
+  DBPOOL_INIT(&hs);
   hs.active = 9999;
   dbpool_coord *c = NULL;
   if (dbpool_coord_open(path, 0, &c) != 0) {

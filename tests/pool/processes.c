@@ -26,18 +26,6 @@
 #define HOST_CAP 10
 #define POOL_MAX 8
 
-/* Checks inside a child: counted, reported on stderr, the exit status. */
-static int c_fail;
-#define CCHECK(cond)                                                      \
-  do {                                                                    \
-    if (!(cond)) {                                                        \
-      c_fail++;                                                           \
-      fprintf(stderr, "%s:%d: [%s, child %d] check failed: %s (%s)\n",    \
-              __FILE__, __LINE__, tu_current, (int)getpid(), #cond,       \
-              dbpool_errmsg(NULL));                                       \
-    }                                                                     \
-  } while (0)
-#define CHILD_EXIT() _exit(c_fail ? 1 : 0)
 
 static pid_t xfork(void)
 {
@@ -60,9 +48,7 @@ typedef struct {
 TEST(inherited_pool_is_refused_in_child)
 {
   const char *path = tu_db("fork.db");
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = 3;
+  dbpool_config cfg = pu_config(3);
   dbpool *p = pu_open(path, &cfg);
   sqlite3 *a, *b;
   CHECK_SQ(dbpool_acquire(p, &a), SQLITE_OK);
@@ -84,7 +70,9 @@ TEST(inherited_pool_is_refused_in_child)
     S->rc_release = dbpool_release(p, a);
     snprintf(S->msg_release, sizeof S->msg_release, "%s", dbpool_errmsg(NULL));
     dbpool_stats st;
+    DBPOOL_INIT(&st);
     dbpool_host_stats hs;
+    DBPOOL_INIT(&hs);
     dbpool_errmsg(NULL);
     S->rc_stats = dbpool_get_stats(p, &st);
     snprintf(S->msg_stats, sizeof S->msg_stats, "%s", dbpool_errmsg(NULL));
@@ -206,9 +194,7 @@ static void *worker(void *arg)
 static void contend_child(const char *path, int who)
 {
   alarm(40);
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = POOL_MAX;
+  dbpool_config cfg = pu_config(POOL_MAX);
   cfg.acquire_timeout_ms = 3000;
   cfg.vfs = "pu_count";
   dbpool *p = NULL;
@@ -237,6 +223,7 @@ static void contend_child(const char *path, int who)
   atomic_store(&P->busy[who], busy);
   atomic_store(&P->errors[who], errors);
   dbpool_stats st;
+  DBPOOL_INIT(&st);
   CCHECK(dbpool_get_stats(p, &st) == SQLITE_OK);
   atomic_store(&P->stat_checkouts[who], (long)st.checkouts);
   CCHECK(st.checkouts == (uint64_t)ok);
@@ -311,9 +298,7 @@ TEST(two_processes_share_the_cap)
 static void idle_child(const char *path)
 {
   alarm(40);
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = POOL_MAX;
+  dbpool_config cfg = pu_config(POOL_MAX);
   cfg.vfs = "pu_count";
   dbpool *p = NULL;
   CCHECK(dbpool_open(path, &cfg, &p) == SQLITE_OK);
@@ -322,6 +307,7 @@ static void idle_child(const char *path)
   for (int i = 0; i < POOL_MAX; i++) CCHECK(dbpool_acquire(p, &db[i]) == SQLITE_OK);
   for (int i = 0; i < POOL_MAX; i++) CCHECK(dbpool_release(p, db[i]) == SQLITE_OK);
   dbpool_stats st;
+  DBPOOL_INIT(&st);
   dbpool_get_stats(p, &st);
   CCHECK(st.idle == POOL_MAX);
   atomic_store(&P->a_ready, 1);
@@ -356,9 +342,7 @@ static void *need_one(void *arg)
 static void needy_child(const char *path)
 {
   alarm(40);
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = POOL_MAX;
+  dbpool_config cfg = pu_config(POOL_MAX);
   cfg.vfs = "pu_count";
   dbpool *p = NULL;
   CCHECK(dbpool_open(path, &cfg, &p) == SQLITE_OK);

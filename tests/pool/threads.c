@@ -131,9 +131,7 @@ TEST(hammer_one_pool)
   atomic_store(&counts.limit, MAXSZ);
   pu_count_vfs_install(&counts);
 
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = MAXSZ;
+  dbpool_config cfg = pu_config(MAXSZ);
   cfg.vfs = "pu_count";
   dbpool *p = pu_open(path, &cfg);
 
@@ -218,9 +216,7 @@ static int waiting_of(dbpool *p) { return pu_stats(p).waiting; }
 TEST(fifo_among_waiters)
 {
   const char *path = tu_db("fifo.db");
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = 2;
+  dbpool_config cfg = pu_config(2);
   dbpool *p = pu_open(path, &cfg);
   sqlite3 *a, *b;
   CHECK_SQ(dbpool_acquire(p, &a), SQLITE_OK);
@@ -261,9 +257,7 @@ TEST(fifo_among_waiters)
 TEST(fifo_with_a_timeout_in_the_middle)
 {
   const char *path = tu_db("fifo2.db");
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = 1;
+  dbpool_config cfg = pu_config(1);
   dbpool *p = pu_open(path, &cfg);
   sqlite3 *a;
   CHECK_SQ(dbpool_acquire(p, &a), SQLITE_OK);
@@ -294,9 +288,7 @@ TEST(fifo_with_a_timeout_in_the_middle)
 TEST(waiter_not_overtaken)
 {
   const char *path = tu_db("overtake.db");
-  dbpool_config cfg;
-  dbpool_config_init(&cfg);
-  cfg.max_size = 1;
+  dbpool_config cfg = pu_config(1);
   dbpool *p = pu_open(path, &cfg);
   sqlite3 *a, *x = NULL;
   CHECK_SQ(dbpool_acquire(p, &a), SQLITE_OK);

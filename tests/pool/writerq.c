@@ -72,7 +72,7 @@ static long long query_int(sqlite3 *db, const char *sql)
 static dbpool_writer_stats writer_stats(const char *path)
 {
   dbpool_writer_stats ws;
-  memset(&ws, 0, sizeof ws);
+  DBPOOL_INIT(&ws);
   dbpool_coord *c;
   if (dbpool_coord_open(path, DBPOOL_OPEN_READONLY, &c) == 0) {
     dbpool_coord_writer_stats(c, &ws);
@@ -230,7 +230,7 @@ static int writer_listed(const char *path, pid_t pid)
   dbpool_writer_info w[64];
   int found = 0;
   if (dbpool_coord_open(path, DBPOOL_OPEN_READONLY, &c) != 0) return -1;
-  int n = dbpool_coord_writers(c, w, 64);
+  int n = dbpool_coord_writers(c, w, 64, sizeof *w);
   for (int i = 0; i < n && i < 64; i++) found |= w[i].pid == pid;
   dbpool_coord_close(c);
   return found;

@@ -24,12 +24,13 @@ check "echo \"\$said\" | grep -qF '    .load $prefix/lib/dbpool '"
 check "echo \"\$said\" | grep -qF '    export LD_LIBRARY_PATH=$prefix/lib '"
 for f in bin/dbpoolctl lib/dbpool.so lib/libdbpool.a "lib/libdbpool.so.$version" \
          lib/dbpool/libdbpool-preload.so lib/dbpool/dbpool.so \
-         lib/libdbpool.so.0 lib/libdbpool.so include/dbpool.h include/dbpool_coord.h \
+         lib/libdbpool.so.1 lib/libdbpool.so include/dbpool.h include/dbpool_coord.h \
+         include/dbpool_admin.h include/dbpool_version.h \
          lib/pkgconfig/dbpool.pc share/man/man1/dbpoolctl.1 share/man/man3/dbpool.3 \
          share/man/man7/dbpool.7; do
   check "[ -e '$root/$f' ]"
 done
-check "[ \"\$(readelf -d '$root/lib/libdbpool.so.$version' | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')\" = libdbpool.so.0 ]"
+check "[ \"\$(readelf -d '$root/lib/libdbpool.so.$version' | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')\" = libdbpool.so.1 ]"
 
 export DBPOOL_NAMESPACE="${DBPOOL_TEST_RUN:-}inst$$"
 work=$dest/work; mkdir -p "$work"
@@ -48,10 +49,11 @@ int main(int argc, char **argv)
   dbpool *pool;
   sqlite3 *db;
   dbpool_host_stats hs;
+  DBPOOL_INIT(&hs);
   if (dbpool_open(argv[1], NULL, &pool) != SQLITE_OK) return 1;
   if (dbpool_acquire(pool, &db) != SQLITE_OK) return 2;
   if (dbpool_get_host_stats(pool, &hs) != SQLITE_OK) return 3;
-  printf("%s active=%u\n", dbpool_version_string(), hs.active);
+  printf("%s active=%u\n", dbpool_version(), hs.active);
   dbpool_release(pool, db);
   return dbpool_close(pool) == SQLITE_OK ? 0 : 4;
 }
@@ -109,7 +111,7 @@ configured=$(ldconfig -v -N -X 2>/dev/null | sed -n 's|^\(/[^:]*\):.*|\1|p' | he
 said=$(scripts/post-install.sh "" "$configured" "$configured" "touch $dest/ldconfig-ran")
 if [ "$(id -u)" = 0 ]; then
   check "[ -e '$dest/ldconfig-ran' ]"
-  check "echo \"\$said\" | grep -qF 'install: ran touch $dest/ldconfig-ran: programs linked with -ldbpool find libdbpool.so.0'"
+  check "echo \"\$said\" | grep -qF 'install: ran touch $dest/ldconfig-ran: programs linked with -ldbpool find libdbpool.so.1'"
 else
   check "echo \"\$said\" | grep -qF \"install: run 'sudo ldconfig'\""
 fi
