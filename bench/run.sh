@@ -37,6 +37,13 @@ if command -v valgrind >/dev/null && [ -x "$B/bench/pool_bench" ]; then
     awk -v a="$naive" -v b="$ours" 'BEGIN { printf "pool acquire+release, instructions per pair (callgrind): naive %.0f, dbpool %.0f   ratio %.2fx\n", a/100000, b/100000, b/a }'
   fi
 fi
+if command -v valgrind >/dev/null && [ -x "$B/bench/coord_bench" ]; then
+  ours=$(count "$B/bench/coord_bench" 'time_pairs*' ours)
+  sem=$(count "$B/bench/coord_bench" 'time_sem_pairs*' sem)
+  if [ -n "$ours" ] && [ -n "$sem" ]; then
+    awk -v a="$sem" -v b="$ours" 'BEGIN { printf "coordinator acquire+release, instructions per pair (callgrind): sem_trywait+sem_post %.0f, dbpool %.0f   ratio %.2fx\n", a/100000, b/100000, b/a }'
+  fi
+fi
 if command -v valgrind >/dev/null && [ -x "$B/bench/ext_bench" ]; then
   plain=$(count "$B/bench/ext_bench" point_selects plain)
   pooled=$(count "$B/bench/ext_bench" point_selects pooled)
