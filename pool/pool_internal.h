@@ -122,7 +122,7 @@ struct dbpool {
   dbpool_stats st; /* counters (the gauges are computed on demand) */
 };
 
-/* Milliseconds of the monotonic clock (base/clock.c): the precise one for
+/* Milliseconds of the monotonic clock (base/base.h): the precise one for
 ** deadlines, the coarse one (4 ms steps, no system call) for stamps on the
 ** fast path. */
 static inline int64_t pool_mono_ms(void) { return dbp_mono_ns() / 1000000; }

@@ -237,6 +237,7 @@ TEST(a_graceful_stop_signal_lets_the_wait_finish)
     CHECK(atomic_load(&g_caught[sig]) - caught0 >= 1);
     CHECK(!atomic_load(&w.done));
     dbpool_host_stats st;
+    DBPOOL_INIT(&st);
     CHECK_RC(dbpool_coord_stats(c, &st), 0);
     CHECK(st.waiting == 1);
     CHECK_RC(dbpool_holder_release(p), 0);
