@@ -19,7 +19,7 @@ from integlib import http_get, recipe  # noqa: E402
 
 B = os.path.join(ROOT, os.environ.get("B", "build"))
 QUICK = bool(os.environ.get("BENCH_QUICK"))
-SECONDS = 4 if QUICK else 8
+SECONDS = 4 if QUICK else 6
 ROUNDS = 1 if QUICK else 2
 CAP, CLIENTS = 6, 32
 

@@ -27,4 +27,21 @@ static inline double median(double *v, int n)
   return v[n / 2];
 }
 
+/* The q-quantile (0..1) of v[0..n-1], nearest rank (sorts v). */
+static inline double quantile(double *v, int n, double q)
+{
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return v[(int)(q * (n - 1) + 0.5)];
+}
+
+/* Median and interquartile range of v[0..n-1] (sorts v). */
+typedef struct spread {
+  double p25, p50, p75;
+} spread;
+
+static inline spread spread_of(double *v, int n)
+{
+  return (spread){quantile(v, n, 0.25), quantile(v, n, 0.5), quantile(v, n, 0.75)};
+}
+
 #endif

@@ -9,6 +9,8 @@
 **  4. reclaim: SIGKILL of a holder to a waiter's acquire, p50/p99/max
 **
 ** Usage: coord_bench [quick]   ("quick" shortens every phase, for CI)
+**        coord_bench count ours|sem   (only 100000 uncontended pairs:
+**        bench/run.sh counts their instructions with callgrind)
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -53,7 +55,7 @@ static void die(const char *what, int rc)
 
 /* ---------------------------------------------------- 1 and 2: fast path */
 
-static double time_pairs(dbpool_holder *h, long n)
+__attribute__((noinline)) static double time_pairs(dbpool_holder *h, long n)
 {
   double t0 = now_ns();
   for (long i = 0; i < n; i++) {
@@ -63,7 +65,7 @@ static double time_pairs(dbpool_holder *h, long n)
   return (now_ns() - t0) / (double)n;
 }
 
-static double time_sem_pairs(sem_t *s, long n)
+__attribute__((noinline)) static double time_sem_pairs(sem_t *s, long n)
 {
   double t0 = now_ns();
   for (long i = 0; i < n; i++) {
@@ -83,46 +85,58 @@ static void bench_fast_path(void)
   if ((rc = dbpool_holder_new(c, &h))) die("holder", rc);
   sem_t *s = shared(sizeof *s);
   sem_init(s, 1, 1);
-  long n = quick ? 200000 : 2000000;
-  enum { REPS = 7 };
-  double ours[REPS], sem[REPS];
-  for (int r = 0; r < REPS; r++) { /* interleaved: same conditions for both */
-    ours[r] = time_pairs(h, n);
-    sem[r] = time_sem_pairs(s, n);
+  long n = quick ? 100000 : 500000;
+  enum { MAX_REPS = 21 };
+  int reps = quick ? 9 : MAX_REPS;
+  double ours[MAX_REPS], sem[MAX_REPS], ratio[MAX_REPS];
+  time_pairs(h, n); /* warm both */
+  time_sem_pairs(s, n);
+  for (int r = 0; r < reps; r++) { /* interleaved: same conditions for both */
+    if (r % 2) {
+      sem[r] = time_sem_pairs(s, n);
+      ours[r] = time_pairs(h, n);
+    } else {
+      ours[r] = time_pairs(h, n);
+      sem[r] = time_sem_pairs(s, n);
+    }
+    ratio[r] = ours[r] / sem[r];
   }
-  double o = median(ours, REPS), b = median(sem, REPS);
+  double o = median(ours, reps), b = median(sem, reps);
+  spread q = spread_of(ratio, reps);
   printf("uncontended acquire+release     %6.1f ns   sem_trywait+sem_post %5.1f ns"
-         "   ratio %.2fx   (goal <= 50 ns; aim <= 3x)\n", o, b, o / b);
+         "   ratio %.2fx (IQR %.2f-%.2f, %d rounds)   (goal <= 50 ns; aim <= 3x)\n", o, b,
+         q.p50, q.p25, q.p75, reps);
 
-  /* Flat from 1 to 1000 slots held: measured going up (0, 10, 100, 1000
-  ** others held) and coming back down, the median of both passes per level,
-  ** so that a drifting machine does not pass for a trend. */
+  /* Flat from 1 to 1000 slots held: every round times each level once
+  ** (taking or giving back the other slots between them, in an order that
+  ** rotates), and each level's figure is the median over rounds of its
+  ** ratio to the 0-held time of the same round, so that a drifting
+  ** machine does not pass for a trend. */
   enum { LEVELS = 4 };
   int held_counts[LEVELS] = {0, 10, 100, 1000};
   dbpool_holder **others = calloc(1000, sizeof *others);
-  double t[LEVELS][2 * REPS];
+  for (int i = 0; i < 1000; i++)
+    if ((rc = dbpool_holder_new(c, &others[i]))) die("holder", rc);
+  double t[LEVELS][MAX_REPS], rel[LEVELS][MAX_REPS];
   int have = 0;
-  for (int pass = 0; pass < 2; pass++) {
+  for (int r = 0; r < reps; r++) {
     for (int k = 0; k < LEVELS; k++) {
-      int level = pass == 0 ? k : LEVELS - 1 - k;
-      while (have < held_counts[level]) {
-        if ((rc = dbpool_holder_new(c, &others[have]))) die("holder", rc);
-        if ((rc = dbpool_holder_acquire(others[have], 0))) die("acquire", rc);
-        have++;
-      }
+      int level = (r % 2) ? LEVELS - 1 - k : k; /* up, then down */
+      while (have < held_counts[level])
+        if ((rc = dbpool_holder_acquire(others[have++], 0))) die("acquire", rc);
       while (have > held_counts[level]) dbpool_holder_release(others[--have]);
-      for (int r = 0; r < REPS; r++) t[level][pass * REPS + r] = time_pairs(h, n);
+      t[level][r] = time_pairs(h, n);
     }
+    for (int k = 0; k < LEVELS; k++) rel[k][r] = t[k][r] / t[0][r];
   }
-  printf("with other slots held:");
-  double base = median(t[0], 2 * REPS);
-  for (int k = 0; k < LEVELS; k++) {
-    double m = median(t[k], 2 * REPS);
-    printf("  %d held: %.1f ns (%.2fx)", held_counts[k], m, m / base);
+  printf("with other slots held (ratio to 0 held, same round; median and IQR of %d):", reps);
+  double base = median(t[0], reps);
+  for (int k = 1; k < LEVELS; k++) {
+    spread qk = spread_of(rel[k], reps);
+    printf("  %d: %.2fx (%.2f-%.2f)", held_counts[k], qk.p50, qk.p25, qk.p75);
   }
-  printf("   (goal: flat within 10%%)\n");
-  have = 1000;
-  for (int i = 0; i < have; i++) dbpool_holder_free(others[i]);
+  printf("   0 held %.1f ns   (goal: flat within 10%%)\n", base);
+  for (int i = 0; i < 1000; i++) dbpool_holder_free(others[i]);
   free(others);
   dbpool_holder_free(h);
   dbpool_coord_close(c);
@@ -251,8 +265,11 @@ static void bench_fairness(void)
   for (int k = 0; k < 2; k++)
     printf("  %-20s Jain %.4f  least share %.2f  longest wait %6.1f ms  handoffs/s %8.0f\n",
            m[k]->name, m[k]->jain, m[k]->min_share, m[k]->longest_ms, m[k]->per_sec);
-  printf("  handoffs/s ratio dbpool/SysV %.2fx   (goal: Jain >= 0.99, longest <= 15 ms, ratio >= 1)\n",
-         m[0]->per_sec / m[1]->per_sec);
+  double ratio[ROUNDS];
+  for (int r = 0; r < ROUNDS; r++) ratio[r] = ours[r].per_sec / sysv[r].per_sec;
+  double lo = quantile(ratio, ROUNDS, 0), hi = quantile(ratio, ROUNDS, 1);
+  printf("  handoffs/s ratio dbpool/SysV %.2fx (rounds %.2f-%.2f)   (goal: Jain >= 0.99, longest"
+         " <= 15 ms, ratio >= 1)\n", m[0]->per_sec / m[1]->per_sec, lo, hi);
 }
 
 /* ------------------------------------------------------------ 4: reclaim */
@@ -323,6 +340,21 @@ int main(int argc, char **argv)
   snprintf(db_path, sizeof db_path, "%s/bench.db", dir);
   close(open(db_path, O_CREAT | O_RDWR, 0644));
 
+  if (argc > 2 && strcmp(argv[1], "count") == 0) { /* for callgrind (bench/run.sh) */
+    dbpool_coord *c;
+    dbpool_holder *h;
+    sem_t *s = shared(sizeof *s);
+    sem_init(s, 1, 1);
+    if (dbpool_coord_open(db_path, 0, &c) || dbpool_holder_new(c, &h)) return 1;
+    if (strcmp(argv[2], "ours") == 0) time_pairs(h, 100000);
+    else time_sem_pairs(s, 100000);
+    dbpool_holder_free(h);
+    dbpool_coord_close(c);
+    dbpool_coord_remove(db_path, NULL, 1);
+    unlink(db_path);
+    rmdir(dir);
+    return 0;
+  }
   printf("== coordinator (%s)\n", quick ? "quick" : "full");
   const char *only = getenv("DBPOOL_BENCH_ONLY"); /* fast, fairness, sysv, reclaim */
   if (!only || !strcmp(only, "fast")) bench_fast_path();

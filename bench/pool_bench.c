@@ -158,8 +158,8 @@ static void *worker(void *p)
   }
   rs->count[a->id] = count;
   rs->nwaits[a->id] = nw;
-  /* Finalized by main() once every thread is done and the connections
-  ** are idle. */
+  /* Finalized by run_threads once every thread is done and the
+  ** connections are idle. */
   pthread_mutex_lock(&g_stmts_mu);
   for (int i = 0; cache_db[i]; i++) g_stmts[g_nstmts++] = cache[i];
   pthread_mutex_unlock(&g_stmts_mu);
@@ -167,7 +167,7 @@ static void *worker(void *p)
 }
 
 typedef struct run_result {
-  double ops_per_s, jain, p99_us, max_us;
+  double ops_per_s, jain, p99_us, p999_us, max_us;
 } run_result;
 
 static run_result run_threads(dbpool *pool, naive_pool *naive, double seconds)
@@ -188,6 +188,10 @@ static run_result run_threads(dbpool *pool, naive_pool *naive, double seconds)
   atomic_store(&rs->stop, 1);
   for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
   double elapsed = (now_ns() - t0) / 1e9;
+  /* Every connection is idle again: its statements go, so that the next
+  ** round does not release connections carrying this round's too. */
+  for (int i = 0; i < g_nstmts; i++) sqlite3_finalize(g_stmts[i]);
+  g_nstmts = 0;
   double sum = 0, sq = 0;
   long total_w = 0;
   for (int i = 0; i < THREADS; i++) {
@@ -205,6 +209,7 @@ static run_result run_threads(dbpool *pool, naive_pool *naive, double seconds)
   qsort(all, (size_t)total_w, sizeof *all, cmp_double);
   run_result r = {sum / elapsed, sq > 0 ? sum * sum / (THREADS * sq) : 0,
                   total_w ? all[(long)(total_w * 0.99)] / 1e3 : 0,
+                  total_w ? all[(long)(total_w * 0.999)] / 1e3 : 0,
                   total_w ? all[total_w - 1] / 1e3 : 0};
   free(all);
   free(rs);
@@ -263,30 +268,75 @@ int main(int argc, char **argv)
     return system(cmd) != 0;
   }
   printf("== in-process pool (%s)\n", quick ? "quick" : "full");
-  enum { REPS = 9 };
-  long n = quick ? 200000 : 2000000;
-  double ours[REPS], base[REPS];
-  for (int r = 0; r < REPS; r++) {
-    ours[r] = time_ours(pool, n);
-    base[r] = time_naive(&naive, n);
+  enum { MAX_REPS = 21 };
+  int reps = quick ? 9 : MAX_REPS;
+  long n = quick ? 100000 : 500000;
+  double ours[MAX_REPS], base[MAX_REPS], ratio[MAX_REPS];
+  time_ours(pool, n); /* warm both */
+  time_naive(&naive, n);
+  for (int r = 0; r < reps; r++) { /* interleaved, the order alternating */
+    if (r % 2) {
+      base[r] = time_naive(&naive, n);
+      ours[r] = time_ours(pool, n);
+    } else {
+      ours[r] = time_ours(pool, n);
+      base[r] = time_naive(&naive, n);
+    }
+    ratio[r] = ours[r] / base[r];
   }
-  double o = median(ours, REPS), b = median(base, REPS);
+  double o = median(ours, reps), b = median(base, reps);
+  spread q = spread_of(ratio, reps);
   double oqc = open_query_close(quick ? 100 : 500);
   printf("uncontended acquire+release   %5.1f ns   naive mutex+array pool %5.1f ns   ratio %.2fx"
-         "   (goal <= 23 ns, <= 1.5x)\n", o, b, o / b);
+         " (IQR %.2f-%.2f, %d rounds)   (goal <= 23 ns, <= 1.5x)\n", o, b, q.p50, q.p25, q.p75,
+         reps);
   printf("open + first query + close (20 tables) %.0f us = %.0fx the pooled acquire+release"
          "   (goal >= 1000x)\n", oqc / 1e3, oqc / o);
 
-  double secs = quick ? 1.0 : 3.0;
-  run_result ro = run_threads(pool, NULL, secs), rn = run_threads(NULL, &naive, secs);
-  printf("%d threads on %d connections, acquire + point SELECT + release (%.0f s each):\n",
-         THREADS, CONNS, secs);
-  printf("  %-22s %9.0f ops/s  Jain %.4f  p99 wait %7.1f us  longest %8.1f us\n", "dbpool",
-         ro.ops_per_s, ro.jain, ro.p99_us, ro.max_us);
-  printf("  %-22s %9.0f ops/s  Jain %.4f  p99 wait %7.1f us  longest %8.1f us\n",
-         "naive mutex+array pool", rn.ops_per_s, rn.jain, rn.p99_us, rn.max_us);
-  printf("  throughput ratio %.2fx   (goal: >= 200k ops/s class, Jain >= 0.99, p99 wait <= naive's)\n",
-         ro.ops_per_s / rn.ops_per_s);
+  /* Contended: alternating rounds of each, the order alternating too; the
+  ** figures are medians over rounds, the ratios per round (same minute). */
+  enum { MAX_ROUNDS = 7 };
+  int rounds = quick ? 3 : MAX_ROUNDS;
+  double secs = quick ? 0.4 : 1.0;
+  run_result ro[MAX_ROUNDS], rn[MAX_ROUNDS];
+  double ops_o[MAX_ROUNDS], ops_n[MAX_ROUNDS], jain_o[MAX_ROUNDS], jain_n[MAX_ROUNDS],
+      p99_o[MAX_ROUNDS], p99_n[MAX_ROUNDS], max_o[MAX_ROUNDS], max_n[MAX_ROUNDS],
+      p999_o[MAX_ROUNDS], p999_n[MAX_ROUNDS], r_ops[MAX_ROUNDS], r_p99[MAX_ROUNDS],
+      r_p999[MAX_ROUNDS];
+  for (int r = 0; r < rounds; r++) {
+    if (r % 2) {
+      rn[r] = run_threads(NULL, &naive, secs);
+      ro[r] = run_threads(pool, NULL, secs);
+    } else {
+      ro[r] = run_threads(pool, NULL, secs);
+      rn[r] = run_threads(NULL, &naive, secs);
+    }
+    ops_o[r] = ro[r].ops_per_s, ops_n[r] = rn[r].ops_per_s;
+    jain_o[r] = ro[r].jain, jain_n[r] = rn[r].jain;
+    p99_o[r] = ro[r].p99_us, p99_n[r] = rn[r].p99_us;
+    max_o[r] = ro[r].max_us, max_n[r] = rn[r].max_us;
+    p999_o[r] = ro[r].p999_us, p999_n[r] = rn[r].p999_us;
+    r_ops[r] = ops_o[r] / ops_n[r];
+    r_p99[r] = p99_o[r] / p99_n[r];
+    r_p999[r] = p999_o[r] / p999_n[r];
+  }
+  printf("%d threads on %d connections, acquire + point SELECT + release (median of %d"
+         " alternating rounds of %.1f s; [min-max]):\n", THREADS, CONNS, rounds, secs);
+  printf("  %-22s %9.0f ops/s  Jain %.4f [%.4f-%.4f]  wait p99 %7.2f us  p99.9 %8.1f us"
+         "  longest %8.1f us\n", "dbpool", median(ops_o, rounds), median(jain_o, rounds),
+         quantile(jain_o, rounds, 0), quantile(jain_o, rounds, 1), median(p99_o, rounds),
+         median(p999_o, rounds), median(max_o, rounds));
+  printf("  %-22s %9.0f ops/s  Jain %.4f [%.4f-%.4f]  wait p99 %7.2f us  p99.9 %8.1f us"
+         "  longest %8.1f us\n", "naive mutex+array pool", median(ops_n, rounds),
+         median(jain_n, rounds), quantile(jain_n, rounds, 0), quantile(jain_n, rounds, 1),
+         median(p99_n, rounds), median(p999_n, rounds), median(max_n, rounds));
+  spread qo = spread_of(r_ops, rounds), qp = spread_of(r_p99, rounds),
+         q9 = spread_of(r_p999, rounds);
+  printf("  ratios dbpool/naive: throughput %.2fx [%.2f-%.2f]  p99 wait %.2fx [%.2f-%.2f]"
+         "  p99.9 wait %.2fx [%.2f-%.2f]   (goal: throughput >= 1x, Jain >= 0.99, p99 wait"
+         " <= 0.25x naive's)\n", qo.p50, quantile(r_ops, rounds, 0), quantile(r_ops, rounds, 1),
+         qp.p50, quantile(r_p99, rounds, 0), quantile(r_p99, rounds, 1), q9.p50,
+         quantile(r_p999, rounds, 0), quantile(r_p999, rounds, 1));
 
   for (int i = 0; i < g_nstmts; i++) sqlite3_finalize(g_stmts[i]);
   dbpool_close(pool);

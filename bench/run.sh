@@ -37,10 +37,23 @@ if command -v valgrind >/dev/null && [ -x "$B/bench/pool_bench" ]; then
     awk -v a="$naive" -v b="$ours" 'BEGIN { printf "pool acquire+release, instructions per pair (callgrind): naive %.0f, dbpool %.0f   ratio %.2fx\n", a/100000, b/100000, b/a }'
   fi
 fi
+if command -v valgrind >/dev/null && [ -x "$B/bench/coord_bench" ]; then
+  ours=$(count "$B/bench/coord_bench" 'time_pairs*' ours)
+  sem=$(count "$B/bench/coord_bench" 'time_sem_pairs*' sem)
+  if [ -n "$ours" ] && [ -n "$sem" ]; then
+    awk -v a="$sem" -v b="$ours" 'BEGIN { printf "coordinator acquire+release, instructions per pair (callgrind): sem_trywait+sem_post %.0f, dbpool %.0f   ratio %.2fx\n", a/100000, b/100000, b/a }'
+  fi
+fi
 if command -v valgrind >/dev/null && [ -x "$B/bench/ext_bench" ]; then
   plain=$(count "$B/bench/ext_bench" point_selects plain)
   pooled=$(count "$B/bench/ext_bench" point_selects pooled)
   if [ -n "$plain" ] && [ -n "$pooled" ]; then
     awk -v a="$plain" -v b="$pooled" 'BEGIN { printf "point SELECT, instructions per query (callgrind): without %.0f, with %.0f   overhead %+.2f%%   (goal <= 2%%)\n", a/20000, b/20000, (b/a-1)*100 }'
+  fi
+  # Open + close: 2000 of them after a warm-up (ext_bench.c).
+  plain=$(count "$B/bench/ext_bench" 'open_close_counted*' open-plain)
+  pooled=$(count "$B/bench/ext_bench" 'open_close_counted*' open-pooled)
+  if [ -n "$plain" ] && [ -n "$pooled" ]; then
+    awk -v a="$plain" -v b="$pooled" 'BEGIN { printf "open + close, instructions per open (callgrind): without %.0f, with %.0f   %+.0f (%.3fx)\n", a/2000, b/2000, (b-a)/2000, b/a }'
   fi
 fi

@@ -11,7 +11,7 @@
 ** first (default settings: writer_queue on). Latency is per committed
 ** transaction, from its first BEGIN to its COMMIT, retries included.
 **
-** Usage: writer_bench [quick]  (quick: 3 s runs instead of 10 s)
+** Usage: writer_bench [quick]  (quick: 3 s runs instead of 5 s)
 ** Environment: WRITER_BENCH_P="8 32" to choose P; WRITER_BENCH_MODES.
 */
 #include <errno.h>
@@ -282,7 +282,7 @@ static const char *verdict(int ok) { return ok ? "met" : "MISSED"; }
 int main(int argc, char **argv)
 {
   int quick = argc > 1 && strcmp(argv[1], "quick") == 0;
-  double secs = quick ? 3 : 10;
+  double secs = quick ? 3 : 5;
   char ns[64];
   snprintf(ns, sizeof ns, "wbench%d", (int)getpid());
   setenv("DBPOOL_NAMESPACE", ns, 1);

@@ -15,7 +15,7 @@ import tempfile
 import time
 
 QUICK = len(sys.argv) > 1 and sys.argv[1] == "quick"
-SECS = 3.0 if QUICK else 6.0
+SECS = 3.0 if QUICK else 4.0
 P = int(os.environ.get("WRITER_PY_P", "16"))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXT = os.path.join(ROOT, os.environ.get("B", "build"), "dbpool")

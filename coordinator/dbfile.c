@@ -31,10 +31,20 @@ bool dbp_key_equal(const dbp_key *a, const dbp_key *b)
   return a->dev == b->dev && a->ino == b->ino && a->birth == b->birth;
 }
 
-static uint64_t birth_of(const struct statx *sx)
+int dbp_file_id_from_statx(const struct statx *sx, dbp_file_id *id)
 {
-  if (!(sx->stx_mask & STATX_BTIME)) return 0;
-  return (uint64_t)sx->stx_btime.tv_sec * 1000000000u + sx->stx_btime.tv_nsec;
+  const unsigned need = STATX_TYPE | STATX_MODE | STATX_NLINK | STATX_UID | STATX_GID |
+                        STATX_INO;
+  id->dev = (uint64_t)makedev(sx->stx_dev_major, sx->stx_dev_minor);
+  id->ino = sx->stx_ino;
+  id->birth = (sx->stx_mask & STATX_BTIME)
+                  ? (uint64_t)sx->stx_btime.tv_sec * 1000000000u + sx->stx_btime.tv_nsec
+                  : 0;
+  id->mode = sx->stx_mode;
+  id->uid = sx->stx_uid;
+  id->gid = sx->stx_gid;
+  id->nlink = sx->stx_nlink;
+  return (sx->stx_mask & need) == need ? 0 : -1;
 }
 
 /* Fill out from db_path without setting an error message: 0, or -errno
@@ -45,13 +55,20 @@ int dbp_dbfile_stat_quiet(const char *db_path, dbp_dbfile *out)
   if (statx(AT_FDCWD, db_path, AT_STATX_SYNC_AS_STAT,
             STATX_BASIC_STATS | STATX_BTIME, &sx) != 0)
     return -errno;
-  if (!S_ISREG(sx.stx_mode)) return -EINVAL;
-  out->key.dev = (uint64_t)makedev(sx.stx_dev_major, sx.stx_dev_minor);
-  out->key.ino = sx.stx_ino;
-  out->key.birth = birth_of(&sx);
-  out->uid = sx.stx_uid;
-  out->gid = sx.stx_gid;
-  out->mode = sx.stx_mode & 07777;
+  dbp_file_id id;
+  dbp_file_id_from_statx(&sx, &id);
+  return dbp_dbfile_from_id(&id, out);
+}
+
+int dbp_dbfile_from_id(const dbp_file_id *id, dbp_dbfile *out)
+{
+  if (!S_ISREG(id->mode)) return -EINVAL;
+  out->key.dev = id->dev;
+  out->key.ino = id->ino;
+  out->key.birth = id->birth;
+  out->uid = id->uid;
+  out->gid = id->gid;
+  out->mode = id->mode & 07777;
   out->abs[0] = 0;
   return 0;
 }

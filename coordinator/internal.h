@@ -144,6 +144,8 @@ DBP_HIDDEN void dbp_shm_path(const char *name, char *out, size_t cap);
 /* dbfile.c */
 DBP_HIDDEN int dbp_dbfile_stat(const char *db_path, dbp_dbfile *out);
 DBP_HIDDEN int dbp_dbfile_stat_quiet(const char *db_path, dbp_dbfile *out);
+/* The same from what a statx already made said (private.h). */
+DBP_HIDDEN int dbp_dbfile_from_id(const dbp_file_id *id, dbp_dbfile *out);
 DBP_HIDDEN bool dbp_key_equal(const dbp_key *a, const dbp_key *b);
 DBP_HIDDEN int dbp_check_can_read(const char *db_path);
 DBP_HIDDEN bool dbp_can_write(const char *db_path);

@@ -105,10 +105,32 @@ DBP_PRIVATE void dbp_coord_wake_listeners(dbpool_coord *c);
 */
 DBP_PRIVATE void dbp_holder_uncancel(dbpool_holder *h);
 
+/* What a statx of a database file tells that a pool needs: its identity
+** (dev, ino, birth: dbfile.c), owner and mode, and its link count. Kept
+** small: the extension's VFS shim keeps one in every open file, and SQLite
+** zeroes each file's room (the database's, the journal's) at every open. */
+typedef struct dbp_file_id {
+  uint64_t dev, ino, birth; /* birth 0: the file system keeps none */
+  uint32_t mode, uid, gid, nlink;
+} dbp_file_id;
+
+/* id from a statx made with STATX_BASIC_STATS | STATX_BTIME (dbfile.c):
+** 0, or -1 when the statx lacks one of the fields id keeps. */
+struct statx;
+DBP_PRIVATE int dbp_file_id_from_statx(const struct statx *sx, dbp_file_id *id);
+
 /* dbpool_coord_open(path, 0) for a database SQLite has just opened: 1
 ** (and no message) when the name is not a regular file (or is gone), so
-** the connection is not counted; with one stat of the name in all. */
-DBP_PRIVATE int dbp_coord_open_file(const char *db_path, dbpool_coord **out);
+** the connection is not counted; with one stat of the name in all, or
+** none when opened (the statx of the descriptor SQLite opened, or NULL)
+** gives the file's identity. */
+DBP_PRIVATE int dbp_coord_open_file(const char *db_path, const dbp_file_id *opened,
+                                    dbpool_coord **out);
+
+/* dbpool_holder_free, told whether the database file still has a name: 1
+** yes, 0 no, -1 unknown (then the last holder to leave looks, as
+** dbpool_holder_free does: deleted, the process leaves the pool). */
+DBP_PRIVATE void dbp_holder_free_linked(dbpool_holder *h, int linked);
 
 /* ------------------------------------------------- a removed pool */
 

@@ -212,7 +212,8 @@ static bool usable(dbpool_coord *c) { return usability(c, NULL, NULL) == USABLE;
 ** process takes); a racing thread's attachment, if it won, is used
 ** instead of ours. */
 static int open_common(const char *db_path, const char *seg_name, unsigned flags,
-                       const int64_t *explicit, dbpool_coord **out)
+                       const int64_t *explicit, const dbp_file_id *opened,
+                       dbpool_coord **out)
 {
   char name[DBP_SEGMENT_NAME_MAX];
   const char *ns = "";
@@ -224,7 +225,7 @@ static int open_common(const char *db_path, const char *seg_name, unsigned flags
   if (db_path) {
     rc = dbp_namespace(&ns);
     if (rc) return rc;
-    rc = dbp_dbfile_stat_quiet(db_path, &db);
+    rc = opened ? dbp_dbfile_from_id(opened, &db) : dbp_dbfile_stat_quiet(db_path, &db);
     if (rc && (flags & OPEN_FILE_ONLY) && (rc == -EINVAL || rc == -ENOENT || rc == -ENOTDIR))
       return 1; /* not a regular file: the caller does not count it */
     /* Again with the message (and if it works then, on). */
@@ -270,16 +271,16 @@ static int open_common(const char *db_path, const char *seg_name, unsigned flags
   return 0;
 }
 
-int dbp_coord_open_file(const char *db_path, dbpool_coord **out)
+int dbp_coord_open_file(const char *db_path, const dbp_file_id *opened, dbpool_coord **out)
 {
   if (!db_path) return dbp_err(-EINVAL, "dbpool: open: database path is NULL");
-  return open_common(db_path, NULL, OPEN_FILE_ONLY, NULL, out);
+  return open_common(db_path, NULL, OPEN_FILE_ONLY, NULL, opened, out);
 }
 
 int dbpool_coord_open(const char *db_path, unsigned flags, dbpool_coord **out)
 {
   if (!db_path) return dbp_err(-EINVAL, "dbpool: open: database path is NULL");
-  return open_common(db_path, NULL, flags, NULL, out);
+  return open_common(db_path, NULL, flags, NULL, NULL, out);
 }
 
 int dbpool_coord_open_with(const char *db_path, const int64_t *values,
@@ -294,13 +295,13 @@ int dbpool_coord_open_with(const char *db_path, const int64_t *values,
                      d->name, (long long)values[s], (long long)d->min_value,
                      (long long)d->max_value);
   }
-  return open_common(db_path, NULL, 0, values, out);
+  return open_common(db_path, NULL, 0, values, NULL, out);
 }
 
 int dbpool_coord_open_segment(const char *segment_name, unsigned flags,
                               dbpool_coord **out)
 {
-  return open_common(NULL, segment_name, flags | DBPOOL_OPEN_NOCREATE, NULL, out);
+  return open_common(NULL, segment_name, flags | DBPOOL_OPEN_NOCREATE, NULL, NULL, out);
 }
 
 const char *dbpool_coord_segment_name(const dbpool_coord *c)
@@ -368,7 +369,7 @@ void dbpool_coord_close(dbpool_coord *c)
 /* A holder is gone: the last one of this process leaves the pool. In a
 ** child after fork(), a parent's attachment is only memory: its
 ** registration lock may have been held by another thread of the parent. */
-static void drop_holder(dbpool_coord *c)
+static void drop_holder(dbpool_coord *c, int linked)
 {
   if (c->fork_gen == dbp_fork_gen()) {
     pthread_mutex_lock(&c->reg_lock);
@@ -376,7 +377,8 @@ static void drop_holder(dbpool_coord *c)
     ** open-close-open cycle costs no registration), unless the database
     ** file is gone: then it leaves, and the last to leave removes the pool. */
     struct stat st;
-    if (--c->holders == 0 && c->db_fd >= 0 && fstat(c->db_fd, &st) == 0 && st.st_nlink == 0)
+    if (--c->holders == 0 && c->db_fd >= 0 &&
+        (linked == 0 || (linked < 0 && fstat(c->db_fd, &st) == 0 && st.st_nlink == 0)))
       detach_process(c);
     pthread_mutex_unlock(&c->reg_lock);
   }
@@ -514,7 +516,7 @@ int dbpool_holder_new(dbpool_coord *c, dbpool_holder **out)
     /* A handle inherited across fork(): the child attaches as itself, once
     ** per pool, through its own attachment (shared with its own opens). */
     dbpool_coord *own;
-    int rc = open_common(NULL, c->name, DBPOOL_OPEN_NOCREATE, NULL, &own);
+    int rc = open_common(NULL, c->name, DBPOOL_OPEN_NOCREATE, NULL, NULL, &own);
     if (rc) return rc;
     rc = dbpool_holder_new(own, out);
     dbpool_coord_close(own); /* the holder keeps its own reference */
@@ -576,7 +578,7 @@ int dbpool_holder_new(dbpool_coord *c, dbpool_holder **out)
   }
   if (rc) {
     free(hd);
-    drop_holder(c);
+    drop_holder(c, -1);
     return rc;
   }
   hd->c = c;
@@ -588,7 +590,9 @@ int dbpool_holder_new(dbpool_coord *c, dbpool_holder **out)
   return 0;
 }
 
-void dbpool_holder_free(dbpool_holder *hd)
+void dbpool_holder_free(dbpool_holder *hd) { dbp_holder_free_linked(hd, -1); }
+
+void dbp_holder_free_linked(dbpool_holder *hd, int linked)
 {
   if (!hd) return;
   dbpool_coord *c = hd->c;
@@ -611,7 +615,7 @@ void dbpool_holder_free(dbpool_holder *hd)
     }
   }
   free(hd);
-  drop_holder(c);
+  drop_holder(c, linked);
 }
 
 int dbpool_holder_held(const dbpool_holder *hd) { return hd && hd->held; }

@@ -119,10 +119,9 @@ void dbx_conn_unref(void *p)
   dbx_conn *conn = p;
   if (!conn || --conn->refs > 0) return;
   forget(conn);
-  dbpool_holder_free(conn->holder); /* releases the slot */
+  dbp_holder_free_linked(conn->holder, conn->file_linked); /* releases the slot */
   dbpool_coord_close(conn->coord);
-  sqlite3_free(conn->path);
-  sqlite3_free(conn);
+  sqlite3_free(conn); /* and its path */
 }
 
 /* dbpool_timeout=MS follows the rule of acquire_timeout_ms's values. */
@@ -136,8 +135,8 @@ static int parse_timeout(const char *text, int *out)
 }
 
 /* Take a slot for conn (a file database). */
-static int take_slot(dbx_conn *conn, const char *file, int joined,
-                     char **pzErrMsg)
+static int take_slot(dbx_conn *conn, const char *file, const dbp_file_id *opened,
+                     int joined, char **pzErrMsg)
 {
   int timeout = DBPOOL_TIMEOUT_DEFAULT;
   const char *t = sqlite3_uri_parameter(file, DBX_URI_TIMEOUT);
@@ -149,7 +148,7 @@ static int take_slot(dbx_conn *conn, const char *file, int joined,
   }
   int rc = 0;
   for (int attempt = 0; attempt < 3; attempt++) {
-    rc = dbp_coord_open_file(conn->path, &conn->coord);
+    rc = dbp_coord_open_file(conn->path, opened, &conn->coord);
     if (rc == 1) return SQLITE_OK; /* not a regular file: not counted */
     if (rc == 0) {
       if (take_pooled_mark(conn)) return SQLITE_OK; /* the C pool's slot */
@@ -181,14 +180,23 @@ static int take_slot(dbx_conn *conn, const char *file, int joined,
 ** dbpool. A name that cannot be checked (stat fails otherwise) counts: the
 ** coordinator then says why it cannot be pooled.
 */
-static int may_count(sqlite3 *db, const char *file)
+static int may_count(sqlite3 *db, const char *file, const struct shim_file *shim)
 {
   sqlite3_vfs *vfs = NULL;
   if (!file || !file[0]) return 0;
+  if (shim) return 1; /* opened through our shim: not memdb */
   return !(sqlite3_file_control(db, "main", SQLITE_FCNTL_VFS_POINTER, &vfs) == SQLITE_OK &&
            vfs && vfs->zName && strcmp(vfs->zName, "memdb") == 0);
-  /* Whether the name is a regular file the coordinator's one stat of it
-  ** tells (dbp_coord_open_file): not a second stat here. */
+  /* Whether the name is a regular file the coordinator tells, from what
+  ** the shim saw SQLite open or one stat of the name (dbp_coord_open_file). */
+}
+
+int dbx_register_tables(sqlite3 *db, dbx_conn *conn)
+{
+  int rc = dbx_register_pool_stats(db, conn);
+  if (rc == SQLITE_OK) rc = dbx_register_pool_connections(db, conn);
+  if (rc == SQLITE_OK) rc = dbx_register_pool_settings(db, conn);
+  return rc;
 }
 
 /* Undo the registrations of dbx_conn_attach: dropping each object runs
@@ -209,7 +217,9 @@ void dbx_conn_detach(sqlite3 *db)
 int dbx_conn_attach(sqlite3 *db, char **pzErrMsg, int joined)
 {
   const char *file = sqlite3_db_filename(db, "main");
-  dbx_conn *conn = sqlite3_malloc64(sizeof *conn);
+  size_t len = file ? strlen(file) : 0;
+  /* One allocation: the state and the path it keeps. */
+  dbx_conn *conn = sqlite3_malloc64(sizeof *conn + len + 1);
   int rc = SQLITE_OK;
   if (!conn) {
     *pzErrMsg = sqlite3_mprintf("dbpool: out of memory");
@@ -219,23 +229,23 @@ int dbx_conn_attach(sqlite3 *db, char **pzErrMsg, int joined)
   conn->db = db;
   conn->record = DBP_NO_RECORD;
   conn->refs = 1; /* ours, until the registrations hold theirs */
-  if (may_count(db, file)) {
-    conn->path = sqlite3_mprintf("%s", file);
-    rc = conn->path ? take_slot(conn, file, joined, pzErrMsg) : SQLITE_NOMEM;
-    if (rc == SQLITE_OK) dbx_vfs_note_record(db, conn->record);
+  conn->file_linked = -1;
+  struct shim_file *shim = dbx_vfs_main_file(db);
+  if (may_count(db, file, shim)) {
+    conn->path = memcpy((char *)&conn[1], file, len + 1);
+    rc = take_slot(conn, file, dbx_vfs_opened(shim), joined, pzErrMsg);
   }
   /* Each registration takes a reference; on failure SQLite calls the
   ** destructor, which drops it again. */
-  if (rc == SQLITE_OK) rc = dbx_register_pool_stats(db, conn);
-  if (rc == SQLITE_OK) rc = dbx_register_pool_connections(db, conn);
-  if (rc == SQLITE_OK) rc = dbx_register_pool_settings(db, conn);
   if (rc == SQLITE_OK) rc = dbx_register_functions(db, conn);
+  int defer = shim && dbx_vfs_may_defer(shim);
+  if (rc == SQLITE_OK && !defer) rc = dbx_register_tables(db, conn);
   if (rc != SQLITE_OK && !*pzErrMsg)
     *pzErrMsg = rc == SQLITE_NOMEM ? sqlite3_mprintf("dbpool: out of memory")
                                    : sqlite3_mprintf("dbpool: cannot register SQL "
                                                      "objects: %s", sqlite3_errstr(rc));
   if (rc == SQLITE_OK) remember(conn);
-  if (rc == SQLITE_OK && conn->coord) dbx_vfs_bind(db, conn);
+  if (rc == SQLITE_OK && shim) dbx_vfs_bind(shim, conn, defer);
   if (rc != SQLITE_OK) dbx_conn_detach(db); /* all or nothing */
   dbx_conn_unref(conn);
   return rc;

@@ -39,8 +39,9 @@ typedef struct dbx_conn {
   dbpool_coord *coord;   /* pool of the main database; NULL if in-memory */
   dbpool_holder *holder; /* our slot; NULL if not counted by us */
   unsigned record;       /* our holder record (or the C pool's), or DBP_NO_RECORD */
-  char *path;            /* main database path, or NULL */
+  char *path;            /* main database path (stored after the struct), or NULL */
   int refs;              /* SQL objects registered (plus one while attaching) */
+  int file_linked;       /* its file had a name when closed: 1, 0, -1 unknown */
   struct dbx_conn *next; /* in the table of attached connections */
 } dbx_conn;
 
@@ -63,6 +64,12 @@ void dbx_conn_follow(dbx_conn *conn);
 void dbx_conn_ref(dbx_conn *conn);
 void dbx_conn_unref(void *conn);
 
+/* The three eponymous tables, at once (connection.c). A connection whose
+** main database goes through the VFS shim gets them from the shim when it
+** first reads, locks or asks about its file (vfs_shim.c): before any table
+** name can be looked up, and never for the many that only open and close. */
+int dbx_register_tables(sqlite3 *db, dbx_conn *conn);
+
 /* One function per SQL object, each in the file named after it. */
 int dbx_register_pool_stats(sqlite3 *db, dbx_conn *conn);
 int dbx_register_pool_connections(sqlite3 *db, dbx_conn *conn);
@@ -76,16 +83,23 @@ extern const struct dbp_pooled_hook dbx_pooled;
 
 /* vfs_shim.c */
 int dbx_vfs_install(void);
-/* Tie db's main database file, if opened through the shim, to conn (which
-** outlives it): its transactions then follow a removed pool. */
-void dbx_vfs_bind(sqlite3 *db, dbx_conn *conn);
+/* db's main database file if it was opened through the shim, else NULL. */
+struct shim_file *dbx_vfs_main_file(sqlite3 *db);
+/* The identity of the file SQLite opened for f, if the shim saw it, or NULL. */
+const dbp_file_id *dbx_vfs_opened(const struct shim_file *f);
+/* May the tables of the connection of f be registered by the shim, later?
+** Only if nothing has read or locked f yet (so its schema is not loaded)
+** and no other connection shares it (shared cache). */
+int dbx_vfs_may_defer(const struct shim_file *f);
+/* Tie f to conn (which outlives it): its transactions then follow a
+** removed pool, its writer gate shows conn's holder record, and
+** (defer_tables) the shim registers conn's tables at f's first read, lock
+** or question. */
+void dbx_vfs_bind(struct shim_file *f, dbx_conn *conn, int defer_tables);
 /* 1 if a VFS named "dbpool" that is not ours is registered: another copy of
 ** the extension (another file) is active in this process. */
 int dbx_vfs_other_copy(void);
 void dbx_vfs_uninstall(void);
-/* Tell the main database file's writer gate which holder record its
-** connection has (shown in pool_connections). */
-void dbx_vfs_note_record(sqlite3 *db, unsigned record);
 
 /* common.c: helpers the tables share. */
 char *dbx_iso8601(int64_t realtime_ns); /* sqlite3_malloc'd */

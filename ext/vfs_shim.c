@@ -23,7 +23,12 @@
 **     connection too), or with an explicit other VFS, do not see these
 **     pragmas (pool_settings works on every connection dbpool counts).
 */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "ext.h"
 #include "writer_gate.h"
@@ -32,6 +37,8 @@ SQLITE_EXTENSION_INIT3
 
 typedef struct shim_file {
   sqlite3_file base;
+  dbx_conn *tables_for; /* whose tables to register at the first use */
+  int used;             /* locked, sized or mapped since opened */
   sqlite3_file *real;   /* the root VFS's file, allocated right after us */
   const char *zName;    /* valid until xClose (SQLite's guarantee) */
   dbpool_coord *coord;  /* the file's pool, opened at the first pragma */
@@ -39,6 +46,7 @@ typedef struct shim_file {
                            attached; it outlives the file: SQLite closes
                            the file before it destroys the SQL objects) */
   writer_gate wg;       /* writers take turns (writer_gate.c) */
+  dbp_file_id opened;   /* the file SQLite opened (mode 0: unknown) */
 } shim_file;
 
 static sqlite3_vfs *g_root;
@@ -46,19 +54,120 @@ static sqlite3_vfs g_shim;
 
 #define REAL(f) (((shim_file *)(f))->real)
 
+/*
+** What SQLite's unix VFS learns anyway. It fstat()s a main database file
+** right after opening it and again while closing it (to warn of a file
+** deleted while open). As the root VFS's "fstat" system call (installed
+** with xSetSystemCall, only where nobody else replaced it), a statx of the
+** same descriptor answers SQLite and, while the shim opens or closes a main
+** database on this thread, keeps what it saw: the identity of the file
+** actually opened (the pool's key, without a stat of its name) and whether
+** it still has a name when closed (without an fstat of our own). A file
+** whose open or close saw nothing is stat'ed as before.
+*/
+static int g_fstat_installed;
+static __thread dbp_file_id *t_capture; /* where the next fstat is kept */
+
+static int capturing_fstat(int fd, struct stat *st)
+{
+  struct statx sx;
+  if (!t_capture) return fstat(fd, st);
+  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT,
+            STATX_BASIC_STATS | STATX_BTIME, &sx) != 0)
+    return errno == ENOSYS || errno == EPERM ? fstat(fd, st) : -1;
+  memset(st, 0, sizeof *st);
+  st->st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+  st->st_ino = sx.stx_ino;
+  st->st_mode = sx.stx_mode;
+  st->st_nlink = sx.stx_nlink;
+  st->st_uid = sx.stx_uid;
+  st->st_gid = sx.stx_gid;
+  st->st_rdev = makedev(sx.stx_rdev_major, sx.stx_rdev_minor);
+  st->st_size = (off_t)sx.stx_size;
+  st->st_blksize = (blksize_t)sx.stx_blksize;
+  st->st_blocks = (blkcnt_t)sx.stx_blocks;
+  st->st_atim = (struct timespec){sx.stx_atime.tv_sec, sx.stx_atime.tv_nsec};
+  st->st_mtim = (struct timespec){sx.stx_mtime.tv_sec, sx.stx_mtime.tv_nsec};
+  st->st_ctim = (struct timespec){sx.stx_ctime.tv_sec, sx.stx_ctime.tv_nsec};
+  /* The first is the one kept (the later ones are of the same descriptor). */
+  if (dbp_file_id_from_statx(&sx, t_capture) != 0) t_capture->mode = 0; /* unknown */
+  t_capture = NULL;
+  return 0;
+}
+
+static void install_fstat(sqlite3_vfs *root)
+{
+  if (root->iVersion < 3 || !root->xGetSystemCall || !root->xSetSystemCall) return;
+  if (root->xGetSystemCall(root, "fstat") != (sqlite3_syscall_ptr)fstat) return;
+  g_fstat_installed =
+      root->xSetSystemCall(root, "fstat", (sqlite3_syscall_ptr)capturing_fstat) == SQLITE_OK;
+}
+
+static void uninstall_fstat(sqlite3_vfs *root)
+{
+  if (g_fstat_installed && root->xGetSystemCall(root, "fstat") ==
+                               (sqlite3_syscall_ptr)capturing_fstat)
+    root->xSetSystemCall(root, "fstat", (sqlite3_syscall_ptr)fstat);
+  g_fstat_installed = 0;
+}
+
+static int same_file(const dbp_file_id *a, const dbp_file_id *b)
+{
+  return a->dev == b->dev && a->ino == b->ino && a->birth == b->birth;
+}
+
+/*
+** Deferred tables. SQLite finds an eponymous table by name only after it
+** has read the schema (sqlite3LocateTable reads it first), and PRAGMA
+** module_list is preceded by SQLITE_FCNTL_PRAGMA: each begins with a call
+** on the main database file. So the first read, lock, size, mapping or
+** file control of a file bound with deferred tables registers them, on
+** the connection's own thread and under its mutex (SQLite holds it around
+** every call into the pager). An open that is closed unused (a request
+** of an open-per-request application) never pays for them.
+*/
+static void __attribute__((noinline)) register_deferred(shim_file *p)
+{
+  dbx_conn *conn = p->tables_for;
+  if (dbx_register_tables(conn->db, conn) == SQLITE_OK) p->tables_for = NULL;
+  /* else out of memory: tried again at the next call */
+}
+
+static inline void use(shim_file *p)
+{
+  if (__builtin_expect(p->tables_for != NULL, 0)) register_deferred(p);
+}
+
+/* What reading the schema needs first (a lock, the file's size, the WAL
+** index): until one of these happened the connection has seen no schema.
+** (Opening reads the header and passes hints, before it has a connection.) */
+static inline void use_for_schema(shim_file *p)
+{
+  use(p);
+  p->used = 1;
+}
+
 static int shim_close(sqlite3_file *f)
 {
   shim_file *p = (shim_file *)f;
+  dbp_file_id closing;
+  closing.mode = 0;
   wg_close(&p->wg);
+  if (p->conn && p->opened.mode) t_capture = &closing;
   int rc = p->real->pMethods ? p->real->pMethods->xClose(p->real) : SQLITE_OK;
+  t_capture = NULL;
+  if (closing.mode && same_file(&closing, &p->opened))
+    p->conn->file_linked = closing.nlink > 0; /* its holder leaves next */
   dbpool_coord_close(p->coord);
   p->coord = NULL;
   p->conn = NULL;
+  p->tables_for = NULL;
   return rc;
 }
 
 static int shim_read(sqlite3_file *f, void *buf, int n, sqlite3_int64 off)
 {
+  use((shim_file *)f);
   return REAL(f)->pMethods->xRead(REAL(f), buf, n, off);
 }
 
@@ -79,6 +188,7 @@ static int shim_sync(sqlite3_file *f, int flags)
 
 static int shim_file_size(sqlite3_file *f, sqlite3_int64 *size)
 {
+  use_for_schema((shim_file *)f);
   return REAL(f)->pMethods->xFileSize(REAL(f), size);
 }
 
@@ -87,6 +197,7 @@ static int shim_file_size(sqlite3_file *f, sqlite3_int64 *size)
 static int shim_lock(sqlite3_file *f, int level)
 {
   shim_file *p = (shim_file *)f;
+  use_for_schema(p);
   wg_lock(&p->wg, level);
   if (level == SQLITE_LOCK_SHARED && p->conn) dbx_conn_follow(p->conn);
   return REAL(f)->pMethods->xLock(REAL(f), level);
@@ -99,6 +210,7 @@ static int shim_unlock(sqlite3_file *f, int level)
 
 static int shim_check_reserved(sqlite3_file *f, int *out)
 {
+  use_for_schema((shim_file *)f);
   return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
 }
 
@@ -158,6 +270,7 @@ static int shim_pragma(shim_file *p, char **az)
 static int shim_file_control(sqlite3_file *f, int op, void *arg)
 {
   shim_file *p = (shim_file *)f;
+  use(p);
   wg_file_control(&p->wg, op, arg);
   if (op == SQLITE_FCNTL_PRAGMA && p->zName) {
     int rc = shim_pragma(p, (char **)arg);
@@ -181,6 +294,7 @@ static int shim_device_characteristics(sqlite3_file *f)
 
 static int shim_shm_map(sqlite3_file *f, int pg, int pgsz, int extend, void volatile **pp)
 {
+  use_for_schema((shim_file *)f);
   int rc = REAL(f)->pMethods->xShmMap(REAL(f), pg, pgsz, extend, pp);
   if (rc == SQLITE_OK) wg_shm_map(&((shim_file *)f)->wg, pg, *pp);
   return rc;
@@ -204,6 +318,7 @@ static int shim_shm_unmap(sqlite3_file *f, int delete_flag)
 
 static int shim_fetch(sqlite3_file *f, sqlite3_int64 off, int amt, void **pp)
 {
+  use_for_schema((shim_file *)f);
   return REAL(f)->pMethods->xFetch(REAL(f), off, amt, pp);
 }
 
@@ -238,7 +353,9 @@ static int shim_open(sqlite3_vfs *vfs, const char *zName, sqlite3_file *f,
     return g_root->xOpen(g_root, zName, f, flags, out_flags);
   memset(p, 0, sizeof *p);
   p->real = (sqlite3_file *)&p[1];
+  if (g_fstat_installed) t_capture = &p->opened;
   int rc = g_root->xOpen(g_root, zName, p->real, flags, out_flags);
+  t_capture = NULL;
   if (rc != SQLITE_OK || !p->real->pMethods) {
     f->pMethods = NULL;
     return rc;
@@ -340,13 +457,38 @@ static const char *shim_next_system_call(sqlite3_vfs *v, const char *z)
   return g_root->xNextSystemCall(g_root, z);
 }
 
-void dbx_vfs_bind(sqlite3 *db, dbx_conn *conn)
+shim_file *dbx_vfs_main_file(sqlite3 *db)
 {
   sqlite3_file *f = NULL;
   if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || !f)
-    return;
+    return NULL;
   for (int i = 0; i < 3; i++)
-    if (f->pMethods == &shim_methods[i]) ((shim_file *)f)->conn = conn;
+    if (f->pMethods == &shim_methods[i]) return (shim_file *)f;
+  return NULL;
+}
+
+const dbp_file_id *dbx_vfs_opened(const shim_file *f)
+{
+  return f && f->opened.mode ? &f->opened : NULL;
+}
+
+int dbx_vfs_may_defer(const shim_file *f)
+{
+  return !f->used && !f->conn;
+}
+
+void dbx_vfs_bind(shim_file *f, dbx_conn *conn, int defer_tables)
+{
+  if (f->tables_for && f->tables_for != conn) {
+    /* A second connection shares the file (shared cache): later calls on
+    ** it may come from either connection's thread, so the first one's
+    ** tables are registered now (under its own mutex, which the API takes). */
+    register_deferred(f);
+    f->tables_for = NULL;
+  }
+  f->conn = conn;
+  f->wg.h.record = conn->record;
+  if (defer_tables) f->tables_for = conn;
 }
 
 int dbx_vfs_install(void)
@@ -355,6 +497,7 @@ int dbx_vfs_install(void)
   if (!root) return SQLITE_ERROR;
   if (root == &g_shim) return SQLITE_OK;
   g_root = root;
+  install_fstat(root);
   memset(&g_shim, 0, sizeof g_shim);
   g_shim.iVersion = root->iVersion < 3 ? root->iVersion : 3;
   g_shim.szOsFile = (int)sizeof(shim_file) + root->szOsFile;
@@ -382,15 +525,6 @@ int dbx_vfs_install(void)
   return sqlite3_vfs_register(&g_shim, 1);
 }
 
-void dbx_vfs_note_record(sqlite3 *db, unsigned record)
-{
-  sqlite3_file *f = NULL;
-  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || !f)
-    return;
-  for (int i = 0; i < 3; i++)
-    if (f->pMethods == &shim_methods[i]) ((shim_file *)f)->wg.h.record = record;
-}
-
 int dbx_vfs_other_copy(void)
 {
   sqlite3_vfs *named = sqlite3_vfs_find("dbpool");
@@ -400,6 +534,7 @@ int dbx_vfs_other_copy(void)
 void dbx_vfs_uninstall(void)
 {
   if (g_root) {
+    uninstall_fstat(g_root);
     sqlite3_vfs_unregister(&g_shim);
     sqlite3_vfs_register(g_root, 1);
   }

@@ -245,7 +245,7 @@ __attribute__((noinline)) static int acquire_slow(dbpool *p, sqlite3 **db, int t
   return rc;
 }
 
-int dbpool_acquire_timeout(dbpool *p, sqlite3 **db, int timeout_ms)
+static inline int acquire(dbpool *p, sqlite3 **db, int timeout_ms)
 {
   if (!p || !db) return dbp_err(SQLITE_MISUSE, "dbpool: acquire: NULL argument");
   *db = NULL;
@@ -262,7 +262,14 @@ int dbpool_acquire_timeout(dbpool *p, sqlite3 **db, int timeout_ms)
   return acquire_slow(p, db, timeout_ms);
 }
 
+int dbpool_acquire_timeout(dbpool *p, sqlite3 **db, int timeout_ms)
+{
+  return acquire(p, db, timeout_ms);
+}
+
+/* The same body inline, not a call to dbpool_acquire_timeout: the fast path
+** is a few dozen instructions. */
 int dbpool_acquire(dbpool *p, sqlite3 **db)
 {
-  return dbpool_acquire_timeout(p, db, p ? p->cfg.acquire_timeout_ms : 0);
+  return acquire(p, db, p ? p->cfg.acquire_timeout_ms : 0);
 }

@@ -100,7 +100,6 @@ void pool_cancel_opener_locked(dbpool *p, pool_opener *op)
 ** the head waiter. Returns the waiter to wake after unlocking. */
 pool_waiter *pool_offer_locked(dbpool *p, int idx)
 {
-  pool_entry *e = &p->entries[idx];
   if (!p->closing && p->openers) {
     pool_opener *op = p->openers;
     p->openers = op->next;
@@ -118,11 +117,7 @@ pool_waiter *pool_offer_locked(dbpool *p, int idx)
     atomic_store_explicit(&w->word, 1, memory_order_release);
     return w;
   }
-  e->state = ENTRY_IDLE;
-  e->idle_next = p->idle_top;
-  p->idle_top = idx;
-  p->n_idle++;
-  entry_set_idle(e, 1);
+  pool_push_idle_locked(p, idx);
   if (w && atomic_load_explicit(&w->word, memory_order_relaxed) == 0) {
     atomic_store_explicit(&w->word, 1, memory_order_release);
     return w;

@@ -9,11 +9,6 @@
 
 #include "pool_internal.h"
 
-static unsigned slot_of(const dbpool *p, sqlite3 *db)
-{
-  uint64_t h = (uint64_t)(uintptr_t)db * UINT64_C(0x9E3779B97F4A7C15);
-  return (unsigned)(h >> 32) & p->map_mask;
-}
 
 int map_init(dbpool *p)
 {
@@ -26,30 +21,22 @@ int map_init(dbpool *p)
 
 void map_put(dbpool *p, sqlite3 *db, int idx)
 {
-  unsigned i = slot_of(p, db);
+  unsigned i = map_slot_of(p, db);
   while (p->map[i].db && p->map[i].db != db) i = (i + 1) & p->map_mask;
   p->map[i].db = db;
   p->map[i].idx = idx;
 }
 
-int map_get(const dbpool *p, sqlite3 *db)
-{
-  for (unsigned i = slot_of(p, db);; i = (i + 1) & p->map_mask) {
-    if (p->map[i].db == db) return p->map[i].idx;
-    if (!p->map[i].db) return -1;
-  }
-}
-
 void map_del(dbpool *p, sqlite3 *db)
 {
-  unsigned i = slot_of(p, db);
+  unsigned i = map_slot_of(p, db);
   while (p->map[i].db != db) {
     if (!p->map[i].db) return;
     i = (i + 1) & p->map_mask;
   }
   /* Shift later members of the cluster back into the hole. */
   for (unsigned j = (i + 1) & p->map_mask; p->map[j].db; j = (j + 1) & p->map_mask) {
-    unsigned home = slot_of(p, p->map[j].db);
+    unsigned home = map_slot_of(p, p->map[j].db);
     if (((j - home) & p->map_mask) >= ((j - i) & p->map_mask)) {
       p->map[i] = p->map[j];
       i = j;

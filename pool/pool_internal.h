@@ -192,6 +192,18 @@ static inline bool host_has_waiters(const dbpool *p)
   return atomic_load_explicit(p->host_waiting, memory_order_relaxed) != 0;
 }
 
+/* Under the lock: entry idx (its connection clean) goes on top of the idle
+** stack. pool_offer_locked's last step; inline for the release fast path. */
+static inline void pool_push_idle_locked(dbpool *p, int idx)
+{
+  pool_entry *e = &p->entries[idx];
+  e->state = ENTRY_IDLE;
+  e->idle_next = p->idle_top;
+  p->idle_top = idx;
+  p->n_idle++;
+  entry_set_idle(e, 1);
+}
+
 /* conn.c: opening, resetting and closing connections. */
 POOL_HIDDEN int conn_open(dbpool *p, pool_entry *e, int timeout_ms);
 POOL_HIDDEN int conn_needs_reset(sqlite3 *db);
@@ -205,7 +217,19 @@ POOL_HIDDEN char *conn_uri(const char *path);
 /* map.c */
 POOL_HIDDEN int map_init(dbpool *p);
 POOL_HIDDEN void map_put(dbpool *p, sqlite3 *db, int idx);
-POOL_HIDDEN int map_get(const dbpool *p, sqlite3 *db);
+static inline unsigned map_slot_of(const dbpool *p, sqlite3 *db)
+{
+  uint64_t h = (uint64_t)(uintptr_t)db * UINT64_C(0x9E3779B97F4A7C15);
+  return (unsigned)(h >> 32) & p->map_mask;
+}
+/* The entry of db, or -1 (inline: every release looks). */
+static inline int map_get(const dbpool *p, sqlite3 *db)
+{
+  for (unsigned i = map_slot_of(p, db);; i = (i + 1) & p->map_mask) {
+    if (p->map[i].db == db) return p->map[i].idx;
+    if (!p->map[i].db) return -1;
+  }
+}
 POOL_HIDDEN void map_del(dbpool *p, sqlite3 *db);
 
 /* housekeeper.c */

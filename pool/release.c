@@ -110,14 +110,23 @@ int dbpool_release(dbpool *p, sqlite3 *db)
   pool_entry *e = &p->entries[idx];
   /* The fast path: clean, nothing to report, nobody else to think of. */
   if (__builtin_expect(!e->leak_reported && !e->retire && !p->closing &&
-                       !conn_needs_reset(db) &&
-                       (p->wq_head || p->openers || p->n_idle < p->cfg.min_idle ||
-                        !host_has_waiters(p)), 1)) {
-    p->n_out--;
-    pool_waiter *wake = pool_offer_locked(p, idx);
-    unlock_pool(p);
-    pool_wake(wake);
-    return SQLITE_OK;
+                       !conn_needs_reset(db), 1)) {
+    if (__builtin_expect(!p->wq_head && !p->openers, 1)) {
+      /* Nobody here waits: onto the idle stack (pool_offer_locked's last
+      ** step, inline), unless another process waits for a slot. */
+      if (__builtin_expect(p->n_idle < p->cfg.min_idle || !host_has_waiters(p), 1)) {
+        p->n_out--;
+        pool_push_idle_locked(p, idx);
+        unlock_pool(p);
+        return SQLITE_OK;
+      }
+    } else {
+      p->n_out--;
+      pool_waiter *wake = pool_offer_locked(p, idx);
+      unlock_pool(p);
+      pool_wake(wake);
+      return SQLITE_OK;
+    }
   }
   return release_slow(p, idx);
 }

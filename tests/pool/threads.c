@@ -194,6 +194,7 @@ typedef struct {
   int timeout_ms;
   int rc;
   int hold_ms;
+  _Atomic int *hold_until; /* if set: hold until it is nonzero (at most 20 s) */
 } fifo_arg;
 
 static _Atomic int g_order[32], g_norder;
@@ -207,6 +208,7 @@ static void *fifo_waiter(void *arg)
   int pos = atomic_fetch_add(&g_norder, 1);
   if (pos < 32) atomic_store(&g_order[pos], a->id);
   tu_sleep_ms(a->hold_ms);
+  if (a->hold_until) pu_wait(atomic_load(a->hold_until), 20000);
   dbpool_release(a->p, db);
   return NULL;
 }
@@ -294,7 +296,10 @@ TEST(waiter_not_overtaken)
   CHECK_SQ(dbpool_acquire(p, &a), SQLITE_OK);
   for (int round = 0; round < 20; round++) {
     pthread_t th;
-    fifo_arg arg = {.p = p, .id = round, .timeout_ms = 20000, .hold_ms = 50};
+    /* The waiter holds until the late arrival has tried: however long this
+    ** thread is descheduled, the only way to succeed is to overtake. */
+    _Atomic int tried = 0;
+    fifo_arg arg = {.p = p, .id = round, .timeout_ms = 20000, .hold_until = &tried};
     atomic_store(&g_norder, 0);
     REQUIRE(pthread_create(&th, NULL, fifo_waiter, &arg) == 0);
     REQUIRE(pu_wait(waiting_of(p) == 1, 5000));
@@ -304,6 +309,7 @@ TEST(waiter_not_overtaken)
     int rc = dbpool_acquire_timeout(p, &x, 0);
     CHECK_SQ(rc, SQLITE_BUSY);
     if (rc == SQLITE_OK) dbpool_release(p, x);
+    atomic_store(&tried, 1);
     pthread_join(th, NULL);
     CHECK_CODE(arg.rc, SQLITE_OK);
     CHECK_SQ(dbpool_acquire(p, &a), SQLITE_OK);

@@ -305,7 +305,15 @@ TEST(deferred_retry_waits_for_its_turn)
   CHECK_CMP(tu_wait_child(a, 20000), ==, 0);
   CHECK_CMP(tu_wait_child(b, 20000), ==, 0);
   CHECK_SQ(atomic_load(&f->rc_b), SQLITE_OK);
-  CHECK_CMP(atomic_load(&f->rc_a), ==, 2); /* attempts */
+  /* Two attempts: the BUSY, then the retry that waited for its turn. A
+  ** retry that comes more than ~50 ms after its BUSY (this process
+  ** descheduled that long on a loaded machine) has lost its place and is
+  ** refused once more, then waits: 3. A spin of retries would be hundreds
+  ** in the holder's 200 ms. */
+  int attempts = atomic_load(&f->rc_a);
+  CHECK_CMP(attempts, >=, 2);
+  CHECK_CMP(attempts, <=, 4);
+  if (attempts != 2) printf("  %d attempts (a retry came late on a loaded machine)\n", attempts);
 }
 
 /* ------------------------------------------------------------ stress */
