@@ -55,12 +55,21 @@ int view_open(const char *cmd, const char *db, bool writable, pool_view *v);
 ** settings s not DBPOOL_SETTING_UNSET (dbpool_coord_open_with). */
 int view_attach_with(const char *cmd, const char *db, bool writable,
                      const int64_t *values, pool_view *v);
+/* A pool from dbpool_coord_list, with its snapshot: 0 or a negative errno
+** (nothing left open). */
 int view_open_segment(const char *segment, pool_view *v);
+/* What a listing does with view_open_segment's rc: 0 to go on (opened, or
+** not a pool this user lists), else rc, to stop and fail: a listing never
+** silently leaves pools out. */
+int view_list_error(int rc);
 int view_refresh(pool_view *v);
 void view_close(pool_view *v);
 
 /* format.c */
 const char *cli_lib_error(void); /* the library's message minus "dbpool: " */
+/* The message of a failure rc: ours ("out of memory": dbpoolctl's own
+** allocations set no library message) or the library's. */
+const char *cli_error(int rc);
 /* format.c: the rules for bytes that are not valid UTF-8 or not printable
 ** are at its top. */
 #define FMT_TEXT_CAP(n) (4 * (size_t)(n) + 16) /* room for fmt_text of n bytes */

@@ -14,6 +14,7 @@
 **               and carriage return as \n, \t, \r, a backslash as \\.
 ** Valid UTF-8 passes unchanged everywhere.
 */
+#include <errno.h>
 #include <string.h>
 #include <time.h>
 
@@ -127,6 +128,11 @@ const char *state_name(dbpool_holder_state s)
   case DBPOOL_HOLDER_WAITING: return "waiting";
   }
   return "unknown";
+}
+
+const char *cli_error(int rc)
+{
+  return rc == -ENOMEM ? "out of memory" : cli_lib_error();
 }
 
 const char *cli_lib_error(void)

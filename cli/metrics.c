@@ -8,6 +8,7 @@
 ** to about 69 s (the library's buckets, 8 per power of two, summed), +Inf,
 ** _sum and _count; acquires that did not wait fall in the first bucket.
 */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,7 @@ typedef struct metric_pool {
 typedef struct metric_acc {
   metric_pool *pools;
   int n, cap;
+  bool oom;
 } metric_acc;
 
 static void label(FILE *f, const char *database)
@@ -104,18 +106,19 @@ static int collect(const char *segment, void *arg)
   if (acc->n == acc->cap) {
     int cap = acc->cap ? acc->cap * 2 : 8;
     metric_pool *p = realloc(acc->pools, (size_t)cap * sizeof *p);
-    if (!p) return -1;
+    if (!p) return acc->oom = true, -ENOMEM;
     acc->pools = p;
     acc->cap = cap;
   }
   metric_pool *m = &acc->pools[acc->n];
-  if (view_open_segment(segment, &m->v) != 0) return 0;
-  if (dbpool_coord_histogram(m->v.c, m->hist, DBPOOL_HIST_BUCKETS) < 0) {
-    view_close(&m->v);
-    return 0;
+  int rc = view_open_segment(segment, &m->v);
+  if (rc == 0) {
+    int k = dbpool_coord_histogram(m->v.c, m->hist, DBPOOL_HIST_BUCKETS);
+    if (k < 0) rc = k;
   }
-  acc->n++;
-  return 0;
+  if (rc == 0) acc->n++;
+  else if (m->v.c) view_close(&m->v);
+  return view_list_error(rc);
 }
 
 static void print_histogram(const metric_acc *acc)
@@ -162,8 +165,8 @@ int cmd_metrics(int argc, char **argv, const cli_opts *o)
     }
     dbpool_coord_histogram(acc.pools[0].v.c, acc.pools[0].hist, DBPOOL_HIST_BUCKETS);
     acc.n = 1;
-  } else if (dbpool_coord_list(collect, &acc) < 0) {
-    rc = cli_fail(argv[0], "%s", dbpool_last_error());
+  } else if ((rc = dbpool_coord_list(collect, &acc)) < 0) {
+    rc = cli_fail(argv[0], "%s", acc.oom ? "out of memory" : cli_error(rc));
   }
   for (size_t f = 0; rc == EXIT_OK && f < sizeof families / sizeof *families; f++) {
     printf("# HELP %s %s\n# TYPE %s %s\n", families[f].name, families[f].help,

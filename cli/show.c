@@ -3,6 +3,7 @@
 ** figures and their names are those of the SQL tables pool_stats and
 ** pool_connections.
 */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -21,6 +22,7 @@ static int64_t now_real_ns(void)
 typedef struct list_acc {
   pool_view *views;
   int n, cap;
+  bool oom;
 } list_acc;
 
 static int collect(const char *segment, void *arg)
@@ -29,12 +31,13 @@ static int collect(const char *segment, void *arg)
   if (acc->n == acc->cap) {
     int cap = acc->cap ? acc->cap * 2 : 8;
     pool_view *v = realloc(acc->views, (size_t)cap * sizeof *v);
-    if (!v) return -1;
+    if (!v) return acc->oom = true, -ENOMEM;
     acc->views = v;
     acc->cap = cap;
   }
-  if (view_open_segment(segment, &acc->views[acc->n]) == 0) acc->n++;
-  return 0; /* unreadable pools are not listed */
+  int rc = view_open_segment(segment, &acc->views[acc->n]);
+  if (rc == 0) acc->n++;
+  return view_list_error(rc);
 }
 
 int cmd_list(int argc, char **argv, const cli_opts *o)
@@ -45,7 +48,7 @@ int cmd_list(int argc, char **argv, const cli_opts *o)
   if (rc < 0) {
     for (int i = 0; i < acc.n; i++) view_close(&acc.views[i]);
     free(acc.views);
-    return cli_fail(argv[0], "%s", dbpool_last_error());
+    return cli_fail(argv[0], "%s", acc.oom ? "out of memory" : cli_error(rc));
   }
   if (o->json) {
     printf("[");

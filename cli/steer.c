@@ -107,8 +107,8 @@ int cmd_rm(int argc, char **argv, const cli_opts *o)
     return cli_fail(argv[0], "%s; --force removes it anyway", cli_lib_error());
   if (rc < 0) return cli_fail(argv[0], "%s", cli_lib_error());
   if (rc == 1)
-    printf("marked the pool of %s removed: new opens start a fresh pool; only the "
-           "segment's owner or root can delete it (dbpoolctl gc)\n", db);
+    printf("marked the pool of %s removed: new opens start a fresh pool; %s "
+           "(dbpoolctl gc)\n", db, cli_lib_error());
   else
     printf("removed the pool of %s\n", db);
   return EXIT_OK;

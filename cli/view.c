@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "coordinator/private.h"
 
 static bool looks_like_segment(const char *s)
 {
@@ -46,18 +47,29 @@ int view_open(const char *cmd, const char *db, bool writable, pool_view *v)
 {
   int rc = view_attach(cmd, db, writable, v);
   if (rc) return rc;
-  return view_refresh(v) ? cli_fail(cmd, "%s", cli_lib_error()) : EXIT_OK;
+  rc = view_refresh(v);
+  if (rc == 0) return EXIT_OK;
+  rc = cli_fail(cmd, "%s", cli_error(rc));
+  view_close(v);
+  return rc;
 }
 
 int view_open_segment(const char *segment, pool_view *v)
 {
   memset(v, 0, sizeof *v);
-  if (dbpool_coord_open_segment(segment, 0, &v->c) != 0 &&
-      dbpool_coord_open_segment(segment, DBPOOL_OPEN_READONLY, &v->c) != 0)
-    return -1;
+  int rc = dbpool_coord_open_segment(segment, 0, &v->c);
+  if (rc) rc = dbpool_coord_open_segment(segment, DBPOOL_OPEN_READONLY, &v->c);
+  if (rc) return rc;
   dbpool_coord_database(v->c, v->database, sizeof v->database);
   snprintf(v->segment, sizeof v->segment, "%s", dbpool_coord_segment_name(v->c));
-  return view_refresh(v);
+  rc = view_refresh(v);
+  if (rc) view_close(v);
+  return rc;
+}
+
+int view_list_error(int rc)
+{
+  return rc && !dbp_list_skips(rc) ? rc : 0;
 }
 
 int view_refresh(pool_view *v)

@@ -37,20 +37,24 @@ bool dbp_unlink_allowed(const dbpool_coord *c)
   return c->fd >= 0 && fstat(c->fd, &st) == 0 && st.st_uid == geteuid();
 }
 
-static bool still_ours(const dbpool_coord *c)
+/* Does c's name still refer to c's segment: 1 yes, 0 no (gone or another
+** file), a negative errno if we cannot tell (then it must not be unlinked). */
+static int still_ours(const dbpool_coord *c)
 {
   char path[PATH_MAX];
   struct stat st;
   dbp_shm_path(c->name, path, sizeof path);
-  return stat(path, &st) == 0 && (uint64_t)st.st_ino == c->seg_ino &&
-         (uint64_t)st.st_dev == c->seg_dev;
+  if (stat(path, &st) != 0) return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
+  return (uint64_t)st.st_ino == c->seg_ino && (uint64_t)st.st_dev == c->seg_dev;
 }
 
 /* Under the lock: mark removed, wake every waiter, unlink if we may. Only
 ** under the segment's own lock may its name be unlinked: linkat never
 ** replaces a name, so the check and the unlink cannot be split by another
-** pool's creation. Returns true if the name is gone. */
-static bool remove_locked(dbpool_coord *c)
+** pool's creation. Returns 0 if the name is gone, -EPERM if only its owner
+** or root may delete it, or another negative errno: why it could not be
+** (the name is then left for gc). */
+static int remove_locked(dbpool_coord *c)
 {
   dbp_gate_set_flags(c, G_REMOVED | G_SLOW, 0);
   dbp_coord_wake_listeners(c); /* in-process pools' housekeepers: look */
@@ -61,10 +65,15 @@ static bool remove_locked(dbpool_coord *c)
     atomic_fetch_add(&r->wake, 1);
     dbp_futex_wake(&r->wake, INT_MAX, DBP_FUTEX_SHARED);
   }
-  if (!still_ours(c)) return true;
+  int ours = still_ours(c);
+  if (ours <= 0) return ours; /* gone already; or unknown */
+  struct stat st; /* dbp_unlink_allowed, saying why not */
+  if (geteuid() != 0 && c->fd < 0) return -EPERM;
+  if (geteuid() != 0 && fstat(c->fd, &st) != 0) return -errno;
+  if (geteuid() != 0 && st.st_uid != geteuid()) return -EPERM;
   char path[PATH_MAX];
   dbp_shm_path(c->name, path, sizeof path);
-  return dbp_unlink_allowed(c) && unlink(path) == 0;
+  return unlink(path) == 0 || errno == ENOENT ? 0 : -errno;
 }
 
 void dbp_remove_locked(dbpool_coord *c) { remove_locked(c); }
@@ -87,7 +96,16 @@ static int live_processes(dbpool_coord *c, int *pids, int cap)
   return n;
 }
 
-/* 0: removed; 1: marked removed, name left to its owner or root. */
+/* Marked removed, but the name is left (remove_locked's e): 1, and the
+** last error says why (the CLI prints it). */
+static int name_left(int e)
+{
+  if (e == -EPERM) dbp_err(e, "dbpool: only the segment's owner or root can delete it");
+  else dbp_err(e, "dbpool: its name could not be deleted (%s)", strerror(-e));
+  return 1;
+}
+
+/* 0: removed; 1: marked removed, name left (the last error says why). */
 static int remove_segment(dbpool_coord *c, bool force)
 {
   int rc = dbp_steer_check(c, "remove");
@@ -106,9 +124,9 @@ static int remove_segment(dbpool_coord *c, bool force)
                    "(pid %s%s)", c->path, live, live == 1 ? "" : "es", list,
                    live > 8 ? ", ..." : "");
   }
-  bool gone = remove_locked(c);
+  int e = remove_locked(c);
   dbp_unlock(c);
-  return gone ? 0 : 1;
+  return e ? name_left(e) : 0;
 }
 
 /* Forced removal of something under a pool's name that we cannot attach
@@ -145,6 +163,12 @@ int dbpool_coord_remove(const char *db_path, const char *segment_name, int force
     return unlink_unattachable(db_path, segment_name);
   if (rc) return rc;
   rc = remove_segment(c, force != 0);
+  /* A lock nobody can take again: nobody can be asked either. Forced, mark
+  ** the pool removed without it (the gate needs no lock) and delete it. */
+  if (rc == -ENOTRECOVERABLE && force) {
+    int e = remove_locked(c);
+    rc = e ? name_left(e) : 0;
+  }
   dbp_segment_unmap(c);
   free(c);
   return rc;
@@ -158,6 +182,7 @@ static void free_names(name_list *l)
 {
   for (size_t i = 0; i < l->n; i++) free(l->names[i]);
   free(l->names);
+  *l = (name_list){0};
 }
 
 static int add_name(name_list *l, const char *d_name)
@@ -214,6 +239,11 @@ static int collect_names(name_list *out)
   return 0;
 }
 
+int dbp_list_skips(int err)
+{
+  return err == -ENOENT || err == -EACCES || err == -EBADMSG;
+}
+
 int dbpool_coord_list(dbpool_coord_list_cb cb, void *arg)
 {
   if (!cb) return dbp_err(-EINVAL, "dbpool: list: callback is NULL");
@@ -254,17 +284,26 @@ static bool find_renamed(const char *recorded, const dbp_key *k, char *found, si
   return hit;
 }
 
-dbpool_file_state dbpool_coord_file_state(dbpool_coord *c)
+/* The file state, and for DBPOOL_FILE_UNKNOWN why (a negative errno). */
+static dbpool_file_state file_state(dbpool_coord *c, int *err)
 {
   dbp_dbfile f;
-  if (!c) return DBPOOL_FILE_GONE;
+  *err = 0;
   if (dbp_gate_snapshot(c->hdr).bits & G_REMOVED) return DBPOOL_FILE_REMOVED;
   char path[DBPOOL_PATH_MAX];
   dbpool_coord_database(c, path, sizeof path);
   int rc = dbp_dbfile_stat_quiet(path, &f);
   if (rc == 0 && dbp_key_equal(&f.key, &c->key)) return DBPOOL_FILE_OK;
   if (rc == 0 || rc == -EINVAL) return DBPOOL_FILE_REPLACED;
-  return rc == -ENOENT || rc == -ENOTDIR ? DBPOOL_FILE_GONE : DBPOOL_FILE_UNKNOWN;
+  if (rc == -ENOENT || rc == -ENOTDIR) return DBPOOL_FILE_GONE;
+  *err = rc;
+  return DBPOOL_FILE_UNKNOWN;
+}
+
+dbpool_file_state dbpool_coord_file_state(dbpool_coord *c)
+{
+  int err;
+  return c ? file_state(c, &err) : DBPOOL_FILE_GONE;
 }
 
 /* --------------------------------------------------------- collecting */
@@ -290,7 +329,8 @@ static int gc_one(const char *name, bool dry_run, dbpool_coord_gc_cb cb, void *a
     report(cb, arg, name, "", DBPOOL_GC_KEPT, dbpool_last_error());
     return 0;
   }
-  dbpool_file_state fs = dbpool_coord_file_state(c);
+  int fs_err;
+  dbpool_file_state fs = file_state(c, &fs_err);
   dbp_dbfile db;
   bool trusted = true;
   struct stat st;
@@ -313,8 +353,9 @@ static int gc_one(const char *name, bool dry_run, dbpool_coord_gc_cb cb, void *a
                      : !trusted ? "owned by a user who cannot read the database"
                      : NULL;
   if (fs == DBPOOL_FILE_UNKNOWN) {
-    report(cb, arg, name, c->path, DBPOOL_GC_KEPT,
-           "cannot tell where its database file is (no access to the path)");
+    snprintf(why, sizeof why, "cannot tell where its database file is (%s)",
+             strerror(-fs_err));
+    report(cb, arg, name, c->path, DBPOOL_GC_KEPT, why);
     goto out;
   }
   if (!reason) {
@@ -350,14 +391,18 @@ static int gc_one(const char *name, bool dry_run, dbpool_coord_gc_cb cb, void *a
     rc = 1;
     goto out;
   }
-  bool gone = remove_locked(c);
+  int e = remove_locked(c);
   dbp_unlock(c);
-  if (gone) {
+  if (e == 0) {
     report(cb, arg, name, c->path, DBPOOL_GC_REMOVED, reason);
     rc = 1;
   } else {
-    snprintf(why, sizeof why, "%s; marked removed, but only its owner or root "
-             "can delete it", reason);
+    if (e == -EPERM)
+      snprintf(why, sizeof why, "%s; marked removed, but only its owner or root "
+               "can delete it", reason);
+    else
+      snprintf(why, sizeof why, "%s; marked removed, but its name could not be "
+               "deleted: %s", reason, strerror(-e));
     report(cb, arg, name, c->path, DBPOOL_GC_KEPT, why);
   }
 out:

@@ -60,8 +60,13 @@ static int open_fd(const char *name, bool ro, struct stat *st, const char **why)
   while (fd < 0 && errno == EINTR);
   if (fd < 0) return -1;
   *why = NULL;
-  if (fstat(fd, st) != 0) *why = "cannot stat it";
-  else if (!S_ISREG(st->st_mode)) *why = "not a regular file";
+  if (fstat(fd, st) != 0) { /* not the segment's fault: errno says why */
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  if (!S_ISREG(st->st_mode)) *why = "not a regular file";
   else if ((uint64_t)st->st_size != DBP_SEGMENT_SIZE) *why = "wrong size";
   if (*why) {
     close(fd);

@@ -86,7 +86,11 @@ int dbp_dbfile_stat(const char *db_path, dbp_dbfile *out)
     return dbp_err(rc, "dbpool: cannot stat database file %s: %s", db_path,
                    strerror(-rc));
   char *abs = realpath(db_path, NULL);
-  if (abs && strlen(abs) < sizeof out->abs) memcpy(out->abs, abs, strlen(abs) + 1);
+  if (!abs)
+    return dbp_err(errno == ENOENT || errno == ENOTDIR ? -ENOENT : -errno,
+                   "dbpool: cannot resolve the path of database file %s: %s", db_path,
+                   strerror(errno));
+  if (strlen(abs) < sizeof out->abs) memcpy(out->abs, abs, strlen(abs) + 1);
   free(abs);
   return 0;
 }

@@ -118,6 +118,10 @@ int dbpool_holder_release(dbpool_holder *hd)
   dbp_header *h = hd->c->hdr;
   dbp_record *r = hd->rec;
   atomic_store_explicit(&r->flags, 0, memory_order_relaxed);
+  /* Our record says held (we wrote it, or a helper did): unless garbage
+  ** took it from us, which only the slow path can tell and answer. */
+  if (REC_STATE(atomic_load_explicit(&r->word, memory_order_acquire)) != REC_HELD)
+    return dbp_release_slow(hd);
   dbp_gate g = dbp_gate_load(h);
   while (!(g.bits & G_SLOW) && g_active(g.bits) > 0) {
     dbp_gate_help(hd->c, g);

@@ -95,6 +95,18 @@ struct dbpool_holder {
   bool interruptible; /* during dbp_holder_acquire_interruptible */
 };
 
+/* Crash points, for the test of owner-died recovery (tests/crash): in a
+** build with DBPOOL_CRASH_POINTS (only that test's copy of the library),
+** DBP_CRASH_POINT(name) calls the test's dbp_crash_point, which may kill the
+** process there, in the middle of a critical section with the pool's lock
+** held. In every other build it is nothing. */
+#ifdef DBPOOL_CRASH_POINTS
+DBP_HIDDEN void dbp_crash_point(const char *where);
+#define DBP_CRASH_POINT(where) dbp_crash_point(where)
+#else
+#define DBP_CRASH_POINT(where) ((void)0)
+#endif
+
 /* sigwait.c: the signal masks of an interruptible wait (private.h). */
 typedef struct dbp_sigwait {
   sigset_t app;   /* the thread's mask before the wait: restored after */

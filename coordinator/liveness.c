@@ -62,8 +62,12 @@ int dbp_liveness_take(dbpool_coord *c, unsigned p)
     if (fd < 0)
       return dbp_err(-errno, "dbpool: cannot open pool segment %s: %s", c->name,
                      strerror(errno));
-    if (fstat(fd, &st) != 0 || (uint64_t)st.st_ino != c->seg_ino ||
-        (uint64_t)st.st_dev != c->seg_dev) {
+    if (fstat(fd, &st) != 0) {
+      int e = errno;
+      close(fd);
+      return dbp_err(-e, "dbpool: cannot stat pool segment %s: %s", c->name, strerror(e));
+    }
+    if ((uint64_t)st.st_ino != c->seg_ino || (uint64_t)st.st_dev != c->seg_dev) {
       close(fd);
       return dbp_err(-ESTALE, "dbpool: pool %s of %s was removed; reopen it",
                      c->name, c->path);

@@ -25,9 +25,28 @@ static inline void cpu_relax(void)
 #endif
 }
 
+/* glibc's robust mutexes mark an unrecoverable one with this owner
+** (nptl's PTHREAD_MUTEX_NOTRECOVERABLE). */
+#define DBP_MUTEX_NOTRECOVERABLE 0x7ffffffe
+
+/* Is the lock unrecoverable (a process saw its owner dead and unlocked it
+** without making it consistent)? glibc 2.36's pthread_mutex_trylock reports
+** such a mutex with ENOTRECOVERABLE but leaves it locked by the caller, so
+** that the caller's next lock hangs forever: never try one. */
+static bool unrecoverable(const dbpool_coord *c)
+{
+#ifdef __GLIBC__
+  return __atomic_load_n(&c->hdr->lock.__data.__owner, __ATOMIC_ACQUIRE) ==
+         DBP_MUTEX_NOTRECOVERABLE;
+#else
+  (void)c;
+  return false;
+#endif
+}
+
 int dbp_lock(dbpool_coord *c, int64_t deadline_mono_ns)
 {
-  int rc = EBUSY;
+  int rc = unrecoverable(c) ? ENOTRECOVERABLE : EBUSY;
   for (int i = 0; i < DBP_LOCK_SPINS && rc == EBUSY; i++) {
     rc = pthread_mutex_trylock(&c->hdr->lock);
     if (rc == EBUSY) cpu_relax();

@@ -24,6 +24,15 @@
 #define DBP_V1_HOLDER_INFO DBP_END_OF(dbpool_holder_info, joined)
 #define DBP_V1_WRITER_INFO DBP_END_OF(dbpool_writer_info, waited_ns)
 
+/* Whether err, from opening a segment that dbpool_coord_list named, means
+** "not a pool to list" -- it went away meanwhile (-ENOENT), is not open to
+** this user (-EACCES), or is not a valid pool (-EBADMSG: anyone can put a
+** file under a pool's name in /dev/shm) -- rather than a failure to report
+** (out of memory, no file descriptors, ...). Listings (pool_stats,
+** dbpoolctl list) skip the first kind and fail on the second: they never
+** silently leave pools out. (admin.c) */
+DBP_PRIVATE int dbp_list_skips(int err);
+
 /* ------------------------------------------------ what a holder is */
 
 /* No holder record (a connection that is not counted by this copy). */

@@ -48,10 +48,13 @@ void dbp_reclaim_record_locked(dbpool_coord *c, uint32_t i, bool count_reclaimed
       atomic_store(&h->reclaim_journal_after, after);
       atomic_store(&h->reclaim_journal_seq, g.seq + 1);
     }
+    DBP_CRASH_POINT("reclaim-journaled");
     dbp_gate n = dbp_gate_op(g, i, true);
     if (dbp_gate_cas(h, &g, n)) {
+      DBP_CRASH_POINT("reclaim-gate-moved");
       atomic_store_explicit(&r->word, REC_WORD(REC_FREE, n.seq),
                             memory_order_release);
+      DBP_CRASH_POINT("reclaim-uncounted");
       if (count_reclaimed) {
         atomic_store(&h->total_reclaimed, after);
         atomic_store(&h->reclaim_journal_seq, 0);
@@ -74,6 +77,7 @@ unsigned dbp_reap_process_locked(dbpool_coord *c, unsigned p,
     if (atomic_load(&r->owner) != p + 1) continue;
     released += REC_STATE(atomic_load(&r->word)) == REC_HELD;
     dbp_reclaim_record_locked(c, i, count_reclaimed);
+    DBP_CRASH_POINT("reap-record-freed");
     atomic_store(&r->flags, 0);
     dbp_label_store(r->label, DBP_LABEL_WORDS, NULL);
     atomic_store(&r->owner, 0);

@@ -228,7 +228,8 @@ static int open_common(const char *db_path, const char *seg_name, unsigned flags
     rc = opened ? dbp_dbfile_from_id(opened, &db) : dbp_dbfile_stat_quiet(db_path, &db);
     if (rc && (flags & OPEN_FILE_ONLY) && (rc == -EINVAL || rc == -ENOENT || rc == -ENOTDIR))
       return 1; /* not a regular file: the caller does not count it */
-    if (rc) return dbp_dbfile_stat(db_path, &db); /* again, for the message */
+    /* Again with the message (and if it works then, on). */
+    if (rc && (rc = dbp_dbfile_stat(db_path, &db))) return rc;
   } else if (!seg_name) {
     return dbp_err(-EINVAL, "dbpool: open: no database path");
   } else {
@@ -394,7 +395,9 @@ static int reserve_entry(dbpool_coord *c, size_t off, size_t len)
 
 /* Under the pool lock: a free process record whose liveness lock we could
 ** take (one still locked belongs to a process that inherited a dead
-** registrant's descriptor: leave it), growing the table if needed. */
+** registrant's descriptor: leave it), growing the table if needed.
+** Returns 0 and *out, 1 if every record is taken, or a negative errno (a
+** full /dev/shm is -ENOSPC: not to be taken for a full table). */
 static int claim_process_record_locked(dbpool_coord *c, unsigned *out)
 {
   dbp_header *h = c->hdr;
@@ -413,7 +416,7 @@ static int claim_process_record_locked(dbpool_coord *c, unsigned *out)
     *out = p;
     return 0;
   }
-  return -ENOSPC;
+  return 1;
 }
 
 /* Register this process in the pool, once per process (c's registration
@@ -469,8 +472,8 @@ int dbp_register_process(dbpool_coord *c)
       return 0;
     }
     dbp_unlock(c);
-    if (rc != -ENOSPC) return rc;
-    if (attempt == 0) dbp_reap(c);
+    if (rc < 0) return rc;
+    if (attempt == 0) dbp_reap(c); /* every record taken: the dead's first */
   }
   return dbp_err(-ENOSPC, "dbpool: pool of %s has no free process record "
                  "(%u processes attached)", c->path, DBP_PROCESSES);
@@ -560,6 +563,7 @@ int dbpool_holder_new(dbpool_coord *c, dbpool_holder **out)
       atomic_store(&r->since_ns, 0);
       dbp_label_store(r->label, DBP_LABEL_WORDS, NULL);
       atomic_store(&r->owner, (uint32_t)p + 1);
+      DBP_CRASH_POINT("record-claimed");
       atomic_fetch_add(&c->procs[p].n_records, 1);
     }
     dbp_unlock(c);
@@ -601,6 +605,7 @@ void dbp_holder_free_linked(dbpool_holder *hd, int linked)
         atomic_store(&r->flags, 0);
         dbp_label_store(r->label, DBP_LABEL_WORDS, NULL);
         atomic_store(&r->owner, 0);
+        DBP_CRASH_POINT("record-unowned");
         atomic_store(&r->free_next, atomic_load(&c->hdr->free_head));
         atomic_store(&c->hdr->free_head, hd->idx);
         if (atomic_load(&c->procs[hd->proc_idx].n_records) > 0)

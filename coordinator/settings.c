@@ -283,6 +283,7 @@ int dbpool_coord_set(dbpool_coord *c, int s, int64_t value)
       if (dbp_gate_cas(h, &g, n)) break;
     }
   }
+  DBP_CRASH_POINT("setting-changed");
   dbp_unlock_granting(c);
   return 0;
 }

@@ -28,6 +28,7 @@ static void q_append(dbpool_coord *c, uint32_t i)
   uint32_t tail = atomic_load(&h->q_tail);
   atomic_store(&r->q_next, DBP_REC_NONE);
   atomic_store(&r->q_prev, dbp_rec_in(h, tail) ? tail : DBP_REC_NONE);
+  DBP_CRASH_POINT("queue-half-linked");
   if (dbp_rec_in(h, tail))
     atomic_store(&c->recs[tail].q_next, i);
   else
@@ -142,6 +143,7 @@ unsigned dbp_grant_waiters(dbpool_coord *c, uint32_t *woken, unsigned cap)
     dbp_gate_help(c, g);
     dbp_gate ng = dbp_gate_op(g, w, false);
     if (!dbp_gate_cas(h, &g, ng)) continue;
+    DBP_CRASH_POINT("grant-gate-moved");
     dbp_record *r = &c->recs[w];
     atomic_store(&r->since_ns, dbp_real_coarse_ns());
     atomic_store_explicit(&r->word, REC_WORD(REC_HELD, ng.seq),
@@ -212,6 +214,7 @@ static int leave_queue(dbpool_holder *hd, bool count_timeout, int64_t start)
   }
   if (REC_STATE(w) == REC_WAITING) {
     atomic_store(&r->word, REC_WORD(REC_FREE, REC_SEQ(w)));
+    DBP_CRASH_POINT("leaving-queue");
     dbp_queue_remove(c, hd->idx);
   }
   if (count_timeout) dbp_record_timeout(c->hdr, (uint64_t)(dbp_mono_ns() - start));
@@ -308,6 +311,7 @@ static void queue_up(dbpool_holder *hd)
   atomic_store_explicit(&r->word, REC_WORD(REC_WAITING, REC_SEQ(w)),
                         memory_order_release);
   q_append(c, hd->idx);
+  DBP_CRASH_POINT("queued");
   hd->waiting = true;
   dbp_unlock(c);
   notify_waiter_listeners(h);
@@ -424,6 +428,7 @@ int dbp_release_slow(dbpool_holder *hd)
     }
     dbp_gate n = dbp_gate_op(g, hd->idx, true);
     if (dbp_gate_cas(h, &g, n)) {
+      DBP_CRASH_POINT("release-gate-moved");
       atomic_store_explicit(&hd->rec->word, REC_WORD(REC_FREE, n.seq),
                             memory_order_release);
       break;

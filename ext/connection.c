@@ -199,6 +199,21 @@ int dbx_register_tables(sqlite3 *db, dbx_conn *conn)
   return rc;
 }
 
+/* Undo the registrations of dbx_conn_attach: dropping each object runs
+** its destructor, and the last one releases the slot. (A function cannot be
+** dropped while a statement of db runs, as when the extension is loaded by
+** SELECT load_extension(): then the slot stays held until db closes.) */
+void dbx_conn_detach(sqlite3 *db)
+{
+  sqlite3_create_module_v2(db, "pool_stats", NULL, NULL, NULL);
+  sqlite3_create_module_v2(db, "pool_connections", NULL, NULL, NULL);
+  sqlite3_create_module_v2(db, "pool_settings", NULL, NULL, NULL);
+  sqlite3_create_function_v2(db, "dbpool_label", 1, SQLITE_UTF8, NULL, NULL, NULL, NULL,
+                             NULL);
+  sqlite3_create_function_v2(db, "dbpool_version", 0, SQLITE_UTF8, NULL, NULL, NULL, NULL,
+                             NULL);
+}
+
 int dbx_conn_attach(sqlite3 *db, char **pzErrMsg, int joined)
 {
   const char *file = sqlite3_db_filename(db, "main");
@@ -206,7 +221,10 @@ int dbx_conn_attach(sqlite3 *db, char **pzErrMsg, int joined)
   /* One allocation: the state and the path it keeps. */
   dbx_conn *conn = sqlite3_malloc64(sizeof *conn + len + 1);
   int rc = SQLITE_OK;
-  if (!conn) return SQLITE_NOMEM;
+  if (!conn) {
+    *pzErrMsg = sqlite3_mprintf("dbpool: out of memory");
+    return SQLITE_NOMEM;
+  }
   memset(conn, 0, sizeof *conn);
   conn->db = db;
   conn->record = DBP_NO_RECORD;
@@ -223,10 +241,12 @@ int dbx_conn_attach(sqlite3 *db, char **pzErrMsg, int joined)
   int defer = shim && dbx_vfs_may_defer(shim);
   if (rc == SQLITE_OK && !defer) rc = dbx_register_tables(db, conn);
   if (rc != SQLITE_OK && !*pzErrMsg)
-    *pzErrMsg = sqlite3_mprintf("dbpool: cannot register SQL objects: %s",
-                                sqlite3_errstr(rc));
+    *pzErrMsg = rc == SQLITE_NOMEM ? sqlite3_mprintf("dbpool: out of memory")
+                                   : sqlite3_mprintf("dbpool: cannot register SQL "
+                                                     "objects: %s", sqlite3_errstr(rc));
   if (rc == SQLITE_OK) remember(conn);
   if (rc == SQLITE_OK && shim) dbx_vfs_bind(shim, conn, defer);
+  if (rc != SQLITE_OK) dbx_conn_detach(db); /* all or nothing */
   dbx_conn_unref(conn);
   return rc;
 }

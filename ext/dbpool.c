@@ -107,12 +107,17 @@ int sqlite3_dbpool_init(sqlite3 *db, char **pzErrMsg,
   ** attached already (loaded into before, or opened after a load and so
   ** attached by the automatic extension) is not counted again: loading
   ** twice is a no-op. */
+  int attached_now = 0;
   if (!dbx_conn_attached(db)) {
     rc = dbx_conn_attach(db, pzErrMsg, DBPOOL_JOINED_LOAD);
     if (rc != SQLITE_OK) return rc;
+    attached_now = 1;
   }
   rc = install_once(dbx_auto_init);
-  if (rc != SQLITE_OK) return install_failed(rc, pzErrMsg);
+  if (rc != SQLITE_OK) {
+    if (attached_now) dbx_conn_detach(db); /* a failed load changes nothing */
+    return install_failed(rc, pzErrMsg);
+  }
   return SQLITE_OK_LOAD_PERMANENTLY;
 }
 

@@ -14,6 +14,22 @@
 #include "base/sqlite_rc.h"
 #include "coordinator/private.h"
 
+/* Fault builds (make FAULT=1; tests/fault/inject.h) count and fail the
+** extension's own requests for SQLite memory with its other allocations,
+** so that the fault driver fails each of them in turn. */
+#ifdef DBPOOL_FAULT_BUILD
+int fault_point(const char *name, int cls);
+#undef sqlite3_malloc64
+#undef sqlite3_realloc64
+#undef sqlite3_mprintf
+#define sqlite3_malloc64(n) \
+  (fault_point("sqlite3_malloc64", 1) ? NULL : sqlite3_api->malloc64(n))
+#define sqlite3_realloc64(p, n) \
+  (fault_point("sqlite3_realloc64", 1) ? NULL : sqlite3_api->realloc64((p), (n)))
+#define sqlite3_mprintf(...) \
+  (fault_point("sqlite3_mprintf", 1) ? NULL : sqlite3_api->mprintf(__VA_ARGS__))
+#endif
+
 /* Per-connection acquire timeout override, in ms. */
 #define DBX_URI_TIMEOUT "dbpool_timeout"
 
@@ -35,6 +51,8 @@ typedef struct dbx_conn {
 ** closes, releases the slot. joined (a dbpool_joined) says how the
 ** connection came, as pool_connections shows it. */
 int dbx_conn_attach(sqlite3 *db, char **pzErrMsg, int joined);
+/* Undo dbx_conn_attach (a load that failed after it): the slot goes. */
+void dbx_conn_detach(sqlite3 *db);
 /* Has db been attached (counted, or found not to count) already? */
 int dbx_conn_attached(sqlite3 *db);
 /* If conn's pool was removed (dbpoolctl rm --force), move its slot into the
@@ -85,12 +103,20 @@ void dbx_vfs_uninstall(void);
 
 /* common.c: helpers the tables share. */
 char *dbx_iso8601(int64_t realtime_ns); /* sqlite3_malloc'd */
-char *dbx_stats_summary(dbpool_coord *c); /* sqlite3_malloc'd */
-/* Call add(arg, c) for the pool of path, or (path NULL) for every pool this
-** user can read; stops at the first SQLite error add returns. */
-int dbx_for_each_pool(const char *path, int (*add)(void *arg, dbpool_coord *c),
-                         void *arg);
-int dbx_set_setting_text(dbpool_coord *c, const char *name,
-                            const char *text, char **pzErr);
+/* PRAGMA dbpool_stats's line: SQLITE_OK and *out (sqlite3_malloc'd), or an
+** error code and its message in *out (NULL for SQLITE_NOMEM). */
+int dbx_stats_summary(dbpool_coord *c, char **out);
+/* Call add(arg, c, pzErr) for the pool of path, or (path NULL) for every
+** pool this user can read; stops at the first SQLite error add returns
+** (add may put a message in *pzErr). A pool that cannot be read for any
+** reason but not being one to list (dbp_list_skips) is an error
+** too, with its message in *pzErr: a listing never leaves pools out. */
+int dbx_for_each_pool(const char *path,
+                      int (*add)(void *arg, dbpool_coord *c, char **pzErr),
+                      void *arg, char **pzErr);
+/* PRAGMA dbpool_<setting> = text: parse and apply it, all or nothing.
+** SQLITE_OK and *out the value now in effect, or an error code and its
+** message in *out (NULL for SQLITE_NOMEM); both sqlite3_malloc'd. */
+int dbx_set_setting_text(dbpool_coord *c, int s, const char *text, char **out);
 
 #endif

@@ -39,19 +39,34 @@ static void label_func(sqlite3_context *ctx, int argc, sqlite3_value **argv)
                          "(in-memory, temporary or not a regular file)", -1);
     return;
   }
+  if (!label && sqlite3_value_type(argv[0]) != SQLITE_NULL) {
+    sqlite3_result_error_nomem(ctx); /* the value could not be made text */
+    return;
+  }
+  /* All or nothing: what can fail (memory for the answer) before the label
+  ** is stored; the answer then takes the copy without allocating. */
+  char *stored = sqlite3_malloc64(DBPOOL_LABEL_MAX);
+  if (!stored) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
   dbx_conn_follow(conn); /* a pool removed under us: the new one */
   if (conn->holder)
     rc = dbpool_holder_set_label(conn->holder, label);
   else
     rc = dbp_coord_set_record_label(conn->coord, conn->record, label);
   if (rc) {
+    sqlite3_free(stored);
     sqlite3_result_error(ctx, dbpool_last_error(), -1);
     return;
   }
-  char stored[DBPOOL_LABEL_MAX];
-  dbp_coord_record_label(conn->coord, conn->record, stored, sizeof stored);
-  if (stored[0]) sqlite3_result_text(ctx, stored, -1, SQLITE_TRANSIENT);
-  else sqlite3_result_null(ctx);
+  dbp_coord_record_label(conn->coord, conn->record, stored, DBPOOL_LABEL_MAX);
+  if (stored[0]) {
+    sqlite3_result_text(ctx, stored, -1, sqlite3_free);
+  } else {
+    sqlite3_free(stored);
+    sqlite3_result_null(ctx);
+  }
 }
 
 int dbx_register_functions(sqlite3 *db, dbx_conn *conn)

@@ -128,12 +128,18 @@ static int conns_close(sqlite3_vtab_cursor *pCur)
   return SQLITE_OK;
 }
 
+static int coord_failed(int err, char **pzErr)
+{
+  *pzErr = sqlite3_mprintf("%s", dbpool_last_error());
+  return dbp_sqlite_rc(err, SQLITE_ERROR);
+}
+
 /* Append the holders and waiters of one pool. */
-static int add_pool(void *arg, dbpool_coord *c)
+static int add_pool(void *arg, dbpool_coord *c, char **pzErr)
 {
   conn_cursor *cur = arg;
   int total = dbpool_coord_holders(c, NULL, 0, sizeof(dbpool_holder_info));
-  if (total < 0) return SQLITE_OK; /* garbage: skip the pool */
+  if (total < 0) return coord_failed(total, pzErr);
   char (*dbs)[DBPOOL_PATH_MAX] =
       sqlite3_realloc64(cur->databases, (sqlite3_uint64)(cur->ndb + 1) * DBPOOL_PATH_MAX);
   if (!dbs) return SQLITE_NOMEM;
@@ -151,6 +157,10 @@ static int add_pool(void *arg, dbpool_coord *c)
   dbpool_holder_info *info = sqlite3_malloc64((sqlite3_uint64)(total + 8) * sizeof *info);
   if (!info) return SQLITE_NOMEM;
   int got = dbpool_coord_holders(c, info, (size_t)total + 8, sizeof *info);
+  if (got < 0) {
+    sqlite3_free(info);
+    return coord_failed(got, pzErr);
+  }
   if (got > total + 8) got = total + 8;
   int nw = dbpool_coord_writers(c, NULL, 0, sizeof(dbpool_writer_info));
   dbpool_writer_info *wr = nw > 0 ? sqlite3_malloc64((sqlite3_uint64)(nw + 8) * sizeof *wr) : NULL;
@@ -162,8 +172,11 @@ static int add_pool(void *arg, dbpool_coord *c)
     int cap_w = nw + 8;
     nw = dbpool_coord_writers(c, wr, (size_t)cap_w, sizeof *wr);
     if (nw > cap_w) nw = cap_w;
-  } else {
-    nw = 0;
+  }
+  if (nw < 0) {
+    sqlite3_free(info);
+    sqlite3_free(wr);
+    return coord_failed(nw, pzErr);
   }
   dbx_conn *me = cur->conn;
   int mine = me && me->record != DBP_NO_RECORD && me->coord &&
@@ -219,7 +232,8 @@ static int conns_filter(sqlite3_vtab_cursor *pCur, int idxNum,
   cur->now_ns = dbp_real_ns();
   const char *path = idxNum == 1 && argc == 1 ? (const char *)sqlite3_value_text(argv[0]) : NULL;
   if (idxNum == 1 && !path) return SQLITE_OK; /* database = NULL: no rows */
-  return dbx_for_each_pool(path, add_pool, cur);
+  sqlite3_free(pCur->pVtab->zErrMsg);
+  return dbx_for_each_pool(path, add_pool, cur, &pCur->pVtab->zErrMsg);
 }
 
 static int conns_next(sqlite3_vtab_cursor *pCur)

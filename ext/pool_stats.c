@@ -139,7 +139,7 @@ static int stats_close(sqlite3_vtab_cursor *pCur)
 }
 
 /* Append the row of one pool. */
-static int add_pool(void *arg, dbpool_coord *c)
+static int add_pool(void *arg, dbpool_coord *c, char **pzErr)
 {
   stats_cursor *cur = arg;
   if (cur->n == cur->cap) {
@@ -152,8 +152,12 @@ static int add_pool(void *arg, dbpool_coord *c)
   stats_row *r = &cur->rows[cur->n];
   DBPOOL_INIT(&r->st);
   DBPOOL_INIT(&r->ws);
-  if (dbpool_coord_stats(c, &r->st) != 0 || dbpool_coord_writer_stats(c, &r->ws) != 0)
-    return SQLITE_OK; /* skip garbage */
+  int err = dbpool_coord_stats(c, &r->st);
+  if (err == 0) err = dbpool_coord_writer_stats(c, &r->ws);
+  if (err) {
+    *pzErr = sqlite3_mprintf("%s", dbpool_last_error());
+    return dbp_sqlite_rc(err, SQLITE_ERROR);
+  }
   dbpool_coord_database(c, r->database, sizeof r->database);
   r->file = dbpool_coord_file_state(c);
   cur->n++;
@@ -192,7 +196,8 @@ static int stats_filter(sqlite3_vtab_cursor *pCur, int idxNum,
   cur->n = cur->i = 0;
   const char *path = idxNum == 1 && argc == 1 ? (const char *)sqlite3_value_text(argv[0]) : NULL;
   if (idxNum == 1 && !path) return SQLITE_OK; /* database = NULL: no rows */
-  return dbx_for_each_pool(path, add_pool, cur);
+  sqlite3_free(pCur->pVtab->zErrMsg);
+  return dbx_for_each_pool(path, add_pool, cur, &pCur->pVtab->zErrMsg);
 }
 
 static int stats_next(sqlite3_vtab_cursor *pCur)

@@ -214,6 +214,14 @@ static int shim_check_reserved(sqlite3_file *f, int *out)
   return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
 }
 
+/* A pragma's error: msg (sqlite3_malloc'd) in az[0]; no memory for it is
+** SQLITE_NOMEM, whatever the error was. */
+static int pragma_error(char **az, int rc, char *msg)
+{
+  az[0] = msg;
+  return msg ? rc : SQLITE_NOMEM;
+}
+
 /* PRAGMA dbpool_<setting> [= value] and PRAGMA dbpool_stats. az[1] is the
 ** name, az[2] the value or NULL; the answer or the error goes in az[0]. */
 static int shim_pragma(shim_file *p, char **az)
@@ -228,47 +236,35 @@ static int shim_pragma(shim_file *p, char **az)
   }
   if (!p->coord) {
     int rc = dbpool_coord_open(p->zName, 0, &p->coord);
-    if (rc) {
-      az[0] = sqlite3_mprintf("%s", dbpool_last_error());
-      return dbp_sqlite_rc(rc, SQLITE_ERROR);
-    }
+    if (rc)
+      return pragma_error(az, dbp_sqlite_rc(rc, SQLITE_ERROR),
+                          sqlite3_mprintf("%s", dbpool_last_error()));
   }
   if (sqlite3_stricmp(what, "stats") == 0) {
-    if (arg) {
-      az[0] = sqlite3_mprintf("dbpool: PRAGMA dbpool_stats takes no value");
-      return SQLITE_ERROR;
-    }
-    az[0] = dbx_stats_summary(p->coord);
-    return az[0] ? SQLITE_OK : SQLITE_ERROR;
+    if (arg)
+      return pragma_error(az, SQLITE_ERROR, sqlite3_mprintf("dbpool: PRAGMA dbpool_stats "
+                                                            "takes no value"));
+    return dbx_stats_summary(p->coord, &az[0]);
   }
   int s = -1;
   for (int i = 0; i < DBPOOL_SETTING_COUNT; i++)
     if (sqlite3_stricmp(what, dbpool_setting_describe(i)->name) == 0) s = i;
-  if (s < 0) {
-    az[0] = sqlite3_mprintf("dbpool: unknown pragma '%s' (pragmas: "
-                            "dbpool_acquire_timeout_ms, dbpool_max_connections, "
-                            "dbpool_paused, dbpool_stats, dbpool_writer_queue, "
-                            "dbpool_writer_starvation_ms)", name);
-    return SQLITE_ERROR;
-  }
+  if (s < 0)
+    return pragma_error(az, SQLITE_ERROR,
+                        sqlite3_mprintf("dbpool: unknown pragma '%s' (pragmas: "
+                                        "dbpool_acquire_timeout_ms, dbpool_max_connections, "
+                                        "dbpool_paused, dbpool_stats, dbpool_writer_queue, "
+                                        "dbpool_writer_starvation_ms)", name));
   if (!arg) {
     int64_t v;
-    if (dbpool_coord_get(p->coord, s, &v) != 0) {
-      az[0] = sqlite3_mprintf("%s", dbpool_last_error());
-      return SQLITE_ERROR;
-    }
+    if (dbpool_coord_get(p->coord, s, &v) != 0)
+      return pragma_error(az, SQLITE_ERROR, sqlite3_mprintf("%s", dbpool_last_error()));
     az[0] = sqlite3_mprintf("%lld", (long long)v);
-    return SQLITE_OK;
+    return az[0] ? SQLITE_OK : SQLITE_NOMEM;
   }
-  int rc = dbx_set_setting_text(p->coord, dbpool_setting_describe(s)->name,
-                                   arg, &az[0]);
-  if (rc != SQLITE_OK) return rc;
-  /* Answer with the new value: a pragma that returns SQLITE_OK must name
+  /* Answered with the new value: a pragma that returns SQLITE_OK must name
   ** its column (clients such as Python fail on a NULL column name). */
-  int64_t v = 0;
-  dbpool_coord_get(p->coord, s, &v);
-  az[0] = sqlite3_mprintf("%lld", (long long)v);
-  return SQLITE_OK;
+  return dbx_set_setting_text(p->coord, s, arg, &az[0]);
 }
 
 static int shim_file_control(sqlite3_file *f, int op, void *arg)

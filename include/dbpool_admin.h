@@ -89,7 +89,8 @@ DBPOOL_EXTERN int dbpool_coord_list(dbpool_coord_list_cb cb, void *arg);
 ** else's removal marks it removed, every opener then skips it, and its owner
 ** or root deletes it later (dbpool_coord_gc). Never leaves two pools in use
 ** for one database except by force.
-** Returns 0 (removed), 1 (marked removed, name left for its owner or root),
+** Returns 0 (removed), 1 (marked removed, name left for its owner or root,
+** or because it could not be deleted: dbpool_last_error() says which),
 ** -ENOENT (no such pool), -EBUSY, -EPERM, -EACCES or -errno.
 */
 DBPOOL_EXTERN int dbpool_coord_remove(const char *db_path,

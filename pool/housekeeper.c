@@ -27,6 +27,7 @@
 */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "pool_internal.h"
@@ -217,15 +218,37 @@ static void pause_locked(dbpool *p)
   pool_lock_acquire(&p->lock);
 }
 
+static void work_free(hk_work *w)
+{
+  free(w->close_idx);
+  free(w->check_idx);
+  free(w->open_idx);
+  free(w->leaks);
+  free(w);
+}
+
+/* Made by housekeeper_start, before the thread exists: a thread that could
+** not get its memory would die silently, and the pool run without one. */
+static hk_work *work_new(int n)
+{
+  hk_work *w = calloc(1, sizeof *w);
+  if (!w) return NULL;
+  w->close_idx = malloc((size_t)n * sizeof(int));
+  w->check_idx = malloc((size_t)n * sizeof(int));
+  w->open_idx = malloc((size_t)n * sizeof(int));
+  w->leaks = malloc((size_t)n * sizeof(dbpool_leak));
+  if (w->close_idx && w->check_idx && w->open_idx && w->leaks) return w;
+  work_free(w);
+  return NULL;
+}
+
 static void *housekeeper_main(void *arg)
 {
   dbpool *p = arg;
-  int n = p->cfg.max_size;
-  hk_work w = {malloc(n * sizeof(int)), 0, malloc(n * sizeof(int)), 0,
-               malloc(n * sizeof(int)), 0, malloc(n * sizeof(dbpool_leak)), 0};
+  hk_work w = *p->hk_work; /* the arrays are shared; the counts are ours */
   int64_t next_moved_check = pool_mono_ms() + MOVED_CHECK_MS;
   pool_lock_acquire(&p->lock);
-  while (!p->hk_stop && w.close_idx && w.check_idx && w.open_idx && w.leaks) {
+  while (!p->hk_stop) {
     dbpool_coord *coord = p->coord; /* may be replaced (rejoin), never freed */
     pool_lock_release(&p->lock);
     int someone = dbp_coord_wait_for_waiter(coord, p->hk_period_ms);
@@ -246,18 +269,21 @@ static void *housekeeper_main(void *arg)
     if (someone && w.nclose == 0 && !p->hk_stop) pause_locked(p);
   }
   pool_lock_release(&p->lock);
-  free(w.close_idx);
-  free(w.check_idx);
-  free(w.open_idx);
-  free(w.leaks);
   return NULL;
 }
 
 int housekeeper_start(dbpool *p)
 {
   p->hk_period_ms = period_of(&p->cfg);
+  p->hk_work = work_new(p->cfg.max_size);
+  if (!p->hk_work) return dbp_err(SQLITE_NOMEM, "dbpool: out of memory");
   int rc = pthread_create(&p->housekeeper, NULL, housekeeper_main, p);
-  if (rc) return dbp_err(SQLITE_NOMEM, "dbpool: cannot start the housekeeping thread: error %d", rc);
+  if (rc) {
+    work_free(p->hk_work);
+    p->hk_work = NULL;
+    return dbp_err(SQLITE_ERROR, "dbpool: cannot start the housekeeping thread of the "
+                   "pool of %s: %s", p->path, strerror(rc));
+  }
   p->hk_started = true;
   return SQLITE_OK;
 }
@@ -274,4 +300,6 @@ void housekeeper_stop(dbpool *p)
   for (int i = 0; i < p->nretired; i++) dbp_coord_wake_listeners(p->retired[i]);
   pthread_join(p->housekeeper, NULL);
   p->hk_started = false;
+  work_free(p->hk_work);
+  p->hk_work = NULL;
 }

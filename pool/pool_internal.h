@@ -118,6 +118,7 @@ struct dbpool {
   bool hk_started, hk_stop;
   _Atomic uint32_t hk_event; /* futex: bumped to stop the housekeeper */
   int hk_period_ms;
+  struct hk_work *hk_work;   /* its memory, made before it starts */
 
   dbpool_stats st; /* counters (the gauges are computed on demand) */
 };

@@ -14,6 +14,7 @@
 #                 npm into tests/integrations/node
 #   package       building and checking the Debian package (make package):
 #                 debhelper, dpkg-dev, fakeroot, lintian
+#   coverage      make coverage: gcovr (reads gcc's counters)
 set -u
 missing=""
 need() { # need PACKAGE TEST...
@@ -41,8 +42,10 @@ group() {
     node_modules=1 ;;
   package)
     need_pkg debhelper dpkg-dev fakeroot lintian ;;
+  coverage)
+    need gcovr sh -c 'command -v gcovr' ;;
   *)
-    echo "deps: unknown group '$1' (core, integrations, package)" >&2
+    echo "deps: unknown group '$1' (core, integrations, package, coverage)" >&2
     exit 2 ;;
   esac
 }
