@@ -296,7 +296,9 @@ $(FUZZ_B)/fuzz-%: tests/fuzz/%.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< -o $@ $(filter %.o,$^) $(FUZZ_LIBS) -pthread
 
-fuzz-build: $(FUZZ_BIN)
+fuzz-build:
+	@scripts/deps.sh fuzz
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
 
 FUZZ_RUN = mkdir -p $(FUZZ_B)/artifacts tests/fuzz/corpus/$(1) && \
   $(FUZZ_B)/fuzz-$(1) -max_total_time=$(2) -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \

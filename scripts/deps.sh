@@ -15,6 +15,7 @@
 #   package       building and checking the Debian package (make package):
 #                 debhelper, dpkg-dev, fakeroot, lintian
 #   coverage      make coverage: gcovr (reads gcc's counters)
+#   fuzz          make fuzz, make fuzz-ci: clang with libFuzzer
 set -u
 missing=""
 need() { # need PACKAGE TEST...
@@ -44,8 +45,10 @@ group() {
     need_pkg debhelper dpkg-dev fakeroot lintian ;;
   coverage)
     need gcovr sh -c 'command -v gcovr' ;;
+  fuzz)
+    need clang sh -c 'command -v clang && echo "int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }" | clang -x c -fsanitize=fuzzer -o /dev/null -' ;;
   *)
-    echo "deps: unknown group '$1' (core, integrations, package, coverage)" >&2
+    echo "deps: unknown group '$1' (core, integrations, package, coverage, fuzz)" >&2
     exit 2 ;;
   esac
 }
