@@ -77,6 +77,18 @@ static int open_fd(const char *name, bool ro, struct stat *st, const char **why)
 }
 
 /* Does name still refer to the segment file (dev, ino)? */
+/* Map segment fd (read-only when ro) into *out; on failure fd is closed
+** and the error names the segment. */
+static int map_segment(int fd, bool ro, const char *name, dbp_header **out)
+{
+  *out = mmap(NULL, DBP_SEGMENT_SIZE, ro ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED,
+              fd, 0);
+  if (*out != MAP_FAILED) return 0;
+  int e = errno;
+  close(fd);
+  return dbp_err(-e, "dbpool: cannot map pool segment %s: %s", name, strerror(e));
+}
+
 static bool name_is(const char *name, uint64_t dev, uint64_t ino)
 {
   char path[PATH_MAX];
@@ -315,13 +327,9 @@ static int try_candidate(const char *name, unsigned cand, const char *db_path,
       return rc;
     }
   }
-  dbp_header *h = mmap(NULL, DBP_SEGMENT_SIZE, ro ? PROT_READ : PROT_READ | PROT_WRITE,
-                       MAP_SHARED, fd, 0);
-  if (h == MAP_FAILED) {
-    int e = errno;
-    close(fd);
-    return dbp_err(-e, "dbpool: cannot map pool segment %s: %s", name, strerror(e));
-  }
+  dbp_header *h;
+  int mrc = map_segment(fd, ro, name, &h);
+  if (mrc) return mrc;
   int rc = validate_header(h, name, &db->key);
   if (rc == 0 && (dbp_gate_snapshot(h).bits & G_REMOVED)) {
     /* Removed: by its owner or root (unlink it and start over), or by
@@ -493,13 +501,9 @@ static int attach_by_name(const char *seg_name, unsigned flags, dbpool_coord **o
                      name, why);
     return dbp_err(-e, "dbpool: cannot open pool segment %s: %s", name, strerror(e));
   }
-  dbp_header *h = mmap(NULL, DBP_SEGMENT_SIZE, ro ? PROT_READ : PROT_READ | PROT_WRITE,
-                       MAP_SHARED, fd, 0);
-  if (h == MAP_FAILED) {
-    int e = errno;
-    close(fd);
-    return dbp_err(-e, "dbpool: cannot map pool segment %s: %s", name, strerror(e));
-  }
+  dbp_header *h;
+  int mrc = map_segment(fd, ro, name, &h);
+  if (mrc) return mrc;
   int rc = validate_header(h, name, &k);
   dbpool_coord *c = rc == 0 ? new_attachment(fd, &st, h, name, &k, ro) : NULL;
   if (rc == 0 && !c) rc = dbp_err(-ENOMEM, "dbpool: out of memory");
