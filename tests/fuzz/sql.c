@@ -27,6 +27,7 @@
 ** pool and raises its limit above what four connections need, and writes
 ** are single autocommit statements.
 */
+#include <glob.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -113,6 +114,15 @@ __attribute__((destructor)) static void cleanup(void)
   if (g_db[0][0]) {
     *strrchr(dir, '/') = 0;
     rmdir(dir);
+  }
+  /* The pools of this run's namespace (fq<pid>, nobody else's): pools
+  ** outlive their connections by design, so they go here. */
+  glob_t g;
+  char pattern[128];
+  snprintf(pattern, sizeof pattern, "/dev/shm/dbpool.fq%d.*", (int)getpid());
+  if (glob(pattern, 0, NULL, &g) == 0) {
+    for (size_t i = 0; i < g.gl_pathc; i++) unlink(g.gl_pathv[i]);
+    globfree(&g);
   }
 }
 
