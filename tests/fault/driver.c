@@ -1052,6 +1052,18 @@ static void hide_segment_names(char *line)
   }
 }
 
+static char *read_all(int fd);
+
+/* A file's whole text ("" if it cannot be read). */
+static char *read_path(const char *path)
+{
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return strdup("");
+  char *s = read_all(fd);
+  close(fd);
+  return s;
+}
+
 static void run_ctl(ctx *x, const char *const *args)
 {
   char report[400], out_path[400], err_path[400];
@@ -1084,16 +1096,10 @@ static void run_ctl(ctx *x, const char *const *args)
   int status;
   waitpid(pid, &status, 0);
   int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  char buf[8192];
-  FILE *f = fopen(out_path, "r");
-  size_t k = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-  buf[k] = 0;
-  if (f) fclose(f);
-  f = fopen(err_path, "r");
-  char ebuf[8192];
-  size_t ek = f ? fread(ebuf, 1, sizeof ebuf - 1, f) : 0;
-  ebuf[ek] = 0;
-  if (f) fclose(f);
+  /* Whole outputs: metrics of three pools pass 8 KiB, and a cut made at a
+  ** fixed size falls elsewhere when the run's directory name is longer. */
+  char *buf = read_path(out_path), *ebuf = read_path(err_path);
+  size_t ek = strlen(ebuf);
   while (ek > 0 && ebuf[ek - 1] == '\n') ebuf[--ek] = 0;
   if (code) {
     x->rc = code;
@@ -1123,10 +1129,12 @@ static void run_ctl(ctx *x, const char *const *args)
     squeeze_blanks(&x->answer); /* columns are as wide as the run's path */
     sort_lines(&x->answer);     /* pools are listed in segment-name order: inodes */
   }
+  free(buf);
+  free(ebuf);
   x->ext_calls = x->ext_fired = 0;
   x->ext_errno = 0;
   x->ext_site[0] = 0;
-  f = fopen(report, "r");
+  FILE *f = fopen(report, "r");
   if (f) {
     char site[32] = "";
     if (fscanf(f, "calls=%ld fired=%ld site=%31s errno=%d errnos=%llu", &x->ext_calls,
