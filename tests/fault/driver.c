@@ -483,10 +483,11 @@ static void close_opened(ctx *x)
   x->opened = NULL;
 }
 
-static void run_open(ctx *x)
+/* Open name into x->opened; a failure's code and message go to x. */
+static void open_into(ctx *x, const char *name, int flags)
 {
   x->opened = NULL;
-  int rc = sqlite3_open_v2(x->db[0], &x->opened, SQLITE_OPEN_READWRITE, NULL);
+  int rc = sqlite3_open_v2(name, &x->opened, flags, NULL);
   if (rc != SQLITE_OK) {
     x->rc = rc;
     sb_add(&x->msg, "%s", x->opened ? sqlite3_errmsg(x->opened) : sqlite3_errstr(rc));
@@ -497,20 +498,13 @@ static void run_open(ctx *x)
   sb_add(&x->answer, "opened");
 }
 
+static void run_open(ctx *x) { open_into(x, x->db[0], SQLITE_OPEN_READWRITE); }
+
 static void run_open_uri(ctx *x)
 {
   char uri[400];
   snprintf(uri, sizeof uri, "file:%s?dbpool_timeout=250", x->db[1]);
-  x->opened = NULL;
-  int rc = sqlite3_open_v2(uri, &x->opened, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, NULL);
-  if (rc != SQLITE_OK) {
-    x->rc = rc;
-    sb_add(&x->msg, "%s", x->opened ? sqlite3_errmsg(x->opened) : sqlite3_errstr(rc));
-    sqlite3_close(x->opened);
-    x->opened = NULL;
-    return;
-  }
-  sb_add(&x->answer, "opened");
+  open_into(x, uri, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI);
 }
 
 static void run_close(ctx *x)
