@@ -41,6 +41,16 @@ SQLITE_EXTENSION_INIT3
 
 static void setting_func(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
+  if (argc != 2 && argc != 3) {
+    /* One registration for both forms (nArg -1): every registration is
+    ** paid on every open, so SQLite's own count check is done here. */
+    char *msg = sqlite3_mprintf("dbpool_setting: expected (database, name) or "
+                                "(database, name, value), got %d argument%s",
+                                argc, argc == 1 ? "" : "s");
+    sqlite3_result_error(ctx, msg ? msg : "dbpool_setting: wrong number of arguments", -1);
+    sqlite3_free(msg);
+    return;
+  }
   const char *path = (const char *)sqlite3_value_text(argv[0]);
   const char *name = (const char *)sqlite3_value_text(argv[1]);
   int s = name ? dbpool_setting_lookup(name) : -EINVAL;
@@ -139,11 +149,8 @@ static void wait_func(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 int dbx_register_operator_functions(sqlite3 *db)
 {
   int flags = SQLITE_UTF8 | SQLITE_DIRECTONLY;
-  int rc = sqlite3_create_function_v2(db, "dbpool_setting", 2, flags, NULL, setting_func,
+  int rc = sqlite3_create_function_v2(db, "dbpool_setting", -1, flags, NULL, setting_func,
                                       NULL, NULL, NULL);
-  if (rc == SQLITE_OK)
-    rc = sqlite3_create_function_v2(db, "dbpool_setting", 3, flags, NULL, setting_func,
-                                    NULL, NULL, NULL);
   if (rc == SQLITE_OK)
     rc = sqlite3_create_function_v2(db, "dbpool_wait", 2, flags, NULL, wait_func, NULL,
                                     NULL, NULL);

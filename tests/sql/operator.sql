@@ -35,3 +35,7 @@ SELECT dbpool_wait('SELECT 1', NULL);
 -- DIRECTONLY: not from a view in the database
 CREATE VIEW v AS SELECT dbpool_setting('@DIR@/test.db', 'paused') AS p;
 SELECT * FROM v;
+-- one registration serves both forms: any other count is an error
+SELECT dbpool_setting('@DIR@/test.db');
+SELECT dbpool_setting('@DIR@/test.db', 'paused', 1, 2);
+SELECT 'still', dbpool_setting('@DIR@/test.db', 'paused');
