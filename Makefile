@@ -345,15 +345,22 @@ valgrind: all
 	B=$(B) tests/valgrind.sh
 
 # The whole suite on the instrumented build (counters of earlier runs
-# zeroed first), then coverage per directory: fails below the floors
-# (scripts/coverage.py) or if a test failed.
+# zeroed first), then the fault driver on an instrumented fault build
+# (build-coverage-fault/, without sanitizers: their checks would count as
+# branches of ours), then coverage per directory over both: fails below
+# the floors (scripts/coverage.py) or if a test failed.
 COV_B := build-coverage
+COV_FB := build-coverage-fault
 coverage: deps
 	@scripts/deps.sh coverage
 	@$(MAKE) --no-print-directory COVERAGE=1 B=$(COV_B) all
-	@$(PYTHON) scripts/coverage.py --reset $(COV_B)
+	@$(MAKE) --no-print-directory FAULT=1 COVERAGE=1 SANITIZE= B=$(COV_FB) \
+	  $(COV_FB)/tests/faults
+	@$(PYTHON) scripts/coverage.py --reset $(COV_B) $(COV_FB)
 	@status=0; B=$(COV_B) PYTHON=$(PYTHON) tests/run.sh || status=1; \
-	  $(PYTHON) scripts/coverage.py $(COVERAGE_FLAGS) $(COV_B) || status=1; exit $$status
+	  $(COV_FB)/tests/faults || status=1; \
+	  $(PYTHON) scripts/coverage.py $(COVERAGE_FLAGS) $(COV_B) $(COV_FB) || status=1; \
+	  exit $$status
 
 bench: all
 	B=$(B) bench/run.sh

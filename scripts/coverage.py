@@ -37,18 +37,46 @@ FLOORS = {
 }
 
 
+def details(build_dir, tmp):
+    """gcovr's line-by-line report of one build directory's counters."""
+    out = os.path.join(tmp, os.path.basename(build_dir) + ".json")
+    cmd = ["gcovr", "--root", ROOT, "--json", out,
+           "--exclude-unreachable-branches",
+           "--gcov-ignore-parse-errors",
+           "--filter", os.path.join(ROOT, "(%s)/" % "|".join(FLOORS)),
+           os.path.join(ROOT, build_dir)]
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    with open(out) as f:
+        return json.load(f)["files"]
+
+
 def summary(build_dirs):
-    """gcovr's per-file summary of the product sources (tests excluded)."""
+    """Per-file line and branch totals of the product sources over every
+    build directory: a line or branch counts as covered when any build's
+    run covered it. (Merged here, not by gcovr: gcovr 5.2 refuses to merge
+    two builds of a file whose functions it places on different lines.)"""
+    lines = {}     # file -> {line number: covered}
+    branches = {}  # file -> {(line number, index): covered}
     with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "summary.json")
-        cmd = ["gcovr", "--root", ROOT, "--json-summary", out,
-               "--exclude-unreachable-branches",
-               "--gcov-ignore-parse-errors",
-               "--filter", os.path.join(ROOT, "(%s)/" % "|".join(FLOORS))]
-        cmd += [os.path.join(ROOT, d) for d in build_dirs]
-        subprocess.run(cmd, check=True, cwd=ROOT)
-        with open(out) as f:
-            return json.load(f)["files"]
+        for d in build_dirs:
+            for f in details(d, tmp):
+                fl = lines.setdefault(f["file"], {})
+                fb = branches.setdefault(f["file"], {})
+                for ln in f["lines"]:
+                    if ln.get("gcovr/noncode") or ln.get("gcovr/excluded"):
+                        continue
+                    n = ln["line_number"]
+                    fl[n] = fl.get(n, False) or ln["count"] > 0
+                    for i, b in enumerate(ln["branches"]):
+                        fb[(n, i)] = fb.get((n, i), False) or b["count"] > 0
+    return [{"filename": name,
+             "line_covered": sum(lines[name].values()),
+             "line_total": len(lines[name]),
+             "branch_covered": sum(branches[name].values()),
+             "branch_total": len(branches[name]),
+             "uncovered_lines": sorted(n for n, c in lines[name].items() if not c),
+             "uncovered_branches": sorted(k for k, c in branches[name].items() if not c)}
+            for name in sorted(lines)]
 
 
 def pct(covered, total):
