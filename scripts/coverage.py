@@ -6,6 +6,8 @@ directories (gcovr reads them), and the floors each directory must meet.
   scripts/coverage.py build-coverage build-coverage-fault
   scripts/coverage.py --files build-coverage     # and a line per file
   scripts/coverage.py --no-floors build-coverage # report only
+  scripts/coverage.py --uncovered build-coverage # what no run reached:
+      FILE: lines 12 40; branches 57/1 (line 57's second branch)
   scripts/coverage.py --reset build-coverage     # before a run: counters zero
 
 --reset leaves an empty counter file, writable by every user, beside each
@@ -98,6 +100,7 @@ def main(argv):
         reset([a for a in argv if not a.startswith("--")])
         return 0
     files_too = "--files" in argv
+    uncovered = "--uncovered" in argv
     floors = "--no-floors" not in argv
     build_dirs = [a for a in argv if not a.startswith("--")]
     if not build_dirs:
@@ -117,6 +120,13 @@ def main(argv):
         t[3] += f["branch_total"]
         rows.append((name, f["line_covered"], f["line_total"],
                      f["branch_covered"], f["branch_total"]))
+    if uncovered:
+        for f in summary(build_dirs):
+            if f["uncovered_lines"] or f["uncovered_branches"]:
+                print("%s: lines %s; branches %s" % (
+                    f["filename"], " ".join(map(str, f["uncovered_lines"])),
+                    " ".join("%d/%d" % b for b in f["uncovered_branches"])))
+        return 0
     if files_too:
         print("%-32s %16s %16s" % ("file", "lines", "branches"))
         for name, lc, lt, bc, bt in sorted(rows):
