@@ -465,10 +465,21 @@ static void run_load(ctx *x)
   x->opened = NULL;
   int rc = sqlite3_open_v2(x->db[0], &x->opened, SQLITE_OPEN_READWRITE, NULL);
   if (rc == SQLITE_OK) rc = sqlite3_enable_load_extension(x->opened, 1);
-  if (rc == SQLITE_OK) rc = sqlite3_load_extension(x->opened, x->ext, NULL, &err);
+  bool loading = rc == SQLITE_OK;
+  if (loading) rc = sqlite3_load_extension(x->opened, x->ext, NULL, &err);
   if (rc != SQLITE_OK) {
     x->rc = rc;
-    sb_add(&x->msg, "%s", err ? err : x->opened ? sqlite3_errmsg(x->opened) : sqlite3_errstr(rc));
+    /* sqlite3_load_extension says why through err only; the connection's
+    ** message stays "not an error". Without err (SQLite could not allocate
+    ** it, or its own allocation failed), what a client can say is the
+    ** code's text: "out of memory" for SQLITE_NOMEM, and nothing for an
+    ** initialization whose message was lost, which the check allows only
+    ** when every later allocation fails. */
+    const char *why = err ? err
+                      : !loading && x->opened ? sqlite3_errmsg(x->opened)
+                      : !loading || (rc & 0xff) == SQLITE_NOMEM ? sqlite3_errstr(rc)
+                                                                : "";
+    sb_add(&x->msg, "%s", why);
   } else {
     sb_add(&x->answer, "loaded");
   }
