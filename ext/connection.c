@@ -124,6 +124,36 @@ void dbx_conn_unref(void *p)
   sqlite3_free(conn); /* and its path */
 }
 
+static void module_unref(void *p)
+{
+  dbx_conn *conn = p;
+  conn->module_drops++;
+  dbx_conn_unref(conn);
+}
+
+/* A failed sqlite3_create_module_v2 calls the destructor, but when it
+** failed only because the connection was already out of memory (a
+** statement whose parse ran out, asking the VFS before it gives up: the
+** deferred tables register then) it also kept the module, whose
+** destructor runs again at close. So on failure the name is unregistered
+** (a registered module's destructor runs once more) and the references
+** taken are balanced by what the destructor calls counted. */
+int dbx_register_module(sqlite3 *db, const char *name, const sqlite3_module *module,
+                        dbx_conn *conn)
+{
+  dbx_conn_ref(conn); /* the module's */
+  dbx_conn_ref(conn); /* ours, until the count is settled */
+  unsigned drops = conn->module_drops;
+  int rc = sqlite3_create_module_v2(db, name, module, conn, module_unref);
+  if (rc != SQLITE_OK) {
+    sqlite3_create_module_v2(db, name, NULL, NULL, NULL);
+    for (unsigned k = conn->module_drops - drops; k < 2; k++) dbx_conn_unref(conn);
+    return rc;
+  }
+  dbx_conn_unref(conn);
+  return SQLITE_OK;
+}
+
 /* dbpool_timeout=MS follows the rule of acquire_timeout_ms's values. */
 static int parse_timeout(const char *text, int *out)
 {
@@ -191,11 +221,18 @@ static int may_count(sqlite3 *db, const char *file, const struct shim_file *shim
   ** the shim saw SQLite open or one stat of the name (dbp_coord_open_file). */
 }
 
+/* Those not registered yet: after an out-of-memory the next call registers
+** the rest, never replacing one a statement may be using. */
 int dbx_register_tables(sqlite3 *db, dbx_conn *conn)
 {
-  int rc = dbx_register_pool_stats(db, conn);
-  if (rc == SQLITE_OK) rc = dbx_register_pool_connections(db, conn);
-  if (rc == SQLITE_OK) rc = dbx_register_pool_settings(db, conn);
+  static int (*const reg[])(sqlite3 *, dbx_conn *) = {
+      dbx_register_pool_stats, dbx_register_pool_connections, dbx_register_pool_settings};
+  int rc = SQLITE_OK;
+  for (unsigned k = 0; k < sizeof reg / sizeof reg[0] && rc == SQLITE_OK; k++) {
+    if (conn->tables & (1u << k)) continue;
+    rc = reg[k](db, conn);
+    if (rc == SQLITE_OK) conn->tables |= 1u << k;
+  }
   return rc;
 }
 

@@ -41,6 +41,8 @@ typedef struct dbx_conn {
   unsigned record;       /* our holder record (or the C pool's), or DBP_NO_RECORD */
   char *path;            /* main database path (stored after the struct), or NULL */
   int refs;              /* SQL objects registered (plus one while attaching) */
+  unsigned module_drops; /* module destructor calls (dbx_register_module) */
+  unsigned tables;       /* bit k: table k registered (dbx_register_tables) */
   int file_linked;       /* its file had a name when closed: 1, 0, -1 unknown */
   struct dbx_conn *next; /* in the table of attached connections */
 } dbx_conn;
@@ -63,6 +65,11 @@ int dbx_conn_attached(sqlite3 *db);
 void dbx_conn_follow(dbx_conn *conn);
 void dbx_conn_ref(dbx_conn *conn);
 void dbx_conn_unref(void *conn);
+/* sqlite3_create_module_v2 of a module whose pAux is conn, holding a
+** reference for as long as the module is registered, whatever SQLite did
+** when it failed. */
+int dbx_register_module(sqlite3 *db, const char *name, const sqlite3_module *module,
+                        dbx_conn *conn);
 
 /* The three eponymous tables, at once (connection.c). A connection whose
 ** main database goes through the VFS shim gets them from the shim when it

@@ -338,7 +338,5 @@ static sqlite3_module conns_module = {
 
 int dbx_register_pool_connections(sqlite3 *db, dbx_conn *conn)
 {
-  dbx_conn_ref(conn);
-  return sqlite3_create_module_v2(db, "pool_connections", &conns_module, conn,
-                                  dbx_conn_unref);
+  return dbx_register_module(db, "pool_connections", &conns_module, conn);
 }

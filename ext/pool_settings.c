@@ -330,7 +330,5 @@ static sqlite3_module settings_module = {
 
 int dbx_register_pool_settings(sqlite3 *db, dbx_conn *conn)
 {
-  dbx_conn_ref(conn);
-  return sqlite3_create_module_v2(db, "pool_settings", &settings_module, conn,
-                                  dbx_conn_unref);
+  return dbx_register_module(db, "pool_settings", &settings_module, conn);
 }
