@@ -81,7 +81,8 @@ class GarbageCollection(PoolTestCase):
                           dry[renamed_seg]["reason"]),
                          (renamed + ".new", "kept", "database renamed to %s.new" % renamed))
         self.assertEqual((dry[garbage]["database"], dry[garbage]["action"]), ("", "kept"))
-        self.assertIn("failed validation", dry[garbage]["reason"])
+        self.assertTrue(dry[garbage]["reason"].startswith(
+            "pool segment %s failed validation" % garbage), dry[garbage]["reason"])
 
         text = self.gc("--dry-run").splitlines()
         self.assertEqual(len(text), 5, text)
@@ -89,7 +90,8 @@ class GarbageCollection(PoolTestCase):
                       text)
         self.assertIn("kept         %s (%s): in use by its database" % (self.db, in_use), text)
         [g] = [line for line in text if garbage in line]
-        self.assertTrue(g.startswith("kept         ? (%s): " % garbage), g)
+        self.assertTrue(g.startswith("kept         ? (%s): pool segment %s failed validation"
+                                     % (garbage, garbage)), g)
 
         done = entries(self.gc("--json"))
         self.assertEqual({s: e["action"] for s, e in done.items()},

@@ -128,6 +128,17 @@ class OutputStaysValidUtf8WithHostileBytes(PoolTestCase):
         self.assertEqual(len(watch), 1, watch)
         self.assertIn(" %s active=%d/16 " % (db_text, len(LABELS)), watch[0])
 
+    def test_gc_and_rm_stay_one_valid_line(self):
+        db_text = os.path.join(self.shown_dir, NAME_TEXT)
+        lines = self.run_ctl("gc", "--dry-run").splitlines(keepends=True)
+        self.assertEqual(len(lines), 1, lines)
+        self.assertTrue(lines[0].startswith("kept         %s (/dbpool." % db_text), lines[0])
+        self.assertTrue(lines[0].endswith("): in use by its database\n"), lines[0])
+        [entry] = json.loads(self.run_ctl("gc", "--dry-run", "--json"))
+        self.assertEqual(entry["database"], os.path.join(self.shown_dir, NAME_JSON))
+        self.assertEqual(self.run_ctl("rm", self.odd, "--force"),
+                         "removed the pool of %s\n" % db_text)
+
     def test_prometheus_label_values_are_escaped(self):
         for args in (("metrics",), ("metrics", self.odd)):
             out = self.run_ctl(*args)
