@@ -44,7 +44,8 @@ typedef struct pool_view {
 /* The writer-queue state of holder h ("writing", "waiting"...), or "-". */
 const char *view_writer_state(const pool_view *v, const dbpool_holder_info *h);
 
-/* main.c */
+/* main.c: the message of a failure (exit 1) of command cmd; of a usage
+** error (exit 2), cmd NULL before the command word. */
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -112,7 +112,7 @@ static void print_command_help(FILE *f, const command *c)
 int cli_fail(const char *cmd, const char *fmt, ...)
 {
   va_list ap;
-  fprintf(stderr, "dbpoolctl: %s%s", cmd ? cmd : "", cmd ? ": " : "");
+  fprintf(stderr, "dbpoolctl: %s: ", cmd); /* a failure is always a command's */
   va_start(ap, fmt);
   vfprintf(stderr, fmt, ap);
   va_end(ap);
@@ -214,7 +214,7 @@ int main(int argc, char **argv)
   }
   const char *ns;
   if (dbpool_coord_namespace(&ns) != 0)
-    return cli_usage(NULL, "%s", dbpool_last_error() + strlen("dbpool: "));
+    return cli_usage(NULL, "%s", cli_lib_error());
   int bad = seen & ~cmd->options;
   if (bad)
     return cli_usage(cmd->name, "%s is not an option of %s",

@@ -31,39 +31,47 @@
 
 static int exists(const char *path) { return access(path, R_OK) == 0; }
 
-/* Find the preload library; its path in out, or the places looked at in
-** tried. Returns 1 if found. */
-static int find_preload(char *out, size_t cap, char *tried, size_t tcap)
+/* The places looked at, from dbpoolctl's directory: beside it, then
+** ../lib/dbpool and ../lib/MULTIARCH/dbpool (when built with one). */
+static const char *const rel[] = {"", "/../lib/dbpool", "/../lib/" DBPOOL_MULTIARCH "/dbpool"};
+#define NREL (sizeof DBPOOL_MULTIARCH > 1 ? 3 : 2)
+/* Room for any of them: dbpoolctl's directory (readlink into PATH_MAX
+** bytes) or its realpath (shorter than PATH_MAX), the longest relative
+** part, the name; and for all of them named in a message. */
+#define DIR_CAP (PATH_MAX + sizeof "/../lib/" DBPOOL_MULTIARCH "/dbpool")
+#define PLACE_CAP (PATH_MAX + 64)
+_Static_assert(DIR_CAP + sizeof "/" PRELOAD_NAME <= PLACE_CAP, "a place looked at may not fit");
+#define TRIED_CAP (3 * PLACE_CAP)
+
+/* Find the preload library; its path in out (PLACE_CAP bytes), or the
+** places looked at in tried (TRIED_CAP bytes). Returns 1 if found. */
+static int find_preload(char *out, char *tried)
 {
   const char *env = getenv("DBPOOL_PRELOAD");
   if (env && env[0]) {
-    snprintf(out, cap, "%s", env);
-    snprintf(tried, tcap, "%s (DBPOOL_PRELOAD)", env);
+    snprintf(out, PLACE_CAP, "%s", env);
+    snprintf(tried, TRIED_CAP, "%s (DBPOOL_PRELOAD)", env);
     return exists(out);
   }
   char exe[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n <= 0) {
-    snprintf(tried, tcap, "nowhere: /proc/self/exe is unreadable");
+    snprintf(tried, TRIED_CAP, "nowhere: /proc/self/exe is unreadable");
     return 0;
   }
   exe[n] = 0;
   char *slash = strrchr(exe, '/');
   *slash = 0; /* exe is now dbpoolctl's directory */
-  const char *rel[] = {"", "/../lib/dbpool", "/../lib/" DBPOOL_MULTIARCH "/dbpool"};
   size_t used = 0;
   tried[0] = 0;
-  for (size_t i = 0; i < sizeof rel / sizeof *rel; i++) {
-    if (i == 2 && !DBPOOL_MULTIARCH[0]) break;
-    char dir[PATH_MAX + 64];
+  for (size_t i = 0; i < NREL; i++) {
+    char dir[DIR_CAP];
     snprintf(dir, sizeof dir, "%s%s", exe, rel[i]);
     char *real = realpath(dir, NULL);
-    int fits = snprintf(out, cap, "%s/" PRELOAD_NAME, real ? real : dir) < (int)cap;
+    snprintf(out, PLACE_CAP, "%s/" PRELOAD_NAME, real ? real : dir);
     free(real);
-    if (fits && exists(out)) return 1;
-    used += (size_t)snprintf(tried + used, used < tcap ? tcap - used : 0, "%s%s",
-                             used ? ", " : "", out);
-    if (used >= tcap) used = tcap - 1;
+    if (exists(out)) return 1;
+    used += (size_t)snprintf(tried + used, TRIED_CAP - used, "%s%s", used ? ", " : "", out);
   }
   return 0;
 }
@@ -73,10 +81,8 @@ static int setting_option(int s, const char *opt, const char *text, const char *
 {
   int64_t v;
   if (!text) return cli_usage("run", "%s needs a value", opt);
-  if (dbpool_setting_parse(s, text, &v) != 0) {
-    const char *m = dbpool_last_error();
-    return cli_usage("run", "%s: %s", opt, strncmp(m, "dbpool: ", 8) ? m : m + 8);
-  }
+  if (dbpool_setting_parse(s, text, &v) != 0)
+    return cli_usage("run", "%s: %s", opt, cli_lib_error());
   char buf[32];
   snprintf(buf, sizeof buf, "%lld", (long long)v);
   setenv(env, buf, 1);
@@ -133,12 +139,12 @@ int cmd_run(int argc, char **argv, const cli_opts *o)
   }
   if (i >= argc) return cli_usage("run", "missing COMMAND");
 
-  char lib[PATH_MAX + 64], tried[3 * (PATH_MAX + 64)];
-  if (!find_preload(lib, sizeof lib, tried, sizeof tried))
+  char lib[PLACE_CAP], tried[TRIED_CAP];
+  if (!find_preload(lib, tried))
     return cli_fail("run", "cannot find " PRELOAD_NAME " (looked at %s); set "
                     "DBPOOL_PRELOAD to its path", tried);
   const char *ext_env = getenv("DBPOOL_EXTENSION");
-  char ext[PATH_MAX + 64];
+  char ext[PLACE_CAP];
   if (ext_env && ext_env[0]) snprintf(ext, sizeof ext, "%s", ext_env);
   else snprintf(ext, sizeof ext, "%.*sdbpool.so", (int)(strrchr(lib, '/') - lib + 1), lib);
   if (!exists(ext))

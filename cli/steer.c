@@ -3,6 +3,7 @@
 ** Each checks everything it was given before it changes anything.
 */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -106,10 +107,13 @@ int cmd_rm(int argc, char **argv, const cli_opts *o)
   if (rc == -EBUSY)
     return cli_fail(argv[0], "%s; --force removes it anyway", cli_lib_error());
   if (rc < 0) return cli_fail(argv[0], "%s", cli_lib_error());
+  /* As text output shows paths (format.c): one line. */
+  static char shown_db[FMT_TEXT_CAP(PATH_MAX)], why[FMT_TEXT_CAP(PATH_MAX + 1024)];
+  fmt_text(db, shown_db, sizeof shown_db);
   if (rc == 1)
     printf("marked the pool of %s removed: new opens start a fresh pool; %s "
-           "(dbpoolctl gc)\n", db, cli_lib_error());
+           "(dbpoolctl gc)\n", shown_db, fmt_text(cli_lib_error(), why, sizeof why));
   else
-    printf("removed the pool of %s\n", db);
+    printf("removed the pool of %s\n", shown_db);
   return EXIT_OK;
 }

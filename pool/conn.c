@@ -83,8 +83,11 @@ static int rejoin(dbpool *p, pool_entry *e)
   int rc = 0;
   if (!e->holder || dbp_holder_coord(e->holder) == p->coord) {
     dbpool_coord *fresh;
-    rc = p->nretired < (int)(sizeof p->retired / sizeof *p->retired)
-             ? dbpool_coord_open(p->path, 0, &fresh) : -ENOSPC;
+    int keep = (int)(sizeof p->retired / sizeof *p->retired);
+    rc = p->nretired < keep
+             ? dbpool_coord_open(p->path, 0, &fresh)
+             : dbp_err(-ENOSPC, "dbpool: the host pool of %s was removed %d times while "
+                       "this pool was open; close and reopen the pool", p->path, keep + 1);
     if (rc == 0) {
       p->retired[p->nretired++] = p->coord;
       p->coord = fresh;

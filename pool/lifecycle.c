@@ -199,7 +199,7 @@ int dbpool_close(dbpool *p)
 
 /* ------------------------------------------------------------- statistics */
 
-static int stats_full(dbpool *p, dbpool_stats *out);
+static void stats_full(dbpool *p, dbpool_stats *out);
 
 int dbpool_get_stats(dbpool *p, dbpool_stats *out)
 {
@@ -208,12 +208,12 @@ int dbpool_get_stats(dbpool *p, dbpool_stats *out)
   if (dbp_sized_check(out, POOL_V1_STATS, "dbpool_stats", "DBPOOL_INIT"))
     return SQLITE_MISUSE; /* message set */
   dbpool_stats full;
-  int rc = stats_full(p, &full);
-  if (rc == SQLITE_OK) dbp_sized_out(out, &full, sizeof full);
-  return rc;
+  stats_full(p, &full);
+  dbp_sized_out(out, &full, sizeof full);
+  return SQLITE_OK;
 }
 
-static int stats_full(dbpool *p, dbpool_stats *out)
+static void stats_full(dbpool *p, dbpool_stats *out)
 {
   lock_pool(p);
   *out = p->st;
@@ -228,7 +228,6 @@ static int stats_full(dbpool *p, dbpool_stats *out)
   unlock_pool(p);
   out->utilization = (double)out->active / out->max_size;
   out->avg_wait_ms = out->checkouts ? (double)out->total_wait_ns / 1e6 / (double)out->checkouts : 0;
-  return SQLITE_OK;
 }
 
 int dbpool_get_host_stats(dbpool *p, dbpool_host_stats *out)
@@ -239,5 +238,4 @@ int dbpool_get_host_stats(dbpool *p, dbpool_host_stats *out)
     return SQLITE_MISUSE; /* message set */
   int rc = dbpool_coord_stats(p->coord, out);
   return rc ? dbp_sqlite_rc(rc, SQLITE_ERROR) : SQLITE_OK; /* message set */
-  return SQLITE_OK;
 }
