@@ -110,13 +110,12 @@ static int find_id(const uint32_t *ids, unsigned n, uint32_t id)
 }
 
 /* May a process of uid, known to be in group gid, read the database? The
-** kernel's order: owner, named user, then the groups (any matching entry
+** kernel's order: (root, owner,) named user, then the groups (any matching entry
 ** that grants), then other. We know one group of the segment's owner: the
 ** segment's, which it could only have given the segment as a member. */
 static bool can_read(const readers *r, const dbp_dbfile *db, uid_t uid, gid_t gid)
 {
-  if (uid == 0) return true;
-  if (uid == db->uid) return r->owner;
+  /* (root and the database's owner: dbp_perms_owner_trusted answered) */
   int u = find_id(r->users, r->nu, uid);
   if (u >= 0) return r->user_reads[u];
   bool matched = false, granted = false;
