@@ -105,7 +105,36 @@ static void refused_fsize(const char *db)
 TEST(a_file_size_limit_below_the_segment_refuses_a_new_pool)
 {
   CHECK(in_namespace(shm_tmpfs, "mode=1777", refused_fsize, tu_db("fsize.db")) == 0);
-  (void)no_setup;
+}
+
+/* ------------------------------------------------- address-space limit */
+
+static long vm_size_kib(void)
+{
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kib = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "VmSize: %ld kB", &kib) == 1) break;
+  if (f) fclose(f);
+  return kib;
+}
+
+static void refused_address_space(const char *db)
+{
+  long kib = vm_size_kib();
+  CCHECK(kib > 0);
+  /* Room for small allocations, not for a segment (over 1 MiB). */
+  struct rlimit rl = {(rlim_t)(kib + 512) * 1024, (rlim_t)(kib + 512) * 1024};
+  CCHECK(setrlimit(RLIMIT_AS, &rl) == 0);
+  dbpool_coord *c = NULL;
+  CCHECK(dbpool_coord_open(db, 0, &c) == -ENOMEM);
+  CCHECK(has(dbpool_last_error(), "cannot map a new pool segment"));
+}
+
+TEST(no_address_space_for_a_new_segment_is_an_error_saying_so)
+{
+  CHECK(in_namespace(no_setup, "nothing", refused_address_space, tu_db("as_limit.db")) == 0);
 }
 
 /* ------------------------------------------------------------- no ACLs */
@@ -206,6 +235,7 @@ int main(void)
   RUN(no_inode_left_in_shm_refuses_a_new_pool_saying_so);
   RUN(a_read_only_shm_refuses_a_new_pool_saying_so);
   RUN(a_file_size_limit_below_the_segment_refuses_a_new_pool);
+  RUN(no_address_space_for_a_new_segment_is_an_error_saying_so);
   RUN(without_acl_support_the_segment_is_opened_to_others);
   RUN(without_proc_a_pool_is_made_and_a_process_named_by_its_program);
   return tu_finish();
