@@ -27,7 +27,7 @@ typedef struct {
 
 static int set_acl(const char *path, const ent *e, int n)
 {
-  unsigned char buf[4 + 8 * 32];
+  unsigned char buf[4 + 8 * 64];
   uint32_t v = 2;
   memcpy(buf, &v, 4);
   memcpy(buf + 4, e, 8 * (size_t)n);
@@ -36,7 +36,7 @@ static int set_acl(const char *path, const ent *e, int n)
 
 static int get_acl_fd(int fd, ent *e, int cap)
 {
-  unsigned char buf[4 + 8 * 64];
+  unsigned char buf[4 + 8 * 80];
   ssize_t n = fgetxattr(fd, ACL_XATTR, buf, sizeof buf);
   if (n < 4) return -1;
   int k = (int)((n - 4) / 8);
@@ -107,7 +107,7 @@ typedef struct {
   int rc, n;
   unsigned mode;
   gid_t gid;
-  ent e[64];
+  ent e[80];
 } applied;
 
 static void apply_as(uid_t uid, gid_t gid, const char *db, applied *out)
@@ -130,7 +130,7 @@ static void apply_as(uid_t uid, gid_t gid, const char *db, applied *out)
     fstat(fd, &st);
     out->mode = st.st_mode & 07777;
     out->gid = st.st_gid;
-    out->n = get_acl_fd(fd, out->e, 64);
+    out->n = get_acl_fd(fd, out->e, 80);
     /* Applied again (an attach by its owner): nothing to change. */
     if (out->rc == 0) out->rc = dbp_perms_apply(fd, db, &f, false);
     close(fd);
@@ -175,10 +175,43 @@ TEST(a_readers_segment_names_the_databases_readers)
   munmap(a, sizeof *a);
 }
 
+TEST(a_database_with_the_most_named_readers_still_gets_a_whole_segment_acl)
+{
+  if (geteuid() != 0) {
+    printf("   skipped: needs root\n");
+    return;
+  }
+  /* 60 named users: with its four base entries, the most an ACL read into
+  ** 64 entries holds. A reader who is not the owner makes the segment: it
+  ** names the owner and the owning group too, 66 entries in all. */
+  const char *db = tu_db("crowded_acl.db");
+  REQUIRE(chown(db, 65534, 65534) == 0 && chmod(db, 0644) == 0);
+  ent e[64];
+  int n = 0;
+  e[n++] = (ent){T_USER_OBJ, 6, NOID};
+  for (uint32_t u = 0; u < 60; u++) e[n++] = (ent){T_USER, 4, 70000 + u};
+  e[n++] = (ent){T_GROUP_OBJ, 4, NOID};
+  e[n++] = (ent){T_MASK, 4, NOID};
+  e[n++] = (ent){T_OTHER, 4, NOID};
+  if (set_acl(db, e, n) != 0) {
+    printf("   skipped: cannot set a 64-entry ACL in %s (%s)\n", tu_dir, strerror(errno));
+    return;
+  }
+  applied *a = tu_shared(sizeof *a);
+  apply_as(65533, 65528, db, a);
+  CHECK_RC(a->rc, 0);
+  CHECK(a->n == 66);
+  CHECK(find(a->e, a->n, T_USER, 65534) == 6 && find(a->e, a->n, T_GROUP, 65534) == 6);
+  CHECK(find(a->e, a->n, T_USER, 70059) == 6);
+  CHECK(find(a->e, a->n, T_MASK, NOID) == 6 && find(a->e, a->n, T_OTHER, NOID) == 6);
+  munmap(a, sizeof *a);
+}
+
 int main(void)
 {
   tu_init("acl_mirror");
   RUN(trust_follows_the_kernels_order_over_named_entries);
   RUN(a_readers_segment_names_the_databases_readers);
+  RUN(a_database_with_the_most_named_readers_still_gets_a_whole_segment_acl);
   return tu_finish();
 }
