@@ -30,11 +30,14 @@
 
 #include "internal.h"
 
+/* Root, or the segment's owner (/dev/shm is sticky). c is attached: its
+** descriptor is open. */
 bool dbp_unlink_allowed(const dbpool_coord *c)
 {
   struct stat st;
   if (geteuid() == 0) return true;
-  return c->fd >= 0 && fstat(c->fd, &st) == 0 && st.st_uid == geteuid();
+  if (fstat(c->fd, &st) != 0) return false; /* GCOVR_EXCL_BR_LINE: fstat of the open descriptor of an attached segment; not failable */
+  return st.st_uid == geteuid();
 }
 
 /* Does c's name still refer to c's segment: 1 yes, 0 no (gone or another
@@ -44,7 +47,7 @@ static int still_ours(const dbpool_coord *c)
   char path[PATH_MAX];
   struct stat st;
   dbp_shm_path(c->name, path, sizeof path);
-  if (stat(path, &st) != 0) return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
+  if (stat(path, &st) != 0) return errno == ENOENT ? 0 : -errno; /* (no directory in the name) */
   return (uint64_t)st.st_ino == c->seg_ino && (uint64_t)st.st_dev == c->seg_dev;
 }
 
@@ -67,10 +70,7 @@ static int remove_locked(dbpool_coord *c)
   }
   int ours = still_ours(c);
   if (ours <= 0) return ours; /* gone already; or unknown */
-  struct stat st; /* dbp_unlink_allowed, saying why not */
-  if (geteuid() != 0 && c->fd < 0) return -EPERM;
-  if (geteuid() != 0 && fstat(c->fd, &st) != 0) return -errno;
-  if (geteuid() != 0 && st.st_uid != geteuid()) return -EPERM;
+  if (!dbp_unlink_allowed(c)) return -EPERM;
   char path[PATH_MAX];
   dbp_shm_path(c->name, path, sizeof path);
   return unlink(path) == 0 || errno == ENOENT ? 0 : -errno;
@@ -78,9 +78,10 @@ static int remove_locked(dbpool_coord *c)
 
 void dbp_remove_locked(dbpool_coord *c) { remove_locked(c); }
 
-/* Under the lock: live processes other than ourselves that use the pool
-** (own holders; a process keeps its registration while it keeps the pool
-** mapped), the first pids. */
+/* Under the lock: live processes that use the pool (own holders; a
+** process keeps its registration while it keeps the pool mapped), the first
+** pids. Our own registration counts: c is a fresh attachment (remove, gc),
+** or one whose registration was just dropped (dbp_remove_if_deleted). */
 static int live_processes(dbpool_coord *c, int *pids, int cap)
 {
   int n = 0;
@@ -88,7 +89,6 @@ static int live_processes(dbpool_coord *c, int *pids, int cap)
   for (uint32_t p = 0; p < phwm; p++) {
     if (atomic_load(&c->procs[p].state) != PROC_LIVE) continue;
     if (atomic_load(&c->procs[p].n_records) == 0) continue;
-    if (dbp_is_own_record(c, p)) continue;
     if (!dbp_process_alive(c, p)) continue;
     if (n < cap) pids[n] = atomic_load(&c->procs[p].pid);
     n++;
@@ -117,7 +117,7 @@ static int remove_segment(dbpool_coord *c, bool force)
     dbp_unlock(c);
     char list[128] = "";
     size_t off = 0;
-    for (int i = 0; i < live && i < 8 && off < sizeof list; i++)
+    for (int i = 0; i < live && i < 8; i++) /* 8 x ", -2147483648" fit */
       off += (size_t)snprintf(list + off, sizeof list - off, "%s%d", i ? ", " : "",
                               pids[i]);
     return dbp_err(-EBUSY, "dbpool: pool of %s is in use by %d live process%s "
@@ -134,17 +134,13 @@ static int remove_segment(dbpool_coord *c, bool force)
 ** us (/dev/shm is sticky: its owner or root). */
 static int unlink_unattachable(const char *db_path, const char *segment_name)
 {
-  char name[DBP_SEGMENT_NAME_MAX], path[PATH_MAX], ns_buf[33];
+  char name[DBP_SEGMENT_NAME_MAX], path[PATH_MAX];
   const char *ns;
-  dbp_key k;
-  unsigned cand;
   if (db_path) {
     dbp_dbfile db;
     if (dbp_namespace(&ns) != 0 || dbp_dbfile_stat(db_path, &db) != 0) return -1;
     dbp_segment_name(ns, &db.key, 0, name);
-  } else if (!segment_name || !dbp_parse_segment_name(segment_name, ns_buf, &k, &cand)) {
-    return -1;
-  } else {
+  } else { /* a valid name: the attach that failed parsed it */
     snprintf(name, sizeof name, "/%s", segment_name[0] == '/' ? segment_name + 1 : segment_name);
   }
   dbp_shm_path(name, path, sizeof path);
@@ -430,7 +426,7 @@ int dbpool_coord_gc(int dry_run, dbpool_coord_gc_cb cb, void *arg)
 void dbp_remove_if_deleted(dbpool_coord *c)
 {
   struct stat st;
-  if (c->readonly || c->db_fd < 0 || fstat(c->db_fd, &st) != 0 || st.st_nlink > 0)
+  if (c->db_fd < 0 || fstat(c->db_fd, &st) != 0 || st.st_nlink > 0) /* (registered: not read-only) */
     return;
   int pids[1];
   if (dbp_lock(c, -1) != 0) return;

@@ -53,10 +53,10 @@ static int reserve(int fd, size_t off, size_t len, const char *db_path)
                  " for the pool of %s: %s", db_path, strerror(errno));
 }
 
+/* Only a registering process grows the tables: a read-write attachment
+** (dbpool_holder_new refuses a read-only one), its segment open. */
 int dbp_reserve_locked(dbpool_coord *c, size_t off, size_t len)
 {
-  if (c->fd < 0 || c->readonly)
-    return dbp_err(-EROFS, "dbpool: pool of %s is attached read-only", c->path);
   return reserve(c->fd, off, len, c->path);
 }
 

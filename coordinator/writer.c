@@ -457,9 +457,9 @@ static void check_queue(dbpool_coord *c)
   recount_oldest(q);
 }
 
+/* Only waiters check, and a read-only attachment never waits (queue_on). */
 static void maybe_check(dbpool_coord *c)
 {
-  if (c->readonly) return;
   dbp_writerq *q = wq(c);
   int64_t now = dbp_mono_ns(), last = atomic_load(&q->last_check_ns);
   uint64_t age = (uint64_t)now - (uint64_t)last;
@@ -779,7 +779,7 @@ int dbpool_coord_writers(dbpool_coord *c, dbpool_writer_info *buf, size_t cap,
     }
     n++;
   }
-  return n > (size_t)INT_MAX ? INT_MAX : (int)n;
+  return (int)n; /* at most DBP_WQ_ENTRIES */
 }
 
 const char *dbpool_writer_queue_status(const dbpool_writer_stats *ws)
