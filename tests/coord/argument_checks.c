@@ -66,6 +66,7 @@ TEST(setting_text_rule)
   REFUSED(T, "3e-1000000000", -EINVAL);
   REFUSED(T, "3x", -EINVAL);
   REFUSED(T, "1.0x", -EINVAL);
+  REFUSED(T, "1.-", -EINVAL);
   REFUSED(T, "3e1x", -EINVAL);
   REFUSED(T, "3e1.", -EINVAL);
   REFUSED(T, "-", -EINVAL);
