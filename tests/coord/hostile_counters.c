@@ -92,6 +92,14 @@ TEST(recovery_keeps_a_completed_journal_count)
   CHECK_RC(dbpool_coord_set(p.c, DBPOOL_SETTING_PAUSED, 0), 0);
   CHECK(atomic_load(&h->total_reclaimed) == 5);
   CHECK(atomic_load(&h->reclaim_journal_seq) == 0);
+  /* A journal of an operation the gate has not seen (garbage: its
+  ** sequence number is ahead of the gate's) is dropped, not counted. */
+  atomic_store(&h->reclaim_journal_after, 9);
+  atomic_store(&h->reclaim_journal_seq, dbp_gate_load(h).seq + 100);
+  die_holding_lock(p.c);
+  CHECK_RC(dbpool_coord_set(p.c, DBPOOL_SETTING_PAUSED, 0), 0);
+  CHECK(atomic_load(&h->total_reclaimed) == 5);
+  CHECK(atomic_load(&h->reclaim_journal_seq) == 0);
   tu_pool_close(&p);
 }
 

@@ -123,6 +123,10 @@ TEST(an_unrecoverable_lock_fails_reaping_and_slow_paths)
   make_unrecoverable(p.c);
 
   CHECK_RC(dbpool_coord_reap(p.c), -ENOTRECOVERABLE);
+  /* Registered already: a new holder needs only the lock, and fails. */
+  dbpool_holder *more = (dbpool_holder *)1;
+  CHECK_RC(dbpool_holder_new(p.c, &more), -ENOTRECOVERABLE);
+  CHECK(more == NULL);
   CHECK(strstr(dbpool_last_error(), "is unrecoverable; remove the pool (dbpoolctl rm --force)") != NULL);
   /* The pool is full: acquiring takes the lock. */
   CHECK_RC(dbpool_holder_acquire(p.h[1], 100), -ENOTRECOVERABLE);
