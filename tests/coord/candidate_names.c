@@ -185,6 +185,28 @@ TEST(a_segment_of_another_birth_is_refused)
   dbpool_coord_close(c);
 }
 
+TEST(a_pool_whose_owner_can_no_longer_read_the_database_is_left)
+{
+  const char *db = tu_db("lostreader.db");
+  REQUIRE(chown(db, NOBODY, NOBODY) == 0); /* nobody's: so is the segment */
+  dbpool_coord *c, *again;
+  CHECK_RC(dbpool_coord_open(db, 0, &c), 0);
+  char p0[512];
+  cand_path(db, 0, p0, sizeof p0);
+  struct stat st;
+  CHECK(stat(p0, &st) == 0 && st.st_uid == NOBODY);
+  ino_t first = st.st_ino;
+  dbpool_coord_close(c); /* cached */
+  /* root's now, and private: the segment's owner cannot read it. */
+  REQUIRE(chown(db, 0, 0) == 0 && chmod(db, 0600) == 0);
+  CHECK_RC(dbpool_coord_open(db, 0, &again), 0);
+  /* The old one was marked removed and (by root) deleted; a new pool,
+  ** root's, took its name. */
+  CHECK(stat(p0, &st) == 0 && st.st_uid == 0 && st.st_ino != first);
+  CHECK(!dbp_coord_removed(again));
+  dbpool_coord_close(again);
+}
+
 int main(void)
 {
   tu_init("candidates");
@@ -192,5 +214,6 @@ int main(void)
   RUN(every_name_held_by_untrusted_segments_is_busy);
   RUN(a_fifo_under_the_name_is_refused_without_blocking);
   RUN(a_segment_of_another_birth_is_refused);
+  RUN(a_pool_whose_owner_can_no_longer_read_the_database_is_left);
   return tu_finish();
 }

@@ -182,6 +182,15 @@ TEST(a_cached_attachment_follows_a_chmod_of_the_database)
   CHECK(again->db_mode == 0600);
   CHECK(chmod(db, 0644) == 0);
   dbpool_coord_close(again);
+  /* Another group, another owner: root's segment stays trusted. */
+  CHECK(chown(db, 0, 1234) == 0);
+  CHECK_RC(dbpool_coord_open(db, 0, &again), 0);
+  CHECK(again == c && again->db_gid == 1234);
+  dbpool_coord_close(again);
+  CHECK(chown(db, 4321, 1234) == 0);
+  CHECK_RC(dbpool_coord_open(db, 0, &again), 0);
+  CHECK(again == c && again->db_uid == 4321);
+  dbpool_coord_close(again);
 }
 
 TEST(a_garbage_free_list_head_is_not_trusted)
