@@ -143,7 +143,81 @@ TEST(an_unrecoverable_lock_fails_reaping_and_slow_paths)
   CHECK_RC(dbpool_coord_open(db, DBPOOL_OPEN_NOCREATE, &c), -ENOENT);
 }
 
+typedef struct waiter {
+  dbpool_holder *h;
+  int timeout;
+  bool interruptible;
+  pthread_t self;
+  _Atomic int rc, done;
+} waiter;
+
+static void *wait_thread(void *arg)
+{
+  waiter *w = arg;
+  int rc = w->interruptible ? dbp_holder_acquire_interruptible(w->h, w->timeout)
+                            : dbpool_holder_acquire(w->h, w->timeout);
+  atomic_store(&w->rc, rc);
+  atomic_store(&w->done, 1);
+  return NULL;
+}
+
+TEST(a_waiter_whose_deadline_passes_with_the_lock_unrecoverable_says_so)
+{
+  tu_pool p = tu_pool_open("leaveunrec.db", 1, 2, 1);
+  waiter w = {.h = p.h[1], .timeout = 400};
+  pthread_t t;
+  REQUIRE(pthread_create(&t, NULL, wait_thread, &w) == 0);
+  for (int i = 0; i < 10000 && dbp_coord_waiting(p.c) < 1; i++) tu_sleep_ms(1);
+  CHECK(dbp_coord_waiting(p.c) == 1);
+  make_unrecoverable(p.c);
+  pthread_join(t, NULL);
+  CHECK_RC(atomic_load(&w.rc), -ENOTRECOVERABLE);
+  CHECK(!dbpool_holder_held(p.h[1]));
+  const char *db = p.db;
+  tu_pool_close(&p);
+  CHECK_RC(dbpool_coord_remove(db, NULL, 1), 0);
+}
+
+static volatile sig_atomic_t caught;
+static void on_sigint(int sig)
+{
+  (void)sig;
+  caught++;
+}
+
 #ifdef __GLIBC__
+/* A Ctrl-C that comes while an interruptible acquire waits for the pool's
+** lock (its ending signals held pending by then) ends the wait for a slot
+** at its first sleep, and the handler runs once the acquire returns. */
+TEST(an_interrupt_pending_before_the_first_sleep_ends_the_wait)
+{
+  struct sigaction sa = {.sa_handler = on_sigint}, old;
+  sigemptyset(&sa.sa_mask);
+  REQUIRE(sigaction(SIGINT, &sa, &old) == 0);
+  caught = 0;
+  tu_pool p = tu_pool_open("pendingint.db", 1, 2, 1);
+  locker l = lock_elsewhere(p.c);
+  waiter w = {.h = p.h[1], .timeout = 20000, .interruptible = true};
+  pthread_t t;
+  REQUIRE(pthread_create(&t, NULL, wait_thread, &w) == 0);
+  /* Asleep in the lock (a waiter in the kernel marks the lock word). */
+  for (int i = 0; i < 20000 && !(__atomic_load_n(&p.c->hdr->lock.__data.__lock, __ATOMIC_ACQUIRE) &
+                                 (int)0x80000000);
+       i++)
+    tu_sleep_ms(1);
+  REQUIRE(__atomic_load_n(&p.c->hdr->lock.__data.__lock, __ATOMIC_ACQUIRE) & (int)0x80000000);
+  CHECK(pthread_kill(t, SIGINT) == 0);
+  CHECK(caught == 0); /* held pending */
+  let_go(&l);
+  pthread_join(t, NULL);
+  CHECK_RC(atomic_load(&w.rc), -EINTR);
+  CHECK(caught == 1);
+  CHECK(!dbpool_holder_held(p.h[1]));
+  CHECK(dbp_coord_waiting(p.c) == 0);
+  tu_pool_close(&p);
+  sigaction(SIGINT, &old, NULL);
+}
+
 TEST(a_mutex_of_unknown_kind_is_reported_corrupt)
 {
   tu_pool p = tu_pool_open("kind.db", 1, 2, 1);
@@ -165,7 +239,9 @@ int main(void)
   tu_init("lockfail");
   RUN(bounded_waits_give_up_while_another_process_holds_the_lock);
   RUN(an_unrecoverable_lock_fails_reaping_and_slow_paths);
+  RUN(a_waiter_whose_deadline_passes_with_the_lock_unrecoverable_says_so);
 #ifdef __GLIBC__
+  RUN(an_interrupt_pending_before_the_first_sleep_ends_the_wait);
   RUN(a_mutex_of_unknown_kind_is_reported_corrupt);
 #endif
   return tu_finish();
