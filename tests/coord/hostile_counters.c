@@ -12,7 +12,8 @@
 ** - an acquire_timeout_ms out of range in the segment means the longest
 **   wait, not "do not wait";
 ** - a wait queue whose links are garbage is rebuilt from the records in
-**   ticket order, equal tickets in record order;
+**   ticket order, equal tickets in record order, and the next ticket is
+**   past every ticket seen;
 ** - a segment file replaced under its name after we attached is not
 **   registered in: the first holder is refused with -ESTALE.
 */
@@ -208,13 +209,15 @@ TEST(a_garbled_queue_is_rebuilt_in_ticket_then_record_order)
   /* Under the lock: the same ticket for the last two, a head that is no
   ** record, links that go nowhere. */
   REQUIRE(dbp_lock(p.c, -1) == 0);
-  uint64_t t2 = atomic_load(&p.c->recs[dbp_holder_record(p.h[2])].ticket);
-  atomic_store(&p.c->recs[dbp_holder_record(p.h[3])].ticket, t2);
+  uint64_t next = atomic_load(&h->next_ticket);
+  atomic_store(&p.c->recs[dbp_holder_record(p.h[2])].ticket, next + 50); /* ahead */
+  atomic_store(&p.c->recs[dbp_holder_record(p.h[3])].ticket, next + 50);
   atomic_store(&h->q_head, 9000);
   atomic_store(&p.c->recs[dbp_holder_record(p.h[1])].q_next, 9001);
   dbp_unlock(p.c);
   /* The order is B (ticket first), then C, D by record. */
   CHECK_RC(dbpool_holder_release(p.h[0]), 0);
+  CHECK(atomic_load(&h->next_ticket) == next + 51); /* never hands out one again */
   CHECK(wait_done(&w[0]));
   CHECK(!atomic_load(&w[1].done) && !atomic_load(&w[2].done));
   CHECK(dbp_coord_waiting(p.c) == 2);

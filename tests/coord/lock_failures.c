@@ -185,6 +185,39 @@ static void on_sigint(int sig)
   caught++;
 }
 
+/* A holder of a removed pool cannot move into a pool whose lock is
+** unrecoverable: the error, and the holder stays where it was. */
+TEST(rejoining_a_pool_whose_lock_is_unrecoverable_fails)
+{
+  tu_pool p = tu_pool_open("rejoinunrec.db", 2, 1, 1);
+  dbpool_holder *was = p.h[0];
+  dbp_mark_removed(p.c);
+  REQUIRE(dbp_coord_removed(p.c));
+  dbpool_coord *fresh;
+  CHECK_RC(dbpool_coord_open(p.db, 0, &fresh), 0); /* the pool now */
+  CHECK(!dbp_coord_removed(fresh));
+  make_unrecoverable(fresh);
+  CHECK_RC(dbp_holder_rejoin(&p.h[0], p.db), -ENOTRECOVERABLE);
+  CHECK(p.h[0] == was && dbpool_holder_held(was));
+  /* A rename is still followed in this process, though not recorded in
+  ** the pool without its lock. */
+  char before[DBPOOL_PATH_MAX], moved[600];
+  dbpool_coord_database(fresh, before, sizeof before);
+  snprintf(moved, sizeof moved, "%s.moved", p.db);
+  REQUIRE(rename(p.db, moved) == 0);
+  dbpool_coord *again;
+  CHECK_RC(dbpool_coord_open(moved, 0, &again), 0);
+  CHECK(again == fresh);
+  char got[DBPOOL_PATH_MAX];
+  dbpool_coord_database(again, got, sizeof got);
+  CHECK_STR(got, before);
+  CHECK(strstr(again->path, ".moved") != NULL);
+  dbpool_coord_close(again);
+  dbpool_coord_close(fresh);
+  tu_pool_close(&p);
+  CHECK_RC(dbpool_coord_remove(moved, NULL, 1), 0);
+}
+
 #ifdef __GLIBC__
 /* A Ctrl-C that comes while an interruptible acquire waits for the pool's
 ** lock (its ending signals held pending by then) ends the wait for a slot
@@ -240,6 +273,7 @@ int main(void)
   RUN(bounded_waits_give_up_while_another_process_holds_the_lock);
   RUN(an_unrecoverable_lock_fails_reaping_and_slow_paths);
   RUN(a_waiter_whose_deadline_passes_with_the_lock_unrecoverable_says_so);
+  RUN(rejoining_a_pool_whose_lock_is_unrecoverable_fails);
 #ifdef __GLIBC__
   RUN(an_interrupt_pending_before_the_first_sleep_ends_the_wait);
   RUN(a_mutex_of_unknown_kind_is_reported_corrupt);

@@ -376,6 +376,57 @@ TEST(open_arguments)
   (void)h;
 }
 
+/* Every process record taken: the dead are reaped and one is reused; if
+** all are alive (their liveness locks held), -ENOSPC. The test holds the
+** locks itself, on its own open file description of the segment. */
+TEST(a_full_process_table)
+{
+  const char *db = tu_db("proctable.db");
+  dbpool_coord *c;
+  CHECK_RC(dbpool_coord_open(db, 0, &c), 0);
+  dbp_header *h = c->hdr;
+  /* Every record live, every process dead (no lock held). */
+  for (uint32_t p = 0; p < DBP_PROCESSES; p++) atomic_store(&c->procs[p].state, PROC_LIVE);
+  atomic_store(&h->process_hwm, DBP_PROCESSES);
+  dbpool_holder *hd;
+  CHECK_RC(dbpool_holder_new(c, &hd), 0);
+  CHECK(c->proc_idx == 0);
+  CHECK_RC(dbpool_holder_acquire(hd, 0), 0);
+  dbpool_holder_free(hd);
+  dbpool_coord_close(c);
+  CHECK_RC(dbpool_coord_remove(db, NULL, 1), 0);
+
+  /* Every record free, but locked by someone alive. */
+  CHECK_RC(dbpool_coord_open(db, 0, &c), 0);
+  h = c->hdr;
+  char path[256];
+  snprintf(path, sizeof path, "/dev/shm%s", dbpool_coord_segment_name(c));
+  int fd = open(path, O_RDWR);
+  REQUIRE(fd >= 0);
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET,
+                     .l_start = (off_t)DBP_SEGMENT_SIZE, .l_len = DBP_PROCESSES};
+  REQUIRE(fcntl(fd, F_OFD_SETLK, &fl) == 0);
+  atomic_store(&h->process_hwm, DBP_PROCESSES);
+  hd = (dbpool_holder *)1;
+  CHECK_RC(dbpool_holder_new(c, &hd), -ENOSPC);
+  CHECK(hd == NULL);
+  CHECK(strstr(dbpool_last_error(), "has no free process record (1024 processes attached)") != NULL);
+  close(fd); /* they leave */
+  CHECK_RC(dbpool_holder_new(c, &hd), 0);
+  dbpool_holder_free(hd);
+  dbpool_coord_close(c);
+}
+
+TEST(marking_a_held_slot_active_again)
+{
+  tu_pool p = tu_pool_open("idle.db", 1, 1, 1);
+  dbp_holder_set_idle(p.h[0], 1);
+  CHECK(atomic_load(dbp_holder_flags_word(p.h[0])) == DBP_FAST_IDLE_FLAG);
+  dbp_holder_set_idle(p.h[0], 0);
+  CHECK(atomic_load(dbp_holder_flags_word(p.h[0])) == 0);
+  tu_pool_close(&p);
+}
+
 int main(void)
 {
   tu_init("registry");
@@ -390,5 +441,7 @@ int main(void)
   RUN(the_fork_handler_renews_identity_and_drops_inherited_descriptors);
   RUN(rejoin_only_moves_holders_of_removed_pools);
   RUN(open_arguments);
+  RUN(a_full_process_table);
+  RUN(marking_a_held_slot_active_again);
   return tu_finish();
 }
