@@ -185,7 +185,6 @@ DBP_HIDDEN unsigned dbp_reap_process_locked(dbpool_coord *c, unsigned p,
                                             bool count_reclaimed);
 DBP_HIDDEN void dbp_reclaim_record_locked(dbpool_coord *c, uint32_t i,
                                           bool count_reclaimed);
-DBP_HIDDEN int dbp_live_process_count(dbpool_coord *c);
 
 /* create.c and attach.c */
 DBP_HIDDEN int dbp_segment_create(const char *name, const char *ns, const char *db_path,

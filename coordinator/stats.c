@@ -364,7 +364,7 @@ int dbpool_coord_holders(dbpool_coord *c, dbpool_holder_info *buf, size_t cap,
     if (n < cap) dbp_elem_put(buf, n, elem_size, &w[k].info, sizeof w[k].info);
   free(w);
   free(lv);
-  return n > (size_t)0x7fffffff ? 0x7fffffff : (int)n;
+  return n > (size_t)0x7fffffff ? 0x7fffffff : (int)n; /* GCOVR_EXCL_BR_LINE: n <= DBP_RECORDS */
 }
 
 unsigned dbp_coord_waiting(const dbpool_coord *c)
