@@ -67,7 +67,8 @@ B ?= build-coverage
 override CFLAGS := -O0 -g
 COV_FLAGS := --coverage -fprofile-update=atomic -DDBPOOL_COVERAGE
 TEST_COV_OBJ = $(B)/tests/lib/cov_exit.o
-TEST_COV_LINK = $(TEST_COV_OBJ) -Wl,--wrap=_exit
+TEST_COV_LINK = $(TEST_COV_OBJ) -Wl,--wrap=_exit \
+  -Wl,--export-dynamic-symbol=dbpool_test_cov_register
 endif
 ifdef SANITIZE
 B ?= build-$(firstword $(subst $(comma), ,$(SANITIZE)))

@@ -291,10 +291,15 @@ static int settings_release(sqlite3_vtab *pVtab, int level)
   return SQLITE_OK;
 }
 
+/* level -1: the savepoint that began the transaction (SAVEPOINT outside
+** BEGIN), before this table joined it: nothing pending. */
 static int settings_rollback_to(sqlite3_vtab *pVtab, int level)
 {
   settings_vtab *v = (settings_vtab *)pVtab;
-  if (level >= 0 && level < v->nsavepoints) {
+  if (level < 0) {
+    memset(&v->pending, 0, sizeof v->pending);
+    v->nsavepoints = 0;
+  } else if (level < v->nsavepoints) {
     v->pending = v->savepoints[level];
     v->nsavepoints = level + 1;
   }
