@@ -25,7 +25,7 @@ TEST(exhausted_records_show_in_stats_and_name_their_users)
   pid_t child = fork();
   REQUIRE(child >= 0);
   if (child == 0) {
-    alarm(60);
+    alarm(tu_sec(60));
     dbpool_coord *cc;
     dbpool_holder *h;
     if (dbpool_coord_open(db, 0, &cc) != 0) _exit(3);
