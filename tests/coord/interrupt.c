@@ -18,7 +18,9 @@
 ** sigwait.c) runs its handler and the wait goes on, as a user's Ctrl-C can
 ** need a second press: the tests send it again after a second, as a user
 ** would, and allow that for at most 2 of 8 waits (on an idle machine it
-** practically never happens).
+** practically never happens). Under valgrind, which delivers signals
+** itself, at its own points, it often does: those two bounds are not
+** checked there (the wait must still end, within the scaled bounds).
 */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -167,7 +169,12 @@ TEST(an_ending_signal_ends_the_wait)
     dbpool_coord_close(c);
     signal(sig, SIG_DFL);
   }
-  CHECK(resent <= 2);
+  if (tu_slowdown() == 1)
+    CHECK(resent <= 2);
+  else /* valgrind delivers a signal at its own points, often after a sleep */
+    printf("   %d of 8 waits needed the signal again; at most 2 not checked under "
+           "valgrind: it delivers signals itself, often once a sleep has ended\n",
+           resent);
 }
 
 /* Signals a process uses for other work (here SIGUSR1 every 2 ms and
@@ -339,7 +346,7 @@ TEST(ctrl_c_ends_the_wait_of_a_process)
   int sent = interrupt(NULL, pid, SIGINT, &r->done);
   CHECK_RC(tu_wait_child(pid, 10000), 0);
   CHECK(tu_now_ms() - t0 < tu_ms(3000));
-  CHECK(sent <= 2);
+  if (tu_slowdown() == 1) CHECK(sent <= 2); /* under valgrind: as above */
   CHECK_RC(r->rc, -EINTR);
   CHECK(r->caught >= 1 && r->caught <= sent);
   CHECK(r->took_ms < tu_ms(9000));
