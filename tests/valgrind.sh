@@ -6,13 +6,17 @@
 # here: several tests end processes that hold memory on purpose (a
 # process dying with its records), and LSan checks leaks in the sanitizer
 # builds (make test-c SANITIZE=address,undefined). Under memcheck
-# everything runs 20 to 50 times slower: a test that failed only its own
-# checks (no memcheck error) is reported apart, as the timing-sensitive
-# ones can. VALGRIND_TESTS="unit crash-recovery" runs only those.
+# everything runs 20 to 50 times slower: the tests' deadlines, timeouts
+# that must be met, poll counts and alarms are multiplied by
+# DBPOOL_TEST_SLOWDOWN (30 here; tu_slowdown() in tests/lib/testutil.h),
+# so a program must pass its own checks too. A test that failed only its
+# own checks (no memcheck error) is reported apart.
+# VALGRIND_TESTS="unit crash-recovery" runs only those.
 set -u
 B=${B:-build}
 cd "$(dirname "$0")/.."
 export DBPOOL_TEST_RUN="vg$$"
+export DBPOOL_TEST_SLOWDOWN="${DBPOOL_TEST_SLOWDOWN:-30}"
 log_dir=$(mktemp -d /tmp/dbpool-valgrind-XXXXXX)
 errors=() failed=()
 for t in "$B"/tests/*; do

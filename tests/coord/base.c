@@ -20,7 +20,7 @@ TEST(futex_changed_word_is_not_a_sleep)
   double t0 = tu_now_ms();
   CHECK_RC(dbp_futex_wait_once(&word, 4, -1, DBP_FUTEX_PRIVATE), 0); /* EAGAIN */
   CHECK_RC(dbp_futex_wait_once(&word, 4, -1, DBP_FUTEX_SHARED), 0);
-  CHECK(tu_now_ms() - t0 < 5000);
+  CHECK(tu_now_ms() - t0 < tu_ms(5000));
 }
 
 TEST(futex_deadline_is_etimedout_never_early)
@@ -85,7 +85,7 @@ TEST(futex_unusable_word_is_an_error_not_a_wake)
   char *p = mmap(NULL, (size_t)page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   REQUIRE(p != MAP_FAILED);
   REQUIRE(munmap(p, (size_t)page) == 0);
-  int64_t deadline = dbp_mono_ns() + 10000 * 1000000LL;
+  int64_t deadline = dbp_mono_ns() + (int64_t)tu_ms(10000) * 1000000LL;
   CHECK_RC(dbp_futex_wait((_Atomic uint32_t *)p, 0, deadline, DBP_FUTEX_SHARED), -EFAULT);
   static _Alignas(8) char buf[8];
   CHECK_RC(dbp_futex_wait((_Atomic uint32_t *)(buf + 1), 0, deadline, DBP_FUTEX_PRIVATE),

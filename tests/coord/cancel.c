@@ -23,7 +23,7 @@ static void *wait_long(void *arg)
 {
   waiter *w = arg;
   double t0 = tu_now_ms();
-  w->rc = dbpool_holder_acquire(w->h, 60000);
+  w->rc = dbpool_holder_acquire(w->h, (int)tu_ms(60000));
   w->ms = tu_now_ms() - t0;
   return NULL;
 }
@@ -38,7 +38,7 @@ TEST(cancel_ends_a_waiting_acquire)
   CHECK_RC(dbpool_holder_cancel(p.h[1]), 0);
   pthread_join(t, NULL);
   CHECK_RC(w.rc, -ECANCELED);
-  CHECK(w.ms < 30000); /* not the 60 s timeout */
+  CHECK(w.ms < tu_ms(30000)); /* not the 60 s timeout */
   CHECK_RC(dbp_coord_waiting(p.c), 0); /* it left the queue */
   CHECK(!dbpool_holder_held(p.h[1]));
   /* Used up: the next acquire waits (and times out) as usual. */
@@ -51,8 +51,8 @@ TEST(cancel_before_acquire_ends_the_next_wait)
   tu_pool p = full_pool("before.db");
   CHECK_RC(dbpool_holder_cancel(p.h[1]), 0);
   double t0 = tu_now_ms();
-  CHECK_RC(dbpool_holder_acquire(p.h[1], 60000), -ECANCELED);
-  CHECK(tu_now_ms() - t0 < 30000);
+  CHECK_RC(dbpool_holder_acquire(p.h[1], (int)tu_ms(60000)), -ECANCELED);
+  CHECK(tu_now_ms() - t0 < tu_ms(30000));
   CHECK(strstr(dbpool_last_error(), "was cancelled") != NULL);
   CHECK_RC(dbpool_holder_acquire(p.h[1], 0), -EAGAIN); /* one cancel, one acquire */
   tu_pool_close(&p);

@@ -97,7 +97,7 @@ static void hold_random(uint64_t *rng)
 
 static void child_main(int i, const char *db)
 {
-  alarm(90); /* safety net: the parent stops us long before */
+  alarm(tu_sec(90)); /* safety net: the parent stops us long before */
   uint64_t rng = ((uint64_t)getpid() << 20) ^ (uint64_t)(tu_now_ms() * 1000) ^
                  0x9e3779b97f4a7c15ull;
   const u128 bit = (u128)1 << i;
@@ -199,7 +199,10 @@ static void kill_and_replace(int i, const char *db, kills_t *k)
 
 TEST(sigkill_holders_and_waiters)
 {
-  enum { MIN_MS = 10000, MAX_MS = 40000, WANT_KILLS = 300, WANT_EACH = 40 };
+  enum { MIN_MS = 10000, WANT_KILLS = 300, WANT_EACH = 40 };
+  /* Until enough kills, for at most 40 s (times tu_slowdown(): under
+  ** valgrind every kill and fork is slower, not the 1-second windows). */
+  const double MAX_MS = tu_ms(40000);
   const char *db = tu_db("chaos.db");
   dbpool_coord *c;
   dbpool_host_stats st;
@@ -270,7 +273,7 @@ TEST(sigkill_holders_and_waiters)
 
   /* Stop: waiters still get slots as the others leave. */
   atomic_store(&S->stop, 1);
-  double stop_deadline = tu_now_ms() + 20000; /* for all of them together */
+  double stop_deadline = tu_now_ms() + tu_ms(20000); /* for all of them together */
   for (int i = 0; i < KIDS; i++) {
     double left = stop_deadline - tu_now_ms();
     int s = tu_wait_child(pids[i], left > 0 ? left : 0);
@@ -364,7 +367,7 @@ TEST(reap_on_demand_gives_the_slot_back)
   pid_t pid = fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
-    alarm(30);
+    alarm(tu_sec(30));
     dbpool_coord *cc;
     dbpool_holder *h;
     if (dbpool_coord_open(db, 0, &cc) || dbpool_holder_new(cc, &h) ||
@@ -373,7 +376,7 @@ TEST(reap_on_demand_gives_the_slot_back)
     atomic_store(&S->kid[0].state, ST_HOLD);
     for (;;) pause();
   }
-  for (int n = 0; n < 10000 && atomic_load(&S->kid[0].state) == ST_START; n++)
+  for (long n = 0; n < tu_polls(10000) && atomic_load(&S->kid[0].state) == ST_START; n++)
     tu_sleep_ms(1);
   CHECK(atomic_load(&S->kid[0].state) == ST_HOLD);
   kill(pid, SIGKILL);
@@ -418,7 +421,7 @@ TEST(reap_on_demand_gives_the_slot_back)
 int main(void)
 {
   tu_init("chaos");
-  alarm(170); /* last resort: every wait above has its own bound */
+  alarm(tu_sec(170)); /* last resort: every wait above has its own bound */
   S = tu_shared(sizeof *S);
 #ifdef UNDER_TSAN
   /* ThreadSanitizer emulates 16-byte atomics under a lock private to each

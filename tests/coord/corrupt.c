@@ -142,7 +142,7 @@ static int by_name_calls(const char *name)
   memset(BR, 0, sizeof *BR);
   pid_t pid = fork();
   if (pid == 0) {
-    alarm(20);
+    alarm(tu_sec(20));
     dbpool_coord *c = NULL;
     BR->rc_open = dbpool_coord_open_segment(name, 0, &c);
     snprintf(BR->msg, sizeof BR->msg, "%s", dbpool_last_error());
@@ -174,7 +174,7 @@ static int fresh_open(const char *db, unsigned flags)
   OR->rc = 1;
   pid_t pid = fork();
   if (pid == 0) {
-    alarm(20);
+    alarm(tu_sec(20));
     dbpool_coord *c = NULL;
     OR->rc = dbpool_coord_open(db, flags, &c);
     snprintf(OR->msg, sizeof OR->msg, "%s", dbpool_last_error());
@@ -613,7 +613,7 @@ static int fuzz_list_cb(const char *name, void *arg)
 ** bounded timeout; results are ignored (errors are fine). */
 static void exercise(const char *db, const char *seg_name, uint64_t seed, int concurrent)
 {
-  alarm(20);
+  alarm(tu_sec(20));
   rng = seed | 1;
   dbpool_coord *c = NULL;
   int rc = dbpool_coord_open(db, 0, &c);
@@ -694,7 +694,7 @@ static pid_t spawn_a(const char *db, int die)
 {
   pid_t pid = fork();
   if (pid == 0) {
-    alarm(60);
+    alarm(tu_sec(60));
     dbpool_coord *c;
     dbpool_holder *h[3];
     if (dbpool_coord_open(db, 0, &c) != 0) _exit(3);
@@ -730,7 +730,7 @@ static pid_t spawn_b(const char *db)
 {
   pid_t pid = fork();
   if (pid == 0) {
-    alarm(60);
+    alarm(tu_sec(60));
     dbpool_coord *c;
     dbpool_holder *h[2];
     if (dbpool_coord_open(db, 0, &c) != 0 || dbpool_holder_new(c, &h[0]) != 0 ||
@@ -748,7 +748,7 @@ static pid_t spawn_b(const char *db)
 
 static int wait_ready(_Atomic int *flag)
 {
-  double end = tu_now_ms() + 10000;
+  double end = tu_now_ms() + tu_ms(10000);
   while (!atomic_load(flag) && tu_now_ms() < end) tu_sleep_ms(0.2);
   return atomic_load(flag);
 }
@@ -774,7 +774,7 @@ static int kill_setup(pid_t pid, const char *who, int iter)
 ** the queue, the free list and the tables. */
 static void exercise_all(const char *db, const char *seg_name)
 {
-  alarm(20);
+  alarm(tu_sec(20));
   dbpool_coord *c = NULL;
   if (dbpool_coord_open(db, 0, &c) != 0) _exit(0);
   dbpool_host_stats st;

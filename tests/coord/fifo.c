@@ -27,6 +27,7 @@
 #define MAXW 32
 #define HOLD_MS 3     /* how long a served waiter holds the slot */
 #define SPINNER_ID 100
+#define WAIT_MS ((int)tu_ms(20000)) /* a wait that must be served */
 
 typedef struct {
   _Atomic int next;        /* service tickets taken */
@@ -68,7 +69,7 @@ static pid_t spawn_waiter(const char *db, int id, int timeout_ms)
     exit(2);
   }
   if (pid == 0) {
-    alarm(30);
+    alarm(tu_sec(30));
     dbpool_coord *c;
     dbpool_holder *h;
     if (dbpool_coord_open(db, 0, &c) != 0 || dbpool_holder_new(c, &h) != 0) {
@@ -108,7 +109,7 @@ static void *waiter_thread(void *p)
 /* Wait until n waiters are queued; returns the number seen. */
 static unsigned wait_waiting(dbpool_coord *c, unsigned n)
 {
-  double end = tu_now_ms() + 10000;
+  double end = tu_now_ms() + tu_ms(10000);
   while (dbp_coord_waiting(c) < n && tu_now_ms() < end) tu_sleep_ms(0.2);
   return dbp_coord_waiting(c);
 }
@@ -118,7 +119,7 @@ static unsigned wait_waiting(dbpool_coord *c, unsigned n)
 static int wait_listed_waiting(dbpool_coord *c, int pid, int slot)
 {
   dbpool_holder_info info[MAXW + 4];
-  double end = tu_now_ms() + 10000;
+  double end = tu_now_ms() + tu_ms(10000);
   do {
     int n = dbpool_coord_holders(c, info, MAXW + 4, sizeof *info);
     for (int i = 0; i < n && i < MAXW + 4; i++)
@@ -177,7 +178,7 @@ TEST(processes_are_served_in_arrival_order)
     dbpool_coord *c = open_limit1(db, &p);
     pid_t pids[NW];
     for (int i = 0; i < NW; i++) {
-      pids[i] = spawn_waiter(db, i, 20000);
+      pids[i] = spawn_waiter(db, i, WAIT_MS);
       CHECK_RC(wait_waiting(c, (unsigned)i + 1), i + 1);
       CHECK(wait_listed_waiting(c, pids[i], -1));
     }
@@ -216,7 +217,7 @@ TEST(threads_are_served_in_arrival_order)
     waiter_arg wa[NW];
     for (int i = 0; i < NW; i++) REQUIRE(dbpool_holder_new(c, &h[i]) == 0);
     for (int i = 0; i < NW; i++) {
-      wa[i] = (waiter_arg){h[i], i, 20000, 0};
+      wa[i] = (waiter_arg){h[i], i, WAIT_MS, 0};
       REQUIRE(pthread_create(&t[i], NULL, waiter_thread, &wa[i]) == 0);
       CHECK_RC(wait_waiting(c, (unsigned)i + 1), i + 1);
       CHECK(wait_listed_waiting(c, getpid(), (int)dbp_holder_record(h[i])));
@@ -254,10 +255,10 @@ TEST(mixed_processes_and_threads_share_one_queue)
     pids[i] = -1;
     if (i % 2) {
       REQUIRE(dbpool_holder_new(c, &h[i]) == 0);
-      wa[i] = (waiter_arg){h[i], i, 20000, 0};
+      wa[i] = (waiter_arg){h[i], i, WAIT_MS, 0};
       REQUIRE(pthread_create(&t[i], NULL, waiter_thread, &wa[i]) == 0);
     } else {
-      pids[i] = spawn_waiter(db, i, 20000);
+      pids[i] = spawn_waiter(db, i, WAIT_MS);
     }
     CHECK_RC(wait_waiting(c, (unsigned)i + 1), i + 1);
   }
@@ -286,7 +287,7 @@ static pid_t spawn_spinner(const char *db)
   pid_t pid = fork();
   if (pid < 0) exit(2);
   if (pid == 0) {
-    alarm(30);
+    alarm(tu_sec(30));
     dbpool_coord *c;
     dbpool_holder *h;
     if (dbpool_coord_open(db, 0, &c) != 0 || dbpool_holder_new(c, &h) != 0) _exit(3);
@@ -312,7 +313,7 @@ static pid_t spawn_spinner(const char *db)
 
 static void wait_spinning(int attempts)
 {
-  double end = tu_now_ms() + 10000;
+  double end = tu_now_ms() + tu_ms(10000);
   int base = atomic_load(&S->spin_attempts);
   while (atomic_load(&S->spin_attempts) - base < attempts && tu_now_ms() < end)
     tu_sleep_ms(0.5);
@@ -348,7 +349,7 @@ TEST(try_once_never_overtakes_waiters_of_a_paused_pool)
     CHECK_RC(dbpool_holder_acquire(probe, 0), -EAGAIN); /* paused, slot free */
     pid_t pids[NW];
     for (int i = 0; i < NW; i++) {
-      pids[i] = spawn_waiter(db, i, 20000);
+      pids[i] = spawn_waiter(db, i, WAIT_MS);
       CHECK_RC(wait_waiting(c, (unsigned)i + 1), i + 1);
     }
     /* Waiters queued and a slot free: try-once still fails. */
@@ -392,7 +393,7 @@ TEST(try_once_never_overtakes_waiters_of_a_reclaimed_slot)
     _Atomic int *held = (_Atomic int *)&S->ready[MAXW - 1];
     pid_t holder = fork();
     if (holder == 0) {
-      alarm(30);
+      alarm(tu_sec(30));
       dbpool_coord *hc;
       dbpool_holder *h;
       if (dbpool_coord_open(db, 0, &hc) || dbpool_holder_new(hc, &h) ||
@@ -401,12 +402,12 @@ TEST(try_once_never_overtakes_waiters_of_a_reclaimed_slot)
       atomic_store(held, 1);
       for (;;) pause();
     }
-    double end = tu_now_ms() + 10000;
+    double end = tu_now_ms() + tu_ms(10000);
     while (!atomic_load(held) && tu_now_ms() < end) tu_sleep_ms(0.5);
     CHECK(atomic_load(held));
     pid_t pids[NW];
     for (int i = 0; i < NW; i++) {
-      pids[i] = spawn_waiter(db, i, 20000);
+      pids[i] = spawn_waiter(db, i, WAIT_MS);
       CHECK_RC(wait_waiting(c, (unsigned)i + 1), i + 1);
     }
     pid_t sp = spawn_spinner(db);
@@ -443,13 +444,13 @@ TEST(try_once_after_release_does_not_overtake)
   REQUIRE(dbpool_holder_new(c, &late) == 0);
   pid_t pids[NW];
   for (int i = 0; i < NW; i++) {
-    pids[i] = spawn_waiter(db, i, 20000);
+    pids[i] = spawn_waiter(db, i, WAIT_MS);
     CHECK_RC(wait_waiting(c, (unsigned)i + 1), i + 1);
   }
   CHECK_RC(dbpool_holder_release(p), 0);
   /* Every try-once until the queue drained fails; then one succeeds. */
   int got = 0, bad = 0;
-  double end = tu_now_ms() + 20000;
+  double end = tu_now_ms() + tu_ms(20000);
   while (!got && tu_now_ms() < end) {
     int rc = dbpool_holder_acquire(late, 0);
     if (rc == 0) {
@@ -485,13 +486,13 @@ TEST(timed_out_waiters_leave_the_queue_in_order)
   dbpool_coord *c = open_limit1(db, &p);
   /* 0 and 3 time out; 1, 2, 4, 5 wait long. */
   const int nw = 6;
-  int timeouts[6] = {700, 20000, 20000, 700, 20000, 20000};
+  int timeouts[6] = {700, WAIT_MS, WAIT_MS, 700, WAIT_MS, WAIT_MS};
   pid_t pids[6];
   for (int i = 0; i < nw; i++) {
     pids[i] = spawn_waiter(db, i, timeouts[i]);
     CHECK(wait_listed_waiting(c, pids[i], -1) || atomic_load(&S->done[i]));
   }
-  double end = tu_now_ms() + 15000;
+  double end = tu_now_ms() + tu_ms(15000);
   while ((!atomic_load(&S->done[0]) || !atomic_load(&S->done[3])) && tu_now_ms() < end)
     tu_sleep_ms(1);
   CHECK_RC(S->rc[0], -ETIMEDOUT);
@@ -527,13 +528,13 @@ TEST(requeue_after_timeout_goes_to_the_back)
   CHECK_RC(dbpool_holder_acquire(h[0], 50), -ETIMEDOUT);
   pthread_t t[3];
   waiter_arg wa[3];
-  wa[1] = (waiter_arg){h[1], 1, 20000, 0};
+  wa[1] = (waiter_arg){h[1], 1, WAIT_MS, 0};
   REQUIRE(pthread_create(&t[1], NULL, waiter_thread, &wa[1]) == 0);
   CHECK_RC(wait_waiting(c, 1), 1);
-  wa[0] = (waiter_arg){h[0], 0, 20000, 0};
+  wa[0] = (waiter_arg){h[0], 0, WAIT_MS, 0};
   REQUIRE(pthread_create(&t[0], NULL, waiter_thread, &wa[0]) == 0);
   CHECK_RC(wait_waiting(c, 2), 2);
-  wa[2] = (waiter_arg){h[2], 2, 20000, 0};
+  wa[2] = (waiter_arg){h[2], 2, WAIT_MS, 0};
   REQUIRE(pthread_create(&t[2], NULL, waiter_thread, &wa[2]) == 0);
   CHECK_RC(wait_waiting(c, 3), 3);
   CHECK_RC(dbpool_holder_release(p), 0);

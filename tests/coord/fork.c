@@ -45,7 +45,7 @@ static void reset(void) { memset(S, 0, sizeof *S); }
 
 static int wait_flag(_Atomic int *flag, int value)
 {
-  double end = tu_now_ms() + 10000;
+  double end = tu_now_ms() + tu_ms(10000);
   while (atomic_load(flag) < value && tu_now_ms() < end) tu_sleep_ms(0.5);
   return atomic_load(flag) >= value;
 }
@@ -77,7 +77,7 @@ static pid_t xfork(void)
   }
   if (pid == 0) {
     c_fail = 0;
-    alarm(30);
+    alarm(tu_sec(30));
   }
   return pid;
 }
@@ -268,8 +268,8 @@ TEST(waiter_gets_slot_of_exited_child)
   memset(&si, 0, sizeof si);
   CHECK(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) == 0);
   double t0 = tu_now_ms();
-  CHECK_RC(dbpool_holder_acquire(q, 10000), 0);
-  CHECK(tu_now_ms() - t0 < 5000);
+  CHECK_RC(dbpool_holder_acquire(q, (int)tu_ms(10000)), 0);
+  CHECK(tu_now_ms() - t0 < tu_ms(5000));
   CHECK_RC(tu_wait_child(pid, 10000), 0);
   dbpool_host_stats st;
   DBPOOL_INIT(&st);
@@ -339,7 +339,7 @@ TEST(killed_parent_leaves_child_slots_alone)
     pid_t cp = fork();
     if (cp == 0) {
       c_fail = 0;
-      alarm(30);
+      alarm(tu_sec(30));
       dbpool_holder *ch;
       CCHECK(dbpool_holder_new(mc, &ch) == 0 && dbpool_holder_acquire(ch, 0) == 0);
       atomic_store(&S->step2, 1);
@@ -387,7 +387,7 @@ typedef struct {
 static void *waiter(void *p)
 {
   wait_arg *w = p;
-  w->rc = dbpool_holder_acquire(w->h, 20000);
+  w->rc = dbpool_holder_acquire(w->h, (int)tu_ms(20000));
   return NULL;
 }
 
@@ -400,7 +400,7 @@ TEST(fork_while_a_thread_waits)
   wait_arg wa = {w, 1};
   pthread_t t;
   REQUIRE(pthread_create(&t, NULL, waiter, &wa) == 0);
-  double end = tu_now_ms() + 10000;
+  double end = tu_now_ms() + tu_ms(10000);
   while (dbp_coord_waiting(c) < 1 && tu_now_ms() < end) tu_sleep_ms(0.5);
   CHECK_RC(dbp_coord_waiting(c), 1);
   pid_t pid = xfork();

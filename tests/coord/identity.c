@@ -71,7 +71,7 @@ static pid_t holder_child(const char *db, int tidy)
   pid_t pid = fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
-    alarm(30);
+    alarm(tu_sec(30));
     dbpool_holder *h = tu_child_take_slot(db, NULL);
     atomic_store(&S->ready, 1);
     while (!atomic_load(&S->go)) tu_sleep_ms(1);
@@ -82,7 +82,7 @@ static pid_t holder_child(const char *db, int tidy)
     }
     _exit(0);
   }
-  for (int i = 0; i < 20000 && !atomic_load(&S->ready); i++) tu_sleep_ms(1);
+  for (long i = 0; i < tu_polls(20000) && !atomic_load(&S->ready); i++) tu_sleep_ms(1);
   REQUIRE(atomic_load(&S->ready));
   return pid;
 }

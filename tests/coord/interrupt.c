@@ -11,13 +11,16 @@
 ** Handlers are installed both with and without SA_RESTART (the sqlite3
 ** shell's SIGINT handler has it): with a deadline the kernel ends a futex
 ** sleep with EINTR either way. Bounds are loose (a loaded machine): an
-** interrupted wait of 10 s must end within 3 s of the signal.
+** interrupted wait of 10 s must end within 3 s of the signal (times
+** tu_slowdown() under valgrind, the resends' second too).
 **
 ** A signal that arrives in the instant a sleep ends by itself (see
 ** sigwait.c) runs its handler and the wait goes on, as a user's Ctrl-C can
 ** need a second press: the tests send it again after a second, as a user
 ** would, and allow that for at most 2 of 8 waits (on an idle machine it
-** practically never happens).
+** practically never happens). Under valgrind, which delivers signals
+** itself, at its own points, it often does: those two bounds are not
+** checked there (the wait must still end, within the scaled bounds).
 */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -94,7 +97,7 @@ static dbpool_coord *open_full(const char *name, dbpool_holder **first,
 
 static void wait_queued(dbpool_coord *c)
 {
-  double end = tu_now_ms() + 10000;
+  double end = tu_now_ms() + tu_ms(10000);
   while (dbp_coord_waiting(c) < 1 && tu_now_ms() < end) tu_sleep_ms(0.5);
   REQUIRE(dbp_coord_waiting(c) == 1);
 }
@@ -102,7 +105,7 @@ static void wait_queued(dbpool_coord *c)
 static void start(pthread_t *t, wait_arg *w)
 {
   REQUIRE(pthread_create(t, NULL, waiter, w) == 0);
-  double end = tu_now_ms() + 10000;
+  double end = tu_now_ms() + tu_ms(10000);
   while (!atomic_load(&w->started) && tu_now_ms() < end) tu_sleep_ms(0.5);
 }
 
@@ -116,7 +119,7 @@ static int interrupt(const pthread_t *t, pid_t pid, int sig, _Atomic int *done)
     if (t) pthread_kill(*t, sig);
     else kill(pid, sig);
     sent++;
-    next = tu_now_ms() + 1000;
+    next = tu_now_ms() + tu_ms(1000);
   }
   return sent;
 }
@@ -135,7 +138,7 @@ TEST(an_ending_signal_ends_the_wait)
     dbpool_coord *c = open_full(name, &p, &h);
     install(sig, flags);
     int caught0 = atomic_load(&g_caught[sig]);
-    wait_arg w = {.h = h, .timeout_ms = 10000, .interruptible = true};
+    wait_arg w = {.h = h, .timeout_ms = (int)tu_ms(10000), .interruptible = true};
     pthread_t t;
     start(&t, &w);
     wait_queued(c);
@@ -145,7 +148,7 @@ TEST(an_ending_signal_ends_the_wait)
     double after_signal = tu_now_ms() - t0;
     resent += sent - 1;
     CHECK_RC(w.rc, -EINTR);
-    CHECK(after_signal < 3000);
+    CHECK(after_signal < tu_ms(3000));
     char want[600];
     snprintf(want, sizeof want, "dbpool: interrupted while waiting for a slot of %s",
              tu_db(name));
@@ -160,13 +163,18 @@ TEST(an_ending_signal_ends_the_wait)
     CHECK(!dbpool_holder_held(h));
     /* The holder waits again normally afterwards. */
     CHECK_RC(dbpool_holder_release(p), 0);
-    CHECK_RC(dbp_holder_acquire_interruptible(h, 1000), 0);
+    CHECK_RC(dbp_holder_acquire_interruptible(h, (int)tu_ms(1000)), 0);
     dbpool_holder_free(h);
     dbpool_holder_free(p);
     dbpool_coord_close(c);
     signal(sig, SIG_DFL);
   }
-  CHECK(resent <= 2);
+  if (tu_slowdown() == 1)
+    CHECK(resent <= 2);
+  else /* valgrind delivers a signal at its own points, often after a sleep */
+    printf("   %d of 8 waits needed the signal again; at most 2 not checked under "
+           "valgrind: it delivers signals itself, often once a sleep has ended\n",
+           resent);
 }
 
 /* Signals a process uses for other work (here SIGUSR1 every 2 ms and
@@ -179,14 +187,14 @@ TEST(other_signals_are_held_and_delivered_between_sleeps)
   install(SIGUSR1, 0);
   install(SIGALRM, 0);
   int usr0 = atomic_load(&g_caught[SIGUSR1]), alrm0 = atomic_load(&g_caught[SIGALRM]);
-  wait_arg w = {.h = h, .timeout_ms = 500, .interruptible = true};
+  wait_arg w = {.h = h, .timeout_ms = (int)tu_ms(500), .interruptible = true};
   pthread_t t;
   start(&t, &w);
   wait_queued(c);
   struct itimerval it = {{0, 10000}, {0, 10000}};
   setitimer(ITIMER_REAL, &it, NULL); /* SIGALRM to the process */
   int sent = 0;
-  while (!atomic_load(&w.done) && sent < 5000) {
+  while (!atomic_load(&w.done) && sent < tu_polls(5000)) {
     if (pthread_kill(t, SIGUSR1) == 0) sent++;
     tu_sleep_ms(2);
   }
@@ -194,13 +202,13 @@ TEST(other_signals_are_held_and_delivered_between_sleeps)
   struct itimerval off = {{0, 0}, {0, 0}};
   setitimer(ITIMER_REAL, &off, NULL);
   CHECK_RC(w.rc, -ETIMEDOUT);
-  CHECK(w.took_ms >= 500 && w.took_ms < 3000);
+  CHECK(w.took_ms >= w.timeout_ms && w.took_ms < tu_ms(3000));
   CHECK(strstr(w.error, "are in use (waited") != NULL);
   CHECK(w.mask_kept);
   /* Held while it slept (coalesced), delivered between sleeps. */
   CHECK(atomic_load(&g_caught[SIGUSR1]) - usr0 >= 5);
   CHECK(atomic_load(&g_caught[SIGALRM]) - alrm0 >= 1);
-  if (w.took_ms < 500 || w.took_ms >= 3000)
+  if (w.took_ms < w.timeout_ms || w.took_ms >= tu_ms(3000))
     fprintf(stderr, "  took %.1f ms\n", w.took_ms);
   dbpool_holder_free(h);
   dbpool_holder_free(p);
@@ -223,7 +231,7 @@ TEST(a_graceful_stop_signal_lets_the_wait_finish)
     dbpool_coord *c = open_full(name, &p, &h);
     install(sig, SA_RESTART);
     int caught0 = atomic_load(&g_caught[sig]);
-    wait_arg w = {.h = h, .timeout_ms = 10000, .interruptible = true};
+    wait_arg w = {.h = h, .timeout_ms = (int)tu_ms(10000), .interruptible = true};
     pthread_t t;
     start(&t, &w);
     wait_queued(c);
@@ -232,7 +240,7 @@ TEST(a_graceful_stop_signal_lets_the_wait_finish)
       tu_sleep_ms(60);
     }
     /* Delivered between sleeps (held while asleep: at least one ran). */
-    double end = tu_now_ms() + 5000;
+    double end = tu_now_ms() + tu_ms(5000);
     while (atomic_load(&g_caught[sig]) == caught0 && tu_now_ms() < end) tu_sleep_ms(5);
     CHECK(atomic_load(&g_caught[sig]) - caught0 >= 1);
     CHECK(!atomic_load(&w.done));
@@ -317,7 +325,7 @@ TEST(ctrl_c_ends_the_wait_of_a_process)
   pid_t pid = fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
-    alarm(30);
+    alarm(tu_sec(30));
     install(SIGINT, SA_RESTART);
     atomic_store(&g_caught[SIGINT], 0);
     dbpool_coord *cc;
@@ -325,7 +333,7 @@ TEST(ctrl_c_ends_the_wait_of_a_process)
     if (dbpool_coord_open(db, 0, &cc) || dbpool_holder_new(cc, &h)) _exit(3);
     atomic_store(&r->started, 1);
     double t0 = tu_now_ms();
-    r->rc = dbp_holder_acquire_interruptible(h, 10000);
+    r->rc = dbp_holder_acquire_interruptible(h, (int)tu_ms(10000));
     r->took_ms = tu_now_ms() - t0;
     r->caught = atomic_load(&g_caught[SIGINT]);
     atomic_store(&r->done, 1);
@@ -337,11 +345,11 @@ TEST(ctrl_c_ends_the_wait_of_a_process)
   double t0 = tu_now_ms();
   int sent = interrupt(NULL, pid, SIGINT, &r->done);
   CHECK_RC(tu_wait_child(pid, 10000), 0);
-  CHECK(tu_now_ms() - t0 < 3000);
-  CHECK(sent <= 2);
+  CHECK(tu_now_ms() - t0 < tu_ms(3000));
+  if (tu_slowdown() == 1) CHECK(sent <= 2); /* under valgrind: as above */
   CHECK_RC(r->rc, -EINTR);
   CHECK(r->caught >= 1 && r->caught <= sent);
-  CHECK(r->took_ms < 9000);
+  CHECK(r->took_ms < tu_ms(9000));
   CHECK_RC(dbp_coord_waiting(c), 0);
   dbpool_holder_free(p);
   dbpool_coord_close(c);

@@ -79,7 +79,7 @@ static void reset(void) { memset(S, 0, sizeof *S); }
 static void barrier(int n)
 {
   atomic_fetch_add(&S->arrived, 1);
-  double end = tu_now_ms() + 20000;
+  double end = tu_now_ms() + tu_ms(20000);
   while (atomic_load(&S->arrived) < n && tu_now_ms() < end) {
   }
 }
@@ -127,7 +127,7 @@ TEST(concurrent_creation_makes_one_pool)
       pids[i] = fork();
       if (pids[i] < 0) exit(2);
       if (pids[i] == 0) {
-        alarm(30);
+        alarm(tu_sec(30));
         char v[16];
         snprintf(v, sizeof v, "%d", 2 + i); /* a different limit each */
         setenv("DBPOOL_MAX_CONNECTIONS", v, 1);
@@ -149,7 +149,7 @@ TEST(concurrent_creation_makes_one_pool)
         }
         if (h) {
           for (int k = 0; k < 20; k++) {
-            int rc = dbpool_holder_acquire(h, 10000);
+            int rc = dbpool_holder_acquire(h, (int)tu_ms(10000));
             if (rc != 0) {
               S->rc_acquire[i] = rc;
               break;
@@ -203,7 +203,7 @@ static int run_child(int (*fn)(const char *), const char *db)
   pid_t pid = fork();
   if (pid < 0) exit(2);
   if (pid == 0) {
-    alarm(20);
+    alarm(tu_sec(20));
     _exit(fn(db));
   }
   return tu_wait_child(pid, 20000);
@@ -239,7 +239,7 @@ static int see_settings(const char *db)
   for (int i = 0; i < 5; i++)
     if (dbpool_holder_new(c, &h[i]) != 0) return 24;
   for (int i = 0; i < 4; i++)
-    if (dbpool_holder_acquire(h[i], 5000) != 0) return 25;
+    if (dbpool_holder_acquire(h[i], (int)tu_ms(5000)) != 0) return 25;
   if (dbpool_holder_acquire(h[4], 0) != -EAGAIN) return 26;
   for (int i = 0; i < 5; i++) dbpool_holder_free(h[i]);
   dbpool_coord_close(c);
@@ -290,7 +290,7 @@ static void user_loop(const char *db, int id)
       continue;
     }
     for (int k = 0; k < 3; k++) {
-      rc = dbpool_holder_acquire(h, 10000);
+      rc = dbpool_holder_acquire(h, (int)tu_ms(10000));
       if (rc == -ESTALE) {
         atomic_fetch_add(&S->estale_acquire, 1);
         note_bad(&S->bad_acquire, rc); /* removal with a live holder */
@@ -333,7 +333,7 @@ TEST(removal_racing_users_never_makes_two_pools)
     pids[i] = fork();
     if (pids[i] < 0) exit(2);
     if (pids[i] == 0) {
-      alarm(60);
+      alarm(tu_sec(60));
       if (i >= USERS) remover_loop(db);
       else user_loop(db, i);
       _exit(0);
@@ -342,11 +342,11 @@ TEST(removal_racing_users_never_makes_two_pools)
   unsetenv("DBPOOL_MAX_CONNECTIONS");
   /* Run for a while (the races are rare: the longer, the likelier), and
   ** on a slow machine (a sanitizer build, a loaded host) until at least a
-  ** few removals happened, for at most 40 s. */
+  ** few removals happened, for at most 40 s (times tu_slowdown()). */
   double t0 = tu_now_ms();
   while (!atomic_load(&S->over) &&
          (tu_now_ms() - t0 < 6000 ||
-          (atomic_load(&S->removed) < 3 && tu_now_ms() - t0 < 40000)))
+          (atomic_load(&S->removed) < 3 && tu_now_ms() - t0 < tu_ms(40000))))
     tu_sleep_ms(50);
   atomic_store(&S->stop, 1);
   for (int i = 0; i < USERS + REMOVERS; i++) CHECK_RC(tu_wait_child(pids[i], 30000), 0);
@@ -378,13 +378,13 @@ TEST(removal_racing_users_never_makes_two_pools)
 ** array for hold_ms, release. */
 static void slow_user(const char *db, int id, double hold_ms, double unlink_delay)
 {
-  alarm(20);
+  alarm(tu_sec(20));
   unlink_delay_ms = unlink_delay;
   dbpool_coord *c;
   dbpool_holder *h;
   int rc = dbpool_coord_open(db, 0, &c);
   if (rc == 0) rc = dbpool_holder_new(c, &h);
-  if (rc == 0) rc = dbpool_holder_acquire(h, 5000);
+  if (rc == 0) rc = dbpool_holder_acquire(h, (int)tu_ms(5000));
   if (rc != 0) {
     note_bad(&S->bad_acquire, rc);
     _exit(1);
@@ -454,7 +454,7 @@ static void slow_remover(const char *db, int id, double hold_ms, double delay)
 {
   (void)id;
   (void)hold_ms;
-  alarm(20);
+  alarm(tu_sec(20));
   unlink_delay_ms = delay;
   int rc = dbpool_coord_remove(db, NULL, 0);
   _exit(rc == 0 ? 0 : 1);
@@ -512,14 +512,14 @@ TEST(a_wedged_pool_stalls_no_other)
     if (h == MAP_FAILED) _exit(1);
     pthread_mutex_lock(&h->lock);
     atomic_store(held, 1);
-    tu_sleep_ms(1500);
+    tu_sleep_ms(tu_ms(1500));
     pthread_mutex_unlock(&h->lock);
     _exit(0);
   }
   while (!atomic_load(held)) tu_sleep_ms(1);
   pthread_t t;
   REQUIRE(pthread_create(&t, NULL, register_in, c) == 0);
-  tu_sleep_ms(100);
+  tu_sleep_ms(tu_ms(100)); /* it waits for the lock */
   double t0 = tu_now_ms();
   dbpool_coord *q;
   CHECK_RC(dbpool_coord_open(q_db, 0, &q), 0);
@@ -532,7 +532,8 @@ TEST(a_wedged_pool_stalls_no_other)
   waitpid(k, NULL, 0);
   printf("   beside a wedged pool: open of another took %.0f ms, fork %.0f ms\n", open_ms,
          fork_ms);
-  CHECK(open_ms < 1000 && fork_ms < 1000); /* the wedge lasts 1.5 s */
+  /* The wedge lasts 1.5 s (both times tu_slowdown()). */
+  CHECK(open_ms < tu_ms(1000) && fork_ms < tu_ms(1000));
   pthread_join(t, NULL);
   CHECK_RC(tu_wait_child(w, 10000), 0);
   dbpool_coord_close(c);

@@ -108,7 +108,7 @@ TEST(a_holder_in_another_pid_namespace_is_alive_until_it_dies)
   ** back to a waiter within the reclaim bound (generous here: timing is
   ** the benchmark's business). */
   kill(pid, SIGKILL); /* unshare; --kill-child: its child, pid 1 inside, too */
-  int64_t waited = wait_until_acquired(h, 10000);
+  int64_t waited = wait_until_acquired(h, tu_ms(10000));
   CHECK(waited >= 0);
   printf("   slot of the dead namespaced holder came back in %lld ms\n", (long long)waited);
   close(in[1]);
@@ -132,12 +132,12 @@ static pid_t holding_child(const char *db)
   pid_t pid = fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
-    alarm(30);
+    alarm(tu_sec(30));
     tu_child_take_slot(db, "child");
     atomic_store(&S->ready, 1);
     for (;;) pause();
   }
-  for (int i = 0; i < 20000 && !atomic_load(&S->ready); i++) tu_sleep_ms(1);
+  for (long i = 0; i < tu_polls(20000) && !atomic_load(&S->ready); i++) tu_sleep_ms(1);
   REQUIRE(atomic_load(&S->ready));
   return pid;
 }
@@ -174,7 +174,7 @@ TEST(a_dead_holder_is_never_shown_and_its_slot_comes_back_unasked)
   kill(pid, SIGKILL);
   CHECK_RC(tu_wait_child(pid, 10000), 128 + SIGKILL);
   REQUIRE(dbpool_holder_new(c, &h) == 0);
-  int64_t waited = wait_until_acquired(h, 10000);
+  int64_t waited = wait_until_acquired(h, tu_ms(10000));
   CHECK(waited >= 0);
   printf("   an arrival got the dead holder's slot after %lld ms\n", (long long)waited);
   dbpool_holder_free(h);
@@ -193,7 +193,7 @@ TEST(a_stopped_holder_is_alive_and_shown_stopped)
   CHECK_RC(info[0].process_state, DBPOOL_PROCESS_RUNNING);
   kill(pid, SIGSTOP);
   int seen = 0;
-  for (int i = 0; i < 2000 && !seen; i++) {
+  for (long i = 0; i < tu_polls(2000) && !seen; i++) {
     seen = dbpool_coord_holders(c, info, 4, sizeof *info) == 1 &&
            info[0].process_state == DBPOOL_PROCESS_STOPPED;
     if (!seen) tu_sleep_ms(1);
@@ -240,7 +240,7 @@ TEST(statistics_never_take_the_living_for_dead)
     kids[k] = fork();
     REQUIRE(kids[k] >= 0);
     if (kids[k] == 0) {
-      alarm(30);
+      alarm(tu_sec(30));
       dbpool_coord *cc;
       if (dbpool_coord_open(db, 0, &cc)) _exit(1);
       while (!atomic_load(stop)) { /* register, hold, leave, over and over */

@@ -73,9 +73,9 @@ int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath,
   if (linkat_role && strstr(newpath, "/dev/shm/dbpool.")) {
     if (linkat_role == 1) {
       atomic_store(&RS->in_linkat, 1);
-      tu_sleep_ms(500);
+      tu_sleep_ms(tu_ms(500));
     } else { /* not before the other has attached (at most 2 s) */
-      for (int i = 0; i < 2000 && atomic_load(&RS->step) < 1; i++) tu_sleep_ms(1);
+      for (long i = 0; i < tu_polls(2000) && atomic_load(&RS->step) < 1; i++) tu_sleep_ms(1);
     }
   }
   return (int)syscall(SYS_linkat, olddirfd, oldpath, newdirfd, newpath, flags);
@@ -106,7 +106,7 @@ static int as_user(uid_t uid, gid_t gid, long extra_gid, int what, const char *d
   pid_t pid = fork();
   if (pid < 0) exit(2);
   if (pid == 0) {
-    alarm(20);
+    alarm(tu_sec(20));
     gid_t groups[1] = {(gid_t)extra_gid};
     if (setgroups(extra_gid >= 0 ? 1 : 0, groups) != 0 || setresgid(gid, gid, gid) != 0 ||
         setresuid(uid, uid, uid) != 0)
@@ -500,7 +500,7 @@ TEST(a_removal_racing_a_creation_leaves_one_pool)
     pid[k] = fork();
     REQUIRE(pid[k] >= 0);
     if (pid[k] == 0) {
-      alarm(30);
+      alarm(tu_sec(30));
       become(who[k], -1);
       /* NOBODY skips the removed ~0 and creates ~1, slowly; OTHER comes
       ** in while it is linking: unlinks its own ~0, and creates anew. */
@@ -523,7 +523,7 @@ TEST(a_removal_racing_a_creation_leaves_one_pool)
       _exit(0);
     }
   }
-  double end = tu_now_ms() + 20000;
+  double end = tu_now_ms() + tu_ms(20000);
   while (atomic_load(&RS->step) < 2 && tu_now_ms() < end) tu_sleep_ms(5);
   CHECK_STR(RS->name[0], RS->name[1]);
   CHECK((RS->rc[0] == 0) + (RS->rc[1] == 0) == 1); /* max_connections = 1 */
@@ -545,7 +545,7 @@ TEST(narrowing_the_database_never_leaves_two_pools)
   pid_t old = fork();
   REQUIRE(old >= 0);
   if (old == 0) {
-    alarm(30);
+    alarm(tu_sec(30));
     become(NOBODY, -1);
     setenv("DBPOOL_MAX_CONNECTIONS", "1", 1);
     dbpool_coord *c;
@@ -569,7 +569,7 @@ TEST(narrowing_the_database_never_leaves_two_pools)
   pid_t fresh = fork();
   REQUIRE(fresh >= 0);
   if (fresh == 0) {
-    alarm(30);
+    alarm(tu_sec(30));
     become(NOBODY, -1);
     setenv("DBPOOL_MAX_CONNECTIONS", "1", 1);
     dbpool_coord *c;
@@ -583,7 +583,7 @@ TEST(narrowing_the_database_never_leaves_two_pools)
     dbpool_coord_close(c);
     _exit(0);
   }
-  double end = tu_now_ms() + 20000;
+  double end = tu_now_ms() + tu_ms(20000);
   while (atomic_load(&RS->step) < 3 && tu_now_ms() < end) tu_sleep_ms(5);
   CHECK_STR(RS->name[0], RS->name[1]);
   CHECK(!(RS->rc[0] == 0 && RS->rc[1] == 0)); /* max_connections = 1 */

@@ -18,11 +18,16 @@
 **     nor extend its timeout.
 ** Timing bounds are deliberately loose (noisy machine): only the lower bound
 ** is exact, because the deadline is measured on the same monotonic clock.
+** Under a slow runner (valgrind: tu_slowdown) the timeouts, the upper
+** bounds and the time spent signalling all grow by its factor, so that as
+** many signals arrive during a wait.
 */
 #include <pthread.h>
 #include <stdatomic.h>
 
 #include "testutil.h"
+
+#define TIMEOUT_MS ((int)tu_ms(400)) /* the waits that must time out */
 
 static _Atomic int g_signals; /* delivered to this process's handler */
 
@@ -67,7 +72,7 @@ static void *waiter(void *p)
 
 static void wait_started(_Atomic int *flag)
 {
-  double end = tu_now_ms() + 10000;
+  double end = tu_now_ms() + tu_ms(10000);
   while (!atomic_load(flag) && tu_now_ms() < end) tu_sleep_ms(0.5);
 }
 
@@ -107,14 +112,14 @@ static void timed_wait_under_signals(const char *db, int timeout, int acquire_ar
   pthread_t t;
   REQUIRE(pthread_create(&t, NULL, waiter, &w) == 0);
   wait_started(&w.started);
-  int sent = pester_thread(t, &w.done, interval_ms, 10000);
+  int sent = pester_thread(t, &w.done, interval_ms, tu_ms(10000));
   pthread_join(t, NULL);
   CHECK_RC(w.rc, -ETIMEDOUT);
   CHECK(w.took_ms >= timeout);
-  CHECK(w.took_ms < 2000);
+  CHECK(w.took_ms < tu_ms(2000));
   CHECK(w.signals >= min_signals);
   CHECK(sent >= min_signals);
-  if (w.took_ms < timeout || w.took_ms >= 2000 || w.signals < min_signals)
+  if (w.took_ms < timeout || w.took_ms >= tu_ms(2000) || w.signals < min_signals)
     fprintf(stderr, "  took %.1f ms for a %d ms timeout, %d signals\n", w.took_ms,
             timeout, w.signals);
   dbpool_host_stats st;
@@ -132,17 +137,17 @@ static void timed_wait_under_signals(const char *db, int timeout, int acquire_ar
 
 TEST(thread_timeout_is_not_moved_by_signals)
 {
-  timed_wait_under_signals("thr-timeout.db", 400, 400, 20, 5);
+  timed_wait_under_signals("thr-timeout.db", TIMEOUT_MS, TIMEOUT_MS, 20, 5);
 }
 
 TEST(thread_timeout_survives_a_signal_storm)
 {
-  timed_wait_under_signals("thr-storm.db", 400, 400, 1, 50);
+  timed_wait_under_signals("thr-storm.db", TIMEOUT_MS, TIMEOUT_MS, 1, 50);
 }
 
 TEST(default_timeout_is_not_moved_by_signals)
 {
-  timed_wait_under_signals("thr-default.db", 400, DBPOOL_TIMEOUT_DEFAULT, 20, 5);
+  timed_wait_under_signals("thr-default.db", TIMEOUT_MS, DBPOOL_TIMEOUT_DEFAULT, 20, 5);
 }
 
 TEST(thread_infinite_wait_survives_signals)
@@ -155,13 +160,13 @@ TEST(thread_infinite_wait_survives_signals)
   REQUIRE(pthread_create(&t, NULL, waiter, &w) == 0);
   wait_started(&w.started);
   _Atomic int stop = 0;
-  int sent = pester_thread(t, &stop, 20, 300); /* 300 ms of signals */
-  sent += pester_thread(t, &stop, 1, 100);     /* then a storm */
+  int sent = pester_thread(t, &stop, 20, tu_ms(300)); /* 300 ms of signals */
+  sent += pester_thread(t, &stop, 1, tu_ms(100));     /* then a storm */
   CHECK(sent >= 10);
   CHECK(!atomic_load(&w.done));        /* still waiting ... */
   CHECK_RC(dbp_coord_waiting(c), 1); /* ... and still queued */
   CHECK_RC(dbpool_holder_release(p), 0);
-  double end = tu_now_ms() + 10000;
+  double end = tu_now_ms() + tu_ms(10000);
   while (!atomic_load(&w.done) && tu_now_ms() < end) {
     pthread_kill(t, SIGUSR1); /* keep signalling while it wakes */
     tu_sleep_ms(2);
@@ -195,7 +200,7 @@ static pid_t spawn_waiter(const char *db, int timeout_ms)
   pid_t pid = fork();
   if (pid < 0) exit(2);
   if (pid == 0) {
-    alarm(30);
+    alarm(tu_sec(30));
     install_handler();
     dbpool_coord *c;
     dbpool_holder *h;
@@ -232,14 +237,14 @@ TEST(process_timeout_is_not_moved_by_signals)
   dbpool_holder *p;
   const char *db = "proc-timeout.db";
   dbpool_coord *c = open_full(db, &p);
-  pid_t pid = spawn_waiter(tu_db(db), 400);
+  pid_t pid = spawn_waiter(tu_db(db), TIMEOUT_MS);
   wait_started(&R->started);
-  pester_process(pid, 20, 10000);
+  pester_process(pid, 20, tu_ms(10000));
   CHECK_RC(tu_wait_child(pid, 10000), 0);
   CHECK_RC(R->rc, -ETIMEDOUT);
-  CHECK(R->took_ms >= 400 && R->took_ms < 2000);
+  CHECK(R->took_ms >= TIMEOUT_MS && R->took_ms < tu_ms(2000));
   CHECK(R->signals >= 5);
-  if (R->took_ms < 400 || R->took_ms >= 2000 || R->signals < 5)
+  if (R->took_ms < TIMEOUT_MS || R->took_ms >= tu_ms(2000) || R->signals < 5)
     fprintf(stderr, "  took %.1f ms, %d signals\n", R->took_ms, R->signals);
   dbpool_host_stats st;
   DBPOOL_INIT(&st);
@@ -256,15 +261,15 @@ TEST(process_infinite_wait_survives_signals)
   dbpool_coord *c = open_full(db, &p);
   pid_t pid = spawn_waiter(tu_db(db), DBPOOL_TIMEOUT_INFINITE);
   wait_started(&R->started);
-  double end = tu_now_ms() + 10000;
+  double end = tu_now_ms() + tu_ms(10000);
   while (dbp_coord_waiting(c) < 1 && tu_now_ms() < end) tu_sleep_ms(0.5);
-  int sent = pester_process(pid, 20, 300);
-  sent += pester_process(pid, 1, 100);
+  int sent = pester_process(pid, 20, tu_ms(300));
+  sent += pester_process(pid, 1, tu_ms(100));
   CHECK(sent >= 10);
   CHECK(!atomic_load(&R->done));
   CHECK_RC(dbp_coord_waiting(c), 1);
   CHECK_RC(dbpool_holder_release(p), 0);
-  pester_process(pid, 2, 10000); /* until it has the slot */
+  pester_process(pid, 2, tu_ms(10000)); /* until it has the slot */
   CHECK_RC(tu_wait_child(pid, 10000), 0);
   CHECK_RC(R->rc, 0);
   CHECK(R->signals >= 10);
@@ -307,28 +312,29 @@ TEST(wait_for_waiter_survives_signals_and_is_woken)
   pthread_t t;
   REQUIRE(pthread_create(&t, NULL, wfw_thread, &a) == 0);
   wait_started(&a.started);
-  int sent = pester_thread(t, &a.done, 20, 300);
-  sent += pester_thread(t, &a.done, 1, 100);
+  int sent = pester_thread(t, &a.done, 20, tu_ms(300));
+  sent += pester_thread(t, &a.done, 1, tu_ms(100));
   CHECK(sent >= 10);
   CHECK(!atomic_load(&a.done)); /* signals did not end it */
   double t0 = tu_now_ms();
   dbp_coord_wake_listeners(c);
-  double end = t0 + 5000;
+  double end = t0 + tu_ms(5000);
   while (!atomic_load(&a.done) && tu_now_ms() < end) tu_sleep_ms(1);
   CHECK(atomic_load(&a.done));
-  CHECK(tu_now_ms() - t0 < 2000);
+  CHECK(tu_now_ms() - t0 < tu_ms(2000));
   pthread_join(t, NULL);
   CHECK_RC(a.result, 0); /* nobody waits */
 
   /* With a timeout: signals neither end it early nor extend it. */
-  a = (wfw_arg){.c = c, .timeout_ms = 400, .result = -1};
+  a = (wfw_arg){.c = c, .timeout_ms = TIMEOUT_MS, .result = -1};
   REQUIRE(pthread_create(&t, NULL, wfw_thread, &a) == 0);
   wait_started(&a.started);
-  pester_thread(t, &a.done, 5, 5000);
+  pester_thread(t, &a.done, 5, tu_ms(5000));
   pthread_join(t, NULL);
   CHECK_RC(a.result, 0);
-  CHECK(a.took_ms >= 400 && a.took_ms < 2000);
-  if (a.took_ms < 400 || a.took_ms >= 2000) fprintf(stderr, "  took %.1f ms\n", a.took_ms);
+  CHECK(a.took_ms >= TIMEOUT_MS && a.took_ms < tu_ms(2000));
+  if (a.took_ms < TIMEOUT_MS || a.took_ms >= tu_ms(2000))
+    fprintf(stderr, "  took %.1f ms\n", a.took_ms);
   dbpool_coord_close(c);
 }
 

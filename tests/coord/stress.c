@@ -213,7 +213,7 @@ static void *worker(void *p)
 /* A child process: threads holders, ids first_id.. */
 static void child_main(const char *db, int first_id, int threads, int ops)
 {
-  alarm(120); /* safety net: the parent gives up long before */
+  alarm(tu_sec(120)); /* safety net: the parent gives up long before */
   pthread_t t[8];
   worker_arg a[8];
   for (int k = 0; k < threads; k++) {
@@ -321,7 +321,7 @@ static phase_t run_phase(const char *db, dbpool_coord *c, int procs, int threads
   ph.last_limit = limit;
   reset_shared(limit);
   kids_t k = {0};
-  double t0 = tu_now_ms(), deadline = t0 + 50000;
+  double t0 = tu_now_ms(), deadline = t0 + tu_ms(50000);
   uint64_t rng = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull | 1;
   uint32_t e = 0;
   if (procs > 0) {
@@ -537,7 +537,7 @@ TEST(limit_changed_live_one_process)
 int main(void)
 {
   tu_init("stress");
-  alarm(170); /* last resort: the phases bound their own waits */
+  alarm(tu_sec(170)); /* last resort: the phases bound their own waits */
   S = tu_shared(sizeof *S);
 #ifdef UNDER_TSAN
   /* ThreadSanitizer emulates 16-byte atomics under a lock private to each

@@ -292,7 +292,7 @@ static void *waiter_thread(void *p)
 
 static unsigned wait_for_waiters(dbpool_coord *c, unsigned n)
 {
-  for (int i = 0; i < 5000 && dbp_coord_waiting(c) < n; i++) tu_sleep_ms(1);
+  for (long i = 0; i < tu_polls(5000) && dbp_coord_waiting(c) < n; i++) tu_sleep_ms(1);
   return dbp_coord_waiting(c);
 }
 
@@ -306,13 +306,13 @@ TEST(raise_limit_and_resume_let_waiters_in)
   CHECK_RC(dbpool_holder_new(c, &a), 0);
   CHECK_RC(dbpool_holder_new(c, &b), 0);
   CHECK_RC(dbpool_holder_acquire(a, 0), 0);
-  waiter_arg w = {b, 10000, 1, 0};
+  waiter_arg w = {b, (int)tu_ms(10000), 1, 0};
   pthread_create(&t, NULL, waiter_thread, &w);
   CHECK(wait_for_waiters(c, 1) == 1);
   CHECK_RC(dbpool_coord_set(c, DBPOOL_SETTING_MAX_CONNECTIONS, 2), 0);
   pthread_join(t, NULL);
   CHECK_RC(w.rc, 0);
-  CHECK(w.took < 5000);
+  CHECK(w.took < tu_ms(5000));
   CHECK_RC(dbpool_holder_release(b), 0);
 
   /* Paused: even with room, acquires wait; resume lets them in. */
@@ -325,7 +325,7 @@ TEST(raise_limit_and_resume_let_waiters_in)
   CHECK_RC(dbpool_holder_acquire(b, 40), -ETIMEDOUT);
   CHECK(strstr(dbpool_last_error(), "raise.db is paused (1 of 2 connections in use; "
                                     "waited ") != NULL);
-  w = (waiter_arg){b, 10000, 1, 0};
+  w = (waiter_arg){b, (int)tu_ms(10000), 1, 0};
   pthread_create(&t, NULL, waiter_thread, &w);
   CHECK(wait_for_waiters(c, 1) == 1);
   tu_sleep_ms(30);
@@ -360,7 +360,7 @@ TEST(holders_list_and_labels)
   CHECK_RC(dbpool_holder_acquire(a, 0), 0);
   CHECK_RC(dbpool_holder_acquire(b, 0), 0);
   dbp_holder_set_idle(b, 1);
-  waiter_arg wa = {w, 10000, 1, 0};
+  waiter_arg wa = {w, (int)tu_ms(10000), 1, 0};
   pthread_create(&t, NULL, waiter_thread, &wa);
   CHECK(wait_for_waiters(c, 1) == 1);
   int n = dbpool_coord_holders(c, info, 8, sizeof *info);

@@ -180,7 +180,7 @@ static pid_t holder_child(const char *db, int n)
     if (dbpool_coord_open(db, 0, &c) != 0) _exit(1);
     for (int i = 0; i < n; i++) {
       dbpool_holder *h;
-      if (dbpool_holder_new(c, &h) != 0 || dbpool_holder_acquire(h, 5000) != 0) _exit(1);
+      if (dbpool_holder_new(c, &h) != 0 || dbpool_holder_acquire(h, (int)tu_ms(5000)) != 0) _exit(1);
     }
     if (write(p[1], "h", 1) != 1) _exit(1);
     for (;;) pause();
@@ -192,7 +192,7 @@ static pid_t holder_child(const char *db, int n)
   return pid;
 }
 
-/* A child that queues for a slot (timeout_ms) and reports, through its exit
+/* A child that queues for a slot (tu_ms(timeout_ms)) and reports, through its exit
 ** status and the shared word, when it got it: order[k] = its number. */
 typedef struct order_log {
   _Atomic int n;
@@ -208,7 +208,7 @@ static pid_t waiter_child(const char *db, int who, int timeout_ms, order_log *lo
     dbpool_coord *c;
     dbpool_holder *h;
     if (dbpool_coord_open(db, 0, &c) != 0 || dbpool_holder_new(c, &h) != 0) _exit(1);
-    int rc = dbpool_holder_acquire(h, timeout_ms);
+    int rc = dbpool_holder_acquire(h, (int)tu_ms(timeout_ms));
     if (rc == 0 && log) log->who[atomic_fetch_add(&log->n, 1)] = who;
     if (rc == 0) tu_sleep_ms(20); /* hold a moment: the next must wait its turn */
     dbpool_holder_free(h);
@@ -220,7 +220,7 @@ static pid_t waiter_child(const char *db, int who, int timeout_ms, order_log *lo
 
 static void wait_for_waiters(dbpool_coord *c, unsigned n)
 {
-  double end = tu_now_ms() + 10000;
+  double end = tu_now_ms() + tu_ms(10000);
   while (dbp_coord_waiting(c) < n && tu_now_ms() < end) tu_sleep_ms(1);
   REQUIRE(dbp_coord_waiting(c) >= n);
 }
@@ -308,9 +308,9 @@ static void hold_then_release_fn(void *arg)
   g_crash_skip = 0;
   const char *point = g_crash_at;
   g_crash_at = NULL; /* not while taking it */
-  if (dbpool_holder_acquire(h, 5000) != 0) return;
+  if (dbpool_holder_acquire(h, (int)tu_ms(5000)) != 0) return;
   /* Wait for the waiter (the parent's child) to queue, then release. */
-  double end = tu_now_ms() + 10000;
+  double end = tu_now_ms() + tu_ms(10000);
   while (dbp_coord_waiting(c) == 0 && tu_now_ms() < end) tu_sleep_ms(1);
   g_crash_at = point;
   dbpool_holder_release(h);
@@ -331,7 +331,7 @@ static void releaser_dies(const char *point)
     _exit(0);
   }
   /* The releaser holds the only slot; then one waiter queues. */
-  double end = tu_now_ms() + 10000;
+  double end = tu_now_ms() + tu_ms(10000);
   dbpool_host_stats st;
   DBPOOL_INIT(&st);
   do {
@@ -367,7 +367,7 @@ static void queue_fn(void *arg)
   dbpool_coord *c;
   dbpool_holder *h;
   if (dbpool_coord_open(arg, 0, &c) == 0 && dbpool_holder_new(c, &h) == 0)
-    dbpool_holder_acquire(h, 10000);
+    dbpool_holder_acquire(h, (int)tu_ms(10000));
 }
 
 static void waiter_dies(const char *point)
@@ -386,7 +386,7 @@ static void waiter_dies(const char *point)
   DBPOOL_INIT(&st);
   CHECK_RC(dbpool_coord_stats(wd.c, &st), 0);
   pid_t w3 = waiter_child(wd.db, 3, 15000, log);
-  double end = tu_now_ms() + 10000;
+  double end = tu_now_ms() + tu_ms(10000);
   do tu_sleep_ms(1);
   while (dbpool_coord_stats(wd.c, &st) == 0 && st.waiting < 2 && tu_now_ms() < end);
   CHECK(st.waiting == 2); /* the dead waiter is not counted */

@@ -106,6 +106,48 @@ static int c_fail __attribute__((unused));
     }                                                                     \
   } while (0)
 
+/* How much slower than a plain run this one is: 1 normally; under
+** valgrind (memcheck runs everything 20 to 50 times slower, one thread at
+** a time) DBPOOL_TEST_SLOWDOWN, which tests/valgrind.sh exports, or 30
+** when the program finds itself under valgrind without it
+** (RUNNING_ON_VALGRIND, where <valgrind/valgrind.h> exists). The variable
+** applies to any run (DBPOOL_TEST_SLOWDOWN=5 for a very loaded machine).
+**
+** Every bound a test puts on how long something may take -- a child must
+** report within N ms, a wait that must succeed has a timeout of N ms, a
+** loop polls at most N times, a child's alarm() -- is a liveness bound
+** (how fast it is, is the benchmarks' business), and is written tu_ms(N)
+** (tu_sec, tu_polls): the allowance grows, what is checked does not
+** change. tu_wait_child scales its own. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define TU_HAVE_VALGRIND_H 1
+#endif
+#endif
+
+static inline int tu_slowdown(void)
+{
+  static int cached; /* 0: not yet known */
+  int f = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+  if (f) return f;
+  const char *e = getenv("DBPOOL_TEST_SLOWDOWN");
+  f = e && *e ? atoi(e) : 0;
+#ifdef TU_HAVE_VALGRIND_H
+  if (f < 1 && RUNNING_ON_VALGRIND) f = 30;
+#endif
+  if (f < 1) f = 1;
+  if (f > 1000) f = 1000;
+  __atomic_store_n(&cached, f, __ATOMIC_RELAXED);
+  return f;
+}
+
+/* A duration (ms), a number of seconds (alarm) or of polls, allowed for
+** something that must happen: scaled by tu_slowdown(). */
+static inline double tu_ms(double ms) { return ms * tu_slowdown(); }
+static inline unsigned tu_sec(unsigned s) { return s * (unsigned)tu_slowdown(); }
+static inline long tu_polls(long n) { return n * tu_slowdown(); }
+
 static inline double tu_now_ms(void)
 {
   struct timespec ts;
@@ -282,10 +324,10 @@ static inline void *tu_shared(size_t size)
 }
 
 /* Wait for a child; returns its exit status, or 128+signal. Kills it after
-** timeout_ms (a hung child is a failure, not a hung suite). */
+** tu_ms(timeout_ms) (a hung child is a failure, not a hung suite). */
 static inline int tu_wait_child(pid_t pid, double timeout_ms)
 {
-  double end = tu_now_ms() + timeout_ms;
+  double end = tu_now_ms() + tu_ms(timeout_ms);
   int status;
   for (;;) {
     pid_t r = waitpid(pid, &status, WNOHANG);

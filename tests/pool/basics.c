@@ -108,7 +108,7 @@ TEST(pool_timeout)
   double took = tu_now_ms() - t0;
   CHECK(b == NULL);
   CHECK_CMP(took * 1000, >=, 200 * 1000);
-  CHECK_CMP(took, <, 3000);
+  CHECK_CMP(took, <, tu_ms(3000));
   CHECK_HAS(dbpool_errmsg(p), DBPOOL_POOL_FULL_PREFIX "no connection of the pool");
   CHECK_HAS(dbpool_errmsg(p), path);
 
@@ -118,7 +118,7 @@ TEST(pool_timeout)
   CHECK_SQ(dbpool_acquire_timeout(p, &b, 0), SQLITE_BUSY);
   took = tu_now_ms() - t0;
   CHECK(b == NULL);
-  CHECK_CMP(took, <, 1000);
+  CHECK_CMP(took, <, tu_ms(1000));
   CHECK_HAS(dbpool_errmsg(p), path);
   CHECK_HAS(dbpool_errmsg(p), DBPOOL_POOL_FULL_PREFIX "all 1 connections of the pool");
 
@@ -127,7 +127,7 @@ TEST(pool_timeout)
   CHECK_SQ(dbpool_acquire(p, &b), SQLITE_BUSY);
   took = tu_now_ms() - t0;
   CHECK_CMP(took * 1000, >=, 150 * 1000);
-  CHECK_CMP(took, <, 3000);
+  CHECK_CMP(took, <, tu_ms(3000));
 
   dbpool_stats st = pu_stats(p);
   CHECK_CMP(st.timeouts, ==, 3);
@@ -169,14 +169,14 @@ TEST(host_timeout)
   double took = tu_now_ms() - t0;
   CHECK(db == NULL);
   CHECK_CMP(took * 1000, >=, 300 * 1000);
-  CHECK_CMP(took, <, 5000);
+  CHECK_CMP(took, <, tu_ms(5000));
   snprintf(want, sizeof want, "dbpool: pool full: all 2 connections to %s are in use (waited ", real);
   CHECK_HAS(dbpool_errmsg(p), want);
 
   /* Tries once. */
   t0 = tu_now_ms();
   CHECK_SQ(dbpool_acquire_timeout(p, &db, 0), SQLITE_BUSY);
-  CHECK_CMP(tu_now_ms() - t0, <, 1000);
+  CHECK_CMP(tu_now_ms() - t0, <, tu_ms(1000));
   CHECK_HAS(dbpool_errmsg(p), want);
 
   dbpool_stats st = pu_stats(p);
@@ -188,7 +188,7 @@ TEST(host_timeout)
 
   /* A slot comes free: the pool gets it. */
   CHECK_RC(dbpool_holder_release(h1), 0);
-  CHECK_SQ(dbpool_acquire_timeout(p, &db, 1000), SQLITE_OK);
+  CHECK_SQ(dbpool_acquire_timeout(p, &db, (int)tu_ms(1000)), SQLITE_OK);
   hs = pu_host(path);
   CHECK(hs.active == 2);
   CHECK_SQ(dbpool_release(p, db), SQLITE_OK);
@@ -240,7 +240,7 @@ TEST(host_waiter_gets_the_pools_idle_connection)
     dbpool *p = pu_open(path, &cfg);
     sqlite3 *a;
     CHECK_SQ(dbpool_acquire(p, &a), SQLITE_OK);
-    host_waiter_arg w = {.p = p, .timeout_ms = 3000};
+    host_waiter_arg w = {.p = p, .timeout_ms = (int)tu_ms(3000)};
     pthread_t th;
     REQUIRE(pthread_create(&th, NULL, host_waiter, &w) == 0);
     REQUIRE(pu_wait(pu_host(path).waiting == 1, 5000));
@@ -248,7 +248,7 @@ TEST(host_waiter_gets_the_pools_idle_connection)
     REQUIRE(pu_wait(atomic_load(&w.done), 10000));
     pthread_join(th, NULL);
     CHECK_CODE(w.rc, SQLITE_OK);
-    CHECK_CMP(w.took, <, 2500);
+    CHECK_CMP(w.took, <, tu_ms(2500));
     if (w.rc != SQLITE_OK)
       fprintf(stderr, "  min_idle=%d: waiter got %d after %.0f ms: %s\n", min_idle, w.rc,
               w.took, w.msg);
@@ -304,7 +304,7 @@ TEST(removed_host_pool_is_rejoined)
   CHECK_RC(dbpool_coord_remove(path, NULL, 1), 0);
 
   /* The idle one goes (the removal wakes the housekeeper). */
-  double end = tu_now_ms() + 10000;
+  double end = tu_now_ms() + tu_ms(10000);
   while (pu_stats(p).closed_broken < 1 && tu_now_ms() < end) tu_sleep_ms(5);
   CHECK_CMP(pu_stats(p).closed_broken, ==, 1);
   CHECK_SQ(dbpool_acquire(p, &c), SQLITE_OK);
@@ -698,7 +698,7 @@ TEST(validation_always_failing_gives_up)
   pid_t pid = fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
-    alarm(30);
+    alarm(tu_sec(30));
     dbpool_config cfg = pu_config(2);
     cfg.acquire_timeout_ms = 300;
     cfg.validation_sql = "SELECT * FROM no_such_table";
@@ -723,9 +723,9 @@ TEST(validation_always_failing_gives_up)
   CHECK(atomic_load(&S->done) == 1);
   if (atomic_load(&S->done)) {
     CHECK(S->rc != SQLITE_OK);
-    CHECK_CMP(S->took_ms, <, 5000);
+    CHECK_CMP(S->took_ms, <, tu_ms(5000));
     CHECK_CMP(S->active, ==, 0);
-    if (S->rc == SQLITE_OK || S->took_ms >= 5000)
+    if (S->rc == SQLITE_OK || S->took_ms >= tu_ms(5000))
       fprintf(stderr, "  acquire: rc %d after %.0f ms: %s\n", S->rc, S->took_ms, S->msg);
   } else {
     fprintf(stderr, "  dbpool_acquire with an always-failing validation_sql and "
@@ -747,7 +747,7 @@ TEST(validation_always_failing_gives_up)
 int main(void)
 {
   tu_init("pool-basics");
-  alarm(120); /* last resort: every wait above has its own bound */
+  alarm(tu_sec(120)); /* last resort: every wait above has its own bound */
   RUN(bad_config_is_refused);
   RUN(pool_timeout);
   RUN(host_timeout);

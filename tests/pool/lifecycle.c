@@ -107,7 +107,7 @@ TEST(leak_reported_once_then_on_return)
   CHECK(l.db == db && l.returned == 0 && L.bad_arg == 0);
   CHECK_CMP(l.thread, ==, pu_gettid());
   CHECK_CMP(l.held_ms, >=, 50);
-  CHECK_CMP(l.held_ms, <, 5000);
+  CHECK_CMP(l.held_ms, <, tu_ms(5000));
   /* The pool stamps checkouts with a coarse clock: allow a second early. */
   CHECK_CMP(l.acquired_at_ns, >=, before - 1000000000LL);
   CHECK_CMP(l.acquired_at_ns, <=, after + 50000000LL);
@@ -123,7 +123,7 @@ TEST(leak_reported_once_then_on_return)
   CHECK(l.db == db && l.returned == 1 && L.calls[0] == 1 && L.calls[1] == 1);
   CHECK_CMP(l.thread, ==, pu_gettid());
   CHECK_CMP(l.held_ms, >=, 50);
-  CHECK_CMP(l.held_ms, <=, held + 1000);
+  CHECK_CMP(l.held_ms, <=, held + tu_ms(1000));
   CHECK_CMP(l.acquired_at_ns, ==, L.last[0].acquired_at_ns);
   CHECK_STR(L.database[1], path);
   pthread_mutex_unlock(&L_mu);
@@ -413,7 +413,7 @@ TEST(close_returns_every_slot)
   CHECK_CMP(pu_host(path).active, ==, 4);
   double t0 = tu_now_ms();
   CHECK_SQ(dbpool_close(p), SQLITE_OK);
-  CHECK_CMP(tu_now_ms() - t0, <, 3000);
+  CHECK_CMP(tu_now_ms() - t0, <, tu_ms(3000));
   dbpool_host_stats hs = pu_host(path);
   CHECK(hs.active == 0 && hs.idle == 0);
 }
@@ -476,7 +476,7 @@ TEST(close_with_connections_out)
   CHECK_SQ(dbpool_acquire(p, &a), SQLITE_OK);
   CHECK_SQ(dbpool_acquire(p, &b), SQLITE_OK);
 
-  close_arg w = {.p = p, .timeout_ms = 20000}, pr = {.p = p};
+  close_arg w = {.p = p, .timeout_ms = (int)tu_ms(20000)}, pr = {.p = p};
   pthread_t tw, tp;
   REQUIRE(pthread_create(&tw, NULL, waiting_acquirer, &w) == 0);
   REQUIRE(pu_wait(pu_stats(p).waiting == 1, 5000));
@@ -491,7 +491,7 @@ TEST(close_with_connections_out)
   snprintf(msg, sizeof msg, "%s", dbpool_errmsg(p));
   CHECK_SQ(rc, SQLITE_BUSY);
   CHECK_CMP(took * 1000, >=, 100 * 1000);
-  CHECK_CMP(took, <, 3000);
+  CHECK_CMP(took, <, tu_ms(3000));
   CHECK_HAS(msg, path);
   atomic_store(&probe_stop, 1);
   pthread_join(tw, NULL);
@@ -500,7 +500,7 @@ TEST(close_with_connections_out)
   /* The waiter failed promptly, the prober at once, both with "closing". */
   CHECK_CODE(w.rc, SQLITE_MISUSE);
   CHECK_HAS(w.msg, "closing");
-  CHECK_CMP(w.ended - t0, <, 2000);
+  CHECK_CMP(w.ended - t0, <, tu_ms(2000));
   CHECK_CODE(pr.rc, SQLITE_MISUSE);
   CHECK_HAS(pr.msg, "closing");
   CHECK_CMP(pr.ended - pr.started, <, 500); /* at once, not after a wait */
@@ -525,7 +525,7 @@ TEST(close_with_connections_out)
   CHECK_CMP(pu_host(path).active, ==, 0);
   t0 = tu_now_ms();
   CHECK_SQ(dbpool_close(p), SQLITE_OK);
-  CHECK_CMP(tu_now_ms() - t0, <, 1000);
+  CHECK_CMP(tu_now_ms() - t0, <, tu_ms(1000));
   dbpool_host_stats hs = pu_host(path);
   CHECK(hs.active == 0 && hs.waiting == 0);
 }
@@ -544,7 +544,7 @@ TEST(close_with_a_host_waiter)
   dbpool_config cfg = pu_config(2);
   cfg.close_timeout_ms = 100;
   dbpool *p = pu_open(path, &cfg);
-  close_arg w = {.p = p, .timeout_ms = 6000};
+  close_arg w = {.p = p, .timeout_ms = (int)tu_ms(6000)};
   pthread_t tw;
   REQUIRE(pthread_create(&tw, NULL, waiting_acquirer, &w) == 0);
   REQUIRE(pu_wait(pu_host(path).waiting == 1, 5000));
@@ -557,8 +557,8 @@ TEST(close_with_a_host_waiter)
   REQUIRE(joined);
   pthread_join(tw, NULL);
   CHECK(w.rc != SQLITE_OK);
-  CHECK_CMP(w.ended - t0, <, 2000); /* promptly, not at its own timeout */
-  if (w.ended - t0 >= 2000)
+  CHECK_CMP(w.ended - t0, <, tu_ms(2000)); /* promptly, not at its own timeout */
+  if (w.ended - t0 >= tu_ms(2000))
     fprintf(stderr, "  host waiter returned %d after %.0f ms (close took %.0f ms, rc %d): %s\n",
             w.rc, w.ended - t0, took, rc, w.msg);
   if (rc != SQLITE_OK) {

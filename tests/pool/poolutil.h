@@ -12,6 +12,7 @@
 **                          separate dbpool_coord_open handle (independent of
 **                          the pool under test)
 **   pu_wait(cond, ms)      poll an expression until true or ms elapse
+**                          (tu_ms(ms): longer under valgrind, tu_slowdown)
 **   pu_exec(db, sql)       sqlite3_exec that reports errors
 **   pu_ext_path(buf, cap)  the extension's absolute path (build dir $B)
 **   pu_count_vfs_*         a VFS shim that counts open main-database files in
@@ -146,7 +147,7 @@ static inline void pu_set_host_cap(const char *path, int cap)
 /* Poll until cond holds (1) or ms elapse (0). */
 #define pu_wait(cond, ms)                                                 \
   ({                                                                      \
-    double end_ = tu_now_ms() + (ms);                                     \
+    double end_ = tu_now_ms() + tu_ms(ms);                                \
     int ok_ = 0;                                                          \
     for (;;) {                                                            \
       if (cond) { ok_ = 1; break; }                                       \

@@ -62,7 +62,7 @@ TEST(inherited_pool_is_refused_in_child)
   memset(S, 0, sizeof *S);
   pid_t pid = xfork();
   if (pid == 0) {
-    alarm(20);
+    alarm(tu_sec(20));
     sqlite3 *x = NULL;
     S->rc_acquire = dbpool_acquire(p, &x);
     snprintf(S->msg_acquire, sizeof S->msg_acquire, "%s", dbpool_errmsg(NULL));
@@ -193,7 +193,7 @@ static void *worker(void *arg)
 
 static void contend_child(const char *path, int who)
 {
-  alarm(40);
+  alarm(tu_sec(40));
   dbpool_config cfg = pu_config(POOL_MAX);
   cfg.acquire_timeout_ms = 3000;
   cfg.vfs = "pu_count";
@@ -201,7 +201,7 @@ static void contend_child(const char *path, int who)
   CCHECK(dbpool_open(path, &cfg, &p) == SQLITE_OK);
   if (!p) CHILD_EXIT();
   atomic_store(&P->ready[who], 1);
-  double end = tu_now_ms() + 10000;
+  double end = tu_now_ms() + tu_ms(10000);
   while (!atomic_load(&P->go) && tu_now_ms() < end) tu_sleep_ms(1);
   enum { NTH = 4 };
   pthread_t th[NTH];
@@ -297,7 +297,7 @@ TEST(two_processes_share_the_cap)
 /* A: opens POOL_MAX connections and keeps them idle until B is done. */
 static void idle_child(const char *path)
 {
-  alarm(40);
+  alarm(tu_sec(40));
   dbpool_config cfg = pu_config(POOL_MAX);
   cfg.vfs = "pu_count";
   dbpool *p = NULL;
@@ -311,7 +311,7 @@ static void idle_child(const char *path)
   dbpool_get_stats(p, &st);
   CCHECK(st.idle == POOL_MAX);
   atomic_store(&P->a_ready, 1);
-  double end = tu_now_ms() + 30000;
+  double end = tu_now_ms() + tu_ms(30000);
   while (!atomic_load(&P->b_done) && tu_now_ms() < end) tu_sleep_ms(2);
   dbpool_get_stats(p, &st);
   atomic_store(&P->given_back, (long)st.closed_given_back);
@@ -329,10 +329,10 @@ static void *need_one(void *arg)
 {
   need_arg *n = arg;
   sqlite3 *db = NULL;
-  n->rc = dbpool_acquire_timeout(n->p, &db, 15000);
+  n->rc = dbpool_acquire_timeout(n->p, &db, (int)tu_ms(15000));
   atomic_fetch_add(n->got, 1);
   /* Hold until everyone has an answer, so that all 8 are out at once. */
-  double end = tu_now_ms() + 20000;
+  double end = tu_now_ms() + tu_ms(20000);
   while (atomic_load(n->got) < POOL_MAX && tu_now_ms() < end) tu_sleep_ms(1);
   if (db) dbpool_release(n->p, db);
   return NULL;
@@ -341,7 +341,7 @@ static void *need_one(void *arg)
 /* B: needs POOL_MAX connections at once. */
 static void needy_child(const char *path)
 {
-  alarm(40);
+  alarm(tu_sec(40));
   dbpool_config cfg = pu_config(POOL_MAX);
   cfg.vfs = "pu_count";
   dbpool *p = NULL;
@@ -398,7 +398,7 @@ TEST(idle_slots_flow_to_the_needy_process)
 int main(void)
 {
   tu_init("pool-processes");
-  alarm(150);
+  alarm(tu_sec(150));
   P = tu_shared(sizeof *P);
   RUN(inherited_pool_is_refused_in_child);
   RUN(two_processes_share_the_cap);

@@ -69,7 +69,7 @@ static void *hammer(void *arg)
     sqlite3 *db = NULL;
     int r = rand_r(&seed) % 100;
     int rc = r < 10 ? dbpool_acquire_timeout(a->p, &db, 0)
-                    : dbpool_acquire_timeout(a->p, &db, 20000);
+                    : dbpool_acquire_timeout(a->p, &db, (int)tu_ms(20000));
     if (rc == SQLITE_BUSY) {
       a->busy++;
       continue;
@@ -230,7 +230,7 @@ TEST(fifo_among_waiters)
   atomic_store(&g_norder, 0);
   int started = 0;
   for (int i = 0; i < NW; i++) {
-    args[i] = (fifo_arg){.p = p, .id = i, .timeout_ms = 20000, .hold_ms = 2};
+    args[i] = (fifo_arg){.p = p, .id = i, .timeout_ms = (int)tu_ms(20000), .hold_ms = 2};
     REQUIRE(pthread_create(&th[i], NULL, fifo_waiter, &args[i]) == 0);
     started++;
     if (!pu_wait(waiting_of(p) == i + 1, 5000)) {
@@ -269,7 +269,7 @@ TEST(fifo_with_a_timeout_in_the_middle)
   atomic_store(&g_norder, 0);
   for (int i = 0; i < NW; i++) {
     /* Waiter 2 gives up after 200 ms; the others wait long. */
-    args[i] = (fifo_arg){.p = p, .id = i, .timeout_ms = i == 2 ? 200 : 20000, .hold_ms = 2};
+    args[i] = (fifo_arg){.p = p, .id = i, .timeout_ms = i == 2 ? 200 : (int)tu_ms(20000), .hold_ms = 2};
     REQUIRE(pthread_create(&th[i], NULL, fifo_waiter, &args[i]) == 0);
     REQUIRE(pu_wait(waiting_of(p) == i + 1, 5000));
   }
@@ -299,7 +299,7 @@ TEST(waiter_not_overtaken)
     /* The waiter holds until the late arrival has tried: however long this
     ** thread is descheduled, the only way to succeed is to overtake. */
     _Atomic int tried = 0;
-    fifo_arg arg = {.p = p, .id = round, .timeout_ms = 20000, .hold_until = &tried};
+    fifo_arg arg = {.p = p, .id = round, .timeout_ms = (int)tu_ms(20000), .hold_until = &tried};
     atomic_store(&g_norder, 0);
     REQUIRE(pthread_create(&th, NULL, fifo_waiter, &arg) == 0);
     REQUIRE(pu_wait(waiting_of(p) == 1, 5000));
@@ -321,7 +321,7 @@ TEST(waiter_not_overtaken)
 int main(void)
 {
   tu_init("pool-threads");
-  alarm(120);
+  alarm(tu_sec(120));
   RUN(hammer_one_pool);
   RUN(fifo_among_waiters);
   RUN(fifo_with_a_timeout_in_the_middle);

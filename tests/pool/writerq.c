@@ -89,19 +89,20 @@ typedef struct flags {
 
 static void wait_step(flags *f, int want, double timeout_ms)
 {
-  double end = tu_now_ms() + timeout_ms;
+  double end = tu_now_ms() + tu_ms(timeout_ms);
   while (atomic_load(&f->step) < want && tu_now_ms() < end) tu_sleep_ms(1);
 }
 
 /* A child that takes the turn (BEGIN IMMEDIATE; INSERT) and says so
 ** (step 1); then, if release_step > 0, waits for that step, holds hold_ms
-** more and commits; else holds until killed. */
+** more and commits; else holds until killed. (wait_step's bound is
+** tu_ms(timeout_ms): longer under valgrind.) */
 static pid_t spawn_holder(const char *path, flags *f, int release_step, double hold_ms)
 {
   pid_t pid = fork();
   if (pid != 0) return pid;
   load_ext();
-  sqlite3 *db = open_db(path, 5000);
+  sqlite3 *db = open_db(path, (int)tu_ms(5000));
   if (sqlite3_exec(db, "BEGIN IMMEDIATE; INSERT INTO t(w) VALUES(1)", 0, 0, 0) != SQLITE_OK)
     _exit(3);
   atomic_store(&f->step, 1);
@@ -119,7 +120,7 @@ static pid_t spawn_timed_writer(const char *path, flags *f)
   pid_t pid = fork();
   if (pid != 0) return pid;
   load_ext();
-  sqlite3 *db = open_db(path, 5000);
+  sqlite3 *db = open_db(path, (int)tu_ms(5000));
   double t0 = tu_now_ms();
   int rc = sqlite3_exec(db, "BEGIN IMMEDIATE; INSERT INTO t(w) VALUES(2); COMMIT", 0, 0, 0);
   atomic_store(&f->ms_b, (int64_t)(tu_now_ms() - t0));
@@ -136,14 +137,16 @@ TEST(rollback_journal_interleaving_completes_within_busy_timeout)
   const char *path = tu_db("rollback.db");
   make_db(path, "DELETE");
   flags *f = tu_shared(sizeof *f);
-  pid_t a = spawn_holder(path, f, 1, 300); /* commits 300 ms later: B begins meanwhile */
+  /* A commits 300 ms later (tu_ms: B starts slower under valgrind): B
+  ** begins meanwhile. */
+  pid_t a = spawn_holder(path, f, 1, tu_ms(300));
   wait_step(f, 1, 10000);
   pid_t b = spawn_timed_writer(path, f); /* begins while A holds the lock */
   CHECK_CMP(tu_wait_child(a, 20000), ==, 0); /* its COMMIT succeeded */
   CHECK_CMP(tu_wait_child(b, 20000), ==, 0);
   CHECK_SQ(atomic_load(&f->rc_b), SQLITE_OK);
-  CHECK_CMP(atomic_load(&f->ms_b), <, 5000);
-  sqlite3 *db = open_db(path, 1000);
+  CHECK_CMP(atomic_load(&f->ms_b), <, tu_ms(5000));
+  sqlite3 *db = open_db(path, (int)tu_ms(1000));
   CHECK_CMP(query_int(db, "SELECT count(*) FROM t"), ==, 2);
   sqlite3_close(db);
   dbpool_writer_stats ws = writer_stats(path);
@@ -163,7 +166,7 @@ TEST(second_connection_of_one_thread_gets_busy_within_its_timeout)
   pid_t p = fork();
   if (p == 0) {
     load_ext();
-    sqlite3 *c1 = open_db(path, 5000), *c2 = open_db(path, 2000);
+    sqlite3 *c1 = open_db(path, (int)tu_ms(5000)), *c2 = open_db(path, 2000);
     int rc = sqlite3_exec(c1, "BEGIN IMMEDIATE; INSERT INTO t(w) VALUES(1)", 0, 0, 0);
     atomic_store(&f->rc_a, rc);
     /* SQLite's busy handler alone (the queue off), before and after, as
@@ -220,7 +223,7 @@ TEST(sigkilled_writer_holding_the_turn_is_skipped)
   CHECK_CMP(tu_wait_child(b, 20000), ==, 0);
   CHECK_SQ(atomic_load(&f->rc_b), SQLITE_OK);
   /* reclaim bound: one 25 ms poll and a check; generous for a loaded host */
-  CHECK_CMP(atomic_load(&f->ms_b), <, 2000);
+  CHECK_CMP(atomic_load(&f->ms_b), <, tu_ms(2000));
   CHECK_CMP(writer_stats(path).turns_skipped, >=, 1);
 }
 
@@ -250,22 +253,26 @@ TEST(sigkilled_waiting_writer_is_skipped)
     kids[k] = fork();
     if (kids[k] == 0) {
       load_ext();
-      sqlite3 *db = open_db(path, 20000);
+      sqlite3 *db = open_db(path, (int)tu_ms(20000));
       int rc = sqlite3_exec(db, "BEGIN IMMEDIATE; INSERT INTO t(w) VALUES(3); COMMIT", 0, 0, 0);
       _exit(rc == SQLITE_OK ? 0 : 5);
     }
-    double end = tu_now_ms() + 10000;
+    double end = tu_now_ms() + tu_ms(10000);
     while (writer_listed(path, kids[k]) != 1 && tu_now_ms() < end) tu_sleep_ms(1);
   }
   CHECK_CMP(writer_listed(path, kids[0]), ==, 1);
   kill(kids[0], SIGKILL);
   CHECK_CMP(tu_wait_child(kids[0], 10000), ==, 128 + SIGKILL);
   double t0 = tu_now_ms();
-  while (writer_listed(path, kids[0]) == 1 && tu_now_ms() - t0 < 5000) tu_sleep_ms(1);
+  while (writer_listed(path, kids[0]) == 1 && tu_now_ms() - t0 < tu_ms(5000)) tu_sleep_ms(1);
   double gone_ms = tu_now_ms() - t0;
   CHECK_CMP(writer_listed(path, kids[0]), ==, 0);
-  CHECK_CMP(gone_ms, <, 2000);
-  CHECK_CMP(writer_stats(path).turns_skipped, >=, 1);
+  CHECK_CMP(gone_ms, <, tu_ms(2000));
+  dbpool_writer_stats ws = writer_stats(path);
+  CHECK_CMP(ws.turns_skipped, >=, 1);
+  if (ws.turns_skipped < 1)
+    fprintf(stderr, "  turns_expired %llu, gone after %.1f ms\n",
+            (unsigned long long)ws.turns_expired, gone_ms);
   atomic_store(&f->step, 3);
   CHECK_CMP(tu_wait_child(holder, 20000), ==, 0);
   CHECK_CMP(tu_wait_child(kids[1], 20000), ==, 0);
@@ -286,7 +293,7 @@ TEST(deferred_retry_waits_for_its_turn)
   pid_t b = fork();
   if (b == 0) {
     load_ext();
-    sqlite3 *db = open_db(path, 5000);
+    sqlite3 *db = open_db(path, (int)tu_ms(5000));
     int attempts = 0, rc;
     double t0 = tu_now_ms();
     do {
@@ -297,7 +304,7 @@ TEST(deferred_retry_waits_for_its_turn)
         if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", 0, 0, 0);
         atomic_store(&f->step, 2);
       }
-    } while ((rc & 0xff) == SQLITE_BUSY && attempts < 100000 && tu_now_ms() - t0 < 10000);
+    } while ((rc & 0xff) == SQLITE_BUSY && attempts < 100000 && tu_now_ms() - t0 < tu_ms(10000));
     atomic_store(&f->rc_b, rc);
     atomic_store(&f->rc_a, attempts);
     _exit(0);
@@ -312,7 +319,12 @@ TEST(deferred_retry_waits_for_its_turn)
   ** in the holder's 200 ms. */
   int attempts = atomic_load(&f->rc_a);
   CHECK_CMP(attempts, >=, 2);
-  CHECK_CMP(attempts, <=, 4);
+  if (tu_slowdown() == 1)
+    CHECK_CMP(attempts, <=, 4);
+  else /* the queue's own windows (WQ_CLAIM_MS, WQ_GRANT_MS) do not scale */
+    printf("  %d attempts; at most 4 not checked under valgrind: a waiter that comes "
+           "back 50 ms late loses its place, and under valgrind it often does\n",
+           attempts);
   if (attempts != 2) printf("  %d attempts (a retry came late on a loaded machine)\n", attempts);
 }
 
@@ -360,7 +372,7 @@ static void stress_child(stress_shared *s, int slot)
   int inc = atomic_fetch_add(&s->next_incarnation, 1);
   if (inc >= STRESS_INCARNATIONS) _exit(0);
   load_ext();
-  sqlite3 *db = open_db(tu_db("stress.db"), 5000);
+  sqlite3 *db = open_db(tu_db("stress.db"), (int)tu_ms(5000));
   sqlite3_exec(db, "PRAGMA synchronous=NORMAL", 0, 0, 0);
   uint64_t rnd = (uint64_t)getpid() * 2654435761u + 1;
   char payload[100];
@@ -406,6 +418,19 @@ static void stress_child(stress_shared *s, int slot)
   _exit(0);
 }
 
+/* The commits the children reported so far. */
+static long long stress_committed(stress_shared *s)
+{
+  int incs = atomic_load(&s->next_incarnation);
+  if (incs > STRESS_INCARNATIONS) incs = STRESS_INCARNATIONS;
+  long long committed = 0;
+  for (int inc = 0; inc < incs; inc++) {
+    long long last = atomic_load(&s->committed[inc]);
+    if (last > 0) committed += last;
+  }
+  return committed;
+}
+
 TEST(stress_sixteen_processes_checkpoints_and_sigkills)
 {
   const char *path = tu_db("stress.db");
@@ -417,9 +442,13 @@ TEST(stress_sixteen_processes_checkpoints_and_sigkills)
     if (kids[i] == 0) stress_child(s, i);
   }
   uint64_t rnd = 12345;
-  double end = tu_now_ms() + 6000;
+  /* 6 s of writes and kills; a slow runner (valgrind: every new child
+  ** loads the extension at 1/30 of the speed) goes on until as much was
+  ** done as the checks below want, for at most tu_ms(6000). */
+  double t0 = tu_now_ms(), end = t0 + 6000, last = t0 + tu_ms(6000);
   int kills = 0;
-  while (tu_now_ms() < end) {
+  while (tu_now_ms() < end ||
+         (tu_now_ms() < last && (kills <= 10 || stress_committed(s) <= 100))) {
     tu_sleep_ms(150 + (double)(tu_rnd(&rnd) % 150));
     int i = (int)(tu_rnd(&rnd) % STRESS_PROCS);
     kill(kids[i], SIGKILL);
@@ -430,6 +459,8 @@ TEST(stress_sixteen_processes_checkpoints_and_sigkills)
     if (kids[i] == 0) stress_child(s, i);
   }
   atomic_store(&s->stop, 1);
+  if (tu_slowdown() > 1)
+    printf("   %.1f s of writes, %d kills\n", (tu_now_ms() - t0) / 1000, kills);
   for (int i = 0; i < STRESS_PROCS; i++) CHECK_CMP(tu_wait_child(kids[i], 30000), ==, 0);
   CHECK_CMP(kills, >, 10);
   CHECK_CMP(atomic_load(&s->protocol_errors), ==, 0);
@@ -439,7 +470,7 @@ TEST(stress_sixteen_processes_checkpoints_and_sigkills)
   CHECK_CMP(atomic_load(&s->other_errors), ==, 0);
 
   /* Every transaction that reported a commit is in the database. */
-  sqlite3 *db = open_db(path, 5000);
+  sqlite3 *db = open_db(path, (int)tu_ms(5000));
   int incs = atomic_load(&s->next_incarnation);
   if (incs > STRESS_INCARNATIONS) incs = STRESS_INCARNATIONS;
   long long committed = 0, missing = 0;
