@@ -11,8 +11,8 @@
 #define DBPOOL_VERSION_H
 
 /* "X.Y.Z" */
-#define DBPOOL_VERSION "1.0.0"
+#define DBPOOL_VERSION "1.0.1"
 /* X * 1000000 + Y * 1000 + Z */
-#define DBPOOL_VERSION_NUMBER 1000000
+#define DBPOOL_VERSION_NUMBER 1000001
 
 #endif /* DBPOOL_VERSION_H */
