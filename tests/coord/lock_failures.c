@@ -178,11 +178,12 @@ TEST(a_waiter_whose_deadline_passes_with_the_lock_unrecoverable_says_so)
   CHECK_RC(dbpool_coord_remove(db, NULL, 1), 0);
 }
 
-static volatile sig_atomic_t caught;
+/* Atomic: the handler runs on the waiting thread, the checks on main. */
+static _Atomic int caught;
 static void on_sigint(int sig)
 {
   (void)sig;
-  caught++;
+  atomic_fetch_add(&caught, 1);
 }
 
 /* A holder of a removed pool cannot move into a pool whose lock is
@@ -227,7 +228,7 @@ TEST(an_interrupt_pending_before_the_first_sleep_ends_the_wait)
   struct sigaction sa = {.sa_handler = on_sigint}, old;
   sigemptyset(&sa.sa_mask);
   REQUIRE(sigaction(SIGINT, &sa, &old) == 0);
-  caught = 0;
+  atomic_store(&caught, 0);
   tu_pool p = tu_pool_open("pendingint.db", 1, 2, 1);
   locker l = lock_elsewhere(p.c);
   waiter w = {.h = p.h[1], .timeout = 20000, .interruptible = true};
@@ -240,11 +241,11 @@ TEST(an_interrupt_pending_before_the_first_sleep_ends_the_wait)
     tu_sleep_ms(1);
   REQUIRE(__atomic_load_n(&p.c->hdr->lock.__data.__lock, __ATOMIC_ACQUIRE) & (int)0x80000000);
   CHECK(pthread_kill(t, SIGINT) == 0);
-  CHECK(caught == 0); /* held pending */
+  CHECK(atomic_load(&caught) == 0); /* held pending */
   let_go(&l);
   pthread_join(t, NULL);
   CHECK_RC(atomic_load(&w.rc), -EINTR);
-  CHECK(caught == 1);
+  CHECK(atomic_load(&caught) == 1);
   CHECK(!dbpool_holder_held(p.h[1]));
   CHECK(dbp_coord_waiting(p.c) == 0);
   tu_pool_close(&p);
