@@ -136,7 +136,13 @@ TEST(a_waiting_holder_cannot_acquire_again)
   pthread_t t;
   REQUIRE(pthread_create(&t, NULL, wait_thread, &w) == 0);
   CHECK(wait_queued(p.c, 1));
+#ifdef __SANITIZE_THREAD__
+  /* The misuse checked here (a holder is one thread's) is a data race by
+  ** design: TSan would report it, not the answer. */
+  printf("   skipped under TSan: acquire on a holder another thread waits with\n");
+#else
   CHECK_RC(dbpool_holder_acquire(p.h[1], 0), -EALREADY);
+#endif
   CHECK_RC(dbpool_holder_release(p.h[0]), 0);
   pthread_join(t, NULL);
   CHECK_RC(atomic_load(&w.rc), 0);
